@@ -1,0 +1,80 @@
+"""``approvals`` (§3, §9) and the votes kept beside it."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from execution.enums import ApprovalState
+from execution.fields import PgEnumField
+from execution.models import Execution
+
+
+class Approval(models.Model):
+    approval_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    execution = models.OneToOneField(
+        Execution,
+        to_field="execution_id",
+        db_column="execution_id",
+        on_delete=models.CASCADE,
+        related_name="approval",
+    )
+    approval_level = models.PositiveSmallIntegerField()
+    plan_hash = models.CharField(max_length=64)
+    # The vote that completed the outcome.
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approver_comment = models.TextField(blank=True, default="")
+    state = PgEnumField(
+        enum_type="approval_state", choices=ApprovalState.choices, default=ApprovalState.PENDING
+    )
+    requested_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    responded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "approvals"
+        ordering = ["expires_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(approval_level__gte=1, approval_level__lte=3), name="approvals_level_1_3"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(plan_hash__regex=r"^[0-9a-f]{64}$"), name="approvals_hash_hex"
+            ),
+        ]
+        indexes = [
+            # Pending queue and expiry sweeper: WHERE state = 'pending' ORDER BY expires_at.
+            models.Index(fields=["state", "expires_at"], name="approvals_state_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"approval {self.approval_id} ({self.state})"
+
+
+class ApprovalVote(models.Model):
+    class Decision(models.TextChoices):
+        APPROVE = "approve"
+        REJECT = "reject"
+
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="votes")
+    voter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    comment = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "approval_votes"
+        ordering = ["created_at", "id"]
+        constraints = [
+            # Nobody votes twice, whatever the race.
+            models.UniqueConstraint(fields=["approval", "voter"], name="votes_unique_voter"),
+            models.CheckConstraint(
+                condition=models.Q(decision__in=["approve", "reject"]), name="votes_decision_valid"
+            ),
+        ]

@@ -1,0 +1,1 @@
+from execution.admin import executions, inventory, queue, tenancy  # noqa: F401

@@ -1,0 +1,100 @@
+"""Admin for executions, their steps and their (read-only) events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from execution.models import Execution, ExecutionEvent, ExecutionStep
+
+
+class ReadOnlyAdminMixin:
+    """Append-only or worker-owned rows: visible, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class StepInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = ExecutionStep
+    extra = 0
+    _columns = (
+        "step_index",
+        "step_name",
+        "step_type",
+        "target_hostname",
+        "status",
+        "duration_ms",
+        "retry_count",
+    )
+    fields = _columns
+    readonly_fields = _columns
+    show_change_link = True
+
+
+@admin.register(Execution)
+class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "execution_id",
+        "tenant",
+        "status",
+        "environment",
+        "action_class",
+        "sla_class",
+        "approval_level",
+        "priority",
+        "actor",
+        "created_at",
+    ]
+    list_filter = [
+        "tenant",
+        "status",
+        "environment",
+        "action_class",
+        "sla_class",
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    search_fields = ["=execution_id", "idempotency_key", "trace_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["tenant", "actor"]
+    inlines = [StepInline]
+
+
+@admin.register(ExecutionStep)
+class ExecutionStepAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "execution",
+        "step_index",
+        "step_name",
+        "step_type",
+        "status",
+        "duration_ms",
+        "started_at",
+    ]
+    list_filter = ["status", "step_type", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["=execution__execution_id", "step_name", "target_hostname"]
+
+
+@admin.register(ExecutionEvent)
+class ExecutionEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "execution",
+        "event_type",
+        "from_status",
+        "to_status",
+        "actor_type",
+        "actor",
+        "created_at",
+    ]
+    list_filter = ["event_type", "actor_type", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["=execution__execution_id", "event_type"]
+    date_hierarchy = "created_at"

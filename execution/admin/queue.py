@@ -1,0 +1,75 @@
+"""Admin for the queue, the dead-letter queue, locks and timeout policies."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from execution.admin.executions import ReadOnlyAdminMixin
+from execution.models import DeadLetter, ExecutionLock, QueueItem, TimeoutPolicy
+
+
+@admin.register(QueueItem)
+class QueueItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "execution",
+        "status",
+        "priority",
+        "sla_class",
+        "attempt_count",
+        "max_attempts",
+        "enqueued_at",
+        "lease_expires_at",
+    ]
+    list_filter = ["status", "sla_class", "priority", ("enqueued_at", admin.DateFieldListFilter)]
+    search_fields = ["=execution__execution_id"]
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "execution",
+        "failure_reason",
+        "attempt_count",
+        "sla_class",
+        "failed_at",
+        "requeued",
+        "requeued_by",
+    ]
+    list_filter = [
+        "requeued",
+        "archived",
+        "sla_class",
+        "execution__tenant",
+        ("failed_at", admin.DateFieldListFilter),
+    ]
+    search_fields = ["=execution__execution_id", "failure_reason"]
+
+
+@admin.register(ExecutionLock)
+class ExecutionLockAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "asset_id",
+        "tenant",
+        "is_active",
+        "owner_tag",
+        "acquired_at",
+        "expires_at",
+        "last_heartbeat_at",
+    ]
+    list_filter = ["is_active", "tenant", ("acquired_at", admin.DateFieldListFilter)]
+    search_fields = ["asset_id", "=execution__execution_id"]
+
+
+@admin.register(TimeoutPolicy)
+class TimeoutPolicyAdmin(admin.ModelAdmin):
+    list_display = [
+        "sla_class",
+        "action_class",
+        "step_timeout_seconds",
+        "execution_timeout_seconds",
+        "lease_timeout_seconds",
+        "approval_timeout_seconds",
+        "max_attempts",
+        "updated_at",
+    ]
+    list_filter = ["sla_class", "action_class"]

@@ -1,0 +1,106 @@
+"""Every status and class value of the product, mirrored by PostgreSQL enum types.
+
+The four ``PG_ENUMS`` are created as real ``ENUM`` types by migration 0001 and used by the
+columns (see execution/fields.py); the database refuses any other value.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ExecutionStatus(models.TextChoices):
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    PARTIAL = "partial"
+
+
+class ExecutionMode(models.TextChoices):
+    IMMEDIATE = "immediate"
+    BACKGROUND = "background"
+
+
+class SlaClass(models.TextChoices):
+    FAST = "fast"
+    MEDIUM = "medium"
+    LONG = "long"
+
+
+class ApprovalState(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class ActionClass(models.TextChoices):
+    READ = "read"
+    MODIFY = "modify"
+    DEPLOY = "deploy"
+
+
+ACTION_CLASS_RANK = {ActionClass.READ: 0, ActionClass.MODIFY: 1, ActionClass.DEPLOY: 2}
+
+
+class Environment(models.TextChoices):
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class QueueStatus(models.TextChoices):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class ActorType(models.TextChoices):
+    USER = "user"
+    SYSTEM = "system"
+    WORKER = "worker"
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    DEPLOYER = "deployer"
+    APPROVER = "approver"
+    ADMIN = "admin"
+
+
+class ConnectionType(models.TextChoices):
+    LOCAL = "local"
+    SSH = "ssh"
+    AUTOMATION = "automation"
+    HTTP = "http"
+    DATABASE = "database"
+
+
+# PostgreSQL enum type name -> its values, in declaration order.
+PG_ENUMS: dict[str, list[str]] = {
+    "execution_status": [c.value for c in ExecutionStatus],
+    "execution_mode": [c.value for c in ExecutionMode],
+    "sla_class": [c.value for c in SlaClass],
+    "approval_state": [c.value for c in ApprovalState],
+}
+
+# Statuses in which an execution has ended. failed and timeout may still be requeued by an
+# operator from the dead-letter queue (§4); the others are terminal for good.
+FINISHED_STATUSES = frozenset(
+    {
+        ExecutionStatus.COMPLETED,
+        ExecutionStatus.REJECTED,
+        ExecutionStatus.CANCELLED,
+        ExecutionStatus.PARTIAL,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.TIMEOUT,
+    }
+)

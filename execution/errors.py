@@ -1,0 +1,27 @@
+"""Domain errors raised by services; adapters translate them (HTTP status, exit code)."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a service raises on purpose."""
+
+
+class IllegalTransition(DomainError):
+    def __init__(self, execution_id: object, from_status: str, to_status: str) -> None:
+        super().__init__(f"illegal transition {from_status} -> {to_status} for execution {execution_id}")
+        self.execution_id = execution_id
+        self.from_status = from_status
+        self.to_status = to_status
+
+
+class NotFound(DomainError):
+    pass
+
+
+class PermissionDenied(DomainError):
+    pass
+
+
+class Conflict(DomainError):
+    pass

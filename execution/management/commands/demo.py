@@ -1,0 +1,32 @@
+"""``manage.py demo [--password P] [--json]``: seed the demo tenant (idempotent, §12)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from execution.services.demo import demo_password_generate, demo_seed
+
+
+class Command(BaseCommand):
+    help = "Create or refresh the demo tenants, users (one per role), API tokens and local assets."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--password", help="password for every demo user (default: generated, printed)")
+        parser.add_argument("--json", action="store_true", help="print the seed as JSON")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        password = options["password"] or demo_password_generate()
+        seed = demo_seed(password=password)
+        if options["json"]:
+            self.stdout.write(json.dumps(seed.as_json(), indent=2))
+            return
+        self.stdout.write(f"tenants: {', '.join(seed.tenants)}")
+        for name, info in seed.users.items():
+            self.stdout.write(
+                f"  {name:<10} tenant={info['tenant']:<6} role={info['role']:<9} "
+                f"password={info['password']}  token={info['token']}"
+            )
+        self.stdout.write("assets: " + ", ".join(f"{a['hostname']} (id {a['id']})" for a in seed.assets))

@@ -1,0 +1,101 @@
+"""``manage.py serve``: web (daphne) + worker cluster (qcluster) on one machine (§12, §14).
+
+Migrates, seeds the demo tenant, prints the URL and logins, and runs until Ctrl-C/SIGTERM;
+then stops the workers (they drain), the web server and, when it is in use, the embedded
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from execution.services.demo import demo_password_generate, demo_seed
+from opsconductor import embedded_pg
+from opsconductor.processes import Child, Supervisor, python_argv
+
+
+def _demo_password(explicit: str | None) -> str:
+    """An explicit password, else the one remembered in the state directory, else a new one."""
+    if explicit:
+        return explicit
+    remembered = Path(embedded_pg.state_dir()) / "demo-password"
+    if remembered.exists():
+        return remembered.read_text().strip()
+    password = demo_password_generate()
+    remembered.write_text(password)
+    remembered.chmod(0o600)
+    return password
+
+
+class Command(BaseCommand):
+    help = "Run the whole product on one machine: migrate, seed the demo, web server and workers."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=os.environ.get("OPS_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("OPS_PORT", "8000")))
+        parser.add_argument("--password", help="password of the demo users (default: generated once)")
+        parser.add_argument("--no-demo", action="store_true", help="do not seed the demo tenant")
+        parser.add_argument("--no-workers", action="store_true", help="web only")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        manage = str(Path(settings.BASE_DIR) / "manage.py")
+        children = [
+            Child(
+                "web",
+                python_argv(
+                    "-m",
+                    "daphne",
+                    "-b",
+                    options["host"],
+                    "-p",
+                    str(options["port"]),
+                    "opsconductor.asgi:application",
+                ),
+            )
+        ]
+        if not options["no_workers"]:
+            children.append(Child("workers", python_argv(manage, "qcluster")))
+        supervisor = Supervisor(children)
+        supervisor.install_signal_handlers()
+        exit_code = 0
+        try:
+            supervisor.start_all()
+            self._announce(options)
+            dead = supervisor.wait()
+            if dead is not None:
+                self.stderr.write(f"serve: {dead.name} exited with code {dead.exited()}; stopping")
+                exit_code = 1
+        finally:
+            self.stdout.write("serve: stopping workers and web server ...")
+            supervisor.stop_all()
+            if settings.EMBEDDED_DATABASE:
+                from django.db import connections
+
+                connections.close_all()
+                embedded_pg.stop()
+                self.stdout.write("serve: embedded PostgreSQL stopped")
+        if exit_code:
+            raise SystemExit(exit_code)
+
+    def _announce(self, options: dict[str, Any]) -> None:
+        url = f"http://{options['host']}:{options['port']}/"
+        self.stdout.write(self.style.SUCCESS(f"OpsConductor Stage E is up: {url}"))
+        self.stdout.write(f"  admin:      {url}admin/")
+        if settings.EMBEDDED_DATABASE:
+            self.stdout.write(f"  database:   embedded PostgreSQL, data in {embedded_pg.pgdata_dir()}")
+        if options["no_demo"]:
+            return
+        seed = demo_seed(password=_demo_password(options["password"]))
+        self.stdout.write("  logins (tenant 'demo'; 'outsider' is in tenant 'other'):")
+        for name, info in seed.users.items():
+            self.stdout.write(
+                f"    {name:<10} password={info['password']}  role={info['role']:<9} token={info['token']}"
+            )
+        self.stdout.write("  Ctrl-C stops everything.")

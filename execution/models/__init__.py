@@ -1,0 +1,21 @@
+from execution.models.assets import Asset
+from execution.models.events import ExecutionEvent
+from execution.models.execution import Execution, ExecutionStep
+from execution.models.policies import TimeoutPolicy
+from execution.models.queue import DeadLetter, ExecutionLock, QueueItem
+from execution.models.tenancy import AccessGrant, AuditLog, Membership, Tenant
+
+__all__ = [
+    "AccessGrant",
+    "Asset",
+    "AuditLog",
+    "DeadLetter",
+    "Execution",
+    "ExecutionEvent",
+    "ExecutionLock",
+    "ExecutionStep",
+    "Membership",
+    "QueueItem",
+    "Tenant",
+    "TimeoutPolicy",
+]

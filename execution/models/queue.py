@@ -1,0 +1,139 @@
+"""``execution_queue``, ``execution_dlq`` and ``execution_locks`` (§3, §6)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from execution.enums import QueueStatus, SlaClass
+from execution.fields import PgEnumField
+from execution.models.execution import Execution
+from execution.models.tenancy import Tenant
+
+
+class QueueItem(models.Model):
+    queue_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    execution = models.OneToOneField(
+        Execution,
+        to_field="execution_id",
+        db_column="execution_id",
+        on_delete=models.CASCADE,
+        related_name="queue_item",
+    )
+    priority = models.PositiveSmallIntegerField(default=5)
+    sla_class = PgEnumField(enum_type="sla_class", choices=SlaClass.choices)
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    visibility_timeout_seconds = models.PositiveIntegerField(default=30)
+    attempt_count = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    last_error = models.TextField(blank=True, default="")
+    enqueued_at = models.DateTimeField(auto_now_add=True)
+    dequeued_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=QueueStatus.choices, default=QueueStatus.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Back-off and lock waits: not claimable before this instant.
+    available_at = models.DateTimeField(null=True, blank=True)
+    # When the current attempt's lease was first taken (bounds it by visibility_timeout_seconds).
+    attempt_started_at = models.DateTimeField(null=True, blank=True)
+    worker_id = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        db_table = "execution_queue"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(priority__gte=1, priority__lte=10), name="queue_priority_1_10"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=[s.value for s in QueueStatus]), name="queue_status_valid"
+            ),
+        ]
+        indexes = [
+            # Claim: WHERE status = 'pending' AND available_at <= now()
+            #        ORDER BY priority, enqueued_at, id  FOR UPDATE SKIP LOCKED.
+            models.Index(
+                fields=["priority", "enqueued_at", "id"],
+                name="queue_claim_pending",
+                condition=models.Q(status="pending"),
+            ),
+            # Reaper: WHERE status = 'processing' AND lease_expires_at < now().
+            models.Index(
+                fields=["lease_expires_at"],
+                name="queue_lease_processing",
+                condition=models.Q(status="processing"),
+            ),
+        ]
+
+
+class DeadLetter(models.Model):
+    dlq_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    execution = models.OneToOneField(
+        Execution,
+        to_field="execution_id",
+        db_column="execution_id",
+        on_delete=models.CASCADE,
+        related_name="dead_letter",
+    )
+    failure_reason = models.CharField(max_length=200)
+    failure_details = models.JSONField(default=dict, blank=True)
+    attempt_count = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    original_queue_id = models.UUIDField(null=True, blank=True)
+    sla_class = PgEnumField(enum_type="sla_class", choices=SlaClass.choices)
+    failed_at = models.DateTimeField()
+    requeued = models.BooleanField(default=False)
+    requeued_at = models.DateTimeField(null=True, blank=True)
+    requeued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_column="requeued_by",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    archived = models.BooleanField(default=False)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "execution_dlq"
+        ordering = ["-failed_at"]
+        indexes = [models.Index(fields=["requeued", "archived", "-failed_at"], name="dlq_open_failed")]
+
+
+class ExecutionLock(models.Model):
+    lock_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    asset_id = models.CharField(max_length=255)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    execution = models.ForeignKey(
+        Execution,
+        to_field="execution_id",
+        db_column="execution_id",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="locks",
+    )
+    owner_tag = models.CharField(max_length=300, blank=True, default="")
+    acquired_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "execution_locks"
+        constraints = [
+            models.UniqueConstraint(fields=["asset_id", "tenant"], name="locks_unique_asset_tenant"),
+        ]
+        indexes = [
+            # Reaper: WHERE is_active AND expires_at < now().
+            models.Index(
+                fields=["expires_at"], name="locks_active_expiry", condition=models.Q(is_active=True)
+            ),
+        ]

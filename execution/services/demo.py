@@ -1,0 +1,79 @@
+"""``demo_seed``: the idempotent demo tenant of §12 (users per role, tokens, local assets)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from execution.enums import ConnectionType, Role
+from execution.models import Asset, Membership, Tenant
+
+DEMO_USERS: list[tuple[str, str, str]] = [
+    ("operator", "demo", Role.OPERATOR),
+    ("deployer", "demo", Role.DEPLOYER),
+    ("approver1", "demo", Role.APPROVER),
+    ("approver2", "demo", Role.APPROVER),
+    ("approver3", "demo", Role.APPROVER),
+    ("viewer", "demo", Role.VIEWER),
+    ("admin", "demo", Role.ADMIN),
+    ("outsider", "other", Role.ADMIN),
+]
+DEMO_ASSETS = ["local-1", "local-2", "local-3"]
+
+
+@dataclass
+class DemoSeed:
+    tenants: list[str]
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    assets: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"tenants": self.tenants, "users": self.users, "assets": self.assets}
+
+
+def demo_password_generate() -> str:
+    return secrets.token_urlsafe(12)
+
+
+@transaction.atomic
+def demo_seed(*, password: str) -> DemoSeed:
+    """Create or refresh the demo tenants, users, memberships, tokens and assets.
+
+    Safe to run any number of times: existing rows are reused, passwords set to ``password``.
+    """
+    user_model = get_user_model()
+    tenants = {
+        slug: Tenant.objects.get_or_create(slug=slug, defaults={"name": slug.title()})[0]
+        for slug in ("demo", "other")
+    }
+    seed = DemoSeed(tenants=sorted(tenants))
+    for username, tenant_slug, role in DEMO_USERS:
+        user, _ = user_model.objects.get_or_create(username=username)
+        user.is_staff = role == Role.ADMIN
+        user.set_password(password)
+        user.save()
+        Membership.objects.update_or_create(tenant=tenants[tenant_slug], user=user, defaults={"role": role})
+        token, _ = Token.objects.get_or_create(user=user)
+        seed.users[username] = {
+            "tenant": tenant_slug,
+            "role": str(role),
+            "password": password,
+            "token": token.key,
+        }
+    for hostname in DEMO_ASSETS:
+        asset, _ = Asset.objects.update_or_create(
+            tenant=tenants["demo"],
+            hostname=hostname,
+            defaults={
+                "connection_type": ConnectionType.LOCAL,
+                "address": "127.0.0.1",
+                "tags": ["demo", "local"],
+            },
+        )
+        seed.assets.append({"id": asset.pk, "hostname": asset.hostname})
+    return seed

@@ -1,0 +1,101 @@
+"""``transition()``: the single owner of every execution status change (§4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from execution.enums import ActorType, ExecutionStatus
+from execution.errors import IllegalTransition
+from execution.models import Execution
+from execution.services.events import event_record
+from execution.state_machine import is_legal
+
+# Event type written for a change into each status.
+EVENT_FOR_STATUS: dict[str, str] = {
+    ExecutionStatus.APPROVED: "approved",
+    ExecutionStatus.REJECTED: "rejected",
+    ExecutionStatus.QUEUED: "queued",
+    ExecutionStatus.RUNNING: "started",
+    ExecutionStatus.COMPLETED: "completed",
+    ExecutionStatus.FAILED: "failed",
+    ExecutionStatus.CANCELLED: "cancelled",
+    ExecutionStatus.TIMEOUT: "timeout",
+    ExecutionStatus.PARTIAL: "partial",
+}
+
+
+def transition(
+    execution: Execution | Any,
+    to: str,
+    *,
+    actor: Any = None,
+    actor_type: str = ActorType.SYSTEM,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+    event_type: str | None = None,
+    expected_from: str | frozenset[str] | None = None,
+    fields: dict[str, Any] | None = None,
+) -> Execution:
+    """Move an execution to status ``to``.
+
+    Locks the row (SELECT ... FOR UPDATE), checks the transition against §4's table, writes
+    ``previous_status``/``status_changed_at`` and one ``execution_events`` row in the same
+    transaction; the event is published after commit. An illegal transition raises
+    :class:`IllegalTransition` and changes nothing. ``expected_from`` narrows the legal
+    sources further (e.g. a worker that only wants to go running -> completed).
+    ``fields`` are other columns to update in the same write (result, error_message, ...).
+    """
+    pk = execution if isinstance(execution, int) else execution.pk
+    with transaction.atomic():
+        # The row lock serialises concurrent transitions: the loser re-reads the winner's status.
+        locked = Execution.objects.select_for_update().get(pk=pk)
+        current = locked.status
+        if expected_from is not None:
+            allowed = {expected_from} if isinstance(expected_from, str) else set(expected_from)
+            if current not in allowed:
+                raise IllegalTransition(locked.execution_id, current, to)
+        if not is_legal(current, to):
+            raise IllegalTransition(locked.execution_id, current, to)
+        now = timezone.now()
+        locked.previous_status = current
+        locked.status = to
+        locked.status_changed_at = now
+        update_fields = ["status", "previous_status", "status_changed_at", "updated_at"]
+        if to == ExecutionStatus.RUNNING and locked.started_at is None:
+            locked.started_at = now
+            update_fields.append("started_at")
+        if to in (
+            ExecutionStatus.COMPLETED,
+            ExecutionStatus.FAILED,
+            ExecutionStatus.CANCELLED,
+            ExecutionStatus.TIMEOUT,
+            ExecutionStatus.PARTIAL,
+            ExecutionStatus.REJECTED,
+        ):
+            locked.completed_at = now
+            update_fields.append("completed_at")
+        elif to == ExecutionStatus.QUEUED:
+            locked.completed_at = None
+            update_fields.append("completed_at")
+        for name, value in (fields or {}).items():
+            setattr(locked, name, value)
+            if name not in update_fields:
+                update_fields.append(name)
+        locked.save(update_fields=update_fields)
+        event_details = dict(details or {})
+        if reason:
+            event_details.setdefault("reason", reason)
+        event_record(
+            execution=locked,
+            event_type=event_type or EVENT_FOR_STATUS.get(to, to),
+            actor=actor,
+            actor_type=actor_type,
+            from_status=current,
+            to_status=to,
+            details=event_details,
+            error_message=(fields or {}).get("error_message", "") or "",
+        )
+    return locked

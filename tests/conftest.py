@@ -1,0 +1,109 @@
+"""Suite-wide fixtures: personas, the event-capture helper, and embedded-PostgreSQL cleanup."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from execution.enums import Role
+from tests.factories import MembershipFactory, TenantFactory, UserFactory
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the suite's own embedded cluster (.state/test) when the controller finishes."""
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: the controller stops it once everyone is done
+    from django.conf import settings
+
+    if getattr(settings, "EMBEDDED_DATABASE", False):
+        import os
+
+        if os.environ.get("OPS_TEST_KEEP_PG"):
+            return
+        from django.db import connections
+
+        connections.close_all()
+        from opsconductor import embedded_pg
+
+        embedded_pg.stop()
+
+
+@pytest.fixture
+def tenant(db: Any) -> Any:
+    return TenantFactory(slug="acme")
+
+
+@pytest.fixture
+def other_tenant(db: Any) -> Any:
+    return TenantFactory(slug="other")
+
+
+def _member(tenant: Any, username: str, role: str) -> Any:
+    user = UserFactory(username=username)
+    MembershipFactory(tenant=tenant, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def operator(tenant: Any) -> Any:
+    return _member(tenant, "olga-operator", Role.OPERATOR)
+
+
+@pytest.fixture
+def deployer(tenant: Any) -> Any:
+    return _member(tenant, "dan-deployer", Role.DEPLOYER)
+
+
+@pytest.fixture
+def approver(tenant: Any) -> Any:
+    return _member(tenant, "ada-approver", Role.APPROVER)
+
+
+@pytest.fixture
+def viewer(tenant: Any) -> Any:
+    return _member(tenant, "vic-viewer", Role.VIEWER)
+
+
+@pytest.fixture
+def tenant_admin(tenant: Any) -> Any:
+    return _member(tenant, "ann-admin", Role.ADMIN)
+
+
+@pytest.fixture
+def outsider(other_tenant: Any) -> Any:
+    return _member(other_tenant, "oscar-outsider", Role.ADMIN)
+
+
+class CapturedEvents(list):  # type: ignore[type-arg]
+    """Events published after commit, each round-tripped through JSON."""
+
+    def types(self) -> list[str]:
+        return [e["event_type"] for e in self]
+
+
+@pytest.fixture
+def capture_events() -> Iterator[CapturedEvents]:
+    """Like Zulip's capture_send_event_calls: what publish_event() sent, JSON round-tripped."""
+    from execution.services import events as events_module
+
+    captured = CapturedEvents()
+
+    def publisher(event: Any) -> None:
+        payload = {
+            "id": event.pk,
+            "event_type": event.event_type,
+            "execution_id": str(event.execution_id),
+            "from_status": event.from_status,
+            "to_status": event.to_status,
+            "details": event.details,
+        }
+        captured.append(json.loads(json.dumps(payload)))
+
+    events_module.register_publisher(publisher)
+    try:
+        yield captured
+    finally:
+        events_module._publishers.remove(publisher)

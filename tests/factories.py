@@ -1,0 +1,199 @@
+"""One factory per model (factory_boy)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from approvals.models import Approval, ApprovalVote
+from execution.enums import (
+    ActionClass,
+    ConnectionType,
+    ExecutionMode,
+    ExecutionStatus,
+    QueueStatus,
+    Role,
+    SlaClass,
+)
+from execution.models import (
+    AccessGrant,
+    Asset,
+    AuditLog,
+    DeadLetter,
+    Execution,
+    ExecutionEvent,
+    ExecutionLock,
+    ExecutionStep,
+    Membership,
+    QueueItem,
+    Tenant,
+    TimeoutPolicy,
+)
+
+
+def plan_hash(plan: dict) -> str:  # type: ignore[type-arg]
+    return hashlib.sha256(json.dumps(plan, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("pw-for-tests")
+
+
+class TenantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Tenant
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"tenant-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug.title())
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    tenant = factory.SubFactory(TenantFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Role.OPERATOR
+
+
+class AccessGrantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AccessGrant
+
+    tenant = factory.SubFactory(TenantFactory)
+    user = factory.SubFactory(UserFactory)
+    action_class = ActionClass.MODIFY
+
+
+class AuditLogFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AuditLog
+
+    tenant = factory.SubFactory(TenantFactory)
+    event_type = "rbac_violation"
+    reason = "test"
+
+
+class AssetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Asset
+
+    tenant = factory.SubFactory(TenantFactory)
+    hostname = factory.Sequence(lambda n: f"host-{n}")
+    connection_type = ConnectionType.LOCAL
+    address = "127.0.0.1"
+
+
+def _default_plan() -> dict:  # type: ignore[type-arg]
+    return {
+        "name": "noop plan",
+        "environment": "dev",
+        "steps": [{"name": "nothing", "type": "noop", "params": {}}],
+    }
+
+
+class ExecutionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Execution
+
+    tenant = factory.SubFactory(TenantFactory)
+    actor = factory.SubFactory(UserFactory)
+    idempotency_key = factory.LazyFunction(lambda: uuid.uuid4().hex + uuid.uuid4().hex)
+    plan_snapshot = factory.LazyFunction(_default_plan)
+    plan_hash = factory.LazyAttribute(lambda o: plan_hash(o.plan_snapshot))
+    execution_mode = ExecutionMode.BACKGROUND
+    sla_class = SlaClass.FAST
+    status = ExecutionStatus.PENDING_APPROVAL
+
+
+class ExecutionStepFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ExecutionStep
+
+    execution = factory.SubFactory(ExecutionFactory)
+    step_index = factory.Sequence(lambda n: n)
+    step_name = "step"
+    step_type = "noop"
+
+
+class ExecutionEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ExecutionEvent
+
+    execution = factory.SubFactory(ExecutionFactory)
+    tenant_id = factory.LazyAttribute(lambda o: o.execution.tenant_id)
+    event_type = "created"
+
+
+class QueueItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = QueueItem
+
+    execution = factory.SubFactory(ExecutionFactory)
+    priority = 5
+    sla_class = SlaClass.FAST
+    status = QueueStatus.PENDING
+    available_at = factory.LazyFunction(timezone.now)
+
+
+class DeadLetterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DeadLetter
+
+    execution = factory.SubFactory(ExecutionFactory, status=ExecutionStatus.FAILED)
+    failure_reason = "max_attempts_exceeded"
+    sla_class = SlaClass.FAST
+    failed_at = factory.LazyFunction(timezone.now)
+
+
+class ExecutionLockFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ExecutionLock
+
+    tenant = factory.SubFactory(TenantFactory)
+    asset_id = factory.Sequence(lambda n: str(n))
+
+
+class TimeoutPolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TimeoutPolicy
+        django_get_or_create = ("sla_class", "action_class")
+
+    sla_class = SlaClass.FAST
+    action_class = ActionClass.READ
+    step_timeout_seconds = 5
+    execution_timeout_seconds = 10
+    lease_timeout_seconds = 15
+    approval_timeout_seconds = 300
+    max_attempts = 3
+
+
+class ApprovalFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Approval
+
+    execution = factory.SubFactory(ExecutionFactory)
+    approval_level = 1
+    plan_hash = factory.LazyAttribute(lambda o: o.execution.plan_hash)
+    requested_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timezone.timedelta(minutes=10))
+
+
+class ApprovalVoteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ApprovalVote
+
+    approval = factory.SubFactory(ApprovalFactory)
+    voter = factory.SubFactory(UserFactory)
+    decision = ApprovalVote.Decision.APPROVE
