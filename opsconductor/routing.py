@@ -1,7 +1,7 @@
-"""WebSocket routes (§11). Consumers come with the live-progress issue."""
+"""WebSocket routes (§11): the consumers live in execution/realtime/."""
 
 from __future__ import annotations
 
-from typing import Any
+from execution.realtime.routing import websocket_urlpatterns
 
-websocket_urlpatterns: list[Any] = []
+__all__ = ["websocket_urlpatterns"]

@@ -1,0 +1,33 @@
+"""``approval_request``: open the approval of a level >= 1 execution (§9)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from approvals.models import Approval
+from execution.models import Execution, TimeoutPolicy
+from execution.services.events import event_record
+
+
+@transaction.atomic
+def approval_request(*, execution: Execution, level: int) -> Approval:
+    """Create the one approval row bound to the plan hash, expiring after the policy's
+    approval timeout, and record an ``approval_requested`` event."""
+    policy = TimeoutPolicy.objects.get(sla_class=execution.sla_class, action_class=execution.action_class)
+    now = timezone.now()
+    approval = Approval.objects.create(
+        execution=execution,
+        approval_level=level,
+        plan_hash=execution.plan_hash,
+        requested_at=now,
+        expires_at=now + timedelta(seconds=policy.approval_timeout_seconds),
+    )
+    event_record(
+        execution=execution,
+        event_type="approval_requested",
+        details={"approval_level": level, "expires_at": approval.expires_at.isoformat()},
+    )
+    return approval

@@ -1,0 +1,1 @@
+"""Step runners (§7): one module per step type, registered in registry.py."""

@@ -1,0 +1,103 @@
+"""The one small interface every step runner implements (§7, STYLE.md "vertical slices").
+
+A runner gets a :class:`StepContext` (parameters with secrets already resolved, the resolved
+target, its timeout, a cancel flag) and returns a :class:`StepResult`. The engine owns
+everything around it: status transitions, timing, capping and masking of output, events.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from execution.enums import ActionClass
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    """An asset as the runners see it (from the built-in inventory or the Asset Service)."""
+
+    asset_id: str
+    hostname: str
+    connection_type: str
+    address: str = ""
+    port: int | None = None
+    username: str = ""
+    credential_ref: str = ""
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepContext:
+    execution_id: str
+    tenant_slug: str
+    step_index: int
+    step_name: str
+    step_type: str
+    params: dict[str, Any]
+    target: ResolvedTarget | None
+    timeout_seconds: float
+    dry_run: bool = False
+    # Set by the engine on cancel or timeout; a runner polls it (or waits on it) and stops.
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    # Outputs of earlier steps by index (for validate).
+    previous_outputs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Streams a chunk of output to live progress (masked and batched by the engine).
+    emit_output: Callable[[str, str], None] = lambda stream, text: None
+    # Resolved credential of the target (password or private key), never stored.
+    credential: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StepResult:
+    status: str  # an ExecutionStatus value: completed, failed, timeout or cancelled
+    output: dict[str, Any] = field(default_factory=dict)
+    error_message: str = ""
+    exit_code: int | None = None
+    logs: str = ""
+    artifacts: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ParamProblem:
+    path: str  # relative to the step's params, e.g. "command" or "headers.Authorization"
+    message: str
+
+
+class Runner:
+    """Base class; subclasses set ``step_type`` and ``aliases`` and override ``run``."""
+
+    step_type: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    needs_target: ClassVar[bool] = False
+
+    def default_action_class(self, params: dict[str, Any]) -> str:
+        return ActionClass.MODIFY
+
+    def validate_params(self, params: dict[str, Any]) -> list[ParamProblem]:
+        return []
+
+    def run(self, ctx: StepContext) -> StepResult:
+        raise NotImplementedError
+
+    def cleanup(self, ctx: StepContext, reason: str) -> None:
+        """Called after run() on cancel or timeout (reason is 'cancelled' or 'timeout')."""
+
+    def dry_run(self, ctx: StepContext) -> StepResult:
+        from execution.enums import ExecutionStatus
+
+        return StepResult(
+            status=ExecutionStatus.COMPLETED,
+            output={"dry_run": True, "would_run": self.describe(ctx)},
+        )
+
+    def describe(self, ctx: StepContext) -> dict[str, Any]:
+        """What the step would do, for dry runs (params are masked by the engine)."""
+        return {
+            "type": self.step_type,
+            "target": ctx.target.hostname if ctx.target else None,
+            "params": ctx.params,
+        }
