@@ -33,6 +33,7 @@ from execution.models import (
     QueueItem,
     Tenant,
     TimeoutPolicy,
+    WorkerHeartbeat,
 )
 
 
@@ -197,3 +198,13 @@ class ApprovalVoteFactory(factory.django.DjangoModelFactory):
     approval = factory.SubFactory(ApprovalFactory)
     voter = factory.SubFactory(UserFactory)
     decision = ApprovalVote.Decision.APPROVE
+
+
+class WorkerHeartbeatFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WorkerHeartbeat
+
+    worker_id = factory.Sequence(lambda n: f"worker-{n}")
+    cluster_name = "opsconductor"
+    started_at = factory.LazyFunction(timezone.now)
+    last_seen_at = factory.LazyFunction(timezone.now)

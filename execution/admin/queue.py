@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from execution.admin.executions import ReadOnlyAdminMixin
-from execution.models import DeadLetter, ExecutionLock, QueueItem, TimeoutPolicy
+from execution.models import DeadLetter, ExecutionLock, QueueItem, TimeoutPolicy, WorkerHeartbeat
 
 
 @admin.register(QueueItem)
@@ -73,3 +73,10 @@ class TimeoutPolicyAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     list_filter = ["sla_class", "action_class"]
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["worker_id", "cluster_name", "hostname", "pid", "last_seen_at", "current_execution_id"]
+    list_filter = ["cluster_name", ("last_seen_at", admin.DateFieldListFilter)]
+    search_fields = ["worker_id", "hostname"]

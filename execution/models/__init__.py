@@ -4,6 +4,7 @@ from execution.models.execution import Execution, ExecutionStep
 from execution.models.policies import TimeoutPolicy
 from execution.models.queue import DeadLetter, ExecutionLock, QueueItem
 from execution.models.tenancy import AccessGrant, AuditLog, Membership, Tenant
+from execution.models.workers import WorkerHeartbeat
 
 __all__ = [
     "AccessGrant",
@@ -18,4 +19,5 @@ __all__ = [
     "QueueItem",
     "Tenant",
     "TimeoutPolicy",
+    "WorkerHeartbeat",
 ]

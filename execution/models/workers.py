@@ -1,0 +1,25 @@
+"""``worker_heartbeats``: one row per live worker process, for readiness and the dashboard."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class WorkerHeartbeat(models.Model):
+    worker_id = models.CharField(max_length=200, unique=True)
+    cluster_name = models.CharField(max_length=200, blank=True, default="")
+    hostname = models.CharField(max_length=255, blank=True, default="")
+    pid = models.IntegerField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    # The execution the worker runs now, if any (a uuid string; no FK, it is advisory).
+    current_execution_id = models.UUIDField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "worker_heartbeats"
+        ordering = ["-last_seen_at"]
+        indexes = [models.Index(fields=["last_seen_at"], name="workers_last_seen")]
+
+    def __str__(self) -> str:
+        return self.worker_id
