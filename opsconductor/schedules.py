@@ -1,0 +1,35 @@
+"""The periodic jobs run by the django-q2 clusters, kept as django_q Schedule rows.
+
+``schedules_ensure()`` upserts them; it runs after every ``migrate`` (post_migrate, see
+execution/apps.py) and on ``manage.py serve``. Each area adds its own line to SCHEDULES.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class PeriodicJob(NamedTuple):
+    name: str
+    func: str  # dotted path of a django-q2 task (an adapter that calls one service)
+    minutes: int
+
+
+SCHEDULES: list[PeriodicJob] = []
+
+
+def schedules_ensure() -> int:
+    """Create or update one django_q Schedule per entry of SCHEDULES; return how many."""
+    from django_q.models import Schedule
+
+    for job in SCHEDULES:
+        Schedule.objects.update_or_create(
+            name=job.name,
+            defaults={
+                "func": job.func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": job.minutes,
+                "repeats": -1,
+            },
+        )
+    return len(SCHEDULES)
