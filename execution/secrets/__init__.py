@@ -1,14 +1,39 @@
 """Secrets of §10: references in params and assets, resolved just in time in the worker.
 
-Issue 6 provides the backends; the engine only calls ``secrets_resolve_for_step``.
+The engine calls ``secrets_resolve_for_step`` right before a step runs, hands the resolved
+params and credential to the runner, masks every sink with ``ResolvedSecrets.values`` and
+calls ``ResolvedSecrets.drop()`` when the step ends. Nothing here writes a value anywhere:
+no log line, no event, no row (errors name the reference, never the value).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from execution.masking import active_secrets_forget, active_secrets_remember
 from execution.runners.base import ResolvedTarget
+from execution.secrets.backends import backend_read
+from execution.secrets.references import (
+    SecretError,
+    SecretRef,
+    find_references,
+    is_reference,
+    parse_reference,
+)
+
+__all__ = [
+    "ResolvedSecrets",
+    "SecretError",
+    "SecretRef",
+    "find_references",
+    "is_reference",
+    "parse_reference",
+    "secret_resolve",
+    "secrets_resolve_for_step",
+]
 
 
 @dataclass
@@ -19,9 +44,83 @@ class ResolvedSecrets:
     # Every resolved value, for masking every sink of this execution.
     values: tuple[str, ...] = ()
 
+    def drop(self) -> None:
+        """Forget the values (end of the step): the logging filter stops tracking them."""
+        active_secrets_forget(self.values)
+        self.params = {}
+        self.credential = {}
+        self.values = ()
+
+
+def _select_field(ref: SecretRef, raw: str | dict[str, Any]) -> Any:
+    if isinstance(raw, str):
+        if not ref.field:
+            return raw
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise SecretError(f"secret {ref}: a #field needs a JSON object value") from None
+        if not isinstance(raw, dict):
+            raise SecretError(f"secret {ref}: a #field needs a JSON object value")
+    if ref.field:
+        if ref.field not in raw:
+            raise SecretError(f"secret {ref}: no field {ref.field!r}")
+        return raw[ref.field]
+    if len(raw) == 1:
+        return next(iter(raw.values()))
+    if "value" in raw:
+        return raw["value"]
+    raise SecretError(f"secret {ref}: the secret has several fields, name one with #field")
+
+
+def secret_resolve(*, tenant_slug: str, reference: str) -> Any:
+    """One reference (``"db:acme/token#field"``) -> its value, read from its backend now."""
+    ref = parse_reference(reference)
+    return _select_field(ref, backend_read(tenant_slug=tenant_slug, ref=ref))
+
+
+def _resolve_params(value: Any, tenant_slug: str, collected: list[str]) -> Any:
+    if is_reference(value):
+        resolved = secret_resolve(tenant_slug=tenant_slug, reference=value["path"])
+        collected.append(resolved if isinstance(resolved, str) else json.dumps(resolved))
+        return resolved
+    if isinstance(value, dict):
+        return {key: _resolve_params(item, tenant_slug, collected) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolve_params(item, tenant_slug, collected) for item in value]
+    return value
+
+
+def _credential(tenant_slug: str, reference: str, collected: list[str]) -> dict[str, str]:
+    ref = parse_reference(reference.strip())
+    raw = backend_read(tenant_slug=tenant_slug, ref=ref)
+    if isinstance(raw, str) and not ref.field and raw.lstrip().startswith("{"):
+        with contextlib.suppress(ValueError):
+            raw = json.loads(raw)
+    if isinstance(raw, dict) and not ref.field:
+        credential = {k: str(v) for k, v in raw.items() if isinstance(v, (str, int))}
+    else:
+        value = str(_select_field(ref, raw))
+        name = ref.field or ("private_key" if "PRIVATE KEY-----" in value else "password")
+        credential = {name: value}
+    collected.extend(v for k, v in credential.items() if k not in {"username", "user"})
+    return credential
+
 
 def secrets_resolve_for_step(
     *, tenant_slug: str, params: dict[str, Any], target: ResolvedTarget | None
 ) -> ResolvedSecrets:
-    """Replace every ``{"type": "secret", "path": ...}`` in params by its value (stub: none)."""
-    return ResolvedSecrets(params=params)
+    """Replace every ``{"type": "secret", "path": ...}`` in params by its value, and resolve
+    the target's ``credential_ref`` into ``credential``.
+
+    Raises SecretError (message names the reference, never a value) when one cannot be
+    resolved. Call ``drop()`` on the result when the step ends.
+    """
+    collected: list[str] = []
+    resolved_params = _resolve_params(params, tenant_slug, collected)
+    credential: dict[str, str] = {}
+    if target is not None and target.credential_ref:
+        credential = _credential(tenant_slug, target.credential_ref, collected)
+    values = tuple(dict.fromkeys(v for v in collected if v))
+    active_secrets_remember(values)
+    return ResolvedSecrets(params=resolved_params, credential=credential, values=values)

@@ -1,0 +1,55 @@
+"""Admin for the db secret store (write-only values) and the HTTP outbound allow-list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from execution.models import OutboundAllowRule, SecretEntry
+from execution.secrets.crypto import encrypt  # also registers the encryption-key check
+
+
+class SecretEntryForm(forms.ModelForm):
+    # Write-only: never rendered back (render_value=False); empty on edit keeps the old value.
+    value = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        strip=False,
+        help_text="Write-only. Leave empty to keep the current value.",
+    )
+
+    class Meta:
+        model = SecretEntry
+        fields = ["tenant", "path", "description"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not self.instance.pk and not data.get("value"):
+            self.add_error("value", "A new secret needs a value.")
+        return data
+
+
+@admin.register(SecretEntry)
+class SecretEntryAdmin(admin.ModelAdmin):
+    form = SecretEntryForm
+    list_display = ["path", "tenant", "description", "updated_at"]
+    list_filter = ["tenant"]
+    search_fields = ["path", "description"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def save_model(self, request: HttpRequest, obj: SecretEntry, form: Any, change: bool) -> None:
+        value = form.cleaned_data.get("value")
+        if value:
+            # Encrypted before it reaches the row; the plaintext is dropped with the request.
+            obj.ciphertext = encrypt(value)
+        obj.save()
+
+
+@admin.register(OutboundAllowRule)
+class OutboundAllowRuleAdmin(admin.ModelAdmin):
+    list_display = ["host_pattern", "tenant", "environment", "description", "created_at"]
+    list_filter = ["tenant", "environment"]
+    search_fields = ["host_pattern", "description"]

@@ -1,0 +1,59 @@
+"""The encrypted secret store (§10 ``db`` backend) and the HTTP outbound allow-list (§7)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from execution.enums import Environment
+from execution.models.tenancy import Tenant
+
+
+class SecretEntry(models.Model):
+    """One secret of a tenant, Fernet-encrypted at rest; the plaintext is never stored.
+
+    ``path`` is what a reference names after ``db:`` (``db:acme/deploy-token`` -> path
+    ``acme/deploy-token`` in the referring step's tenant): one tenant cannot name another's.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="secrets")
+    path = models.CharField(max_length=255)
+    ciphertext = models.TextField(editable=False)
+    description = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "secrets"
+        ordering = ["tenant_id", "path"]
+        verbose_name_plural = "secrets"
+        constraints = [models.UniqueConstraint(fields=["tenant", "path"], name="secret_unique_tenant_path")]
+
+    def __str__(self) -> str:
+        return f"db:{self.path} ({self.tenant_id})"
+
+
+class OutboundAllowRule(models.Model):
+    """A host an ``http`` step (or a validate HTTP probe) of a tenant may call.
+
+    ``host_pattern`` is an fnmatch pattern on the URL's host name (``api.example.com``,
+    ``*.internal.example.com``); an empty environment applies to every environment.
+    The settings list ``HTTP_OUTBOUND_ALLOWLIST`` applies to every tenant.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="outbound_rules")
+    environment = models.CharField(max_length=16, choices=Environment.choices, blank=True)
+    host_pattern = models.CharField(max_length=255)
+    description = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "http_outbound_allow_rules"
+        ordering = ["tenant_id", "environment", "host_pattern"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "environment", "host_pattern"], name="outbound_rule_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host_pattern} ({self.tenant_id}/{self.environment or '*'})"
