@@ -1,0 +1,129 @@
+"""``command`` over SSH against a real OpenSSH server on loopback (tests/support/sshd.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from execution.runners.connections import ssh
+from tests.execution.runners.conftest import make_ctx, ssh_target
+from tests.support.sshd import LoopbackSshd, wait_until
+
+
+@pytest.fixture(autouse=True)
+def known_hosts_dir(tmp_path: Path, settings: Any) -> Path:
+    settings.SSH_KNOWN_HOSTS_DIR = str(tmp_path / "known_hosts")
+    return tmp_path / "known_hosts"
+
+
+def test_command_runs_and_streams_output(sshd: LoopbackSshd) -> None:
+    chunks: list[tuple[str, str]] = []
+    ctx = make_ctx(
+        "command",
+        {"command": 'echo "hello $GREETING"; echo oops >&2; exit 3', "env": {"GREETING": "from ssh"}},
+        target=ssh_target(sshd),
+        credential={"private_key": sshd.client_private_key},
+        emit_output=lambda stream, text: chunks.append((stream, text)),
+    )
+    result = ssh.run_command(ctx)
+    assert result.status == "failed", result.error_message
+    assert result.exit_code == 3
+    assert result.output["stdout"] == "hello from ssh\n"
+    assert result.output["stderr"] == "oops\n"
+    assert ("stdout", "hello from ssh\n") in chunks
+
+
+def test_host_key_is_recorded_then_enforced(sshd: LoopbackSshd, known_hosts_dir: Path) -> None:
+    ctx = make_ctx(
+        "command",
+        {"command": "true"},
+        target=ssh_target(sshd),
+        credential={"private_key": sshd.client_private_key},
+    )
+    assert ssh.run_command(ctx).status == "completed"
+    recorded = (known_hosts_dir / "acme" / "known_hosts").read_text()
+    assert f"[127.0.0.1]:{sshd.port} ssh-ed25519 {sshd.host_public_key[1]}" in recorded
+    # A different key for the same host is refused (a man in the middle, or a rebuilt host).
+    (known_hosts_dir / "acme" / "known_hosts").write_text(
+        f"[127.0.0.1]:{sshd.port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+    )
+    result = ssh.run_command(ctx)
+    assert result.status == "failed"
+    assert "ssh connect failed" in result.error_message
+
+
+def test_pinned_host_key_in_asset_metadata(sshd: LoopbackSshd, known_hosts_dir: Path) -> None:
+    pinned = " ".join(sshd.host_public_key)
+    ctx = make_ctx(
+        "command",
+        {"command": "echo pinned"},
+        target=ssh_target(sshd, host_key=pinned),
+        credential={"private_key": sshd.client_private_key},
+    )
+    result = ssh.run_command(ctx)
+    assert result.status == "completed" and result.output["stdout"] == "pinned\n"
+    assert not (known_hosts_dir / "acme" / "known_hosts").exists()
+
+
+def _remote_sleepers(marker: str) -> list[str]:
+    # sshd runs on this machine, so the "remote" processes are visible to ps here.
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in ps.splitlines() if marker in line and "ps -eo" not in line]
+
+
+def test_cancel_during_sleep_leaves_no_remote_process(sshd: LoopbackSshd) -> None:
+    # A unique duration marks this step's processes in ps: a background child and the
+    # foreground sleep (the "sleep 60" of the acceptance, plus a grandchild).
+    marker = f"60.{uuid.uuid4().int % 10**8:08d}"
+    ctx = make_ctx(
+        "command",
+        {"command": f"sleep {marker} & sleep {marker}"},
+        target=ssh_target(sshd),
+        credential={"private_key": sshd.client_private_key},
+        timeout=120,
+    )
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.append(ssh.run_command(ctx)))
+    worker.start()
+    assert wait_until(lambda: len(_remote_sleepers(marker)) >= 2, timeout=30), "remote command never started"
+    ctx.cancel_event.set()
+    worker.join(timeout=30)
+    assert results and results[0].status == "cancelled"
+    ssh.cleanup(ctx, "cancelled")
+    assert wait_until(lambda: not _remote_sleepers(marker), timeout=15), _remote_sleepers(marker)
+
+
+def test_timeout_kills_remote_process_group(sshd: LoopbackSshd) -> None:
+    marker = f"60.{uuid.uuid4().int % 10**8:08d}"
+    seen: list[bool] = []
+    ctx = make_ctx(
+        "command",
+        {"command": f"echo started; sleep {marker}"},
+        target=ssh_target(sshd),
+        credential={"private_key": sshd.client_private_key},
+        timeout=4,
+        emit_output=lambda stream, text: seen.append(bool(_remote_sleepers(marker)) or True),
+    )
+    result = ssh.run_command(ctx)
+    assert result.status == "timeout"
+    assert seen, "the command never started"
+    assert wait_until(lambda: not _remote_sleepers(marker), timeout=15), _remote_sleepers(marker)
+
+
+def test_key_with_passphrase(sshd: LoopbackSshd, tmp_path: Path) -> None:
+    from tests.support.sshd import keygen
+
+    private = keygen(tmp_path / "k2", passphrase="correct horse")
+    sshd.add_authorized_key((tmp_path / "k2.pub").read_text())
+    ctx = make_ctx(
+        "command",
+        {"command": "echo ok"},
+        target=ssh_target(sshd),
+        credential={"private_key": private, "passphrase": "correct horse"},
+    )
+    assert ssh.run_command(ctx).status == "completed"

@@ -1,0 +1,123 @@
+"""A real OpenSSH server on loopback for the SSH/SFTP tests.
+
+``ensure_sshd()`` installs Debian's ``openssh-server`` with apt-get when /usr/sbin/sshd is
+missing (as root) and says so on stderr, like tests/support/browser.py does for chromium.
+``LoopbackSshd`` starts ``sshd -D -e -f <config>`` on a free high port with a temporary host
+key and a temporary authorized key (no system service, nothing outside its temp directory
+except sshd's privilege-separation directory /run/sshd when run as root).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.support.processes import free_port, wait_for_port
+
+SSHD = os.environ.get("OPS_SSHD", "/usr/sbin/sshd")
+
+
+def ensure_sshd() -> str:
+    if os.path.exists(SSHD) and shutil.which("ssh-keygen"):
+        return SSHD
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        raise RuntimeError(f"{SSHD} is missing and cannot be installed here (needs root and apt-get)")
+    print("ssh tests: installing Debian's openssh-server with apt-get ...", file=sys.stderr, flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
+    result = subprocess.run(
+        ["apt-get", "install", "-y", "-q", "openssh-server"], env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0 or not os.path.exists(SSHD):
+        raise RuntimeError(f"could not install openssh-server: {result.stderr[-500:]}")
+    return SSHD
+
+
+def keygen(path: Path, passphrase: str = "") -> str:
+    """An ed25519 key pair at ``path``; returns the private key text (OpenSSH format)."""
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", "opsconductor-test", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path.read_text()
+
+
+class LoopbackSshd:
+    def __init__(self) -> None:
+        self.binary = ensure_sshd()
+        self.dir = Path(tempfile.mkdtemp(prefix="opsc-sshd-"))
+        self.port = free_port()
+        self.username = getpass.getuser()
+        keygen(self.dir / "host_key")
+        self.host_public_key = (self.dir / "host_key.pub").read_text().split(" ")[:2]
+        self.client_private_key = keygen(self.dir / "client_key")
+        self.authorized = self.dir / "authorized_keys"
+        self.authorized.write_text((self.dir / "client_key.pub").read_text())
+        self.authorized.chmod(0o600)
+        self.config = self.dir / "sshd_config"
+        self.config.write_text(
+            "\n".join(
+                [
+                    f"Port {self.port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {self.dir / 'host_key'}",
+                    f"PidFile {self.dir / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {self.authorized}",
+                    "StrictModes no",
+                    "UsePAM no",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PubkeyAuthentication yes",
+                    "PermitRootLogin prohibit-password",
+                    "Subsystem sftp internal-sftp",
+                    "LogLevel ERROR",
+                    "",
+                ]
+            )
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def add_authorized_key(self, public_key_line: str) -> None:
+        with self.authorized.open("a") as fh:
+            fh.write(public_key_line.strip() + "\n")
+
+    def start(self) -> LoopbackSshd:
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+        self.proc = subprocess.Popen(
+            [self.binary, "-D", "-e", "-f", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.dir / "sshd.log", "wb"),  # noqa: SIM115 - lives as long as the server
+        )
+        try:
+            wait_for_port(self.port, timeout=30)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"sshd did not start: {(self.dir / 'sshd.log').read_text()[-800:]}") from None
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
