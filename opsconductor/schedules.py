@@ -15,7 +15,9 @@ class PeriodicJob(NamedTuple):
     minutes: int
 
 
-SCHEDULES: list[PeriodicJob] = []
+SCHEDULES: list[PeriodicJob] = [
+    PeriodicJob("approvals: expire overdue approvals", "approvals.tasks.expire_approvals", 1),
+]
 
 
 def schedules_ensure() -> int:
