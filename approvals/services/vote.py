@@ -1,0 +1,165 @@
+"""``approval_vote``: one vote on an approval, deciding its outcome exactly once (§9)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from approvals.errors import VoteConflict, VoteForbidden
+from approvals.models import Approval, ApprovalVote
+from approvals.services.hashing import _plan_hash
+from execution.enums import ActorType, ApprovalState, ExecutionMode, ExecutionStatus, Role
+from execution.masking import mask_text
+from execution.models import Execution, Membership
+from execution.services.events import event_record
+from execution.services.transition import transition
+
+logger = logging.getLogger(__name__)
+
+VOTER_ROLES = (Role.APPROVER, Role.ADMIN)
+Decision = ApprovalVote.Decision
+
+
+def approval_vote_forbidden(*, approval: Approval, voter: Any) -> VoteForbidden | None:
+    """Why ``voter`` may never vote on ``approval`` (the requester, no role), or None.
+
+    Pages use it to decide whether to show the vote buttons; ``approval_vote`` applies it again.
+    """
+    execution = approval.execution
+    if voter is None or not getattr(voter, "is_authenticated", False):
+        return VoteForbidden("not_authenticated", "only a signed-in user may vote")
+    if voter.pk == execution.actor_id:
+        return VoteForbidden("requester", "the requester cannot vote on their own execution")
+    has_role = Membership.objects.filter(
+        tenant_id=execution.tenant_id, user_id=voter.pk, role__in=VOTER_ROLES
+    ).exists()
+    if not has_role:
+        return VoteForbidden(
+            "missing_role",
+            f"only a tenant member with the approver or admin role may vote ({voter} has neither "
+            f"in tenant {execution.tenant})",
+        )
+    return None
+
+
+def _refusal(*, approval: Approval, voter: Any, now: Any) -> VoteForbidden | VoteConflict | None:
+    forbidden = approval_vote_forbidden(approval=approval, voter=voter)
+    if forbidden is not None:
+        return forbidden
+    if approval.state != ApprovalState.PENDING:
+        return VoteConflict("already_decided", f"the approval is already {approval.state}")
+    if ApprovalVote.objects.filter(approval=approval, voter_id=voter.pk).exists():
+        return VoteConflict("already_voted", f"{voter} has already voted on this approval")
+    if approval.expires_at <= now:
+        return VoteConflict(
+            "expired", f"the approval expired at {approval.expires_at.isoformat()} and takes no votes"
+        )
+    if _plan_hash(approval.execution.plan_snapshot) != approval.plan_hash:
+        return VoteConflict(
+            "plan_changed",
+            "the plan changed after approval was requested: its hash no longer matches the "
+            "approved plan hash, so the approval cannot be voted on",
+        )
+    return None
+
+
+def approval_vote(*, approval: Approval, voter: Any, decision: str, comment: str = "") -> Approval:
+    """Record ``voter``'s ``decision`` ("approve" or "reject") with ``comment``.
+
+    The level is the number of distinct approvers needed; one rejection rejects. Raises
+    :class:`VoteForbidden` (requester, no approver/admin role) or :class:`VoteConflict`
+    (already voted, already decided, expired, plan changed) and records nothing then.
+    On the deciding vote the execution moves to ``approved`` (and is queued: immediate ones
+    at priority 1, to run on a worker at once) or ``rejected``. Returns the fresh approval.
+    """
+    if decision not in Decision.values:
+        raise ValueError(f"decision must be one of {Decision.values}, not {decision!r}")
+    with transaction.atomic():
+        # Lock order everywhere in approvals: execution row, then approval row (as transition()
+        # and cancellation do). The lock serialises the votes of one approval, so the N-th
+        # approve of an N-person rule counts the N-1 committed before it (no lost outcome).
+        execution = Execution.objects.select_for_update().get(pk=approval.execution.pk)
+        locked = Approval.objects.select_for_update().get(pk=approval.pk)
+        locked.execution = execution
+        now = timezone.now()
+        refusal = _refusal(approval=locked, voter=voter, now=now)
+        if refusal is not None:
+            raise refusal
+        try:
+            with transaction.atomic():
+                # The unique (approval, voter) constraint: a voter's two concurrent requests
+                # (double click, admin + REST) record one vote, whatever the locking above.
+                vote = ApprovalVote.objects.create(
+                    approval=locked, voter=voter, decision=decision, comment=comment
+                )
+        except IntegrityError:
+            raise VoteConflict("already_voted", f"{voter} has already voted on this approval") from None
+        approvals = ApprovalVote.objects.filter(approval=locked, decision=Decision.APPROVE).count()
+        event_record(
+            execution=execution,
+            event_type="approval_vote",
+            actor=voter,
+            actor_type=ActorType.USER,
+            details={
+                "approval_id": str(locked.approval_id),
+                "voter": voter.get_username(),
+                "decision": decision,
+                "comment": mask_text(comment),
+                "approvals": approvals,
+                "approval_level": locked.approval_level,
+            },
+        )
+        if decision == Decision.REJECT:
+            outcome = ApprovalState.REJECTED
+        elif approvals >= locked.approval_level:
+            outcome = ApprovalState.APPROVED
+        else:
+            return _refreshed(locked)
+        # Compare-and-swap pending -> outcome: the outcome is written once even against a
+        # writer that does not take the row locks (expiry sweeper, cancellation).
+        decided = Approval.objects.filter(pk=locked.pk, state=ApprovalState.PENDING).update(
+            state=outcome, approver=voter, approver_comment=comment, responded_at=now, updated_at=now
+        )
+        if decided != 1:
+            raise VoteConflict("already_decided", "the approval was decided by another vote meanwhile")
+        _apply_outcome(execution=execution, outcome=outcome, voter=voter, comment=comment, vote=vote)
+    return _refreshed(locked)
+
+
+def _apply_outcome(*, execution: Execution, outcome: str, voter: Any, comment: str, vote: Any) -> None:
+    reason = f"{outcome} by {voter.get_username()}" + (f": {mask_text(comment)}" if comment else "")
+    to = ExecutionStatus.APPROVED if outcome == ApprovalState.APPROVED else ExecutionStatus.REJECTED
+    fields = {"error_message": reason} if to == ExecutionStatus.REJECTED else None
+    execution = transition(
+        execution,
+        to,
+        actor=voter,
+        actor_type=ActorType.USER,
+        reason=reason,
+        expected_from=ExecutionStatus.PENDING_APPROVAL,
+        details={"vote_id": vote.pk},
+        fields=fields,
+    )
+    if to == ExecutionStatus.APPROVED:
+        _continue_approved(execution=execution)
+
+
+def _continue_approved(*, execution: Execution) -> None:
+    """§9: approved background executions are queued; approved immediate ones run on a
+    worker at the highest priority."""
+    try:
+        from execution.services.queue import queue_enqueue
+    except ModuleNotFoundError:  # the engine's queue has not landed in this checkout
+        logger.warning("execution %s approved; no queue service to enqueue it", execution.execution_id)
+        return
+    if execution.execution_mode == ExecutionMode.IMMEDIATE:
+        queue_enqueue(execution=execution, priority=1)
+    else:
+        queue_enqueue(execution=execution)
+
+
+def _refreshed(approval: Approval) -> Approval:
+    return Approval.objects.select_related("execution", "approver").get(pk=approval.pk)
