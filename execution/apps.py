@@ -17,3 +17,6 @@ class ExecutionConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_ensure_schedules, sender=self, dispatch_uid="opsconductor-schedules")
+        from execution.realtime.publisher import publisher_install  # §11 live progress
+
+        publisher_install()

@@ -1,30 +1,208 @@
-"""``step_output_record``: a chunk of step output as a ``step_output`` event (§11).
+"""Live-progress services (§11): batched step output and the progress of an execution.
 
-Issue 7 adds batching (a bounded number of events per second per execution) here.
+``step_output_record`` turns chunks of a running step's output into ``step_output`` events:
+masked, capped per event and per step, and batched so that one execution writes at most
+``STEP_OUTPUT_EVENTS_PER_SECOND`` output flushes per second however chatty its command is.
+Output arriving faster is buffered and written by the next allowed flush (a timer makes sure
+a trailing chunk is not held forever); the engine calls ``step_output_flush`` before it
+records the end of a step so that output never trails the step's ``step_completed``.
+
+``progress_for`` computes percent, steps done/total and an ETA from the history of step
+durations (per step name and type where there is history, else per type).
 """
 
 from __future__ import annotations
 
-from django.db import transaction
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
 
-from execution.enums import ActorType
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from execution.enums import FINISHED_STATUSES, ActorType, ExecutionStatus
 from execution.masking import mask_text
-from execution.models import Execution
+from execution.models import Execution, ExecutionStep
 from execution.services.events import event_record
 
-STEP_OUTPUT_CHUNK_LIMIT = 4096
+STEP_OUTPUT_CHUNK_LIMIT = 4096  # characters per step_output event
+STEP_OUTPUT_STEP_LIMIT = 64 * 1024  # characters of live output per step; the rest is dropped
+STEP_OUTPUT_EVENTS_PER_SECOND = 4  # flushes per execution per second (one event per stream)
+
+
+@dataclass
+class _Pending:
+    execution: Execution
+    secrets: tuple[str, ...] = ()
+    # (step_index, stream) -> buffered text, in arrival order
+    chunks: dict[tuple[int, str], str] = field(default_factory=dict)
+    sent_per_step: dict[int, int] = field(default_factory=dict)
+    dropped: dict[tuple[int, str], int] = field(default_factory=dict)
+    last_flush: float = 0.0
+    timer: threading.Timer | None = None
+
+
+_lock = threading.Lock()
+_pending: dict[str, _Pending] = {}
 
 
 def step_output_record(
     *, execution: Execution, step_index: int, stream: str, text: str, secrets: tuple[str, ...] = ()
 ) -> None:
-    """Record one masked, size-capped chunk of output of a running step."""
-    chunk = mask_text(text[:STEP_OUTPUT_CHUNK_LIMIT], secrets)
-    with transaction.atomic():
-        event_record(
-            execution=execution,
-            event_type="step_output",
-            actor_type=ActorType.WORKER,
-            step_index=step_index,
-            details={"stream": stream, "text": chunk, "truncated": len(text) > STEP_OUTPUT_CHUNK_LIMIT},
+    """Buffer one chunk of a running step's output; write it as events within the rate bound."""
+    if not text:
+        return
+    key = str(execution.execution_id)
+    flush_now = False
+    with _lock:
+        state = _pending.setdefault(key, _Pending(execution=execution))
+        state.secrets = tuple(sorted(set(state.secrets) | set(secrets)))
+        slot = (step_index, stream)
+        buffered = state.chunks.get(slot, "") + text
+        room = STEP_OUTPUT_STEP_LIMIT - state.sent_per_step.get(step_index, 0)
+        limit = max(0, min(STEP_OUTPUT_CHUNK_LIMIT, room))
+        if len(buffered) > limit:
+            state.dropped[slot] = state.dropped.get(slot, 0) + len(buffered) - limit
+            buffered = buffered[:limit]
+        state.chunks[slot] = buffered
+        wait = state.last_flush + 1.0 / STEP_OUTPUT_EVENTS_PER_SECOND - time.monotonic()
+        if wait <= 0:
+            flush_now = True
+        elif state.timer is None:
+            state.timer = threading.Timer(wait, _flush_from_timer, args=(key,))
+            state.timer.daemon = True
+            state.timer.start()
+    if flush_now:
+        _flush(key)
+
+
+def step_output_flush(*, execution: Execution, step_index: int | None = None) -> int:
+    """Write whatever output of ``execution`` is buffered now; returns the events written."""
+    return _flush(str(execution.execution_id), step_index=step_index)
+
+
+def _flush_from_timer(key: str) -> None:
+    try:
+        _flush(key)
+    finally:
+        close_old_connections()  # this thread's connection must not linger
+
+
+def _flush(key: str, step_index: int | None = None) -> int:
+    with _lock:
+        state = _pending.get(key)
+        if state is None:
+            return 0
+        if state.timer is not None:
+            state.timer.cancel()
+            state.timer = None
+        slots = [s for s in state.chunks if step_index is None or s[0] == step_index]
+        batch = [(slot, state.chunks.pop(slot), state.dropped.pop(slot, 0)) for slot in slots]
+        for (index, _stream), text, _ in batch:
+            state.sent_per_step[index] = state.sent_per_step.get(index, 0) + len(text)
+        state.last_flush = time.monotonic()
+        execution, secrets = state.execution, state.secrets
+        if not state.chunks and execution.status in FINISHED_STATUSES:
+            _pending.pop(key, None)
+    written = 0
+    for (index, stream), text, dropped in batch:
+        if not text and not dropped:
+            continue
+        with transaction.atomic():
+            event_record(
+                execution=execution,
+                event_type="step_output",
+                actor_type=ActorType.WORKER,
+                step_index=index,
+                details={
+                    "stream": stream,
+                    "text": mask_text(text, secrets),
+                    "truncated": dropped > 0,
+                    "dropped_chars": dropped,
+                },
+            )
+        written += 1
+    return written
+
+
+def step_output_forget(*, execution: Execution) -> None:
+    """Flush and drop the per-process output state of a finished execution."""
+    step_output_flush(execution=execution)
+    with _lock:
+        state = _pending.pop(str(execution.execution_id), None)
+        if state is not None and state.timer is not None:
+            state.timer.cancel()
+
+
+# --- progress and ETA ---------------------------------------------------------------------
+
+STEP_DONE_STATUSES = frozenset(
+    {
+        ExecutionStatus.COMPLETED,
+        ExecutionStatus.FAILED,
+        ExecutionStatus.CANCELLED,
+        ExecutionStatus.TIMEOUT,
+        ExecutionStatus.PARTIAL,
+        ExecutionStatus.REJECTED,
+    }
+)
+HISTORY_SAMPLE = 50  # most recent completed steps averaged per (type[, name])
+HISTORY_TTL_SECONDS = 30.0
+_history: dict[tuple[str, str], tuple[float, float | None]] = {}
+
+
+def _average_ms(step_type: str, step_name: str | None) -> float | None:
+    key = (step_type, step_name or "")
+    cached = _history.get(key)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < HISTORY_TTL_SECONDS:
+        return cached[1]
+    # Uses the steps_type_status index (step_type, status).
+    qs = ExecutionStep.objects.filter(
+        step_type=step_type, status=ExecutionStatus.COMPLETED, duration_ms__isnull=False
+    )
+    if step_name is not None:
+        qs = qs.filter(step_name=step_name)
+    durations = [d for d in qs.order_by("-id").values_list("duration_ms", flat=True)[:HISTORY_SAMPLE] if d is not None]
+    value = sum(durations) / len(durations) if durations else None
+    _history[key] = (now, value)
+    return value
+
+
+def step_expected_ms(*, step_type: str, step_name: str) -> float | None:
+    """Expected duration of a step: history of the same name and type, else of the type."""
+    by_name = _average_ms(step_type, step_name)
+    return by_name if by_name is not None else _average_ms(step_type, None)
+
+
+def progress_for(*, execution: Execution) -> dict[str, Any]:
+    """Percent, steps done/total and ETA (seconds, or None without any history) of an execution."""
+    steps = list(
+        ExecutionStep.objects.filter(execution__execution_id=execution.execution_id).values(
+            "step_name", "step_type", "status", "started_at"
         )
+    )
+    total = len(steps)
+    done = sum(1 for s in steps if s["status"] in STEP_DONE_STATUSES)
+    if execution.status in FINISHED_STATUSES:
+        percent = 100 if execution.status == ExecutionStatus.COMPLETED or total == 0 else done * 100 // total
+        return {"percent": percent, "steps_done": done, "steps_total": total, "eta_seconds": 0}
+    percent = done * 100 // total if total else 0
+    now = timezone.now()
+    eta_ms = 0.0
+    for step in steps:
+        if step["status"] in STEP_DONE_STATUSES:
+            continue
+        expected = step_expected_ms(step_type=step["step_type"], step_name=step["step_name"])
+        if expected is None:
+            return {"percent": percent, "steps_done": done, "steps_total": total, "eta_seconds": None}
+        if step["status"] == ExecutionStatus.RUNNING and step["started_at"] is not None:
+            expected -= (now - step["started_at"]).total_seconds() * 1000
+        eta_ms += max(expected, 0.0)
+    return {
+        "percent": percent,
+        "steps_done": done,
+        "steps_total": total,
+        "eta_seconds": round(eta_ms / 1000),
+    }

@@ -1,0 +1,36 @@
+"""``?token=<key>`` authentication for WebSockets (DRF tokens), inside AuthMiddlewareStack.
+
+Browsers use the session cookie (AuthMiddlewareStack in opsconductor/asgi.py); API clients,
+which cannot set headers on a WebSocket handshake from every library, pass their token in
+the query string. A token, when given, wins over the cookie; a bad token is anonymous.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import AnonymousUser
+
+
+@database_sync_to_async
+def _user_for_token(key: str) -> Any:
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.select_related("user").filter(key=key).first()
+    if token is None or not token.user.is_active:
+        return AnonymousUser()
+    return token.user
+
+
+class TokenAuthMiddleware:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        keys = query.get("token")
+        if keys:
+            scope = dict(scope, user=await _user_for_token(keys[0]))
+        return await self.inner(scope, receive, send)

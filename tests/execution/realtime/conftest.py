@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from execution.enums import Role
+from tests.factories import (
+    ExecutionFactory,
+    ExecutionStepFactory,
+    MembershipFactory,
+    TenantFactory,
+    UserFactory,
+)
+
+
+@pytest.fixture
+def watch_setup(transactional_db: Any) -> dict[str, Any]:
+    """A tenant with a viewer (token), a three-step execution, and an outsider (token)."""
+    tenant = TenantFactory(slug="acme")
+    other = TenantFactory(slug="other")
+    viewer = UserFactory(username="vic-viewer")
+    MembershipFactory(tenant=tenant, user=viewer, role=Role.VIEWER)
+    outsider = UserFactory(username="oscar-outsider")
+    MembershipFactory(tenant=other, user=outsider, role=Role.ADMIN)
+    execution = ExecutionFactory(tenant=tenant, actor=viewer)
+    for index, name in enumerate(["check config", "restart", "probe"]):
+        ExecutionStepFactory(execution=execution, step_index=index, step_name=name, step_type="noop")
+    return {
+        "tenant": tenant,
+        "execution": execution,
+        "viewer": viewer,
+        "token": Token.objects.create(user=viewer).key,
+        "outsider_token": Token.objects.create(user=outsider).key,
+    }
