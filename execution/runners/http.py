@@ -1,0 +1,154 @@
+"""``http`` steps (§7): one request to an allow-listed host, expected status, capped body.
+
+Params: ``method`` (GET), ``url``, ``headers``, ``body`` (text) or ``json``, ``expect_status``
+(an int or a list; default any 2xx), ``timeout_seconds`` (bounded by the step timeout),
+``verify_tls`` (true). Redirects are not followed: a redirect could leave the allow-list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any
+
+import requests
+
+from execution.enums import ActionClass, ExecutionStatus
+from execution.runners.base import ParamProblem, Runner, StepContext, StepResult
+from execution.runners.registry import register
+from execution.runners.support import cap_text, outbound_refusal, output_cap
+
+METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def _expected(params: dict[str, Any]) -> list[int] | None:
+    expect = params.get("expect_status", params.get("expected_status"))
+    if expect is None:
+        return None
+    return [int(x) for x in (expect if isinstance(expect, list) else [expect])]
+
+
+def http_request(
+    ctx: StepContext, *, method: str, url: str, **kwargs: Any
+) -> tuple[requests.Response | None, str]:
+    """Send one request in a helper thread so a cancel abandons it at once.
+
+    Returns (response with ``_capped_body`` read, "") or (None, reason). The caller has
+    already checked the allow-list.
+    """
+    session = requests.Session()
+    box: dict[str, Any] = {}
+    done = threading.Event()
+    cap = output_cap()
+
+    def send() -> None:
+        try:
+            response = session.request(method, url, stream=True, allow_redirects=False, **kwargs)
+            body = bytearray()
+            for chunk in response.iter_content(8192):
+                body += chunk
+                if len(body) > cap or ctx.cancel_event.is_set():
+                    break
+            response._content = bytes(body)  # the capped body (+1 chunk at most)
+            box["response"] = response
+        except requests.Timeout:
+            box["error"] = "timeout"
+        except requests.RequestException as exc:
+            box["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=send, daemon=True, name=f"http-step-{ctx.step_index}")
+    thread.start()
+    deadline = time.monotonic() + ctx.timeout_seconds
+    while not done.wait(0.05):
+        if ctx.cancel_event.is_set() or time.monotonic() >= deadline:
+            session.close()  # abandon the call (§13); the daemon thread ends with its socket
+            return None, "cancelled" if ctx.cancel_event.is_set() else "timeout"
+    session.close()
+    if "error" in box:
+        return None, box["error"]
+    return box["response"], ""
+
+
+@register
+class HttpRunner(Runner):
+    step_type = "http"
+    aliases = ("api", "rest", "api_call")
+
+    def default_action_class(self, params: dict[str, Any]) -> str:
+        method = str(params.get("method", "GET")).upper()
+        return ActionClass.READ if method in READ_METHODS else ActionClass.MODIFY
+
+    def validate_params(self, params: dict[str, Any]) -> list[ParamProblem]:
+        problems = []
+        url = params.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            problems.append(ParamProblem("url", "an absolute http:// or https:// URL is required"))
+        if str(params.get("method", "GET")).upper() not in METHODS:
+            problems.append(ParamProblem("method", f"one of {', '.join(METHODS)}"))
+        if "headers" in params and not isinstance(params["headers"], dict):
+            problems.append(ParamProblem("headers", "an object of header names to values"))
+        try:
+            _expected(params)
+        except (TypeError, ValueError):
+            problems.append(ParamProblem("expect_status", "an HTTP status code or a list of them"))
+        return problems
+
+    def run(self, ctx: StepContext) -> StepResult:
+        params = ctx.params
+        url = str(params.get("url", ""))
+        method = str(params.get("method", "GET")).upper()
+        refusal = outbound_refusal(ctx, url)
+        if refusal:
+            return StepResult(status=ExecutionStatus.FAILED, error_message=refusal, output={"sent": False})
+        timeout = min(float(params.get("timeout_seconds") or ctx.timeout_seconds), ctx.timeout_seconds)
+        kwargs: dict[str, Any] = {
+            "headers": {str(k): str(v) for k, v in (params.get("headers") or {}).items()},
+            "timeout": (min(timeout, 10.0), timeout),
+            "verify": bool(params.get("verify_tls", True)),
+        }
+        if "json" in params:
+            kwargs["json"] = params["json"]
+        elif "body" in params:
+            kwargs["data"] = str(params["body"]).encode()
+        started = time.monotonic()
+        response, error = http_request(ctx, method=method, url=url, **kwargs)
+        if response is None:
+            status = {"cancelled": ExecutionStatus.CANCELLED, "timeout": ExecutionStatus.TIMEOUT}.get(
+                error, ExecutionStatus.FAILED
+            )
+            return StepResult(status=status, error_message=f"{method} {url}: {error}", output={"sent": True})
+        body, truncated = cap_text(response.content)
+        output: dict[str, Any] = {
+            "status_code": response.status_code,
+            "headers": dict(response.headers),
+            "body": body,
+            "truncated": truncated,
+            "elapsed_ms": int((time.monotonic() - started) * 1000),
+        }
+        if not truncated and "json" in response.headers.get("Content-Type", ""):
+            with contextlib.suppress(ValueError):
+                output["json"] = response.json()
+        expected = _expected(params)
+        ok = response.status_code in expected if expected else 200 <= response.status_code < 300
+        return StepResult(
+            status=ExecutionStatus.COMPLETED if ok else ExecutionStatus.FAILED,
+            output=output,
+            error_message=""
+            if ok
+            else f"{method} {url}: expected status {expected or '2xx'}, got {response.status_code}",
+        )
+
+    def describe(self, ctx: StepContext) -> dict[str, Any]:
+        params = ctx.params
+        url = str(params.get("url", ""))
+        return {
+            "type": self.step_type,
+            "would_send": f"{str(params.get('method', 'GET')).upper()} {url}",
+            "headers": sorted((params.get("headers") or {}).keys()),
+            "has_body": "json" in params or "body" in params,
+            "allow_list": outbound_refusal(ctx, url) or "allowed",
+        }
