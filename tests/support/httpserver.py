@@ -27,7 +27,7 @@ class LoopbackHttpServer:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                headers = {k: v for k, v in self.headers.items()}
+                headers = dict(self.headers.items())
                 outer.requests.append(
                     {"method": self.command, "path": self.path, "headers": headers, "body": body}
                 )

@@ -1,0 +1,83 @@
+"""``sql`` steps against the local PostgreSQL (the test database, as a database asset)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from execution.runners.base import ResolvedTarget
+from execution.runners.registry import get_runner
+from tests.execution.runners.conftest import make_ctx
+from tests.factories import ExecutionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def db_target() -> ResolvedTarget:
+    s = connection.settings_dict
+    return ResolvedTarget(
+        asset_id="9",
+        hostname="pg-test",
+        connection_type="database",
+        address=s["HOST"] or "127.0.0.1",
+        port=int(s["PORT"] or 5432),
+        username=s["USER"] or "postgres",
+        metadata={"database": s["NAME"]},
+    )
+
+
+def run(params: dict[str, Any], **kwargs: Any) -> Any:
+    return get_runner("sql").run(
+        make_ctx("sql", params, target=db_target(), credential={"password": ""}, **kwargs)
+    )
+
+
+def test_select_with_parameters_and_row_cap(settings: Any) -> None:
+    settings.SQL_ROW_CAP = 50
+    result = run({"query": "SELECT g, %s::text AS label FROM generate_series(1, 1000) g", "params": ["x"]})
+    assert result.status == "completed", result.error_message
+    assert result.output["columns"] == ["g", "label"]
+    assert result.output["rows"][0] == [1, "x"] and len(result.output["rows"]) == 50
+    assert result.output["truncated"] is True and result.output["read_only"] is True
+
+
+def test_declared_read_step_runs_read_only(tenant: Any) -> None:
+    plan = {
+        "name": "p",
+        "environment": "dev",
+        "steps": [{"name": "s", "type": "sql", "action_class": "read"}],
+    }
+    execution = ExecutionFactory(tenant=tenant, plan_snapshot=plan)
+    result = run({"query": "CREATE TEMP TABLE opsc_ro(x int)"}, execution_id=str(execution.execution_id))
+    assert result.status == "failed"
+    assert "ReadOnlySqlTransaction" in result.error_message
+    assert result.output["read_only"] is True
+
+
+def test_modify_statement_commits() -> None:
+    result = run({"query": "CREATE TEMP TABLE opsc_rw(x int)"})
+    assert result.status == "completed", result.error_message
+    assert result.output["read_only"] is False
+
+
+def test_statement_timeout_from_step_timeout() -> None:
+    result = run({"query": "SELECT pg_sleep(10)"}, timeout=1)
+    assert result.status == "timeout", result.error_message
+
+
+def test_cancel_interrupts_the_statement() -> None:
+    ctx = make_ctx("sql", {"query": "SELECT pg_sleep(30)"}, target=db_target(), timeout=60)
+    threading.Timer(0.5, ctx.cancel_event.set).start()
+    assert get_runner("sql").run(ctx).status == "cancelled"
+
+
+def test_dry_run_and_classes() -> None:
+    runner = get_runner("query")
+    assert runner.default_action_class({"query": "  select 1"}) == "read"
+    assert runner.default_action_class({"query": "DELETE FROM t"}) == "modify"
+    result = runner.dry_run(make_ctx("sql", {"query": "DELETE FROM t"}, target=db_target(), dry_run=True))
+    assert result.output["would_run"]["query"] == "DELETE FROM t"
+    assert result.output["would_run"]["read_only"] is False
