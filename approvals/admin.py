@@ -1,11 +1,26 @@
-"""Admin for approvals and their votes (vote actions come with the approvals issue)."""
+"""Admin for approvals: pending by default, scoped to the staff user's tenants, vote actions
+through an intermediate page asking for a comment, votes inline, links to the execution."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from approvals.errors import VoteConflict, VoteForbidden
 from approvals.models import Approval, ApprovalVote
+from approvals.selectors import tenant_ids_of
+from approvals.services import approval_vote
+from approvals.services.vote import VOTER_ROLES
 from execution.admin.executions import ReadOnlyAdminMixin
+from execution.enums import ApprovalState
+from execution.models import Membership
 
 
 class VoteInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -15,16 +30,153 @@ class VoteInline(ReadOnlyAdminMixin, admin.TabularInline):
     fields = _columns
     readonly_fields = _columns
 
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) or _may_see_approvals(request)
+
+
+class StateFilter(admin.SimpleListFilter):
+    """``state``, pending unless the user picks another (or all)."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(s.value, s.label) for s in ApprovalState] + [("all", "All")]
+
+    def choices(self, changelist: Any) -> Any:
+        current = self.value() or ApprovalState.PENDING
+        for value, title in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": title,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value() or ApprovalState.PENDING
+        return queryset if value == "all" else queryset.filter(state=value)
+
+
+def _may_see_approvals(request: HttpRequest) -> bool:
+    user = request.user
+    if not (user.is_active and user.is_staff):
+        return False
+    return bool(
+        user.is_superuser or Membership.objects.filter(user_id=user.pk, role__in=VOTER_ROLES).exists()
+    )
+
 
 @admin.register(Approval)
 class ApprovalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["execution", "state", "approval_level", "requested_at", "expires_at", "approver"]
-    list_filter = ["state", "execution__tenant", ("requested_at", admin.DateFieldListFilter)]
-    search_fields = ["=execution__execution_id"]
+    list_display = [
+        "execution_link",
+        "tenant",
+        "state",
+        "votes_so_far",
+        "requester",
+        "requested_at",
+        "expires_at",
+        "approver",
+    ]
+    list_filter = [StateFilter, "execution__tenant", ("requested_at", admin.DateFieldListFilter)]
+    list_select_related = ["execution", "execution__tenant", "execution__actor", "approver"]
+    search_fields = ["=execution__execution_id", "=approval_id"]
+    ordering = ["expires_at"]
+    _detail = (
+        "approval_id",
+        "execution_link",
+        "state",
+        "approval_level",
+        "plan_hash",
+        "requested_at",
+        "expires_at",
+        "responded_at",
+        "approver",
+        "approver_comment",
+    )
+    fields = _detail
+    readonly_fields = _detail
     inlines = [VoteInline]
+    actions = ["approve_selected", "reject_selected"]
 
+    # Staff approvers and tenant admins use this admin without model permissions of their own;
+    # what they see is limited to their tenants by get_queryset, what they may vote by the service.
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or _may_see_approvals(request)
 
-@admin.register(ApprovalVote)
-class ApprovalVoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["approval", "voter", "decision", "created_at"]
-    list_filter = ["decision", ("created_at", admin.DateFieldListFilter)]
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) or _may_see_approvals(request)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Approval]:
+        queryset = super().get_queryset(request).prefetch_related("votes")
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(execution__tenant_id__in=tenant_ids_of(request.user))
+
+    @admin.display(description="execution", ordering="execution__created_at")
+    def execution_link(self, obj: Approval) -> str:
+        execution = obj.execution
+        admin_url = reverse("admin:execution_execution_change", args=[execution.pk])
+        name = (execution.plan_snapshot or {}).get("name") or execution.execution_id
+        return format_html(
+            '<a href="{}">{}</a> (<a href="/executions/{}/">live page</a>)',
+            admin_url,
+            name,
+            execution.execution_id,
+        )
+
+    @admin.display(description="tenant", ordering="execution__tenant__slug")
+    def tenant(self, obj: Approval) -> str:
+        return obj.execution.tenant.slug
+
+    @admin.display(description="requester")
+    def requester(self, obj: Approval) -> str:
+        return obj.execution.actor.get_username()
+
+    @admin.display(description="votes")
+    def votes_so_far(self, obj: Approval) -> str:
+        approvals = sum(1 for v in obj.votes.all() if v.decision == ApprovalVote.Decision.APPROVE)
+        return f"{approvals} of {obj.approval_level}"
+
+    @admin.action(description="Approve selected approvals (asks for a comment)")
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[Approval]) -> TemplateResponse | None:
+        return self._vote(request, queryset, ApprovalVote.Decision.APPROVE, "approve_selected")
+
+    @admin.action(description="Reject selected approvals (asks for a comment)")
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[Approval]) -> TemplateResponse | None:
+        return self._vote(request, queryset, ApprovalVote.Decision.REJECT, "reject_selected")
+
+    def _vote(
+        self, request: HttpRequest, queryset: QuerySet[Approval], decision: str, action: str
+    ) -> TemplateResponse | None:
+        if request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"{decision.title()} approvals",
+                "opts": self.model._meta,
+                "approvals": list(queryset),
+                "decision": decision,
+                "action": action,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "approvals/admin_vote_confirm.html", context)
+        comment = request.POST.get("comment", "").strip()[:2000]
+        for approval in queryset:
+            try:
+                result = approval_vote(
+                    approval=approval, voter=request.user, decision=decision, comment=comment
+                )
+            except (VoteForbidden, VoteConflict) as refused:
+                self.message_user(
+                    request,
+                    f"{approval.execution.execution_id}: vote refused: {refused.reason}",
+                    messages.ERROR,
+                )
+                continue
+            self.message_user(
+                request,
+                f"{approval.execution.execution_id}: {decision} recorded; approval {result.state}, "
+                f"execution {result.execution.status}",
+                messages.SUCCESS,
+            )
+        return None

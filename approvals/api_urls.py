@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from django.urls import path
 
-urlpatterns: list[Any] = []
+from approvals.api import ExecutionApproveView, ExecutionRejectView
+
+urlpatterns = [
+    path("executions/<uuid:execution_id>/approve/", ExecutionApproveView.as_view(), name="execution-approve"),
+    path("executions/<uuid:execution_id>/reject/", ExecutionRejectView.as_view(), name="execution-reject"),
+]

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from django.urls import path
 
-urlpatterns: list[Any] = []
+from approvals.views import approvals, dlq
+
+app_name = "approvals"
+
+urlpatterns = [
+    path("approvals/", approvals.approval_list, name="list"),
+    path("approvals/<uuid:approval_id>/", approvals.approval_detail, name="detail"),
+    path("dlq/", dlq.dlq_list, name="dlq"),
+    path("dlq/<uuid:dlq_id>/requeue/", dlq.dlq_requeue_view, name="dlq-requeue"),
+]

@@ -142,3 +142,56 @@ def queue_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     module.queue_enqueue = stand_in  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "execution.services.queue", module)
     return calls
+
+
+def engine_dlq_available() -> bool:
+    try:
+        import execution.services.dlq  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+@pytest.fixture
+def dlq_calls(monkeypatch: pytest.MonkeyPatch, queue_calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records ``dlq_requeue`` calls; the engine's when present, else a stand-in with its
+    contract (failed/timeout -> queued through transition(), entry marked requeued)."""
+    calls: list[dict[str, Any]] = []
+    if engine_dlq_available():
+        from execution.services import dlq as real
+
+        original = real.dlq_requeue
+
+        def observed(*, entry: Any, operator: Any) -> Any:
+            calls.append({"dlq_id": entry.dlq_id, "operator": operator.username})
+            return original(entry=entry, operator=operator)
+
+        monkeypatch.setattr(real, "dlq_requeue", observed)
+        return calls
+
+    from django.utils import timezone
+
+    from execution.models import QueueItem
+    from execution.services.transition import transition
+
+    def stand_in(*, entry: Any, operator: Any) -> Any:
+        calls.append({"dlq_id": entry.dlq_id, "operator": operator.username})
+        execution = transition(
+            entry.execution,
+            ExecutionStatus.QUEUED,
+            actor=operator,
+            actor_type=ActorType.USER,
+            event_type="requeued",
+        )
+        QueueItem.objects.update_or_create(
+            execution=execution,
+            defaults={"status": "pending", "attempt_count": 0, "sla_class": execution.sla_class},
+        )
+        entry.requeued, entry.requeued_at, entry.requeued_by = True, timezone.now(), operator
+        entry.save(update_fields=["requeued", "requeued_at", "requeued_by"])
+        return execution
+
+    module = types.ModuleType("execution.services.dlq")
+    module.dlq_requeue = stand_in  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "execution.services.dlq", module)
+    return calls

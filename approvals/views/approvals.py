@@ -1,0 +1,134 @@
+"""``/approvals/`` (pending approvals of the user's tenants) and ``/approvals/<id>/`` (vote)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from approvals.errors import VoteConflict, VoteForbidden
+from approvals.models import Approval, ApprovalVote
+from approvals.selectors import approvals_pending_for, approvals_visible_to
+from approvals.services import approval_vote, approval_vote_forbidden
+from execution.enums import ApprovalState
+from execution.masking import mask_data
+
+
+def time_left(approval: Approval, now: Any = None) -> str:
+    """'12 min 5 s' until the approval expires, or 'expired'."""
+    seconds = int((approval.expires_at - (now or timezone.now())).total_seconds())
+    if seconds <= 0:
+        return "expired"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+def _approve_count(approval: Approval) -> int:
+    return sum(1 for vote in approval.votes.all() if vote.decision == ApprovalVote.Decision.APPROVE)
+
+
+@login_required
+def approval_list(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    rows = [
+        {
+            "approval": approval,
+            "execution": approval.execution,
+            "time_left": time_left(approval, now),
+            "approvals": _approve_count(approval),
+            "steps": len(approval.execution.plan_snapshot.get("steps") or []),
+        }
+        for approval in approvals_pending_for(request.user)[:200]
+    ]
+    return render(request, "approvals/approval_list.html", {"rows": rows})
+
+
+def _steps(approval: Approval) -> list[dict[str, Any]]:
+    execution = approval.execution
+    planned = execution.plan_snapshot.get("steps") or []
+    rows = {step.step_index: step for step in execution.steps.all()}
+    out = []
+    for index, spec in enumerate(planned):
+        row = rows.get(index)
+        target = spec.get("target") or {}
+        out.append(
+            {
+                "index": index,
+                "name": spec.get("name") or (row.step_name if row else ""),
+                "type": spec.get("type") or (row.step_type if row else ""),
+                "target": target.get("hostname")
+                or (f"asset {target['asset_id']}" if target.get("asset_id") is not None else "")
+                or (row.target_hostname if row else ""),
+                "action_class": (row.action_class if row else "") or spec.get("action_class", ""),
+                "params": json.dumps(mask_data(spec.get("params") or {}), indent=1, sort_keys=True),
+                "status": row.status if row else "",
+            }
+        )
+    return out
+
+
+def _detail_context(request: HttpRequest, approval: Approval) -> dict[str, Any]:
+    votes = list(approval.votes.select_related("voter"))
+    own_vote = next((v for v in votes if v.voter_id == request.user.pk), None)
+    forbidden = approval_vote_forbidden(approval=approval, voter=request.user)
+    expired = approval.expires_at <= timezone.now()
+    can_vote = (
+        approval.state == ApprovalState.PENDING and not expired and forbidden is None and own_vote is None
+    )
+    return {
+        "approval": approval,
+        "execution": approval.execution,
+        "steps": _steps(approval),
+        "votes": votes,
+        "approvals": sum(1 for v in votes if v.decision == ApprovalVote.Decision.APPROVE),
+        "time_left": time_left(approval),
+        "expired": expired,
+        "can_vote": can_vote,
+        "own_vote": own_vote,
+        "why_not": forbidden.reason if forbidden is not None else "",
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def approval_detail(request: HttpRequest, approval_id: Any) -> HttpResponse:
+    approval = approvals_visible_to(request.user).filter(approval_id=approval_id).first()
+    if approval is None:
+        raise Http404("no such approval")
+    if request.method == "GET":
+        return render(request, "approvals/approval_detail.html", _detail_context(request, approval))
+    decision = request.POST.get("decision", "")
+    comment = request.POST.get("comment", "").strip()[:2000]
+    if decision not in ApprovalVote.Decision.values:
+        messages.error(request, "Choose approve or reject.")
+        return redirect("approvals:detail", approval_id=approval.approval_id)
+    try:
+        result = approval_vote(approval=approval, voter=request.user, decision=decision, comment=comment)
+    except (VoteForbidden, VoteConflict) as refused:
+        # A refused vote (also a forged POST without a button) changes nothing: 403 or 409.
+        messages.error(request, f"Vote refused: {refused.reason}.")
+        status = 403 if isinstance(refused, VoteForbidden) else 409
+        approval.refresh_from_db()
+        return render(
+            request, "approvals/approval_detail.html", _detail_context(request, approval), status=status
+        )
+    execution = result.execution
+    if result.state == ApprovalState.PENDING:
+        text = f"Your {decision} vote is recorded; {result.votes.filter(decision='approve').count()} of "
+        text += f"{result.approval_level} approvals so far."
+    else:
+        text = f"Your {decision} vote decided it: the approval is {result.state} and the execution is "
+        text += f"{execution.status}."
+    messages.success(request, text)
+    return redirect("approvals:detail", approval_id=approval.approval_id)

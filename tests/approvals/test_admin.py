@@ -1,0 +1,97 @@
+"""The approvals admin: pending by default, the staff user's tenants, vote actions with a comment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.test import Client
+
+from approvals.models import Approval, ApprovalVote
+from execution.enums import Role
+from tests.approvals.conftest import make_approval, member, plan_for
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+CHANGELIST = "/admin/approvals/approval/"
+
+
+def staff(user: Any) -> Client:
+    user.is_staff = True
+    user.save()
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_list_shows_pending_by_default_and_only_my_tenants(
+    tenant: Any, requester: Any, other_tenant: Any
+) -> None:
+    boss = member(tenant, "boss", Role.ADMIN)
+    make_approval(tenant=tenant, actor=requester, plan=plan_for("pending here"))
+    done = make_approval(tenant=tenant, actor=requester, plan=plan_for("approved here"))
+    Approval.objects.filter(pk=done.pk).update(state="approved")
+    make_approval(tenant=other_tenant, actor=member(other_tenant, "z"), plan=plan_for("pending elsewhere"))
+    client = staff(boss)
+    html = client.get(CHANGELIST).content.decode()
+    assert "pending here" in html
+    assert "approved here" not in html
+    assert "pending elsewhere" not in html
+    assert "/admin/execution/execution/" in html  # link to the execution
+    html_all = client.get(CHANGELIST + "?state=all").content.decode()
+    assert "approved here" in html_all
+    assert "pending elsewhere" not in html_all
+
+
+def test_a_superuser_sees_every_tenant(tenant: Any, requester: Any, other_tenant: Any) -> None:
+    make_approval(tenant=tenant, actor=requester, plan=plan_for("pending here"))
+    make_approval(tenant=other_tenant, actor=member(other_tenant, "z"), plan=plan_for("pending elsewhere"))
+    root = UserFactory(username="root", is_superuser=True)
+    html = staff(root).get(CHANGELIST).content.decode()
+    assert "pending here" in html
+    assert "pending elsewhere" in html
+
+
+def test_approve_action_asks_for_a_comment_then_votes(
+    tenant: Any, requester: Any, approver: Any, queue_calls: Any
+) -> None:
+    approval = make_approval(tenant=tenant, actor=requester)
+    client = staff(approver)
+    form = {"action": "approve_selected", ACTION_CHECKBOX_NAME: [approval.pk], "index": 0}
+    page = client.post(CHANGELIST, form)
+    assert page.status_code == 200
+    assert 'name="comment"' in page.content.decode()
+    assert not ApprovalVote.objects.exists()  # nothing happens before the comment page
+    done = client.post(CHANGELIST, {**form, "confirm": "yes", "comment": "via admin"}, follow=True)
+    assert done.status_code == 200
+    row = Approval.objects.get(pk=approval.pk)
+    assert row.state == "approved"
+    assert row.approver_comment == "via admin"
+    assert "approve recorded" in done.content.decode()
+
+
+def test_a_refused_admin_vote_shows_the_reason(tenant: Any) -> None:
+    requester = member(tenant, "self", Role.ADMIN)
+    approval = make_approval(tenant=tenant, actor=requester)
+    client = staff(requester)
+    form = {"action": "reject_selected", ACTION_CHECKBOX_NAME: [approval.pk], "confirm": "yes", "comment": ""}
+    html = client.post(CHANGELIST, form, follow=True).content.decode()
+    assert "vote refused" in html
+    assert "own execution" in html
+    assert Approval.objects.get(pk=approval.pk).state == "pending"
+
+
+def test_the_change_page_shows_votes_inline(tenant: Any, requester: Any, approver: Any) -> None:
+    approval = make_approval(tenant=tenant, actor=requester, level=2)
+    ApprovalVote.objects.create(approval=approval, voter=approver, decision="approve", comment="inline me")
+    html = staff(approver).get(f"{CHANGELIST}{approval.pk}/change/").content.decode()
+    assert "inline me" in html
+    assert f"/executions/{approval.execution.execution_id}/" in html
+
+
+def test_staff_without_an_approving_role_does_not_see_approvals(
+    tenant: Any, requester: Any, viewer: Any
+) -> None:
+    make_approval(tenant=tenant, actor=requester)
+    assert staff(viewer).get(CHANGELIST).status_code == 403

@@ -1,0 +1,129 @@
+"""REST: POST /api/v1/executions/{id}/approve/ and .../reject/ with a comment."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from approvals.models import Approval
+from execution.enums import Role
+from execution.models import Execution
+from tests.approvals.conftest import make_approval, member
+from tests.factories import ExecutionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def client_for(user: Any) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def url(execution: Any, decision: str) -> str:
+    return f"/api/v1/executions/{execution.execution_id}/{decision}/"
+
+
+def test_an_approver_approves_with_a_token(
+    tenant: Any, requester: Any, approver: Any, queue_calls: Any
+) -> None:
+    approval = make_approval(tenant=tenant, actor=requester)
+    response = client_for(approver).post(
+        url(approval.execution, "approve"), {"comment": "ship it"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["approval"]["state"] == "approved"
+    assert body["approval"]["approver"] == approver.username
+    assert body["approval"]["votes"][0]["comment"] == "ship it"
+
+
+def test_reject_over_a_session(tenant: Any, requester: Any, approver: Any) -> None:
+    approval = make_approval(tenant=tenant, actor=requester)
+    client = APIClient()
+    client.force_login(approver)
+    response = client.post(url(approval.execution, "reject"), {"comment": "no"}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "rejected"
+
+
+def test_the_requester_gets_403_with_the_reason(tenant: Any, requester: Any) -> None:
+    approval = make_approval(tenant=tenant, actor=requester)
+    response = client_for(requester).post(url(approval.execution, "approve"), {}, format="json")
+    assert response.status_code == 403
+    assert response.json()["reason"] == "requester"
+    assert "own execution" in response.json()["detail"]
+
+
+def test_a_viewer_gets_403(tenant: Any, requester: Any, viewer: Any) -> None:
+    approval = make_approval(tenant=tenant, actor=requester)
+    response = client_for(viewer).post(url(approval.execution, "approve"), {}, format="json")
+    assert response.status_code == 403
+    assert response.json()["reason"] == "missing_role"
+
+
+def test_another_tenants_execution_is_404(tenant: Any, requester: Any, outsider: Any) -> None:
+    approval = make_approval(tenant=tenant, actor=requester)
+    response = client_for(outsider).post(url(approval.execution, "approve"), {}, format="json")
+    assert response.status_code == 404
+    assert Approval.objects.get(pk=approval.pk).state == "pending"
+
+
+def test_an_unknown_execution_is_404(approver: Any) -> None:
+    response = client_for(approver).post("/api/v1/executions/00000000-0000-0000-0000-000000000000/approve/")
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("case", ["already_voted", "already_decided", "expired", "plan_changed"])
+def test_conflicts_are_409_with_the_reason(
+    tenant: Any, requester: Any, approver: Any, second_approver: Any, case: str, queue_calls: Any
+) -> None:
+    approval = make_approval(tenant=tenant, actor=requester, level=2)
+    client = client_for(approver)
+    if case == "already_voted":
+        assert client.post(url(approval.execution, "approve")).status_code == 200
+    elif case == "already_decided":
+        client_for(second_approver).post(url(approval.execution, "reject"))
+    elif case == "expired":
+        Approval.objects.filter(pk=approval.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    else:
+        Execution.objects.filter(pk=approval.execution.pk).update(
+            plan_snapshot={"name": "other", "steps": []}
+        )
+    response = client.post(url(approval.execution, "approve"), {"comment": "x"}, format="json")
+    assert response.status_code == 409
+    assert response.json()["reason"] == case
+    assert response.json()["detail"]
+
+
+def test_a_level_0_execution_has_no_approval_to_vote_on(tenant: Any, approver: Any) -> None:
+    execution = ExecutionFactory(tenant=tenant, status="approved")
+    response = client_for(approver).post(url(execution, "approve"))
+    assert response.status_code == 409
+    assert response.json()["reason"] == "no_approval"
+
+
+def test_anonymous_is_refused(tenant: Any, requester: Any) -> None:
+    approval = make_approval(tenant=tenant, actor=requester)
+    assert APIClient().post(url(approval.execution, "approve")).status_code in (401, 403)
+
+
+def test_a_comment_over_2000_characters_is_a_400(tenant: Any, requester: Any, approver: Any) -> None:
+    approval = make_approval(tenant=tenant, actor=requester)
+    response = client_for(approver).post(
+        url(approval.execution, "approve"), {"comment": "x" * 2001}, format="json"
+    )
+    assert response.status_code == 400
+
+
+def test_admin_role_may_vote_over_rest(tenant: Any, requester: Any, queue_calls: Any) -> None:
+    approval = make_approval(tenant=tenant, actor=requester)
+    boss = member(tenant, "boss", Role.ADMIN)
+    assert client_for(boss).post(url(approval.execution, "approve")).status_code == 200
