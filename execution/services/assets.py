@@ -1,7 +1,7 @@
 """``asset_resolve``: a plan target (asset id or hostname) -> a ResolvedTarget.
 
-The built-in inventory serves when no Asset Service URL is configured; issue 6 adds the
-Asset Service client behind this same function.
+The Asset Service (``ASSET_SERVICE_URL``, contract in docs/services.md) serves when it is
+configured; otherwise the built-in inventory (the ``assets`` table, edited in the admin).
 """
 
 from __future__ import annotations
@@ -27,11 +27,47 @@ def _from_model(asset: Asset) -> ResolvedTarget:
     )
 
 
+def _from_service(data: dict[str, Any]) -> ResolvedTarget:
+    port = data.get("port")
+    return ResolvedTarget(
+        asset_id=str(data["id"]),
+        hostname=str(data.get("hostname") or ""),
+        connection_type=str(data.get("connection_type") or "ssh"),
+        address=str(data.get("address") or ""),
+        port=int(port) if port else None,
+        username=str(data.get("username") or ""),
+        credential_ref=str(data.get("credential_ref") or ""),
+        tags=tuple(data.get("tags") or ()),
+        metadata=dict(data.get("metadata") or {}),
+    )
+
+
+def _resolve_via_service(client: Any, tenant: Tenant, target: dict[str, Any]) -> ResolvedTarget:
+    try:
+        if target.get("asset_id") is not None:
+            return _from_service(client.asset_get(tenant=tenant.slug, asset_id=target["asset_id"]))
+        hostname = target.get("hostname")
+        if hostname:
+            found = client.asset_by_hostname(tenant=tenant.slug, hostname=hostname)
+            if found is None:
+                raise NotFound(f"unknown hostname {hostname!r}")
+            return _from_service(found)
+    finally:
+        client.close()
+    raise NotFound("target names neither asset_id nor hostname")
+
+
 def asset_resolve(*, tenant: Tenant, target: dict[str, Any]) -> ResolvedTarget:
     """Resolve ``{"asset_id": 7}`` or ``{"hostname": "web-1"}`` within ``tenant``.
 
-    Raises NotFound when the tenant has no such asset (another tenant's asset is not found).
+    Raises NotFound when the tenant has no such asset (another tenant's asset is not found);
+    with the Asset Service configured, ServiceUnavailable/ServiceError when it cannot answer.
     """
+    from execution.clients.assets import asset_service_client
+
+    client = asset_service_client()
+    if client is not None:
+        return _resolve_via_service(client, tenant, target)
     queryset = Asset.objects.filter(tenant=tenant)
     if target.get("asset_id") is not None:
         try:

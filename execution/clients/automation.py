@@ -1,0 +1,83 @@
+"""Automation Service client (docs/services.md): run a command or workflow on a target,
+follow it, cancel it, list active executions and history, health."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from django.conf import settings
+
+from execution.clients.base import ServiceClient
+
+TERMINAL = frozenset({"completed", "failed", "cancelled", "timeout"})
+
+
+class AutomationServiceClient(ServiceClient):
+    service_name = "Automation Service"
+
+    def job_start(
+        self,
+        *,
+        tenant: str,
+        target: dict[str, Any],
+        command: str,
+        env: dict[str, str] | None = None,
+        timeout_seconds: float,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        body = {
+            "tenant": tenant,
+            "target": target,
+            "command": command,
+            "env": env or {},
+            "timeout_seconds": timeout_seconds,
+        }
+        return dict(
+            self.request(
+                "POST", "/api/v1/executions", json=body, headers={"Idempotency-Key": idempotency_key}
+            )
+        )
+
+    def workflow_start(
+        self,
+        *,
+        tenant: str,
+        workflow: str,
+        target: dict[str, Any],
+        params: dict[str, Any],
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        body = {"tenant": tenant, "target": target, "params": params}
+        return dict(
+            self.request(
+                "POST",
+                f"/api/v1/workflows/{quote(workflow, safe='')}/runs",
+                json=body,
+                headers={"Idempotency-Key": idempotency_key},
+            )
+        )
+
+    def job_get(self, *, job_id: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/api/v1/executions/{quote(job_id, safe='')}"))
+
+    def job_cancel(self, *, job_id: str) -> dict[str, Any]:
+        return dict(self.request("POST", f"/api/v1/executions/{quote(job_id, safe='')}/cancel"))
+
+    def jobs_active(self, *, tenant: str) -> list[dict[str, Any]]:
+        return list(
+            self.request("GET", "/api/v1/executions", params={"tenant": tenant, "active": "true"})["results"]
+        )
+
+    def jobs_history(self, *, tenant: str, hostname: str = "", limit: int = 50) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"tenant": tenant, "limit": limit}
+        if hostname:
+            params["hostname"] = hostname
+        return list(self.request("GET", "/api/v1/executions", params=params)["results"])
+
+
+def automation_service_client() -> AutomationServiceClient | None:
+    url = getattr(settings, "AUTOMATION_SERVICE_URL", None)
+    if not url:
+        return None
+    return AutomationServiceClient(base_url=url, token=getattr(settings, "AUTOMATION_SERVICE_TOKEN", None))
