@@ -1,7 +1,8 @@
 """URL map. Each include is owned by one area: API, approvals, pages, monitoring."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.staticfiles.views import serve as static_serve
+from django.urls import include, path, re_path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -12,3 +13,7 @@ urlpatterns = [
     path("", include("approvals.urls")),
     path("", include("execution.pages.urls")),
 ]
+
+# daphne serves no static files: Django serves the few small ones the pages and the admin
+# use, from the apps' static/ directories (a reverse proxy can take over in production).
+urlpatterns.append(re_path(r"^static/(?P<path>.*)$", static_serve, {"insecure": True}))  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,24 @@ from typing import Any
 from tests.support.processes import REPO_ROOT, free_port, stop_process, subprocess_env, wait_for_port
 
 REDIS_TEST_URL = os.environ.get("OPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def run_async(coro: Any) -> Any:
+    """``asyncio.run`` in a fresh thread: Playwright's sync API keeps a loop in the main one."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coro)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def delivery_env(path: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from tests.execution.realtime.live import daphne_server, delivery_env, ws_close_code, ws_collect
+from tests.execution.realtime.live import daphne_server, delivery_env, run_async, ws_close_code, ws_collect
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -34,7 +34,7 @@ def test_close_codes(watch_setup: dict[str, Any], tmp_path: Path) -> None:
                 ws_close_code(ex_url + f"?token={watch_setup['token']}", timeout=3),
             )
 
-        codes = asyncio.run(all_codes())
+        codes = run_async(all_codes())
     assert codes == [4401, 4401, 4401, 4404, 4403, 4403, 4404, None]
 
 
@@ -55,11 +55,11 @@ def test_session_cookie_authenticates(watch_setup: dict[str, Any], tmp_path: Pat
             async with connect(url, additional_headers={"Cookie": cookie}, open_timeout=30) as ws:
                 return str(await asyncio.wait_for(ws.recv(), timeout=30))
 
-        first = asyncio.run(run())
+        first = run_async(run())
         assert '"type": "approved"' in first
         # The tenant stream starts live (no history) for a member.
         assert (
-            asyncio.run(
+            run_async(
                 ws_collect(
                     f"ws://127.0.0.1:{port}/ws/tenants/acme/executions/?token={watch_setup['token']}",
                     timeout=2,

@@ -18,6 +18,7 @@ from execution.models import ExecutionEvent
 from tests.execution.realtime.live import (
     daphne_server,
     delivery_env,
+    run_async,
     start_producer,
     wait_exit,
     ws_collect,
@@ -70,11 +71,11 @@ def test_client_follows_execution_and_resumes_with_after(
                 start.touch()
                 return await task
 
-            first = asyncio.run(first_part())
+            first = run_async(first_part())
             # Disconnected in the middle; the producer goes on while nobody listens.
             resume.touch()
             time.sleep(0.8)
-            second = asyncio.run(
+            second = run_async(
                 ws_collect(url + f"&after={first[-1]['id']}", until_type="completed", timeout=90)
             )
             assert wait_exit(producer) == 0, (tmp_path / "producer.log").read_text()
@@ -141,7 +142,7 @@ def test_bridge_survives_pg_terminate_backend(watch_setup: dict[str, Any], tmp_p
                             break
                 return received, killed
 
-            received, killed = asyncio.run(run())
+            received, killed = run_async(run())
             assert wait_exit(producer) == 0, (tmp_path / "producer.log").read_text()
         finally:
             producer.kill()
