@@ -1,0 +1,215 @@
+"""The service clients against real HTTP servers on loopback, with faults."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from execution.clients import AssetServiceClient, AutomationServiceClient, ServiceError, ServiceUnavailable
+from execution.errors import NotFound
+from execution.runners.base import ResolvedTarget
+from execution.runners.connections import automation
+from execution.services.assets import asset_resolve
+from tests.execution.runners.conftest import make_ctx
+from tests.factories import AssetFactory
+from tests.support.httpserver import LoopbackHttpServer, json_answer
+from tests.support.processes import free_port
+
+ASSET = {
+    "id": "a-17",
+    "hostname": "web-1",
+    "connection_type": "ssh",
+    "address": "10.0.0.7",
+    "port": 2222,
+    "username": "deploy",
+    "credential_ref": "vault:web-1#private_key",
+    "tags": ["web"],
+    "metadata": {"rack": "r1"},
+}
+
+
+def flaky(failures: int, answer: Any) -> Any:
+    calls = {"n": 0}
+
+    def respond(method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        calls["n"] += 1
+        if calls["n"] <= failures:
+            return json_answer(503, {"error": "warming up"})
+        return answer
+
+    return respond
+
+
+def test_503s_then_success_is_retried_with_backoff() -> None:
+    with LoopbackHttpServer(flaky(2, json_answer(200, ASSET))) as server:
+        client = AssetServiceClient(base_url=server.url, retries=3, backoff_factor=0.05)
+        assert client.asset_get(tenant="acme", asset_id="a-17")["hostname"] == "web-1"
+    assert len(server.requests) == 3
+    assert server.requests[-1]["path"] == "/api/v1/tenants/acme/assets/a-17"
+
+
+def test_503_forever_gives_a_service_error_after_the_retries() -> None:
+    with LoopbackHttpServer(flaky(100, None)) as server:
+        client = AssetServiceClient(base_url=server.url, retries=2, backoff_factor=0.01)
+        with pytest.raises(ServiceError) as info:
+            client.asset_get(tenant="acme", asset_id=1)
+    assert info.value.status_code == 503
+    assert len(server.requests) == 3
+
+
+def test_timeout_is_retried_then_unavailable() -> None:
+    def slow(method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        time.sleep(3)
+        return json_answer(200, ASSET)
+
+    with LoopbackHttpServer(slow) as server:
+        client = AssetServiceClient(base_url=server.url, timeout=0.5, retries=1, backoff_factor=0.01)
+        with pytest.raises(ServiceUnavailable, match="unreachable"):
+            client.asset_get(tenant="acme", asset_id=1)
+        deadline = time.monotonic() + 10
+        while len(server.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert len(server.requests) == 2  # the first try and one retry
+
+
+def test_connection_refused_is_unavailable_and_health_says_so() -> None:
+    client = AutomationServiceClient(
+        base_url=f"http://127.0.0.1:{free_port()}", retries=2, backoff_factor=0.01
+    )
+    with pytest.raises(ServiceUnavailable):
+        client.jobs_active(tenant="acme")
+    health = client.health()
+    assert health["ok"] is False and health["status_code"] is None
+
+
+def test_health_ok_and_bearer_token() -> None:
+    with LoopbackHttpServer(lambda m, p, h, b: json_answer(200, {"status": "ok"})) as server:
+        client = AssetServiceClient(base_url=server.url, token="svc-token")
+        assert client.health()["ok"] is True
+        client.assets_query(tenant="acme", tag="web")
+    assert server.requests[1]["headers"]["Authorization"] == "Bearer svc-token"
+    assert server.requests[1]["path"] == "/api/v1/tenants/acme/assets?tag=web"
+
+
+def test_404_is_not_found() -> None:
+    with LoopbackHttpServer(lambda m, p, h, b: json_answer(404, {})) as server, pytest.raises(NotFound):
+        AssetServiceClient(base_url=server.url).asset_get(tenant="acme", asset_id=1)
+    assert len(server.requests) == 1  # a 404 is not retried
+
+
+@pytest.mark.django_db
+def test_asset_resolve_uses_the_asset_service_when_configured(tenant: Any, settings: Any) -> None:
+    AssetFactory(tenant=tenant, hostname="web-1", address="192.0.2.1")
+
+    def respond(method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        if path.startswith("/api/v1/tenants/acme/assets?hostname=web-1"):
+            return json_answer(200, {"results": [ASSET]})
+        if path == "/api/v1/tenants/acme/assets/a-17":
+            return json_answer(200, ASSET)
+        return json_answer(200, {"results": []}) if "?" in path else json_answer(404, {})
+
+    with LoopbackHttpServer(respond) as server:
+        settings.ASSET_SERVICE_URL = server.url
+        by_name = asset_resolve(tenant=tenant, target={"hostname": "web-1"})
+        by_id = asset_resolve(tenant=tenant, target={"asset_id": "a-17"})
+        with pytest.raises(NotFound):
+            asset_resolve(tenant=tenant, target={"hostname": "nope"})
+    assert by_name == by_id
+    assert by_name == ResolvedTarget(
+        asset_id="a-17",
+        hostname="web-1",
+        connection_type="ssh",
+        address="10.0.0.7",
+        port=2222,
+        username="deploy",
+        credential_ref="vault:web-1#private_key",
+        tags=("web",),
+        metadata={"rack": "r1"},
+    )
+    settings.ASSET_SERVICE_URL = None
+    assert asset_resolve(tenant=tenant, target={"hostname": "web-1"}).address == "192.0.2.1"
+
+
+class FakeAutomation:
+    """Speaks the Automation Service contract of docs/services.md, jobs kept in memory."""
+
+    def __init__(self, finish_after_polls: int | None) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.finish_after = finish_after_polls
+        self.lock = threading.Lock()
+
+    def __call__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        with self.lock:
+            if method == "POST" and path == "/api/v1/executions":
+                key = headers["Idempotency-Key"]
+                request = json.loads(body)
+                job = self.jobs.setdefault(
+                    key,
+                    {"id": f"job-{len(self.jobs) + 1}", "status": "running", "polls": 0, "request": request},
+                )
+                return json_answer(201, {"id": job["id"], "status": job["status"]})
+            job = next(
+                (j for j in self.jobs.values() if path.startswith(f"/api/v1/executions/{j['id']}")), None
+            )
+            if job is None:
+                return json_answer(404, {})
+            if path.endswith("/cancel"):
+                job["status"] = "cancelled"
+                return json_answer(200, {"id": job["id"], "status": "cancelled"})
+            job["polls"] += 1
+            out = {
+                "id": job["id"],
+                "status": job["status"],
+                "stdout": "step 1\n",
+                "stderr": "",
+                "exit_code": None,
+            }
+            if (
+                self.finish_after is not None
+                and job["polls"] >= self.finish_after
+                and job["status"] == "running"
+            ):
+                job["status"] = "completed"
+            if job["status"] == "completed":
+                out.update(status="completed", stdout="step 1\nstep 2\n", exit_code=0)
+            return json_answer(200, out)
+
+
+def automation_ctx(**kwargs: Any) -> Any:
+    target = ResolvedTarget(asset_id="3", hostname="app-3", connection_type="automation")
+    return make_ctx("command", {"command": "deploy.sh", "env": {"TOKEN": "t0k"}}, target=target, **kwargs)
+
+
+def test_automation_connection_runs_and_streams(settings: Any) -> None:
+    fake = FakeAutomation(finish_after_polls=2)
+    chunks: list[str] = []
+    with LoopbackHttpServer(fake) as server:
+        settings.AUTOMATION_SERVICE_URL = server.url
+        result = automation.run_command(automation_ctx(emit_output=lambda s, t: chunks.append(t)))
+    assert result.status == "completed", result.error_message
+    assert result.output["stdout"] == "step 1\nstep 2\n" and "".join(chunks) == "step 1\nstep 2\n"
+    (job,) = fake.jobs.values()
+    assert job["request"]["command"] == "deploy.sh" and job["request"]["env"] == {"TOKEN": "t0k"}
+    assert job["request"]["target"]["hostname"] == "app-3"
+
+
+def test_automation_cancel_cancels_the_remote_job(settings: Any) -> None:
+    fake = FakeAutomation(finish_after_polls=None)
+    with LoopbackHttpServer(fake) as server:
+        settings.AUTOMATION_SERVICE_URL = server.url
+        ctx = automation_ctx(timeout=60)
+        threading.Timer(1.0, ctx.cancel_event.set).start()
+        result = automation.run_command(ctx)
+    assert result.status == "cancelled"
+    assert [j["status"] for j in fake.jobs.values()] == ["cancelled"]
+    assert any(r["path"].endswith("/cancel") for r in server.requests)
+
+
+def test_automation_without_url_fails_clearly(settings: Any) -> None:
+    settings.AUTOMATION_SERVICE_URL = None
+    result = automation.run_command(automation_ctx())
+    assert result.status == "failed" and "AUTOMATION_SERVICE_URL is not set" in result.error_message
