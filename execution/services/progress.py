@@ -29,6 +29,7 @@ from execution.services.events import event_record
 STEP_OUTPUT_CHUNK_LIMIT = 4096  # characters per step_output event
 STEP_OUTPUT_STEP_LIMIT = 64 * 1024  # characters of live output per step; the rest is dropped
 STEP_OUTPUT_EVENTS_PER_SECOND = 4  # flushes per execution per second (one event per stream)
+PENDING_PRUNE_AT = 256  # executions with output state in this process before idle ones go
 
 
 @dataclass
@@ -56,6 +57,8 @@ def step_output_record(
     key = str(execution.execution_id)
     flush_now = False
     with _lock:
+        if len(_pending) > PENDING_PRUNE_AT:
+            _prune_idle(time.monotonic())
         state = _pending.setdefault(key, _Pending(execution=execution))
         state.secrets = tuple(sorted(set(state.secrets) | set(secrets)))
         slot = (step_index, stream)
@@ -75,6 +78,11 @@ def step_output_record(
             state.timer.start()
     if flush_now:
         _flush(key)
+
+
+def _prune_idle(now: float) -> None:
+    for key in [k for k, st in _pending.items() if not st.chunks and now - st.last_flush > 60]:
+        del _pending[key]
 
 
 def step_output_flush(*, execution: Execution, step_index: int | None = None) -> int:
@@ -164,7 +172,8 @@ def _average_ms(step_type: str, step_name: str | None) -> float | None:
     )
     if step_name is not None:
         qs = qs.filter(step_name=step_name)
-    durations = [d for d in qs.order_by("-id").values_list("duration_ms", flat=True)[:HISTORY_SAMPLE] if d is not None]
+    recent = qs.order_by("-id").values_list("duration_ms", flat=True)[:HISTORY_SAMPLE]
+    durations = [d for d in recent if d is not None]
     value = sum(durations) / len(durations) if durations else None
     _history[key] = (now, value)
     return value
