@@ -6,25 +6,49 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.errors import VoteConflict, VoteForbidden
 from approvals.models import Approval, ApprovalVote
-from approvals.selectors import execution_visible_to
+from approvals.selectors import approvals_visible_to, execution_visible_to
 from approvals.services import approval_vote
+from execution.enums import ApprovalState
 
 
 class VoteInput(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
+class VoteOut(serializers.Serializer):
+    voter = serializers.CharField()
+    decision = serializers.ChoiceField(choices=ApprovalVote.Decision.choices)
+    comment = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class ApprovalOut(serializers.Serializer):
+    """The shape of ``approval_payload`` (documentation for the schema)."""
+
+    approval_id = serializers.UUIDField()
+    execution_id = serializers.UUIDField()
+    state = serializers.ChoiceField(choices=ApprovalState.choices)
+    approval_level = serializers.IntegerField()
+    approvals = serializers.IntegerField(help_text="approve votes so far")
+    expires_at = serializers.DateTimeField()
+    responded_at = serializers.DateTimeField(allow_null=True)
+    approver = serializers.CharField(allow_null=True, help_text="the voter who completed the outcome")
+    votes = VoteOut(many=True)
+
+
 def approval_payload(approval: Approval) -> dict[str, Any]:
     votes = list(approval.votes.select_related("voter"))
     return {
         "approval_id": str(approval.approval_id),
+        "execution_id": str(approval.execution.execution_id),
         "state": approval.state,
         "approval_level": approval.approval_level,
         "approvals": sum(1 for v in votes if v.decision == ApprovalVote.Decision.APPROVE),
@@ -59,7 +83,7 @@ class _VoteView(APIView):
                 {
                     "execution_id": serializers.UUIDField(),
                     "status": serializers.CharField(),
-                    "approval": serializers.DictField(),
+                    "approval": ApprovalOut(),
                 },
             ),
             403: _refusal,
@@ -110,3 +134,25 @@ class ExecutionApproveView(_VoteView):
 
 class ExecutionRejectView(_VoteView):
     decision = ApprovalVote.Decision.REJECT
+
+
+class ApprovalListView(APIView):
+    """``GET /api/v1/approvals/?state=pending&tenant=<slug>``: approvals of the user's tenants,
+    soonest expiry first."""
+
+    @extend_schema(responses={200: ApprovalOut(many=True)})
+    def get(self, request: Request) -> Response:
+        queryset = (
+            approvals_visible_to(request.user).prefetch_related("votes__voter").order_by("expires_at", "id")
+        )
+        state = request.query_params.get("state")
+        if state:
+            if state not in ApprovalState.values:
+                raise ValidationError({"state": f"one of {ApprovalState.values}"})
+            queryset = queryset.filter(state=state)
+        tenant = request.query_params.get("tenant")
+        if tenant:
+            queryset = queryset.filter(execution__tenant__slug=tenant)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self) or []
+        return paginator.get_paginated_response([approval_payload(a) for a in page])

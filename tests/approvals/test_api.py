@@ -127,3 +127,19 @@ def test_admin_role_may_vote_over_rest(tenant: Any, requester: Any, queue_calls:
     approval = make_approval(tenant=tenant, actor=requester)
     boss = member(tenant, "boss", Role.ADMIN)
     assert client_for(boss).post(url(approval.execution, "approve")).status_code == 200
+
+
+def test_list_approvals_of_my_tenants_by_state(
+    tenant: Any, requester: Any, approver: Any, other_tenant: Any, queue_calls: Any
+) -> None:
+    pending = make_approval(tenant=tenant, actor=requester)
+    approved = make_approval(tenant=tenant, actor=requester)
+    client_for(approver).post(url(approved.execution, "approve"))
+    make_approval(tenant=other_tenant, actor=member(other_tenant, "q"))
+    client = client_for(approver)
+    body = client.get("/api/v1/approvals/?state=pending").json()
+    assert body["count"] == 1
+    assert body["results"][0]["approval_id"] == str(pending.approval_id)
+    assert body["results"][0]["execution_id"] == str(pending.execution.execution_id)
+    assert client.get("/api/v1/approvals/").json()["count"] == 2
+    assert client.get("/api/v1/approvals/?state=bogus").status_code == 400
