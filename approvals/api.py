@@ -17,6 +17,7 @@ from approvals.models import Approval, ApprovalVote
 from approvals.selectors import approvals_visible_to, execution_visible_to
 from approvals.services import approval_vote
 from execution.enums import ApprovalState
+from execution.masking import mask_text
 
 
 class VoteInput(serializers.Serializer):
@@ -59,7 +60,7 @@ def approval_payload(approval: Approval) -> dict[str, Any]:
             {
                 "voter": v.voter.get_username(),
                 "decision": v.decision,
-                "comment": v.comment,
+                "comment": mask_text(v.comment),
                 "created_at": v.created_at.isoformat(),
             }
             for v in votes

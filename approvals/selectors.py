@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from approvals.models import Approval
-from execution.enums import ApprovalState, Role
+from execution.enums import ApprovalState, ExecutionStatus, Role
 from execution.models import DeadLetter, Execution, Membership
 
 
@@ -34,7 +34,7 @@ def approvals_pending_for(user: Any) -> QuerySet[Approval]:
     """Pending approvals of the user's tenants, soonest expiry first."""
     return (
         approvals_visible_to(user)
-        .filter(state=ApprovalState.PENDING)
+        .filter(state=ApprovalState.PENDING, execution__status=ExecutionStatus.PENDING_APPROVAL)
         .prefetch_related("votes__voter")
         .order_by("expires_at", "id")
     )

@@ -51,6 +51,9 @@ def _refusal(*, approval: Approval, voter: Any, now: Any) -> VoteForbidden | Vot
         return forbidden
     if approval.state != ApprovalState.PENDING:
         return VoteConflict("already_decided", f"the approval is already {approval.state}")
+    if approval.execution.status != ExecutionStatus.PENDING_APPROVAL:
+        # E.g. cancelled while waiting: the approval can no longer move it anywhere.
+        return VoteConflict("already_decided", f"the execution is already {approval.execution.status}")
     if ApprovalVote.objects.filter(approval=approval, voter_id=voter.pk).exists():
         return VoteConflict("already_voted", f"{voter} has already voted on this approval")
     if approval.expires_at <= now:

@@ -178,3 +178,12 @@ def test_an_unknown_decision_is_a_programming_error(tenant: Any, requester: Any,
     approval = make_approval(tenant=tenant, actor=requester)
     with pytest.raises(ValueError):
         approval_vote(approval=approval, voter=approver, decision="maybe")
+
+
+def test_a_vote_on_a_cancelled_execution_is_a_conflict(tenant: Any, requester: Any, approver: Any) -> None:
+    approval = make_approval(tenant=tenant, actor=requester)
+    Execution.objects.filter(pk=approval.execution.pk).update(status=ExecutionStatus.CANCELLED)
+    with pytest.raises(VoteConflict) as refused:
+        approval_vote(approval=approval, voter=approver, decision="approve")
+    assert refused.value.code == "already_decided"
+    assert "cancelled" in refused.value.reason
