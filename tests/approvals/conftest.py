@@ -79,7 +79,6 @@ def make_approval(
             step_type=step["type"],
             target_hostname=(step.get("target") or {}).get("hostname", ""),
             action_class=step.get("action_class", ActionClass.MODIFY),
-            status=ExecutionStatus.PENDING_APPROVAL,
         )
     return approval_request(execution=execution, level=level)
 
