@@ -144,3 +144,12 @@ def test_settings_install_the_logging_filter() -> None:
     assert any(
         type(f).__name__ == "MaskSecretsFilter" for h in logging.getLogger().handlers for f in h.filters
     )
+
+
+def test_backends_check_and_masking_self_test() -> None:
+    from execution.secrets.health import masking_self_test, secrets_backends_check
+
+    report = secrets_backends_check()
+    assert set(report) == {"env", "file", "db", "vault", "aws"}
+    assert all(item["ok"] for item in report.values()), report
+    assert masking_self_test() == []
