@@ -58,3 +58,64 @@ def test_execution_page_follows_steps_live(watch_setup: dict[str, Any], page: An
         assert page.locator('[data-role="step-status"]').all_inner_texts() == ["completed"] * 3
         output = page.locator('tr[data-output-for="1"] pre').inner_text()
         assert "output of restart" in output and "hunter2" not in output
+
+
+def test_list_page_shows_new_and_changing_executions_live(
+    watch_setup: dict[str, Any], page: Any, tmp_path: Path
+) -> None:
+    from execution.services.events import event_record
+    from tests.factories import ExecutionFactory
+
+    execution = watch_setup["execution"]
+    client = Client()
+    client.force_login(watch_setup["viewer"])
+    env = delivery_env("bridge")
+    with daphne_server(env, tmp_path / "daphne.log") as port:
+        base = f"http://127.0.0.1:{port}"
+        page.context.add_cookies(
+            [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base}]
+        )
+        page.goto(f"{base}/executions/")
+        page.wait_for_selector('#live-status[data-state="online"]', timeout=30000)
+        page.evaluate("window.__notReloaded = true")
+        row = page.locator(f'tr[data-execution-id="{execution.execution_id}"] [data-role="status"]')
+        assert row.inner_text() == "pending_approval"
+        producer = start_producer(env, execution.pk, step_seconds=0.2, log=tmp_path / "producer.log")
+        try:
+            row.filter(has_text="completed").wait_for(timeout=60000)
+            assert wait_exit(producer) == 0
+        finally:
+            producer.kill()
+        newcomer = ExecutionFactory(tenant=watch_setup["tenant"], actor=watch_setup["viewer"])
+        event_record(execution=newcomer, event_type="created", to_status="pending_approval")
+        page.locator(f'tr[data-execution-id="{newcomer.execution_id}"]').wait_for(timeout=30000)
+        assert page.evaluate("window.__notReloaded") is True
+
+
+def test_page_says_offline_and_catches_up_after_the_server_returns(
+    watch_setup: dict[str, Any], page: Any, tmp_path: Path
+) -> None:
+    execution = watch_setup["execution"]
+    client = Client()
+    client.force_login(watch_setup["viewer"])
+    env = delivery_env("bridge")
+    log = tmp_path / "daphne.log"
+    with daphne_server(env, log) as port:
+        base = f"http://127.0.0.1:{port}"
+        page.context.add_cookies(
+            [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base}]
+        )
+        page.goto(f"{base}/executions/{execution.execution_id}/")
+        page.wait_for_selector('#live-status[data-state="online"]', timeout=30000)
+        page.evaluate("window.__notReloaded = true")
+    # The server is gone: the page says so, while the execution runs to its end.
+    page.wait_for_selector('#live-status[data-state="offline"]', timeout=30000)
+    producer = start_producer(env, execution.pk, step_seconds=0.1, log=tmp_path / "producer.log")
+    assert wait_exit(producer) == 0
+    with daphne_server(env, log, port=port):
+        page.wait_for_selector('#live-status[data-state="online"]', timeout=60000)
+        page.locator("#execution-status").filter(has_text="completed").wait_for(timeout=60000)
+        assert page.locator('[data-role="step-status"]').all_inner_texts() == ["completed"] * 3
+        items = page.locator("#event-log li").all_inner_texts()
+        assert len(items) == len(set(items)) == 10  # every non-output event once
+        assert page.evaluate("window.__notReloaded") is True

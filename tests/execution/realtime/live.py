@@ -54,9 +54,9 @@ def delivery_env(path: str) -> dict[str, str]:
 
 
 @contextmanager
-def daphne_server(env: dict[str, str], log: Path) -> Iterator[int]:
-    port = free_port()
-    with log.open("wb") as out:
+def daphne_server(env: dict[str, str], log: Path, port: int | None = None) -> Iterator[int]:
+    port = port or free_port()
+    with log.open("ab") as out:
         proc = subprocess.Popen(
             [
                 sys.executable,
