@@ -209,6 +209,8 @@ AUTOMATION_SERVICE_TOKEN = env_str("AUTOMATION_SERVICE_TOKEN")
 SERVICE_TIMEOUT_SECONDS = env_float("SERVICE_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 SERVICE_RETRIES = env_int("SERVICE_RETRIES", 3, minimum=0)
 SSH_KNOWN_HOSTS_DIR = env_str("SSH_KNOWN_HOSTS_DIR", str(BASE_DIR / ".state" / "known_hosts"))
+# file steps read/write local files only under <FILE_TRANSFER_DIR>/<tenant>/.
+FILE_TRANSFER_DIR = env_str("FILE_TRANSFER_DIR", str(BASE_DIR / ".state" / "transfers"))
 
 # --- Logging ----------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

@@ -29,7 +29,7 @@ class _Cancelled(Exception):
 
 
 def transfer_root(tenant_slug: str) -> Path:
-    base = Path(str(getattr(settings, "FILE_TRANSFER_DIR", settings.BASE_DIR / ".state" / "transfers")))
+    base = Path(str(settings.FILE_TRANSFER_DIR))
     return (base / tenant_slug).resolve()
 
 

@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import paramiko
+import paramiko  # type: ignore[import-untyped]
 from django.conf import settings
 
 from execution.enums import ExecutionStatus
