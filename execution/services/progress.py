@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,19 @@ def step_output_record(
 def _prune_idle(now: float) -> None:
     for key in [k for k, st in _pending.items() if not st.chunks and now - st.last_flush > 60]:
         del _pending[key]
+
+
+def step_output_emitter(
+    *, execution: Execution, step_index: int, secrets: tuple[str, ...] = ()
+) -> Callable[[str, str], None]:
+    """The ``StepContext.emit_output`` the engine gives a runner: chunks go to step_output_record."""
+
+    def emit(stream: str, text: str) -> None:
+        step_output_record(
+            execution=execution, step_index=step_index, stream=stream, text=text, secrets=secrets
+        )
+
+    return emit
 
 
 def step_output_flush(*, execution: Execution, step_index: int | None = None) -> int:

@@ -11,7 +11,12 @@ from django.utils import timezone
 from execution.enums import ExecutionStatus
 from execution.models import ExecutionEvent
 from execution.services import progress as progress_module
-from execution.services.progress import progress_for, step_output_flush, step_output_record
+from execution.services.progress import (
+    progress_for,
+    step_output_emitter,
+    step_output_flush,
+    step_output_record,
+)
 from tests.factories import ExecutionFactory, ExecutionStepFactory
 
 
@@ -124,8 +129,9 @@ def test_step_output_is_batched_capped_and_masked(monkeypatch: Any) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_trailing_output_is_flushed_by_the_timer() -> None:
     execution = ExecutionFactory(status=ExecutionStatus.RUNNING)
-    step_output_record(execution=execution, step_index=1, stream="stdout", text="first\n")
-    step_output_record(execution=execution, step_index=1, stream="stderr", text="second\n")  # rate-limited
+    emit = step_output_emitter(execution=execution, step_index=1)  # what a runner's ctx.emit_output is
+    emit("stdout", "first\n")
+    emit("stderr", "second\n")  # rate-limited: written by the timer
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         texts = list(
