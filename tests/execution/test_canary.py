@@ -2,8 +2,8 @@
 
 A random 32-character value is stored in each backend (env, file, db, Vault KV v2, AWS) and
 used by a step of each type whose output echoes it: an environment variable of an SSH
-command, an HTTP header, the SSH key's passphrase, a SQL parameter, file content, and a
-validate assertion. The steps are driven the way the engine drives them (resolve just in
+command, the SSH password (a temporary local user, when root) and an SSH key's passphrase,
+an HTTP header, a SQL parameter, file content, and a validate assertion. The steps are driven the way the engine drives them (resolve just in
 time -> run -> mask every sink with the resolved values -> store -> drop). The value must then
 appear in none of: a full dump of the database (pg_dump, and every row of every table as
 text), the captured logs (the settings' console handler with its masking filter).
@@ -15,9 +15,12 @@ checked too (see the report of issue 6).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
 import json
 import logging
+import os
 import secrets
 import shutil
 import string
@@ -40,7 +43,7 @@ from tests.execution.secrets.test_backends import aws_env, moto_endpoint, vault_
 from tests.factories import ExecutionEventFactory, ExecutionFactory, ExecutionStepFactory, TenantFactory
 from tests.support import processes
 from tests.support.httpserver import LoopbackHttpServer, json_answer
-from tests.support.sshd import LoopbackSshd, keygen
+from tests.support.sshd import LoopbackSshd, keygen, temporary_password_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,6 +59,14 @@ def sshd_server() -> Any:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def request_cleanup() -> Any:
+    callbacks: list[Any] = []
+    yield callbacks
+    for callback in reversed(callbacks):
+        callback()
 
 
 def console_handler() -> logging.Handler:
@@ -82,9 +93,12 @@ def test_canary_never_reaches_a_sink(
     settings: Any,
     monkeypatch: pytest.MonkeyPatch,
     aws_env: str,  # noqa: F811
+    request_cleanup: list[Any],
 ) -> None:
     import boto3
 
+    stack = contextlib.ExitStack()
+    request_cleanup.append(stack.close)
     canary = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
     tenant = TenantFactory(slug="acme")
     execution = ExecutionFactory(tenant=tenant, environment="staging")
@@ -99,10 +113,16 @@ def test_canary_never_reaches_a_sink(
     secret_set(tenant=tenant, path="acme/canary", value=canary)
     private_key = keygen(tmp_path / "canary_key", passphrase=canary)
     sshd_server.add_authorized_key((tmp_path / "canary_key.pub").read_text())
-    boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=aws_env).create_secret(
-        Name="opsconductor/acme/ssh",
+    aws = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=aws_env)
+    aws.create_secret(
+        Name="opsconductor/acme/ssh-key",
         SecretString=json.dumps({"private_key": private_key, "passphrase": canary}),
     )
+    aws.create_secret(Name="opsconductor/acme/ssh-password", SecretString=json.dumps({"password": canary}))
+    # The SSH password login needs a real account (sshd checks /etc/shadow): a temporary user
+    # whose password is the canary, when running as root; otherwise the key's passphrase is
+    # the SSH secret carrying the canary.
+    password_user = stack.enter_context(temporary_password_user(canary)) if os.geteuid() == 0 else None
     vault = LoopbackHttpServer(vault_responder({"acme/canary": {"value": canary}}, "s.canary"))
 
     def echo_headers(method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
@@ -120,8 +140,13 @@ def test_canary_never_reaches_a_sink(
             address="127.0.0.1",
             port=sshd_server.port,
             username=sshd_server.username,
-            credential_ref="aws:ssh",  # the SSH secret: key + passphrase (= the canary)
+            credential_ref="aws:ssh-key",  # key + passphrase (= the canary)
         )
+        command_asset = ssh_asset
+        if password_user:
+            command_asset = dataclasses.replace(
+                ssh_asset, username=password_user, credential_ref="aws:ssh-password#password"
+            )
         db_asset = ResolvedTarget(
             asset_id="2",
             hostname="pg",
@@ -135,8 +160,8 @@ def test_canary_never_reaches_a_sink(
         steps: list[tuple[str, dict[str, Any], ResolvedTarget | None]] = [
             (
                 "command",
-                {"command": 'echo "env says $CANARY"', "env": {"CANARY": ref("env:canary")}},
-                ssh_asset,
+                {"command": 'echo "env says $CANARY as $(id -un)"', "env": {"CANARY": ref("env:canary")}},
+                command_asset,
             ),
             ("http", {"url": web.url + "/echo", "headers": {"X-Canary": ref("vault:canary")}}, None),
             ("sql", {"query": "SELECT %s::text AS echoed", "params": [ref("file:canary")]}, db_asset),
@@ -214,6 +239,7 @@ def test_canary_never_reaches_a_sink(
 
     # Each step really used and echoed the value (so the sinks had something to leak).
     assert canary in raw_outputs[0]  # SSH env var -> stdout
+    assert f"as {password_user or sshd_server.username}" in raw_outputs[0]  # logged in by password
     assert canary in raw_outputs[1]  # HTTP header -> echoed body
     assert canary in raw_outputs[2]  # SQL parameter -> row
     assert canary in raw_outputs[4]  # file content -> downloaded content

@@ -9,6 +9,7 @@ except sshd's privilege-separation directory /run/sshd when run as root).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -16,7 +17,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.support.processes import free_port, wait_for_port
 
@@ -72,7 +77,7 @@ class LoopbackSshd:
                     f"AuthorizedKeysFile {self.authorized}",
                     "StrictModes no",
                     "UsePAM no",
-                    "PasswordAuthentication no",
+                    "PasswordAuthentication yes",
                     "KbdInteractiveAuthentication no",
                     "PubkeyAuthentication yes",
                     "PermitRootLogin prohibit-password",
@@ -112,6 +117,29 @@ class LoopbackSshd:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def temporary_password_user(password: str) -> Iterator[str]:
+    """A throw-away local user with ``password`` (root only), removed afterwards.
+
+    sshd (``UsePAM no``) checks passwords against /etc/shadow, so a password login needs a
+    real account; the tests that use this skip when not root.
+    """
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("a password login on the loopback sshd needs root (to create a temporary user)")
+    name = f"opsc{uuid.uuid4().hex[:10]}"
+    subprocess.run(["useradd", "-M", "-d", "/tmp", "-s", "/bin/sh", name], check=True, capture_output=True)
+    try:
+        subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True, capture_output=True)
+        yield name
+    finally:
+        # userdel refuses while a session of the user is still closing: retry for a while.
+        deadline = time.monotonic() + 30
+        while subprocess.run(["userdel", name], capture_output=True).returncode not in (0, 6):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"could not remove the temporary user {name}")
+            time.sleep(0.5)
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1) -> bool:  # type: ignore[no-untyped-def]

@@ -127,3 +127,24 @@ def test_key_with_passphrase(sshd: LoopbackSshd, tmp_path: Path) -> None:
         credential={"private_key": private, "passphrase": "correct horse"},
     )
     assert ssh.run_command(ctx).status == "completed"
+
+
+def test_password_login(sshd: LoopbackSshd) -> None:
+    from tests.support.sshd import temporary_password_user
+
+    with temporary_password_user("pw-for-the-loopback-sshd") as user:
+        target = ssh_target(sshd)
+        target = type(target)(**{**target.__dict__, "username": user})
+        ctx = make_ctx(
+            "command",
+            {"command": "id -un"},
+            target=target,
+            credential={"password": "pw-for-the-loopback-sshd"},
+        )
+        result = ssh.run_command(ctx)
+        assert result.status == "completed", result.error_message
+        assert result.output["stdout"] == f"{user}\n"
+        wrong = ssh.run_command(
+            make_ctx("command", {"command": "true"}, target=target, credential={"password": "wrong"})
+        )
+        assert wrong.status == "failed" and "Authentication failed" in wrong.error_message
