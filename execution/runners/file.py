@@ -10,6 +10,7 @@ on the other side (the remote side by ``sha256sum``, falling back to reading it 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import shlex
@@ -140,6 +141,10 @@ class FileRunner(Runner):
             output["verified"] = True
             return StepResult(status=ExecutionStatus.COMPLETED, output=output)
         except _Cancelled:
+            if direction == "upload":
+                # A cancelled upload leaves no partial file behind (§13 cleanup).
+                with contextlib.suppress(OSError):
+                    sftp.remove(remote)
             return StepResult(status=ExecutionStatus.CANCELLED, error_message="transfer cancelled")
         except (OSError, ValueError) as exc:
             return StepResult(status=ExecutionStatus.FAILED, error_message=f"{direction} failed: {exc}")

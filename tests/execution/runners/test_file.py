@@ -78,3 +78,12 @@ def test_dry_run_creates_no_file(sshd: LoopbackSshd, dirs: Path) -> None:
     assert not remote.exists()
     assert result.output["would_run"]["remote_path"] == str(remote)
     assert result.output["would_run"]["direction"] == "upload"
+
+
+def test_cancelled_upload_leaves_no_partial_file(sshd: LoopbackSshd, dirs: Path) -> None:
+    remote = dirs / "remote" / "partial.bin"
+    ctx = ctx_for(sshd, {"content": "x" * 5_000_000, "remote_path": str(remote)})
+    ctx.cancel_event.set()  # already cancelled: the first progress callback stops the transfer
+    result = get_runner("file").run(ctx)
+    assert result.status == "cancelled"
+    assert not remote.exists()
