@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import shlex
 import threading
 import time
@@ -32,6 +33,7 @@ from django.conf import settings
 from execution.enums import ExecutionStatus
 from execution.runners.base import StepContext, StepResult
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 # (execution_id, step_index) -> (client, pid file) of a running step, for cleanup().
 _running: dict[tuple[str, int], tuple[paramiko.SSHClient, str]] = {}
@@ -135,6 +137,9 @@ def run_command(ctx: StepContext) -> StepResult:
     command = str(params.get("command", ""))
     cap = int(settings.STEP_OUTPUT_CAP_BYTES)
     env: dict[str, Any] = dict(params.get("env") or {})
+    bad = [name for name in env if not ENV_NAME.fullmatch(str(name))]
+    if bad:
+        return StepResult(status=ExecutionStatus.FAILED, error_message=f"invalid env variable names: {bad}")
     if params.get("cwd"):
         command = f"cd {shlex.quote(str(params['cwd']))} && {command}"
     pid_file = f"/tmp/opsconductor-{uuid.uuid4().hex}.pid"  # noqa: S108 - remote path, random name

@@ -148,3 +148,9 @@ def test_password_login(sshd: LoopbackSshd) -> None:
             make_ctx("command", {"command": "true"}, target=target, credential={"password": "wrong"})
         )
         assert wrong.status == "failed" and "Authentication failed" in wrong.error_message
+
+
+def test_invalid_env_names_are_refused_before_connecting() -> None:
+    ctx = make_ctx("command", {"command": "true", "env": {"A B": "x"}})
+    result = ssh.run_command(ctx)
+    assert result.status == "failed" and "invalid env variable names" in result.error_message
