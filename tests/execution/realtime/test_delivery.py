@@ -150,3 +150,47 @@ def test_bridge_survives_pg_terminate_backend(watch_setup: dict[str, Any], tmp_p
     _assert_clean(received, execution)
     assert received[-1]["type"] == "completed"
     assert log.read_text().count("notify bridge listening") >= 2, log.read_text()
+
+
+@pytest.mark.parametrize("path", ["bridge", "redis"])
+def test_tenant_stream_with_two_concurrent_producers(
+    path: str, watch_setup: dict[str, Any], tmp_path: Path
+) -> None:
+    from execution.models import ExecutionStep
+    from tests.factories import ExecutionFactory
+
+    first = watch_setup["execution"]
+    second = ExecutionFactory(tenant=watch_setup["tenant"], actor=watch_setup["viewer"])
+    for step in ExecutionStep.objects.filter(execution_id=first.execution_id):
+        ExecutionStep.objects.create(
+            execution=second, step_index=step.step_index, step_name=step.step_name, step_type="noop"
+        )
+    env = delivery_env(path)
+    start = tmp_path / "start"
+    with daphne_server(env, tmp_path / "daphne.log") as port:
+        url = f"ws://127.0.0.1:{port}/ws/tenants/acme/executions/?token={watch_setup['token']}&after=0"
+        producers = [
+            start_producer(env, ex.pk, step_seconds=0.05, start_file=start, log=tmp_path / f"producer{n}.log")
+            for n, ex in enumerate([first, second])
+        ]
+        try:
+
+            async def collect() -> list[dict[str, Any]]:
+                task = asyncio.ensure_future(ws_collect(url, max_events=26, timeout=120))
+                await asyncio.sleep(1.0)
+                start.touch()
+                return await task
+
+            received = run_async(collect())
+            assert all(wait_exit(p) == 0 for p in producers)
+        finally:
+            for p in producers:
+                p.kill()
+    ids = [m["id"] for m in received]
+    expected = list(
+        ExecutionEvent.objects.filter(tenant_id=watch_setup["tenant"].pk)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    assert ids == expected and len(ids) == 26
+    assert {m["execution_id"] for m in received} == {str(first.execution_id), str(second.execution_id)}
