@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from monitoring.views import healthz
+from monitoring.api import MetricsSummaryView
+from monitoring.views import dashboard, healthz, metrics, readyz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
+    path("monitoring/", dashboard, name="monitoring-dashboard"),
+    path("api/v1/metrics/summary", MetricsSummaryView.as_view(), name="metrics-summary"),
 ]

@@ -17,6 +17,7 @@ class PeriodicJob(NamedTuple):
 
 SCHEDULES: list[PeriodicJob] = [
     PeriodicJob("approvals: expire overdue approvals", "approvals.tasks.expire_approvals", 1),
+    PeriodicJob("monitoring: detect SLA violations", "monitoring.tasks.sla_sweep", 1),
 ]
 
 

@@ -186,6 +186,18 @@ RBAC_STRICT = env_bool("RBAC_STRICT", True)
 IDEMPOTENCY_WINDOW_SECONDS = env_int("IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600, minimum=1)
 LEASE_SECONDS = env_int("OPS_LEASE_SECONDS", 30, minimum=1)
 
+# --- Monitoring (docs/operations.md) -----------------------------------------------------
+# A worker is "heartbeating" when its worker_heartbeats row was touched this recently.
+MONITORING_WORKER_STALE_SECONDS = env_int("MONITORING_WORKER_STALE_SECONDS", 30, minimum=1)
+# When set, /metrics requires "Authorization: Bearer <token>" (Prometheus bearer_token).
+MONITORING_METRICS_TOKEN = env_str("MONITORING_METRICS_TOKEN")
+# Longest a queue item may wait (pending) per SLA class before the SLA sweep alerts.
+SLA_QUEUE_WAIT_SECONDS = {
+    "fast": env_int("SLA_QUEUE_WAIT_FAST", 10, minimum=1),
+    "medium": env_int("SLA_QUEUE_WAIT_MEDIUM", 30, minimum=1),
+    "long": env_int("SLA_QUEUE_WAIT_LONG", 120, minimum=1),
+}
+
 # --- Secrets, outbound HTTP, external services (docs/secrets.md, docs/services.md) ------
 # Fernet key(s) for the db secret backend, comma-separated (first encrypts, all decrypt).
 # Unset in development/tests: derived from SECRET_KEY (execution/secrets/crypto.py);

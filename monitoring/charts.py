@@ -1,0 +1,77 @@
+"""Tiny server-rendered SVG charts for the dashboard (no JavaScript, no CDN, no build step)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+COLOURS = {
+    "completed": "#1e7b34",
+    "failed": "#b42318",
+    "timeout": "#b42318",
+    "rejected": "#b42318",
+    "cancelled": "#a15c00",
+    "partial": "#a15c00",
+    "running": "#2454c5",
+    "queued": "#2454c5",
+}
+DEFAULT_COLOUR = "#6b7a99"
+
+
+def bar_chart(
+    items: Sequence[tuple[str, float]], *, title: str, width: int = 520, bar_height: int = 18, unit: str = ""
+) -> SafeString:
+    """Horizontal bars, one per (label, value), scaled to the largest value."""
+    label_w, pad = 130, 4
+    height = 24 + len(items) * (bar_height + pad)
+    top = max((v for _, v in items), default=0) or 1
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<text x="0" y="14" font-size="13" font-weight="600">{escape(title)}</text>',
+    ]
+    for i, (label, value) in enumerate(items):
+        y = 24 + i * (bar_height + pad)
+        w = 0 if value <= 0 else max(2, int((width - label_w - 70) * value / top))
+        colour = COLOURS.get(label, DEFAULT_COLOUR)
+        shown = f"{value:g}{unit}"
+        parts.append(
+            f'<text x="0" y="{y + bar_height - 5}" font-size="12">{escape(label)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w}" height="{bar_height}" fill="{colour}"/>'
+            f'<text x="{label_w + w + 6}" y="{y + bar_height - 5}" font-size="12">{escape(shown)}</text>'
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - every interpolated text is escaped above
+
+
+def histogram_chart(
+    buckets: Sequence[tuple[float, int]], total: int, *, title: str, width: int = 520, height: int = 160
+) -> SafeString:
+    """Vertical bars of a cumulative histogram, shown per bucket (count in (prev, le])."""
+    edges = [*buckets, (float("inf"), total)]
+    counts, previous = [], 0
+    for le, cumulative in edges:
+        counts.append((le, cumulative - previous))
+        previous = cumulative
+    top = max((c for _, c in counts), default=0) or 1
+    plot_h, base = height - 40, height - 20
+    bar_w = (width - 10) / max(len(counts), 1)
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<text x="0" y="14" font-size="13" font-weight="600">{escape(title)}</text>',
+    ]
+    for i, (le, count) in enumerate(counts):
+        h = 0 if count == 0 else max(2, int(plot_h * count / top))
+        x = 5 + i * bar_w
+        label = "inf" if le == float("inf") else f"{le:g}"
+        parts.append(
+            f'<rect x="{x + 1:.1f}" y="{base - h}" width="{bar_w - 2:.1f}" height="{h}" fill="#2454c5">'
+            f"<title>&le; {escape(label)} s: {count}</title></rect>"
+            f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" font-size="10" text-anchor="middle">'
+            f"{escape(label)}</text>"
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - every interpolated text is escaped above

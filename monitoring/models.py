@@ -1,0 +1,53 @@
+"""``sla_alerts``: one row per SLA violation, so each violation alerts exactly once (§12)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from execution.enums import SlaClass
+from execution.fields import PgEnumField
+from execution.models import Execution, Tenant
+
+
+class SlaAlert(models.Model):
+    class Kind(models.TextChoices):
+        EXECUTION_TIMEOUT = "execution_timeout"  # past timeout_at and still not finished
+        QUEUE_WAIT = "queue_wait"  # pending in the queue longer than its SLA class allows
+
+    # What makes a violation "the same one": kind + execution + the instant or attempt it is
+    # about (see monitoring/services/sla.py). The unique constraint is the exactly-once guard.
+    violation_key = models.CharField(max_length=200)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    execution = models.ForeignKey(
+        Execution,
+        to_field="execution_id",
+        db_column="execution_id",
+        on_delete=models.CASCADE,
+        related_name="sla_alerts",
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    sla_class = PgEnumField(enum_type="sla_class", choices=SlaClass.choices)
+    limit_seconds = models.FloatField()
+    observed_seconds = models.FloatField()
+    # The instant the limit was measured against: timeout_at, or when the item became claimable.
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    message = models.TextField(blank=True, default="")
+    event_id = models.BigIntegerField(null=True, blank=True)
+    detected_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "sla_alerts"
+        ordering = ["-detected_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["violation_key"], name="sla_alerts_unique_violation"),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["execution_timeout", "queue_wait"]), name="sla_alerts_kind_valid"
+            ),
+        ]
+        indexes = [
+            # Dashboard and summary: WHERE tenant_id IN (...) ORDER BY detected_at DESC.
+            models.Index(fields=["tenant", "-detected_at"], name="sla_alerts_tenant_detected"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.execution_id}"

@@ -1,0 +1,78 @@
+"""What the /monitoring/ page shows, scoped to the tenants the user may see."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from execution.enums import FINISHED_STATUSES, ExecutionStatus
+from execution.models import Membership, Tenant, WorkerHeartbeat
+from monitoring.models import SlaAlert
+from monitoring.selectors import figures
+from monitoring.selectors.summary import metrics_summary
+
+ALERT_LIMIT = 50
+WORKER_LIMIT = 50
+DASHBOARD_WINDOW = timedelta(hours=1)
+
+
+def monitoring_tenant_ids(user: Any) -> list[int] | None:
+    """None = every tenant (superusers); else the tenants the user is a member of."""
+    if getattr(user, "is_superuser", False):
+        return None
+    return list(Membership.objects.filter(user_id=user.pk).values_list("tenant_id", flat=True))
+
+
+def monitoring_allowed(user: Any) -> bool:
+    """Staff and tenant members see the dashboard (members only their tenants' figures)."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return bool(user.is_staff or user.is_superuser or Membership.objects.filter(user_id=user.pk).exists())
+
+
+def alerts_visible(tenant_ids: Sequence[int] | None, limit: int = ALERT_LIMIT) -> list[SlaAlert]:
+    alerts = SlaAlert.objects.select_related("execution", "tenant").order_by("-detected_at", "-id")
+    if tenant_ids is not None:
+        alerts = alerts.filter(tenant_id__in=list(tenant_ids))
+    return list(alerts[:limit])
+
+
+def workers_recent(limit: int = WORKER_LIMIT) -> list[dict[str, Any]]:
+    """Worker rows, live ones first; each with its heartbeat age and whether it counts as alive."""
+    now = timezone.now()
+    stale = settings.MONITORING_WORKER_STALE_SECONDS
+    rows = []
+    for worker in WorkerHeartbeat.objects.order_by("stopped_at", "-last_seen_at")[:limit]:
+        age = (now - worker.last_seen_at).total_seconds()
+        state = "stopped" if worker.stopped_at else ("alive" if age <= stale else "lost")
+        rows.append({"worker": worker, "age_seconds": age, "state": state})
+    return rows
+
+
+def dashboard_data(*, user: Any) -> dict[str, Any]:
+    tenant_ids = monitoring_tenant_ids(user)
+    by_tenant_status = figures.executions_by_tenant_status(tenant_ids)
+    by_status = {s.value: 0 for s in ExecutionStatus}
+    for (_tenant, status), count in by_tenant_status.items():
+        by_status[status] += count
+    tenants = Tenant.objects.order_by("slug")
+    if tenant_ids is not None:
+        tenants = tenants.filter(pk__in=tenant_ids)
+    alerts = alerts_visible(tenant_ids)
+    finished = {s.value for s in FINISHED_STATUSES}
+    return {
+        "scope": "all tenants" if tenant_ids is None else ", ".join(t.slug for t in tenants) or "no tenant",
+        "by_status": by_status,
+        "summary": metrics_summary(window=DASHBOARD_WINDOW, tenant_ids=tenant_ids),
+        "queue": figures.queue_by_sla_class(tenant_ids),
+        "dlq": figures.dlq_size_by_sla_class(tenant_ids),
+        "scalars": figures.scalar_counts(tenant_ids),
+        "histograms": figures.execution_duration_histograms(tenant_ids),
+        "alerts": [{"alert": a, "open": a.execution.status not in finished} for a in alerts],
+        "open_alerts": sum(1 for a in alerts if a.execution.status not in finished),
+        "workers": workers_recent(),
+    }

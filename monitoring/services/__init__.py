@@ -1,0 +1,1 @@
+"""Monitoring services: readiness checks, the release checklist, SLA violation detection."""

@@ -1,0 +1,176 @@
+"""Readiness checks of §12, shared by ``/readyz``, ``manage.py health`` and ``go_no_go``.
+
+Each check returns a :class:`CheckResult` and never raises: a failing dependency is a
+result with ``ok=False`` and a one-line reason, so the caller can name it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from execution.enums import ActionClass, SlaClass
+from execution.models import TimeoutPolicy, WorkerHeartbeat
+
+EXPECTED_POLICIES = len(SlaClass) * len(ActionClass)  # 9 rows (§3)
+CHANNEL_ROUND_TRIP_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _guard(name: str, func: Callable[[], CheckResult]) -> CheckResult:
+    try:
+        return func()
+    except Exception as exc:  # a check reports its failure, it never takes the caller down
+        return CheckResult(name, False, f"{type(exc).__name__}: {exc}".strip()[:300])
+
+
+def check_database() -> CheckResult:
+    def run() -> CheckResult:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return CheckResult("database", True, "SELECT 1 answered")
+
+    return _guard("database", run)
+
+
+def pending_migrations() -> list[str]:
+    """``app.migration`` names not applied to the database yet."""
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    return [f"{migration.app_label}.{migration.name}" for migration, _backwards in plan]
+
+
+def check_migrations() -> CheckResult:
+    def run() -> CheckResult:
+        pending = pending_migrations()
+        if pending:
+            shown = ", ".join(pending[:5]) + (" ..." if len(pending) > 5 else "")
+            return CheckResult("migrations", False, f"{len(pending)} unapplied: {shown}")
+        return CheckResult("migrations", True, "all applied")
+
+    return _guard("migrations", run)
+
+
+def check_policies() -> CheckResult:
+    def run() -> CheckResult:
+        present = set(TimeoutPolicy.objects.values_list("sla_class", "action_class"))
+        missing = [f"{s}x{a}" for s in SlaClass for a in ActionClass if (s.value, a.value) not in present]
+        if missing:
+            return CheckResult("policies", False, f"{len(present)} rows, missing {', '.join(missing)}")
+        return CheckResult("policies", True, f"{len(present)} rows")
+
+    return _guard("policies", run)
+
+
+def live_workers() -> list[WorkerHeartbeat]:
+    """Worker processes whose heartbeat is fresh and that have not said they stopped."""
+    since = timezone.now() - timedelta(seconds=settings.MONITORING_WORKER_STALE_SECONDS)
+    return list(WorkerHeartbeat.objects.filter(stopped_at__isnull=True, last_seen_at__gte=since))
+
+
+def check_workers() -> CheckResult:
+    def run() -> CheckResult:
+        workers = live_workers()
+        if not workers:
+            return CheckResult(
+                "workers",
+                False,
+                f"no worker heartbeat in the last {settings.MONITORING_WORKER_STALE_SECONDS}s",
+            )
+        clusters = sorted({w.cluster_name or "?" for w in workers})
+        return CheckResult(
+            "workers", True, f"{len(workers)} worker(s) heartbeating in cluster(s) {', '.join(clusters)}"
+        )
+
+    return _guard("workers", run)
+
+
+async def _channel_round_trip() -> str:
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+    channel = await layer.new_channel("readyz.")
+    token = uuid.uuid4().hex
+    await layer.send(channel, {"type": "readyz.ping", "token": token})
+    message = await asyncio.wait_for(layer.receive(channel), CHANNEL_ROUND_TRIP_SECONDS)
+    if message.get("token") != token:
+        raise RuntimeError("received a different message than sent")
+    return type(layer).__name__
+
+
+def check_channel_layer() -> CheckResult:
+    def run() -> CheckResult:
+        backend = async_to_sync(_channel_round_trip)()
+        return CheckResult("channel_layer", True, f"round trip on {backend}")
+
+    return _guard("channel_layer", run)
+
+
+READINESS_CHECKS: list[Callable[[], CheckResult]] = [
+    check_database,
+    check_migrations,
+    check_policies,
+    check_workers,
+    check_channel_layer,
+]
+
+
+def readiness_run() -> list[CheckResult]:
+    """Run every readiness check in order; later checks are skipped if the database is down."""
+    results = [check_database()]
+    if not results[0].ok:
+        for check in READINESS_CHECKS[1:]:
+            name = check.__name__.removeprefix("check_")
+            results.append(CheckResult(name, False, "skipped: database unreachable"))
+        return results
+    results.extend(check() for check in READINESS_CHECKS[1:])
+    # A failed query leaves the connection in an aborted transaction only inside atomic
+    # blocks; outside them Django is in autocommit, so nothing to clean up here.
+    return results
+
+
+def readiness_report() -> dict[str, Any]:
+    """``{"status": "ready"|"not_ready", "failing": [...], "checks": {name: {...}}}``."""
+    results = readiness_run()
+    failing = [r.name for r in results if not r.ok]
+    return {
+        "status": "not_ready" if failing else "ready",
+        "failing": failing,
+        "checks": {r.name: {"ok": r.ok, "detail": r.detail} for r in results},
+    }
+
+
+__all__ = [
+    "CheckResult",
+    "check_channel_layer",
+    "check_database",
+    "check_migrations",
+    "check_policies",
+    "check_workers",
+    "live_workers",
+    "pending_migrations",
+    "readiness_report",
+    "readiness_run",
+]

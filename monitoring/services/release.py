@@ -1,0 +1,146 @@
+"""The release checklist of §12, executed: ``manage.py go_no_go`` prints GO or NO-GO."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connection
+
+from execution.enums import PG_ENUMS
+from monitoring.services.readiness import (
+    CheckResult,
+    check_channel_layer,
+    check_database,
+    check_migrations,
+    check_policies,
+    check_workers,
+)
+
+REQUIRED_TABLES = [
+    "executions",
+    "execution_steps",
+    "approvals",
+    "execution_events",
+    "execution_queue",
+    "execution_dlq",
+    "execution_locks",
+    "timeout_policies",
+    "worker_heartbeats",
+    "sla_alerts",
+]
+# Known credentials and credential-shaped strings: (name, text, resolved values, must vanish).
+MASKING_SAMPLES: list[tuple[str, str, list[str], str]] = [
+    (
+        "resolved secret value",
+        "deploy with s3cr3t-Zq81-canary now",
+        ["s3cr3t-Zq81-canary"],
+        "s3cr3t-Zq81-canary",
+    ),
+    ("bearer header", "Authorization: Bearer eyJhbGciOi.eyJzdWIi.c2lnbmF0dXJl", [], "c2lnbmF0dXJl"),
+    ("aws access key", "key=AKIAIOSFODNN7EXAMPLE", [], "AKIAIOSFODNN7EXAMPLE"),
+    ("connection string", "postgres://app:pw-9f2k1@db.internal:5432/app", [], "pw-9f2k1"),
+    ("password assignment", "password=hunter2-Xq", [], "hunter2-Xq"),
+]
+
+
+def _guard(name: str, func: Callable[[], CheckResult]) -> CheckResult:
+    try:
+        return func()
+    except Exception as exc:  # a failing check is a NO-GO reason, never a crash
+        return CheckResult(name, False, f"{type(exc).__name__}: {exc}"[:300])
+
+
+def check_schema() -> CheckResult:
+    def run() -> CheckResult:
+        present = set(connection.introspection.table_names())
+        missing = [t for t in REQUIRED_TABLES if t not in present]
+        if missing:
+            return CheckResult("schema", False, f"missing tables: {', '.join(missing)}")
+        return CheckResult("schema", True, f"{len(REQUIRED_TABLES)} tables present")
+
+    return _guard("schema", run)
+
+
+def check_enums() -> CheckResult:
+    def run() -> CheckResult:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT t.typname, array_agg(e.enumlabel::text ORDER BY e.enumsortorder) "
+                "FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
+                "WHERE t.typname = ANY(%s) GROUP BY t.typname",
+                [list(PG_ENUMS)],
+            )
+            found = {name: list(values) for name, values in cursor.fetchall()}
+        problems = []
+        for name, values in PG_ENUMS.items():
+            if name not in found:
+                problems.append(f"{name} missing")
+            elif found[name] != values:
+                problems.append(f"{name} is {found[name]}, expected {values}")
+        if problems:
+            return CheckResult("enums", False, "; ".join(problems))
+        return CheckResult("enums", True, ", ".join(f"{n} ({len(v)})" for n, v in PG_ENUMS.items()))
+
+    return _guard("enums", run)
+
+
+def _backend_report() -> dict[str, dict[str, Any]]:
+    """The secrets area's health function: ``backends_health()`` if present, else the health module."""
+    secrets = importlib.import_module("execution.secrets")
+    func = getattr(secrets, "backends_health", None)
+    if func is None:
+        func = importlib.import_module("execution.secrets.health").secrets_backends_check
+    report: dict[str, dict[str, Any]] = func()
+    return report
+
+
+def check_secret_backends() -> CheckResult:
+    def run() -> CheckResult:
+        report = _backend_report()
+        failing = [f"{name}: {r.get('detail', '')}" for name, r in report.items() if not r.get("ok")]
+        if failing:
+            return CheckResult("secret_backends", False, "; ".join(failing))
+        return CheckResult("secret_backends", True, ", ".join(sorted(report)) + " reachable")
+
+    return _guard("secret_backends", run)
+
+
+def check_masking() -> CheckResult:
+    def run() -> CheckResult:
+        from execution.masking import mask_text
+
+        leaked = []
+        for name, text, values, secret in MASKING_SAMPLES:
+            if secret in mask_text(text, values):
+                leaked.append(name)
+        try:
+            from execution.secrets.health import masking_self_test
+
+            leaked.extend(f"secrets self-test: {p}" for p in masking_self_test())
+        except ImportError:
+            pass
+        if leaked:
+            return CheckResult("masking", False, "not masked: " + ", ".join(leaked))
+        return CheckResult("masking", True, f"{len(MASKING_SAMPLES)} samples masked, self-test passed")
+
+    return _guard("masking", run)
+
+
+def release_checklist_run() -> list[CheckResult]:
+    """Every item of the release checklist, in order (all run even when one fails)."""
+    database = check_database()
+    if not database.ok:
+        return [database]
+    return [
+        database,
+        check_schema(),
+        check_enums(),
+        check_migrations(),
+        check_policies(),
+        check_workers(),
+        check_secret_backends(),
+        check_channel_layer(),
+        check_masking(),
+    ]
