@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -24,6 +25,13 @@ DEMO_USERS: list[tuple[str, str, str]] = [
     ("outsider", "other", Role.ADMIN),
 ]
 DEMO_ASSETS = ["local-1", "local-2", "local-3"]
+# Request bodies for POST /api/v1/executions/ against the demo tenant and its local assets.
+EXAMPLE_PLANS_DIR = Path(__file__).resolve().parents[2] / "docs" / "examples"
+
+
+def demo_example_plans() -> list[Path]:
+    """The example plans (``docs/examples/*.json``), sorted by name."""
+    return sorted(EXAMPLE_PLANS_DIR.glob("*.json"))
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from execution.services.demo import demo_password_generate, demo_seed
+from execution.services.demo import demo_example_plans, demo_password_generate, demo_seed
 
 
 class Command(BaseCommand):
@@ -30,3 +30,8 @@ class Command(BaseCommand):
                 f"password={info['password']}  token={info['token']}"
             )
         self.stdout.write("assets: " + ", ".join(f"{a['hostname']} (id {a['id']})" for a in seed.assets))
+        plans = demo_example_plans()
+        if plans:
+            self.stdout.write("example plans (POST them to /api/v1/executions/ with a token above):")
+            for plan in plans:
+                self.stdout.write(f"  {plan}")

@@ -1,0 +1,74 @@
+"""``manage.py demo``: idempotent, ``--json`` in exactly the shape of §12, example plans."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from execution.models import Asset, Membership, Tenant
+from execution.services.demo import demo_example_plans
+
+pytestmark = pytest.mark.django_db
+ROLES = {
+    "operator": ("demo", "operator"),
+    "deployer": ("demo", "deployer"),
+    "approver1": ("demo", "approver"),
+    "approver2": ("demo", "approver"),
+    "approver3": ("demo", "approver"),
+    "viewer": ("demo", "viewer"),
+    "admin": ("demo", "admin"),
+    "outsider": ("other", "admin"),
+}
+
+
+def demo_json(*args: str) -> dict:  # type: ignore[type-arg]
+    out = StringIO()
+    call_command("demo", "--json", *args, stdout=out)
+    return json.loads(out.getvalue())  # type: ignore[no-any-return]
+
+
+def test_demo_json_shape_and_idempotence() -> None:
+    first = demo_json("--password", "demo-pass-1")
+    second = demo_json("--password", "demo-pass-1")
+    assert set(first) == {"tenants", "users", "assets"}
+    assert first["tenants"] == ["demo", "other"]
+    assert {name: (u["tenant"], u["role"]) for name, u in first["users"].items()} == ROLES
+    for user in first["users"].values():
+        assert set(user) == {"tenant", "role", "password", "token"}
+        assert user["password"] == "demo-pass-1"
+    assert sorted(a["hostname"] for a in first["assets"]) == ["local-1", "local-2", "local-3"]
+    assert all(set(a) == {"id", "hostname"} for a in first["assets"])
+    assert second == first  # same ids and tokens: nothing new created
+    assert Tenant.objects.filter(slug__in=["demo", "other"]).count() == 2
+    assert Membership.objects.count() == 8 and Asset.objects.count() == 3
+    assert authenticate(username="approver2", password="demo-pass-1") is not None
+
+
+def test_generated_password_is_printed_with_the_example_plans() -> None:
+    out = StringIO()
+    call_command("demo", stdout=out)
+    text = out.getvalue()
+    assert "operator" in text and "password=" in text and "token=" in text
+    for plan in demo_example_plans():
+        assert str(plan) in text
+
+
+def test_example_plans_target_the_demo_tenant_and_its_assets() -> None:
+    plans = demo_example_plans()
+    assert len(plans) >= 3
+    environments = set()
+    for path in plans:
+        body = json.loads(path.read_text())
+        assert body["tenant"] == "demo"
+        plan = body["plan"]
+        environments.add(plan["environment"])
+        assert plan["name"] and plan["steps"]
+        for step in plan["steps"]:
+            assert {"name", "type"} <= set(step)
+            if "target" in step:
+                assert step["target"]["hostname"] in {"local-1", "local-2", "local-3"}
+    assert environments == {"dev", "staging", "prod"}
