@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from execution.masking import mask_data
@@ -71,11 +71,15 @@ def _writers_active() -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def _settled_rows(rows: list[ExecutionEvent], after: int) -> tuple[list[ExecutionEvent], bool]:
-    if not rows:
-        return rows, False
-    holes = _holes(after, rows[-1].pk)
-    if not holes:
+def _repeatable_read() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
+def _settled_rows(
+    rows: list[ExecutionEvent], after: int, holes: list[int]
+) -> tuple[list[ExecutionEvent], bool]:
+    if not rows or not holes:
         return rows, False
     if not _writers_active():
         # Nobody is writing now: a hole is either committed by now (the caller re-reads and
@@ -97,9 +101,16 @@ def stream_read(*, after: int, execution_id: Any = None, tenant_id: int | None =
         qs = qs.filter(execution_id=execution_id)
     if tenant_id is not None:
         qs = qs.filter(tenant_id=tenant_id)
-    rows = list(qs.order_by("pk")[:READ_LIMIT])
-    more = len(rows) == READ_LIMIT
-    rows, held_back = _settled_rows(rows, after)
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost:  # SET TRANSACTION must be the first statement of the transaction
+            _repeatable_read()
+        # One snapshot for the candidates and their holes: a row committed between two
+        # separate reads would otherwise be neither a candidate nor a hole, and be skipped.
+        rows = list(qs.order_by("pk")[:READ_LIMIT])
+        more = len(rows) == READ_LIMIT
+        holes = _holes(after, rows[-1].pk) if rows else []
+    rows, held_back = _settled_rows(rows, after, holes)
     if held_back:
         more = False
     return StreamRead(messages=event_messages(rows), held_back=held_back, more=more and bool(rows))

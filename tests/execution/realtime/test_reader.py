@@ -128,3 +128,29 @@ def test_committed_event_is_notified_as_a_pointer(settings: Any) -> None:
         } in payloads
     finally:
         listener.close()
+
+
+def test_event_committed_between_candidate_read_and_hole_check_is_not_skipped(monkeypatch: Any) -> None:
+    from execution.realtime import reader
+
+    execution = ExecutionFactory()
+    first = event_record(execution=execution, event_type="created").pk
+    writer = SlowWriter(execution)
+    writer.start()
+    assert writer.written.wait(10)
+    later = event_record(execution=execution, event_type="fast").pk
+    original = reader._holes
+    calls = {"n": 0}
+
+    def commit_then_look(after: int, upto: int) -> list[int]:
+        calls["n"] += 1
+        if calls["n"] == 1:  # the slow event commits after the candidates were read
+            writer.finish.set()
+            writer.join(10)
+        return original(after, upto)
+
+    monkeypatch.setattr(reader, "_holes", commit_then_look)
+    ids, held = _ids(first, execution)
+    assert ids == [] and held
+    ids, held = _ids(first, execution)
+    assert ids == [writer.event_id, later] and not held
