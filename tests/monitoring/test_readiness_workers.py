@@ -1,0 +1,71 @@
+"""Readiness against a real ``manage.py qcluster``: ready while it heartbeats, not after it stops.
+
+Skipped until the engine's workers write ``worker_heartbeats`` (issue 3): the test looks for
+code outside the model that writes the table.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from tests.support.processes import REPO_ROOT, manage_argv, stop_process, subprocess_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def engine_writes_heartbeats() -> bool:
+    for path in (REPO_ROOT / "execution").rglob("*.py"):
+        relative = path.relative_to(REPO_ROOT).as_posix()
+        if relative.startswith(("execution/models/", "execution/migrations/", "execution/admin")):
+            continue
+        if "WorkerHeartbeat" in Path(path).read_text(errors="replace"):
+            return True
+    return False
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not {what} after {timeout}s")
+
+
+def go_no_go_exit() -> int:
+    try:
+        call_command("go_no_go", stdout=StringIO())
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.mark.skipif(not engine_writes_heartbeats(), reason="the engine's workers do not write heartbeats yet")
+def test_ready_with_a_running_qcluster_and_not_after_it_stops(client: Client, policies: None) -> None:
+    assert client.get("/readyz").status_code == 503
+    assert go_no_go_exit() == 1
+    proc = subprocess.Popen(
+        manage_argv("qcluster"),
+        env=subprocess_env(OPS_WORKERS="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: client.get("/readyz").status_code == 200, 120, "ready with a qcluster")
+        assert go_no_go_exit() == 0
+    finally:
+        stop_process(proc, timeout=60)
+    wait_until(
+        lambda: client.get("/readyz").json()["failing"] == ["workers"],
+        90,
+        "failing on workers after the qcluster stopped",
+    )
+    assert go_no_go_exit() == 1
