@@ -26,7 +26,8 @@ def engine_writes_heartbeats() -> bool:
         relative = path.relative_to(REPO_ROOT).as_posix()
         if relative.startswith(("execution/models/", "execution/migrations/", "execution/admin")):
             continue
-        if "WorkerHeartbeat" in Path(path).read_text(errors="replace"):
+        text = Path(path).read_text(errors="replace")
+        if "WorkerHeartbeat" in text or "worker_heartbeats" in text:
             return True
     return False
 
