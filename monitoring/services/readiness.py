@@ -40,7 +40,7 @@ def _guard(name: str, func: Callable[[], CheckResult]) -> CheckResult:
     try:
         return func()
     except Exception as exc:  # a check reports its failure, it never takes the caller down
-        return CheckResult(name, False, f"{type(exc).__name__}: {exc}".strip()[:300])
+        return CheckResult(name, False, " ".join(f"{type(exc).__name__}: {exc}".split())[:300])
 
 
 def check_database() -> CheckResult:
@@ -128,26 +128,17 @@ def check_channel_layer() -> CheckResult:
     return _guard("channel_layer", run)
 
 
-READINESS_CHECKS: list[Callable[[], CheckResult]] = [
-    check_database,
-    check_migrations,
-    check_policies,
-    check_workers,
-    check_channel_layer,
-]
-
-
 def readiness_run() -> list[CheckResult]:
-    """Run every readiness check in order; later checks are skipped if the database is down."""
+    """Run every readiness check in order; the database-backed ones are skipped when it is down."""
     results = [check_database()]
-    if not results[0].ok:
-        for check in READINESS_CHECKS[1:]:
-            name = check.__name__.removeprefix("check_")
-            results.append(CheckResult(name, False, "skipped: database unreachable"))
-        return results
-    results.extend(check() for check in READINESS_CHECKS[1:])
-    # A failed query leaves the connection in an aborted transaction only inside atomic
-    # blocks; outside them Django is in autocommit, so nothing to clean up here.
+    if results[0].ok:
+        results.extend([check_migrations(), check_policies(), check_workers()])
+    else:
+        results.extend(
+            CheckResult(name, False, "skipped: database unreachable")
+            for name in ("migrations", "policies", "workers")
+        )
+    results.append(check_channel_layer())
     return results
 
 

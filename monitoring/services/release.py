@@ -49,7 +49,7 @@ def _guard(name: str, func: Callable[[], CheckResult]) -> CheckResult:
     try:
         return func()
     except Exception as exc:  # a failing check is a NO-GO reason, never a crash
-        return CheckResult(name, False, f"{type(exc).__name__}: {exc}"[:300])
+        return CheckResult(name, False, " ".join(f"{type(exc).__name__}: {exc}".split())[:300])
 
 
 def check_schema() -> CheckResult:
@@ -131,16 +131,11 @@ def check_masking() -> CheckResult:
 def release_checklist_run() -> list[CheckResult]:
     """Every item of the release checklist, in order (all run even when one fails)."""
     database = check_database()
-    if not database.ok:
-        return [database]
-    return [
-        database,
-        check_schema(),
-        check_enums(),
-        check_migrations(),
-        check_policies(),
-        check_workers(),
-        check_secret_backends(),
-        check_channel_layer(),
-        check_masking(),
-    ]
+    if database.ok:
+        stored = [check_schema(), check_enums(), check_migrations(), check_policies(), check_workers()]
+    else:
+        stored = [
+            CheckResult(name, False, "skipped: database unreachable")
+            for name in ("schema", "enums", "migrations", "policies", "workers")
+        ]
+    return [database, *stored, check_secret_backends(), check_channel_layer(), check_masking()]

@@ -123,3 +123,29 @@ def test_go_no_go_fails_when_masking_leaks(policies: None, live_worker: Any, mon
     code, out = _run("go_no_go")
     assert code == 1
     assert "- masking: not masked: resolved secret value" in out
+
+
+def test_unapplied_migrations_are_named(
+    client: Client, policies: None, live_worker: Any, monkeypatch: Any
+) -> None:
+    from monitoring.services import readiness
+
+    monkeypatch.setattr(readiness, "pending_migrations", lambda: ["monitoring.0002_future"])
+    body = client.get("/readyz").json()
+    assert body["failing"] == ["migrations"]
+    assert "monitoring.0002_future" in body["checks"]["migrations"]["detail"]
+
+
+def test_unreachable_database_fails_the_checks_that_need_it() -> None:
+    import subprocess
+
+    from tests.support.processes import manage_argv, subprocess_env
+
+    env = subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/unreachable")
+    health = subprocess.run(manage_argv("health"), env=env, capture_output=True, text=True, timeout=120)
+    assert health.returncode == 1
+    assert "FAIL database" in health.stdout and "ok   channel_layer" in health.stdout
+    go = subprocess.run(manage_argv("go_no_go"), env=env, capture_output=True, text=True, timeout=120)
+    assert go.returncode == 1
+    assert "NO-GO" in go.stdout and "- database: OperationalError" in go.stdout
+    assert "ok   masking" in go.stdout
