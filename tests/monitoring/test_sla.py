@@ -127,3 +127,18 @@ def test_concurrent_sweepers_alert_once() -> None:
     assert SlaAlert.objects.count() == 5
     for execution in executions:
         assert ExecutionEvent.objects.filter(execution=execution, event_type="sla_violation").count() == 1
+
+
+@pytest.mark.django_db
+def test_sla_sweep_command_prints_new_alerts() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    execution = _overdue()
+    out = StringIO()
+    call_command("sla_sweep", stdout=out)
+    assert str(execution.execution_id) in out.getvalue() and "1 new alert(s)" in out.getvalue()
+    out = StringIO()
+    call_command("sla_sweep", stdout=out)
+    assert "0 new alert(s)" in out.getvalue()
