@@ -1,0 +1,82 @@
+"""/metrics after executions run by two real ``qcluster`` processes (the engine's workers).
+
+Skipped until the engine's queue (``execution.services.queue.queue_enqueue``) is in the
+checkout; until then test_metrics.py drives two producer processes through transition().
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import time
+from typing import Any
+
+import pytest
+from django.db.models import Count
+from django.test import Client
+
+from execution.enums import FINISHED_STATUSES, ExecutionStatus
+from execution.models import Execution, ExecutionStep
+from tests.factories import ExecutionFactory, ExecutionStepFactory
+from tests.monitoring.test_metrics import scrape, value
+from tests.support.processes import manage_argv, stop_process, subprocess_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+ENGINE = importlib.util.find_spec("execution.services.queue") is not None
+RUNS = 12
+
+
+def _noop_execution(tenant: Any, actor: Any, index: int) -> Any:
+    plan = {
+        "name": f"noop {index}",
+        "environment": "dev",
+        "steps": [{"name": "nothing", "type": "noop", "params": {}}],
+    }
+    execution = ExecutionFactory(
+        tenant=tenant, actor=actor, plan_snapshot=plan, status=ExecutionStatus.APPROVED
+    )
+    ExecutionStepFactory(execution=execution, step_index=0, step_name="nothing", step_type="noop")
+    return execution
+
+
+@pytest.mark.skipif(not ENGINE, reason="the engine's queue is not in the checkout yet")
+def test_counts_match_the_database_after_two_worker_clusters(
+    client: Client, policies: None, tenant: Any, operator: Any
+) -> None:
+    from execution.services.queue import queue_enqueue  # type: ignore[import-not-found,unused-ignore]
+
+    for i in range(RUNS):
+        queue_enqueue(execution=_noop_execution(tenant, operator, i))
+    workers = [
+        subprocess.Popen(
+            manage_argv("qcluster"),
+            env=subprocess_env(OPS_WORKERS="1", OPS_Q_CLUSTER_NAME="opsconductor"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if Execution.objects.exclude(status__in=list(FINISHED_STATUSES)).count() == 0:
+                break
+            time.sleep(1)
+        assert Execution.objects.exclude(status__in=list(FINISHED_STATUSES)).count() == 0
+        samples = scrape(client)
+    finally:
+        for proc in workers:
+            stop_process(proc, timeout=60)
+
+    db_counts = {
+        row["status"]: row["n"] for row in Execution.objects.values("status").annotate(n=Count("id"))
+    }
+    exported = {
+        s.labels["status"]: int(s.value)
+        for s in samples["opsconductor_executions"]
+        if s.labels["tenant"] == "acme" and s.value
+    }
+    assert exported == db_counts
+    assert sum(exported.values()) == RUNS
+    steps = ExecutionStep.objects.filter(step_type="noop", completed_at__isnull=False).count()
+    assert value(samples, "opsconductor_step_duration_seconds_count", step_type="noop") == steps
