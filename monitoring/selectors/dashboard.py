@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from execution.enums import FINISHED_STATUSES, ExecutionStatus
@@ -46,7 +47,8 @@ def workers_recent(limit: int = WORKER_LIMIT) -> list[dict[str, Any]]:
     now = timezone.now()
     stale = settings.MONITORING_WORKER_STALE_SECONDS
     rows = []
-    for worker in WorkerHeartbeat.objects.order_by("stopped_at", "-last_seen_at")[:limit]:
+    ordering = (F("stopped_at").asc(nulls_first=True), F("last_seen_at").desc())
+    for worker in WorkerHeartbeat.objects.order_by(*ordering)[:limit]:
         age = (now - worker.last_seen_at).total_seconds()
         state = "stopped" if worker.stopped_at else ("alive" if age <= stale else "lost")
         rows.append({"worker": worker, "age_seconds": age, "state": state})

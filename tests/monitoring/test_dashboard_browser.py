@@ -77,3 +77,19 @@ def test_dashboard_needs_staff_or_a_membership(client: Any, tenant: Any) -> None
     assert client.get("/monitoring/").status_code == 403
     MembershipFactory(tenant=tenant, user=loner, role=Role.VIEWER)
     assert client.get("/monitoring/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_workers_table_lists_live_workers_first(client: Any, tenant: Any, operator: Any) -> None:
+    now = timezone.now()
+    for i in range(3):
+        WorkerHeartbeatFactory(worker_id=f"stopped-{i}", last_seen_at=now, stopped_at=now)
+    WorkerHeartbeatFactory(worker_id="old-but-running", last_seen_at=now - timedelta(minutes=10))
+    WorkerHeartbeatFactory(worker_id="live-one")
+    client.force_login(operator)
+    rows = client.get("/monitoring/").context["workers"]
+    assert [(r["worker"].worker_id, r["state"]) for r in rows[:2]] == [
+        ("live-one", "alive"),
+        ("old-but-running", "lost"),
+    ]
+    assert {r["state"] for r in rows[2:]} == {"stopped"}
