@@ -3,14 +3,17 @@
 Browsers use the session cookie (AuthMiddlewareStack in opsconductor/asgi.py); API clients,
 which cannot set headers on a WebSocket handshake from every library, pass their token in
 the query string. A token, when given, wins over the cookie; a bad token is anonymous.
+A cookie-authenticated handshake from another site's page (an ``Origin`` that is neither this
+host nor in ``CSRF_TRUSTED_ORIGINS``) is anonymous too: cross-site WebSocket hijacking.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 
 
@@ -33,4 +36,16 @@ class TokenAuthMiddleware:
         keys = query.get("token")
         if keys:
             scope = dict(scope, user=await _user_for_token(keys[0]))
+        elif not _same_origin(scope):
+            scope = dict(scope, user=AnonymousUser())
         return await self.inner(scope, receive, send)
+
+
+def _same_origin(scope: dict[str, Any]) -> bool:
+    headers = dict(scope.get("headers", []))
+    origin = headers.get(b"origin", b"").decode("latin-1")
+    if not origin:
+        return True  # not a browser: nothing to forge
+    if origin in getattr(settings, "CSRF_TRUSTED_ORIGINS", []):
+        return True
+    return urlsplit(origin).netloc == headers.get(b"host", b"").decode("latin-1")

@@ -56,6 +56,20 @@ def test_session_cookie_authenticates(watch_setup: dict[str, Any], tmp_path: Pat
                 return str(await asyncio.wait_for(ws.recv(), timeout=30))
 
         first = run_async(run())
+
+        async def forged() -> int | None:
+            from websockets.exceptions import ConnectionClosed
+
+            async with connect(
+                url, additional_headers={"Cookie": cookie}, origin="http://evil.example", open_timeout=30
+            ) as ws:
+                try:
+                    await asyncio.wait_for(ws.recv(), timeout=30)
+                except ConnectionClosed as exc:
+                    return exc.rcvd.code if exc.rcvd else None
+            return None
+
+        assert run_async(forged()) == 4401  # another site's page cannot ride the cookie
         assert '"type": "approved"' in first
         # The tenant stream starts live (no history) for a member.
         assert (
