@@ -16,6 +16,8 @@ class PeriodicJob(NamedTuple):
 
 
 SCHEDULES: list[PeriodicJob] = [
+    # Also run every REAPER_INTERVAL_SECONDS by each cluster process (execution qcluster).
+    PeriodicJob("execution: reap expired leases and locks", "execution.tasks.reap", 1),
     PeriodicJob("approvals: expire overdue approvals", "approvals.tasks.expire_approvals", 1),
     PeriodicJob("monitoring: detect SLA violations", "monitoring.tasks.sla_sweep", 1),
 ]

@@ -47,8 +47,9 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
-    "django_q",
+    # execution before django_q: its qcluster command (heartbeat, reaper, waker) wins.
     "execution",
+    "django_q",
     "approvals",
     "monitoring",
 ]
@@ -185,6 +186,13 @@ EXECUTION_DARK_LAUNCH = env_bool("EXECUTION_DARK_LAUNCH", False)
 RBAC_STRICT = env_bool("RBAC_STRICT", True)
 IDEMPOTENCY_WINDOW_SECONDS = env_int("IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600, minimum=1)
 LEASE_SECONDS = env_int("OPS_LEASE_SECONDS", 30, minimum=1)
+# Engine (docs/engine.md): retry back-off, lock waits, drain budget, reaper cadence.
+RETRY_BACKOFF_BASE_SECONDS = env_float("OPS_RETRY_BACKOFF_BASE_SECONDS", 2.0, minimum=0.0)
+RETRY_BACKOFF_MAX_SECONDS = env_float("OPS_RETRY_BACKOFF_MAX_SECONDS", 300.0, minimum=0.0)
+LOCK_RETRY_SECONDS = env_float("OPS_LOCK_RETRY_SECONDS", 1.0, minimum=0.0)
+LOCK_WAIT_LIMIT_SECONDS = env_float("OPS_LOCK_WAIT_LIMIT_SECONDS", 300.0, minimum=0.0)
+DRAIN_BUDGET_SECONDS = env_float("OPS_DRAIN_BUDGET_SECONDS", 15.0, minimum=0.1)
+REAPER_INTERVAL_SECONDS = env_float("OPS_REAPER_INTERVAL_SECONDS", 15.0, minimum=1.0)
 
 # --- Monitoring (docs/operations.md) -----------------------------------------------------
 # A worker is "heartbeating" when its worker_heartbeats row was touched this recently.

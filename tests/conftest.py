@@ -31,6 +31,40 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         embedded_pg.stop()
 
 
+@pytest.fixture(autouse=True)
+def _seeded_timeout_policies(request: pytest.FixtureRequest) -> None:
+    """Re-seed the nine policies of migration 0004 for tests that use the database.
+
+    Transactional tests (``transaction=True``) flush every table when they end, data
+    migrations included, so a later test would otherwise find no policies.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    uses_db = marker is not None or {"db", "transactional_db"} & set(request.fixturenames)
+    if not uses_db:
+        return
+    transactional = bool(marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])))
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    import importlib
+
+    from execution.models import TimeoutPolicy
+
+    if TimeoutPolicy.objects.count() >= 9:
+        return
+    seed = importlib.import_module("execution.migrations.0004_seed_timeout_policies")
+    for sla, action, step, execution, lease, approval, attempts in seed.POLICIES:
+        TimeoutPolicy.objects.get_or_create(
+            sla_class=sla,
+            action_class=action,
+            defaults={
+                "step_timeout_seconds": step,
+                "execution_timeout_seconds": execution,
+                "lease_timeout_seconds": lease,
+                "approval_timeout_seconds": approval,
+                "max_attempts": attempts,
+            },
+        )
+
+
 @pytest.fixture
 def tenant(db: Any) -> Any:
     return TenantFactory(slug="acme")

@@ -1,0 +1,74 @@
+"""The drain loop a worker runs, and the heartbeat of a worker cluster.
+
+A django-q2 task (execution/tasks.py) calls :func:`drain`: it claims and runs queue items
+one after the other until the queue has nothing runnable or its time budget is spent, so
+one django-q2 round trip serves many executions. The cluster process (our ``qcluster``
+command) calls :func:`cluster_tick` about once a second: heartbeat row, reaper, and a
+wake-up when runnable items wait with no drain queued (back-off retries, lost wake-ups).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from execution.engine.run import run_attempt
+from execution.models import QueueItem, WorkerHeartbeat
+from execution.services.queue import queue_claim
+
+logger = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def drain(*, budget_seconds: float | None = None) -> int:
+    """Run queue items until none is runnable or the budget is spent; returns how many."""
+    budget = (
+        budget_seconds if budget_seconds is not None else float(getattr(settings, "DRAIN_BUDGET_SECONDS", 15))
+    )
+    deadline = time.monotonic() + budget
+    me = worker_id()
+    ran = 0
+    while time.monotonic() < deadline:
+        claim = queue_claim(worker_id=me)
+        if claim is None:
+            break
+        try:
+            run_attempt(execution_pk=claim.execution_pk, claim=claim, worker_id=me)
+        except Exception:
+            # The lease will expire and the reaper will count this as a failed attempt.
+            logger.exception("attempt of queue item %s crashed", claim.item_id)
+        ran += 1
+        close_old_connections()
+    return ran
+
+
+def runnable_items_exist() -> bool:
+    now = timezone.now()
+    return (
+        QueueItem.objects.filter(status="pending", available_at__lte=now).exists()
+        or QueueItem.objects.filter(status="pending", available_at__isnull=True).exists()
+    )
+
+
+def heartbeat_write(*, worker: str, cluster_name: str, started_at: object, stopped: bool = False) -> None:
+    now = timezone.now()
+    WorkerHeartbeat.objects.update_or_create(
+        worker_id=worker,
+        defaults={
+            "cluster_name": cluster_name,
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": started_at,
+            "last_seen_at": now,
+            "stopped_at": now if stopped else None,
+        },
+    )

@@ -1,0 +1,38 @@
+"""``manage.py cancel <execution_id> [--user U]``: cancel an execution (§13)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from execution.models import Execution
+from execution.services.cancel import execution_cancel
+
+
+class Command(BaseCommand):
+    help = "Cancel an execution: at once if it has not started, cooperatively if it runs."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("execution_id")
+        parser.add_argument("--user", help="who cancels (recorded on the event)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            execution = Execution.objects.get(execution_id=uuid.UUID(options["execution_id"]))
+        except (ValueError, Execution.DoesNotExist):
+            raise CommandError(f"no execution {options['execution_id']}") from None
+        actor = None
+        if options["user"]:
+            actor = get_user_model().objects.filter(username=options["user"]).first()
+            if actor is None:
+                raise CommandError(f"no user {options['user']}")
+        execution = execution_cancel(execution=execution, actor=actor)
+        state = (
+            "cancel requested"
+            if execution.cancel_requested_at and execution.status == "running"
+            else execution.status
+        )
+        self.stdout.write(f"{execution.execution_id}: {state}")

@@ -1,0 +1,61 @@
+"""``execution_cancel`` (§13): one cancel service for the API, pages, admin and command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from execution.enums import ActorType, ApprovalState, ExecutionStatus, QueueStatus
+from execution.models import Execution, QueueItem
+from execution.services.events import event_record
+from execution.services.transition import transition
+
+NOT_STARTED = frozenset({ExecutionStatus.PENDING_APPROVAL, ExecutionStatus.APPROVED, ExecutionStatus.QUEUED})
+
+
+def execution_cancel(*, execution: Execution, actor: Any = None) -> Execution:
+    """Cancel an execution; idempotent.
+
+    Not yet running: ends ``cancelled`` at once, its queue item and approval closed, its
+    steps ``cancelled``. Running: records the request (``cancel_requested`` event); the
+    worker notices within a second, kills the current step and ends it ``cancelled``.
+    Finished: returned unchanged.
+    """
+    actor_type = ActorType.USER if actor is not None else ActorType.SYSTEM
+    with transaction.atomic():
+        # The row lock orders us against the worker's own transitions.
+        row = Execution.objects.select_for_update().get(pk=execution.pk)
+        if row.status in NOT_STARTED:
+            now = timezone.now()
+            row = transition(
+                row,
+                ExecutionStatus.CANCELLED,
+                actor=actor,
+                actor_type=actor_type,
+                reason="cancelled before it ran",
+                fields={"cancel_requested_at": now, "cancel_requested_by": actor},
+            )
+            QueueItem.objects.filter(execution=row, status=QueueStatus.PENDING).update(
+                status=QueueStatus.COMPLETED, completed_at=now, last_error="cancelled"
+            )
+            row.steps.exclude(status=ExecutionStatus.COMPLETED).update(status=ExecutionStatus.CANCELLED)
+            _close_approval(row, actor, now)
+            return row
+        if row.status == ExecutionStatus.RUNNING and row.cancel_requested_at is None:
+            row.cancel_requested_at = timezone.now()
+            row.cancel_requested_by = actor
+            row.save(update_fields=["cancel_requested_at", "cancel_requested_by", "updated_at"])
+            event_record(execution=row, event_type="cancel_requested", actor=actor, actor_type=actor_type)
+        return row
+
+
+def _close_approval(execution: Execution, actor: Any, now: Any) -> None:
+    from approvals.models import Approval
+
+    Approval.objects.filter(execution=execution, state=ApprovalState.PENDING).update(
+        state=ApprovalState.REJECTED,
+        responded_at=now,
+        approver_comment="execution cancelled",
+    )

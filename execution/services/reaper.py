@@ -1,0 +1,83 @@
+"""The reaper (§6): items whose lease expired go back to the queue; expired locks are freed.
+
+A lease expires when its worker died (SIGKILL, lost machine) or held the item past the
+policy's lease timeout. The attempt counts; past ``max_attempts`` the execution is
+dead-lettered. The execution resumes at the first step that did not complete.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from execution.enums import ActorType, ExecutionStatus, QueueStatus
+from execution.models import Execution, QueueItem
+from execution.services.dlq import dlq_record
+from execution.services.locks import locks_release, locks_release_expired
+from execution.services.queue import backoff_seconds, queue_wake
+from execution.services.transition import transition
+
+logger = logging.getLogger(__name__)
+
+
+def reap_expired() -> dict[str, int]:
+    """Return expired leases to the queue (or the DLQ) and free expired locks."""
+    returned = dead = 0
+    while True:
+        with transaction.atomic():
+            # One item per transaction; SKIP LOCKED lets several reapers run at once.
+            item = (
+                QueueItem.objects.select_for_update(skip_locked=True)
+                .filter(status=QueueStatus.PROCESSING, lease_expires_at__lt=timezone.now())
+                .order_by("lease_expires_at")
+                .first()
+            )
+            if item is None:
+                break
+            execution = Execution.objects.get(execution_id=item.execution_id)
+            error = f"lease expired (worker {item.worker_id or 'unknown'} lost or over its lease timeout)"
+            locks_release(execution=execution, reason="lease expired")
+            if item.attempt_count >= item.max_attempts:
+                if execution.status == ExecutionStatus.QUEUED:
+                    execution = transition(execution, ExecutionStatus.RUNNING, actor_type=ActorType.SYSTEM)
+                if execution.status == ExecutionStatus.RUNNING:
+                    transition(
+                        execution,
+                        ExecutionStatus.FAILED,
+                        actor_type=ActorType.SYSTEM,
+                        reason=error,
+                        fields={"error_message": error},
+                    )
+                    dlq_record(execution=execution, reason="max_attempts_exceeded", last_error=error)
+                item.status = QueueStatus.FAILED
+                item.completed_at = timezone.now()
+                dead += 1
+            else:
+                delay = backoff_seconds(item.attempt_count)
+                if execution.status == ExecutionStatus.RUNNING:
+                    transition(
+                        execution,
+                        ExecutionStatus.QUEUED,
+                        actor_type=ActorType.SYSTEM,
+                        event_type="retry_scheduled",
+                        reason=error,
+                        details={"delay_seconds": round(delay, 3)},
+                    )
+                item.status = QueueStatus.PENDING
+                item.available_at = timezone.now() + timedelta(seconds=delay)
+                returned += 1
+            item.lease_token = None
+            item.lease_expires_at = None
+            item.attempt_started_at = None
+            item.last_error = error
+            item.worker_id = ""
+            item.save()
+    freed = locks_release_expired()
+    if returned:
+        transaction.on_commit(queue_wake)
+    if returned or dead or freed:
+        logger.info("reaper: %s returned, %s dead-lettered, %s locks freed", returned, dead, freed)
+    return {"returned": returned, "dead_lettered": dead, "locks_freed": freed}

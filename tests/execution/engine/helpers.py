@@ -1,0 +1,112 @@
+"""Build approved executions for engine tests, and run real worker clusters."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from execution.enums import ExecutionStatus
+from execution.models import Execution, ExecutionStep
+from execution.services.queue import queue_enqueue
+from execution.services.transition import transition
+from tests.factories import ExecutionFactory, plan_hash
+from tests.support.processes import manage_argv, subprocess_env
+
+CANONICAL = {"shell": "command", "bash": "command"}
+
+
+def make_execution(
+    *,
+    tenant: Any,
+    actor: Any,
+    steps: list[dict[str, Any]],
+    sla_class: str = "medium",
+    action_class: str = "modify",
+    priority: int = 5,
+    approve: bool = True,
+) -> Execution:
+    """An execution with its step rows, approved (status ``approved``) unless told otherwise."""
+    plan = {"name": "engine test", "environment": "dev", "steps": steps}
+    execution = ExecutionFactory(
+        tenant=tenant,
+        actor=actor,
+        plan_snapshot=plan,
+        plan_hash=plan_hash(plan),
+        sla_class=sla_class,
+        action_class=action_class,
+        priority=priority,
+    )
+    for index, step in enumerate(steps):
+        target = step.get("target") or {}
+        ExecutionStep.objects.create(
+            execution=execution,
+            step_index=index,
+            step_name=step.get("name", f"step {index}"),
+            step_type=CANONICAL.get(step["type"], step["type"]),
+            target_asset_id=str(target.get("asset_id", "")),
+            target_hostname=target.get("hostname", ""),
+        )
+    if approve:
+        transition(execution, ExecutionStatus.APPROVED, reason="test")
+    return Execution.objects.get(pk=execution.pk)
+
+
+def enqueue(execution: Execution, priority: int | None = None) -> None:
+    queue_enqueue(execution=execution, priority=priority)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+def statuses(*executions: Execution) -> list[str]:
+    return list(Execution.objects.filter(pk__in=[e.pk for e in executions]).values_list("status", flat=True))
+
+
+@contextmanager
+def worker_cluster(workers: int = 2, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``manage.py qcluster`` on the test database; stopped (SIGTERM) afterwards."""
+    child_env = subprocess_env(OPS_WORKERS=str(workers), **env)
+    proc = subprocess.Popen(manage_argv("qcluster"), env=child_env, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # anything of the cluster left behind
+        except ProcessLookupError:
+            pass
+
+
+def child_pids(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,311 @@
+"""The engine in this process: steps, retries, DLQ, cancel, timeouts, locks, reaper."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from execution.enums import ExecutionStatus, QueueStatus
+from execution.engine.worker import drain
+from execution.models import (
+    DeadLetter,
+    ExecutionEvent,
+    ExecutionLock,
+    ExecutionStep,
+    QueueItem,
+    TimeoutPolicy,
+)
+from execution.services.cancel import execution_cancel
+from execution.services.dlq import dlq_requeue
+from execution.services.locks import locks_acquire
+from execution.services.queue import queue_claim
+from execution.services.reaper import reap_expired
+from tests.execution.engine.helpers import enqueue, make_execution, pid_alive, wait_until
+from tests.factories import AssetFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(settings):  # type: ignore[no-untyped-def]
+    settings.RETRY_BACKOFF_BASE_SECONDS = 0.2
+    settings.LOCK_RETRY_SECONDS = 0.1
+
+
+def drain_until_done(execution, timeout: float = 60):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        drain(budget_seconds=5)
+        execution.refresh_from_db()
+        if execution.status not in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING):
+            return execution
+        time.sleep(0.05)
+    raise AssertionError(f"execution still {execution.status}")
+
+
+def event_types(execution) -> list[str]:  # type: ignore[no-untyped-def]
+    return list(
+        ExecutionEvent.objects.filter(execution=execution).order_by("id").values_list("event_type", flat=True)
+    )
+
+
+def test_a_command_plan_runs_to_completed_with_recorded_steps(tenant, operator, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    execution = make_execution(
+        tenant=tenant,
+        actor=operator,
+        steps=[
+            {"name": "write", "type": "command", "params": {"command": f"echo hello; printf A >> {out}"}},
+            {"name": "nothing", "type": "noop"},
+        ],
+    )
+    enqueue(execution)
+    execution = drain_until_done(execution)
+    assert execution.status == ExecutionStatus.COMPLETED
+    assert out.read_text() == "A"
+    first = ExecutionStep.objects.get(execution=execution, step_index=0)
+    assert first.status == ExecutionStatus.COMPLETED
+    assert first.exit_code == 0
+    assert first.output_data["stdout"].startswith("hello")
+    assert first.duration_ms is not None and first.started_at and first.completed_at
+    types = event_types(execution)
+    assert types[:2] == ["approved", "queued"]
+    assert "started" in types and types[-1] == "completed"
+    assert types.count("step_started") == 2 and types.count("step_completed") == 2
+    assert QueueItem.objects.get(execution=execution).status == QueueStatus.COMPLETED
+
+
+def test_a_step_that_fails_twice_then_succeeds_is_retried_with_growing_delays(
+    tenant, operator, tmp_path: Path
+) -> None:
+    counter = tmp_path / "count"
+    command = f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; [ $n -ge 3 ]"
+    execution = make_execution(
+        tenant=tenant, actor=operator, steps=[{"type": "command", "params": {"command": command}}]
+    )
+    enqueue(execution)
+    execution = drain_until_done(execution)
+    assert execution.status == ExecutionStatus.COMPLETED
+    assert counter.read_text().strip() == "3"
+    retries = ExecutionEvent.objects.filter(execution=execution, event_type="retry_scheduled").order_by("id")
+    delays = [e.details["delay_seconds"] for e in retries]
+    assert len(delays) == 2
+    assert delays[1] >= delays[0]
+    assert ExecutionStep.objects.get(execution=execution).retry_count == 2
+
+
+def test_an_always_failing_step_is_dead_lettered_and_a_requeue_resumes_at_it(
+    tenant, operator, tmp_path: Path
+) -> None:
+    marker, flag = tmp_path / "a", tmp_path / "flag"
+    execution = make_execution(
+        tenant=tenant,
+        actor=operator,
+        sla_class="fast",
+        steps=[
+            {"type": "command", "params": {"command": f"printf A >> {marker}"}},
+            {"type": "command", "params": {"command": f"test -e {flag}"}},
+        ],
+    )
+    enqueue(execution)
+    execution = drain_until_done(execution)
+    assert execution.status == ExecutionStatus.FAILED
+    entry = DeadLetter.objects.get(execution=execution)
+    assert (
+        entry.attempt_count == TimeoutPolicy.objects.get(sla_class="fast", action_class="modify").max_attempts
+    )
+    assert "dead_lettered" in event_types(execution)
+    assert marker.read_text() == "A", "the completed first step never ran again"
+
+    flag.touch()
+    dlq_requeue(entry=entry, operator=operator)
+    entry.refresh_from_db()
+    assert entry.requeued and entry.requeued_by == operator and entry.requeued_at
+    execution = drain_until_done(execution)
+    assert execution.status == ExecutionStatus.COMPLETED
+    assert marker.read_text() == "A"
+    assert "requeued" in event_types(execution)
+
+
+def _run_in_thread(execution):  # type: ignore[no-untyped-def]
+    def target() -> None:
+        try:
+            drain(budget_seconds=1)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
+
+
+def _running_pid(execution) -> int:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    wait_until(
+        lambda: ExecutionStep.objects.filter(execution=execution, status="running").exists(),
+        30,
+        what="step running",
+    )
+    marker = str(execution.execution_id)
+    found: list[int] = []
+
+    def find() -> bool:
+        out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+        found[:] = [int(p) for p in out]
+        return bool(found)
+
+    wait_until(find, 10, what="child process")
+    return found[0]
+
+
+def test_cancel_during_a_long_command_ends_cancelled_quickly_and_kills_the_child(tenant, operator) -> None:
+    execution = make_execution(
+        tenant=tenant, actor=operator, sla_class="long", steps=[{"type": "command", "params": {}}]
+    )
+    plan = execution.plan_snapshot
+    plan["steps"][0]["params"] = {"command": f"sleep 30 # {execution.execution_id}"}
+    type(execution).objects.filter(pk=execution.pk).update(plan_snapshot=plan)
+    enqueue(execution)
+    thread = _run_in_thread(execution)
+    pid = _running_pid(execution)
+    asked = time.monotonic()
+    execution_cancel(execution=execution, actor=operator)
+    wait_until(
+        lambda: type(execution).objects.get(pk=execution.pk).status == "cancelled", 10, what="cancelled"
+    )
+    assert time.monotonic() - asked < 2.0 + 1.0  # §13: noticed within a second; generous on a loaded box
+    thread.join(30)
+    wait_until(lambda: not pid_alive(pid), 5, what="child gone")
+    assert ExecutionStep.objects.get(execution=execution).status == ExecutionStatus.CANCELLED
+    assert not ExecutionLock.objects.filter(execution=execution, is_active=True).exists()
+    assert "cancel_requested" in event_types(execution)
+
+
+def test_step_timeout_ends_timeout_and_kills_the_child(tenant, operator) -> None:
+    execution = make_execution(tenant=tenant, actor=operator, sla_class="long", steps=[{"type": "command"}])
+    plan = execution.plan_snapshot
+    plan["steps"][0].update(params={"command": f"sleep 30 # {execution.execution_id}"}, timeout_seconds=1)
+    type(execution).objects.filter(pk=execution.pk).update(plan_snapshot=plan)
+    enqueue(execution)
+    thread = _run_in_thread(execution)
+    pid = _running_pid(execution)
+    thread.join(60)
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.TIMEOUT
+    assert not pid_alive(pid)
+    assert DeadLetter.objects.get(execution=execution).failure_reason == "timeout"
+
+
+def test_execution_timeout_ends_timeout_and_kills_the_child(tenant, operator) -> None:
+    TimeoutPolicy.objects.filter(sla_class="long", action_class="modify").update(execution_timeout_seconds=2)
+    execution = make_execution(tenant=tenant, actor=operator, sla_class="long", steps=[{"type": "command"}])
+    plan = execution.plan_snapshot
+    plan["steps"][0]["params"] = {"command": f"sleep 30 # {execution.execution_id}"}
+    type(execution).objects.filter(pk=execution.pk).update(plan_snapshot=plan)
+    enqueue(execution)
+    thread = _run_in_thread(execution)
+    pid = _running_pid(execution)
+    thread.join(60)
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.TIMEOUT
+    assert not pid_alive(pid)
+
+
+def test_a_busy_asset_makes_the_execution_wait_without_holding_a_worker(tenant, operator) -> None:
+    asset = AssetFactory(tenant=tenant)
+    holder = make_execution(
+        tenant=tenant, actor=operator, steps=[{"type": "noop", "target": {"asset_id": asset.pk}}]
+    )
+    assert locks_acquire(execution=holder, worker_id="other") is None
+    waiter = make_execution(
+        tenant=tenant, actor=operator, steps=[{"type": "noop", "target": {"asset_id": asset.pk}}]
+    )
+    enqueue(waiter)
+    drain(budget_seconds=0.5)
+    waiter.refresh_from_db()
+    assert waiter.status == ExecutionStatus.QUEUED
+    wait_event = ExecutionEvent.objects.filter(execution=waiter, event_type="lock_wait").first()
+    assert wait_event is not None and wait_event.details["holder_execution_id"] == str(holder.execution_id)
+    item = QueueItem.objects.get(execution=waiter)
+    assert item.status == QueueStatus.PENDING and item.attempt_count == 0, "waiting is not a failed attempt"
+
+    ExecutionLock.objects.filter(execution=holder).update(is_active=False)
+    waiter = drain_until_done(waiter)
+    assert waiter.status == ExecutionStatus.COMPLETED
+
+
+def test_lock_wait_past_the_limit_fails_naming_the_holder(tenant, operator, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.LOCK_WAIT_LIMIT_SECONDS = 0.3
+    asset = AssetFactory(tenant=tenant)
+    holder = make_execution(
+        tenant=tenant, actor=operator, steps=[{"type": "noop", "target": {"asset_id": asset.pk}}]
+    )
+    locks_acquire(execution=holder, worker_id="other")
+    waiter = make_execution(
+        tenant=tenant, actor=operator, steps=[{"type": "noop", "target": {"asset_id": asset.pk}}]
+    )
+    enqueue(waiter)
+    waiter = drain_until_done(waiter, timeout=30)
+    assert waiter.status == ExecutionStatus.FAILED
+    assert str(holder.execution_id) in waiter.error_message
+
+
+def test_the_reaper_returns_an_expired_lease_and_the_run_resumes(tenant, operator, tmp_path: Path) -> None:
+    marker = tmp_path / "m"
+    execution = make_execution(
+        tenant=tenant,
+        actor=operator,
+        steps=[{"type": "command", "params": {"command": f"printf A >> {marker}"}}, {"type": "noop"}],
+    )
+    enqueue(execution)
+    claim = queue_claim(worker_id="dead-worker")
+    assert claim is not None
+    # Simulate a worker that started, completed step 0, began step 1 and died.
+    from execution.services.transition import transition
+
+    transition(execution, ExecutionStatus.RUNNING)
+    ExecutionStep.objects.filter(execution=execution, step_index=0).update(status="completed")
+    ExecutionStep.objects.filter(execution=execution, step_index=1).update(status="running")
+    QueueItem.objects.filter(pk=claim.item_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    counts = reap_expired()
+    assert counts["returned"] == 1
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.QUEUED
+    assert "retry_scheduled" in event_types(execution)
+    execution = drain_until_done(execution)
+    assert execution.status == ExecutionStatus.COMPLETED
+    assert not marker.exists(), "the completed step did not run again"
+    assert ExecutionStep.objects.get(execution=execution, step_index=1).retry_count == 1
+
+
+def test_cancel_before_running_is_immediate_and_idempotent(tenant, operator) -> None:
+    execution = make_execution(tenant=tenant, actor=operator, steps=[{"type": "noop"}])
+    enqueue(execution)
+    first = execution_cancel(execution=execution, actor=operator)
+    again = execution_cancel(execution=execution, actor=operator)
+    assert first.status == again.status == ExecutionStatus.CANCELLED
+    assert QueueItem.objects.get(execution=execution).status == QueueStatus.COMPLETED
+    assert event_types(execution).count("cancelled") == 1
+    assert drain(budget_seconds=0.5) == 0
+
+
+def test_partial_when_a_continue_on_error_step_fails(tenant, operator) -> None:
+    execution = make_execution(
+        tenant=tenant,
+        actor=operator,
+        steps=[
+            {"type": "command", "params": {"command": "exit 3"}, "continue_on_error": True},
+            {"type": "noop"},
+        ],
+    )
+    enqueue(execution)
+    execution = drain_until_done(execution)
+    assert execution.status == ExecutionStatus.PARTIAL
+    assert ExecutionStep.objects.get(execution=execution, step_index=0).exit_code == 3
