@@ -1,7 +1,7 @@
 """/metrics after executions run by two real ``qcluster`` processes (the engine's workers).
 
-Skipped until the engine's queue (``execution.services.queue.queue_enqueue``) is in the
-checkout; until then test_metrics.py drives two producer processes through transition().
+Skipped when the engine's queue (``execution.services.queue.queue_enqueue``) is absent;
+test_metrics.py also drives two producer processes straight through transition().
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from django.db.models import Count
 from django.test import Client
 
 from execution.enums import FINISHED_STATUSES, ExecutionStatus
-from execution.models import Execution, ExecutionStep
+from execution.models import Execution, ExecutionStep, WorkerHeartbeat
 from tests.factories import ExecutionFactory, ExecutionStepFactory
 from tests.monitoring.test_metrics import scrape, value
 from tests.support.processes import manage_argv, stop_process, subprocess_env
@@ -39,7 +39,7 @@ def _noop_execution(tenant: Any, actor: Any, index: int) -> Any:
     return execution
 
 
-@pytest.mark.skipif(not ENGINE, reason="the engine's queue is not in the checkout yet")
+@pytest.mark.skipif(not ENGINE, reason="the engine's queue is not in the checkout")
 def test_counts_match_the_database_after_two_worker_clusters(
     client: Client, policies: None, tenant: Any, operator: Any
 ) -> None:
@@ -76,7 +76,12 @@ def test_counts_match_the_database_after_two_worker_clusters(
         for s in samples["opsconductor_executions"]
         if s.labels["tenant"] == "acme" and s.value
     }
-    assert exported == db_counts
-    assert sum(exported.values()) == RUNS
+    assert exported == db_counts == {"completed": RUNS}
     steps = ExecutionStep.objects.filter(step_type="noop", completed_at__isnull=False).count()
+    assert steps == RUNS
     assert value(samples, "opsconductor_step_duration_seconds_count", step_type="noop") == steps
+    ran = Execution.objects.filter(started_at__isnull=False).count()
+    assert value(samples, "opsconductor_execution_duration_seconds_count", sla_class="fast") == ran == RUNS
+    assert value(samples, "opsconductor_queue_depth", sla_class="fast", state="pending") == 0
+    # Both clusters heartbeated while they ran (their rows are marked stopped now).
+    assert WorkerHeartbeat.objects.filter(stopped_at__isnull=False).count() == 2

@@ -1,7 +1,7 @@
 """Readiness against a real ``manage.py qcluster``: ready while it heartbeats, not after it stops.
 
-Skipped until the engine's workers write ``worker_heartbeats`` (issue 3): the test looks for
-code outside the model that writes the table.
+Skipped when no engine code writes ``worker_heartbeats`` (the test looks for code outside
+the model that uses the table).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def go_no_go_exit() -> int:
     return 0
 
 
-@pytest.mark.skipif(not engine_writes_heartbeats(), reason="the engine's workers do not write heartbeats yet")
+@pytest.mark.skipif(not engine_writes_heartbeats(), reason="no engine code writes worker heartbeats")
 def test_ready_with_a_running_qcluster_and_not_after_it_stops(client: Client, policies: None) -> None:
     assert client.get("/readyz").status_code == 503
     assert go_no_go_exit() == 1
