@@ -1,54 +1,87 @@
-"""The acceptance run against a real worker cluster (``manage.py qcluster``).
+"""The acceptance run against a real worker cluster (``manage.py qcluster``), both paths.
 
-Skipped until the engine's queue (execution/services/queue.py) is in the tree; until then the
-producer-process tests in test_delivery.py stand in for the workers.
+A client follows a three-step execution (command with output, sleep, command) run by the
+engine's workers, disconnects after the first step, reconnects with ``?after=<last id>``
+and must end with every event exactly once, in id order.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from execution.models import ExecutionEvent
+from execution.enums import Role
+from execution.models import Execution, ExecutionEvent, ExecutionStep
 from tests.execution.realtime.live import daphne_server, delivery_env, run_async, ws_collect
+from tests.factories import ExecutionFactory, MembershipFactory, TimeoutPolicyFactory, UserFactory
 from tests.support.processes import REPO_ROOT, manage_argv, stop_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-TERMINAL = {"completed", "failed", "partial", "cancelled", "timeout"}
+PLAN = {
+    "name": "worker run",
+    "environment": "dev",
+    "steps": [
+        {
+            "name": "say",
+            "type": "command",
+            "params": {"command": "echo hello from step 0; echo password=hunter2"},
+        },
+        {"name": "wait", "type": "sleep", "params": {"seconds": 2}},
+        {"name": "say again", "type": "command", "params": {"command": "echo bye"}},
+    ],
+}
+
+
+def _approved_execution(tenant: Any) -> Execution:
+    from execution.services.transition import transition
+
+    for action_class in ("read", "modify", "deploy"):  # transactional tests flush the seeded rows
+        TimeoutPolicyFactory(
+            sla_class="medium", action_class=action_class, step_timeout_seconds=20, execution_timeout_seconds=60,
+            lease_timeout_seconds=90, max_attempts=3,
+        )  # fmt: skip
+    actor = UserFactory(username="olga-operator")
+    MembershipFactory(tenant=tenant, user=actor, role=Role.OPERATOR)
+    execution = ExecutionFactory(
+        tenant=tenant, actor=actor, plan_snapshot=PLAN, sla_class="medium", action_class="modify"
+    )
+    for index, step in enumerate(PLAN["steps"]):
+        ExecutionStep.objects.create(
+            execution=execution,
+            step_index=index,
+            step_name=step["name"],
+            step_type=step["type"],
+            action_class="modify",
+        )
+    return transition(execution, "approved", reason="test")
+
+
+def _enqueue(execution: Execution) -> None:
+    from django.db import connection
+
+    from execution.services.queue import queue_enqueue
+
+    try:
+        queue_enqueue(execution=execution)
+    finally:
+        connection.close()
 
 
 @pytest.mark.parametrize("path", ["bridge", "redis"])
-def test_client_follows_a_worker_run_and_replays_after(
+def test_client_follows_a_worker_run_and_resumes_with_after(
     path: str, watch_setup: dict[str, Any], tmp_path: Path
 ) -> None:
-    queue = pytest.importorskip("execution.services.queue")
+    pytest.importorskip("execution.services.queue")
     pytest.importorskip("execution.tasks")  # the workers' entry points
-    from execution.runners.registry import canonical_type
-
-    if not hasattr(queue, "queue_enqueue") or canonical_type("noop") is None:
-        pytest.skip("the engine's queue_enqueue and noop runner are not in the tree yet")
-    from tests.factories import TimeoutPolicyFactory
-
-    for action_class in ("read", "modify", "deploy"):  # transactional tests flush the seeded rows
-        TimeoutPolicyFactory(sla_class="fast", action_class=action_class)
-    from execution.enums import ExecutionStatus
-    from execution.services.transition import transition
-
-    execution = watch_setup["execution"]
-    execution.plan_snapshot = {
-        "name": "three noops",
-        "environment": "dev",
-        "steps": [
-            {"name": s.step_name, "type": "noop", "params": {}}
-            for s in execution.steps.order_by("step_index")
-        ],
-    }
-    execution.save(update_fields=["plan_snapshot"])
+    execution = _approved_execution(watch_setup["tenant"])
     env = delivery_env(path)
+    env["OPS_WORKERS"] = "1"
     with daphne_server(env, tmp_path / "daphne.log") as port:
         url = f"ws://127.0.0.1:{port}/ws/executions/{execution.execution_id}/?token={watch_setup['token']}"
         with (tmp_path / "qcluster.log").open("wb") as out:
@@ -57,44 +90,37 @@ def test_client_follows_a_worker_run_and_replays_after(
             )
         try:
 
-            async def follow() -> list[dict[str, Any]]:
-                import asyncio
-
+            async def first_part() -> list[dict[str, Any]]:
                 from websockets.asyncio.client import connect
 
                 received: list[dict[str, Any]] = []
                 async with connect(url, open_timeout=30) as ws:
                     await asyncio.sleep(0.5)
-                    await asyncio.to_thread(_enqueue, queue, transition, execution, ExecutionStatus)
+                    await asyncio.to_thread(_enqueue, execution)
                     while True:
-                        import json
-
                         message = json.loads(await asyncio.wait_for(ws.recv(), timeout=120))
                         received.append(message)
-                        if message["type"] in TERMINAL and message["step_index"] is None:
-                            return received
+                        if message["type"] == "step_completed" and message["step_index"] == 0:
+                            return received  # disconnect while step 1 sleeps
 
-            received = run_async(follow())
+            first = run_async(first_part())
+            second = run_async(
+                ws_collect(url + f"&after={first[-1]['id']}", until_type="completed", timeout=120)
+            )
         finally:
-            stop_process(workers)
-        ids = [m["id"] for m in received]
-        in_db = list(
-            ExecutionEvent.objects.filter(execution_id=execution.execution_id)
-            .order_by("id")
-            .values_list("id", flat=True)
-        )
-        assert ids == sorted(set(ids)) == in_db[: len(ids)]
-        assert received[-1]["type"] == "completed", (tmp_path / "qcluster.log").read_text()[-3000:]
-        middle = ids[len(ids) // 2]
-        replay = run_async(ws_collect(url + f"&after={middle}", until_type="completed", timeout=60))
-        assert [m["id"] for m in replay] == [i for i in ids if i > middle]
-
-
-def _enqueue(queue: Any, transition: Any, execution: Any, statuses: Any) -> None:
-    from django.db import connection
-
-    try:
-        execution = transition(execution, statuses.APPROVED)
-        queue.queue_enqueue(execution=execution)
-    finally:
-        connection.close()
+            stop_process(workers, timeout=60)
+    log = (tmp_path / "qcluster.log").read_text()[-3000:]
+    ids = [m["id"] for m in first + second]
+    in_db = list(
+        ExecutionEvent.objects.filter(execution_id=execution.execution_id)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    assert second and second[-1]["type"] == "completed", log
+    assert ids == sorted(set(ids)) == in_db, log
+    assert Execution.objects.get(pk=execution.pk).status == "completed"
+    types = [m["type"] for m in first + second]
+    assert types.count("step_completed") == 3
+    output = "".join(m["data"].get("text", "") for m in first if m["type"] == "step_output")
+    assert "hello from step 0" in output and "hunter2" not in json.dumps(first + second)
+    assert second[-1]["progress"]["percent"] == 100
