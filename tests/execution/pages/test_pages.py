@@ -113,3 +113,13 @@ def test_static_script_is_served() -> None:
     response = Client().get("/static/execution/live.js")
     assert response.status_code == 200
     assert b"OpsLive" in b"".join(response.streaming_content)  # type: ignore[attr-defined]
+
+
+def test_cancel_button_cancels_a_waiting_execution_through_the_engine(operator: Any, tenant: Any) -> None:
+    pytest.importorskip("execution.services.cancel")
+    execution = ExecutionFactory(tenant=tenant, actor=operator)
+    response = _client(operator).post(f"/executions/{execution.execution_id}/cancel/", follow=True)
+    assert response.status_code == 200
+    execution.refresh_from_db()
+    assert execution.status == "cancelled"
+    assert "Cancellation requested." in response.content.decode()
