@@ -119,3 +119,58 @@ def test_page_says_offline_and_catches_up_after_the_server_returns(
         items = page.locator("#event-log li").all_inner_texts()
         assert len(items) == len(set(items)) == 10  # every non-output event once
         assert page.evaluate("window.__notReloaded") is True
+
+
+def test_operator_cancels_a_running_execution_from_the_page(
+    watch_setup: dict[str, Any], page: Any, tmp_path: Path
+) -> None:
+    import subprocess
+
+    pytest.importorskip("execution.tasks")
+    from execution.enums import Role
+    from execution.models import Execution, ExecutionStep
+    from execution.services.queue import queue_enqueue
+    from execution.services.transition import transition
+    from tests.factories import ExecutionFactory, MembershipFactory, TimeoutPolicyFactory, UserFactory
+    from tests.support.processes import REPO_ROOT, manage_argv, stop_process
+
+    for action_class in ("read", "modify", "deploy"):
+        TimeoutPolicyFactory(sla_class="long", action_class=action_class, step_timeout_seconds=120)
+    operator = UserFactory(username="olga-operator")
+    MembershipFactory(tenant=watch_setup["tenant"], user=operator, role=Role.OPERATOR)
+    plan = {
+        "name": "long sleep",
+        "environment": "dev",
+        "steps": [{"name": "nap", "type": "sleep", "params": {"seconds": 60}}],
+    }
+    execution = ExecutionFactory(
+        tenant=watch_setup["tenant"], actor=operator, plan_snapshot=plan, sla_class="long"
+    )
+    ExecutionStep.objects.create(execution=execution, step_index=0, step_name="nap", step_type="sleep")
+    execution = transition(execution, "approved")
+    client = Client()
+    client.force_login(operator)
+    env = delivery_env("bridge")
+    env["OPS_WORKERS"] = "1"
+    with daphne_server(env, tmp_path / "daphne.log") as port:
+        with (tmp_path / "qcluster.log").open("wb") as out:
+            workers = subprocess.Popen(
+                manage_argv("qcluster"), cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            page.context.add_cookies(
+                [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base}]
+            )
+            page.goto(f"{base}/executions/{execution.execution_id}/")
+            page.wait_for_selector('#live-status[data-state="online"]', timeout=30000)
+            queue_enqueue(execution=execution)
+            page.locator('tr[data-step-index="0"] [data-role="step-status"]').filter(
+                has_text="running"
+            ).wait_for(timeout=60000)
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.click("#cancel-button")
+            page.locator("#execution-status").filter(has_text="cancelled").wait_for(timeout=60000)
+            assert Execution.objects.get(pk=execution.pk).status == "cancelled"
+        finally:
+            stop_process(workers, timeout=60)
