@@ -81,3 +81,8 @@ def test_params_validation() -> None:
     assert runner.validate_params({})
     assert runner.validate_params({"assertions": [{"nothing": 1}]})
     assert not runner.validate_params({"assertions": [{"exit_code": 0}]})
+
+
+def test_status_of_a_completed_step_without_status_key() -> None:
+    result = validate({"assertions": [{"step": 1, "status": "completed"}]})
+    assert result.status == "completed", result.error_message
