@@ -8,9 +8,9 @@ time -> run -> mask every sink with the resolved values -> store -> drop). The v
 appear in none of: a full dump of the database (pg_dump, and every row of every table as
 text), the captured logs (the settings' console handler with its masking filter).
 
-The engine, API and WebSocket land in other issues; once they do, this test extends to a plan
-submitted through the API and run by a worker, with every API response and WebSocket message
-checked too (see the report of issue 6).
+tests/execution/test_canary_engine.py runs the same steps as one plan through the engine
+(queue, drain, masking, events) and also checks the published events and WebSocket messages;
+API responses join once the REST API is in the checkout.
 """
 
 from __future__ import annotations
