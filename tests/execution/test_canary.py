@@ -3,9 +3,9 @@
 A random 32-character value is stored in each backend (env, file, db, Vault KV v2, AWS) and
 used by a step of each type whose output echoes it: an environment variable of an SSH
 command, the SSH password (a temporary local user, when root) and an SSH key's passphrase,
-an HTTP header, a SQL parameter, file content, and a validate assertion. The steps are driven the way the engine drives them (resolve just in
-time -> run -> mask every sink with the resolved values -> store -> drop). The value must then
-appear in none of: a full dump of the database (pg_dump, and every row of every table as
+an HTTP header, a SQL parameter, file content, and a validate assertion. The steps are
+driven the way the engine drives them (resolve just in time -> run -> mask every sink with
+the resolved values -> store -> drop). The value must then appear in none of: a full dump of the database (pg_dump, and every row of every table as
 text), the captured logs (the settings' console handler with its masking filter).
 
 tests/execution/test_canary_engine.py runs the same steps as one plan through the engine
