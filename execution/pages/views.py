@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from execution.enums import ExecutionStatus
 from execution.errors import DomainError
 from execution.models import Execution, ExecutionEvent, ExecutionStep, Tenant
 from execution.realtime.access import can_cancel, watchable_tenant_ids
@@ -50,6 +51,9 @@ def executions_list_page(request: HttpRequest) -> HttpResponse:
         .filter(tenant_id__in=tenant_ids)
         .order_by("-created_at", "-id")[:LIST_LIMIT]
     )
+    for execution in executions:  # progress only where it moves; the socket keeps it current
+        running = execution.status == ExecutionStatus.RUNNING
+        execution.live_progress = progress_for(execution=execution) if running else None  # type: ignore[attr-defined]
     return render(request, "executions/list.html", {"tenants": tenants, "executions": executions})
 
 

@@ -100,8 +100,9 @@
       }
       if (log && ev.type !== "step_output") {
         var li = document.createElement("li");
+        var change = ev.to_status ? (ev.from_status ? ev.from_status + " → " : "→ ") + ev.to_status : "";
         li.textContent = "#" + ev.id + " " + ev.type + (ev.step_index !== null ? " (step " + ev.step_index + ")" : "") +
-          (ev.to_status ? " → " + ev.to_status : "");
+          (change ? " · " + change : "");
         log.appendChild(li);
       }
     }
