@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from execution.models import SecretEntry
 from execution.secrets import SecretError, secret_resolve
@@ -165,6 +166,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, settings: Any, moto_endpoint: str) 
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    # moto keeps its backends in process memory, shared by every server of this process:
+    # start each test from an empty account.
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
     settings.AWS_SECRETS_ENDPOINT_URL = moto_endpoint
     settings.AWS_SECRETS_REGION = "us-east-1"
     return moto_endpoint
