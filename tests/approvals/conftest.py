@@ -48,6 +48,13 @@ def plan_for(name: str = "restart nginx on web-1", environment: str = "staging")
     }
 
 
+def ensure_policies() -> None:
+    """Transactional tests flush the seeded timeout policies; get_or_create puts them back."""
+    for sla in SlaClass.values:
+        for action in ActionClass.values:
+            TimeoutPolicyFactory(sla_class=sla, action_class=action, approval_timeout_seconds=600)
+
+
 def make_approval(
     *,
     tenant: Any,
@@ -58,10 +65,7 @@ def make_approval(
 ) -> Any:
     """An execution in pending_approval with its steps, and its approval (approval_request)."""
     plan = plan or plan_for()
-    # Transactional tests flush the seeded policies; get_or_create puts the one we need back.
-    TimeoutPolicyFactory(
-        sla_class=SlaClass.FAST, action_class=ActionClass.MODIFY, approval_timeout_seconds=600
-    )
+    ensure_policies()
     execution = ExecutionFactory(
         tenant=tenant,
         actor=actor,

@@ -1,7 +1,7 @@
 """The operator pages in Debian's chromium (Playwright, headless) against a live server.
 
-Until the engine's workers are in the checkout, an approved execution is asserted to be
-``queued`` (see queue_calls in conftest.py); the DLQ requeue likewise.
+No workers run here, so an approved execution is asserted to move on to ``queued``;
+test_browser_workers.py runs the same flows with a real ``manage.py qcluster`` to completed.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from approvals.models import Approval, ApprovalVote
 from execution.enums import ExecutionStatus, Role
 from execution.models import Execution
-from tests.approvals.conftest import make_approval, member, plan_for
+from tests.approvals.conftest import ensure_policies, make_approval, member, plan_for
 from tests.factories import DeadLetterFactory, ExecutionFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -122,6 +122,7 @@ def test_the_requester_sees_no_approve_button_and_a_forged_post_is_refused(
 def test_a_tenant_admin_requeues_a_dead_letter_from_the_dlq_page(
     live_server: Any, page: Any, tenant: Any, requester: Any, dlq_calls: Any
 ) -> None:
+    ensure_policies()
     admin = member(tenant, "ann-admin", Role.ADMIN)
     execution = ExecutionFactory(
         tenant=tenant, actor=requester, status=ExecutionStatus.FAILED, plan_snapshot=plan_for("flaky deploy")

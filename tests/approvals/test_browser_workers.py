@@ -1,6 +1,6 @@
 """End to end with real workers: approve in the browser, a ``manage.py qcluster`` runs it.
 
-Skipped while the engine's queue (execution.services.queue) is not in the checkout.
+Skipped when the engine's queue (execution.services.queue) is not in the checkout.
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ import pytest
 
 from execution.enums import ExecutionStatus, QueueStatus, Role
 from execution.models import Execution
-from tests.approvals.conftest import engine_dlq_available, engine_queue_available, make_approval, member
+from tests.approvals.conftest import (
+    engine_dlq_available,
+    engine_queue_available,
+    ensure_policies,
+    make_approval,
+    member,
+)
 from tests.approvals.test_browser import log_in
 from tests.factories import (
     AssetFactory,
@@ -86,6 +92,7 @@ def test_a_requeued_dead_letter_runs(
 ) -> None:
     if not engine_dlq_available():
         pytest.skip("the engine's dlq_requeue is not in this checkout yet")
+    ensure_policies()
     admin = member(tenant, "ann-admin", Role.ADMIN)
     execution = ExecutionFactory(
         tenant=tenant,

@@ -13,7 +13,7 @@ from django.test import RequestFactory
 from approvals.dlq_admin import requeue_dead_letters
 from execution.enums import ExecutionStatus, Role
 from execution.models import DeadLetter
-from tests.approvals.conftest import member
+from tests.approvals.conftest import ensure_policies, member
 from tests.factories import DeadLetterFactory, ExecutionFactory
 
 pytestmark = pytest.mark.django_db
@@ -32,6 +32,7 @@ def request_as(user: Any, data: dict[str, Any]) -> Any:
 
 
 def entry_of(tenant: Any, actor: Any) -> DeadLetter:
+    ensure_policies()
     return DeadLetterFactory(
         execution=ExecutionFactory(tenant=tenant, actor=actor, status=ExecutionStatus.FAILED)
     )

@@ -13,7 +13,7 @@ from django.utils import timezone
 from approvals.models import Approval, ApprovalVote
 from execution.enums import ExecutionStatus
 from execution.models import DeadLetter
-from tests.approvals.conftest import make_approval, member, plan_for
+from tests.approvals.conftest import ensure_policies, make_approval, member, plan_for
 from tests.factories import DeadLetterFactory, ExecutionFactory
 
 pytestmark = pytest.mark.django_db
@@ -131,6 +131,7 @@ def test_csrf_is_enforced(tenant: Any, requester: Any, approver: Any) -> None:
 
 
 def dead_letter(tenant: Any, actor: Any, name: str = "failed plan") -> DeadLetter:
+    ensure_policies()
     execution = ExecutionFactory(
         tenant=tenant, actor=actor, status=ExecutionStatus.FAILED, plan_snapshot=plan_for(name)
     )
