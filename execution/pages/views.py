@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from execution.enums import ExecutionStatus
+from execution.enums import FINISHED_STATUSES, ExecutionStatus
 from execution.errors import DomainError
 from execution.models import Execution, ExecutionEvent, ExecutionStep, Tenant
 from execution.realtime.access import can_cancel, watchable_tenant_ids
@@ -88,7 +88,7 @@ def execution_detail_page(request: HttpRequest, execution_id: uuid.UUID) -> Http
         "steps": steps,
         "progress": progress_for(execution=execution),
         "after": after,
-        "can_cancel": can_cancel(request.user, execution),
+        "can_cancel": execution.status not in FINISHED_STATUSES and can_cancel(request.user, execution),
     }
     return render(request, "executions/detail.html", context)
 

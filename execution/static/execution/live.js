@@ -76,6 +76,11 @@
           var form = document.getElementById("cancel-form");
           if (form) form.hidden = true;
         }
+        if (ev.to_status === "cancelled") {  // §13: the steps not run end cancelled
+          root.querySelectorAll('[data-role="step-status"]').forEach(function (el) {
+            if (el.textContent === "queued" || el.textContent === "running") setStatus(el, "cancelled");
+          });
+        }
       } else {
         var row = stepRow(ev.step_index);
         if (row && ev.type === "step_output") {
@@ -86,7 +91,7 @@
             pre.scrollTop = pre.scrollHeight;
           }
         } else if (row) {
-          var status = STEP_STATUS[ev.type] || (ev.type.indexOf("step_") === 0 ? ev.to_status : null);
+          var status = ev.type.indexOf("step_") === 0 ? ev.to_status || STEP_STATUS[ev.type] : null;
           setStatus(row.querySelector('[data-role="step-status"]'), status);
           if (ev.data && typeof ev.data.duration_ms === "number") {
             row.querySelector('[data-role="duration"]').textContent = ev.data.duration_ms + " ms";

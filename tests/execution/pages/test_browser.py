@@ -171,6 +171,10 @@ def test_operator_cancels_a_running_execution_from_the_page(
             page.once("dialog", lambda dialog: dialog.accept())
             page.click("#cancel-button")
             page.locator("#execution-status").filter(has_text="cancelled").wait_for(timeout=60000)
+            page.locator('tr[data-step-index="0"] [data-role="step-status"]').filter(
+                has_text="cancelled"
+            ).wait_for(timeout=30000)
+            assert page.locator("#cancel-form").is_hidden()
             assert Execution.objects.get(pk=execution.pk).status == "cancelled"
         finally:
             stop_process(workers, timeout=60)
