@@ -1,8 +1,9 @@
-"""The plan hash an approval is bound to.
+"""The plan hash an approval is bound to: the canonical plan hash of ``execution/plans/``
+(the same function that computes ``executions.plan_hash`` at submission).
 
-Interim: the canonical plan JSON (sorted keys, no whitespace) hashed with sha256, the same
-as at submission. To be replaced by the canonical hashing of ``execution/plans/`` once it
-exists, so that there is one definition (see the approvals issue report).
+The fallback (sha256 of the JSON with sorted keys and no whitespace) only serves a checkout
+where ``execution.plans`` is absent; it agrees with the canonical form for plans without
+``targets`` lists.
 """
 
 from __future__ import annotations
@@ -13,5 +14,9 @@ from typing import Any
 
 
 def _plan_hash(plan: Any) -> str:
-    canonical = json.dumps(plan, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    try:
+        from execution.plans import plan_hash
+    except ModuleNotFoundError:
+        canonical = json.dumps(plan, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+    return plan_hash(plan)

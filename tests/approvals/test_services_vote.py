@@ -187,3 +187,12 @@ def test_a_vote_on_a_cancelled_execution_is_a_conflict(tenant: Any, requester: A
         approval_vote(approval=approval, voter=approver, decision="approve")
     assert refused.value.code == "already_decided"
     assert "cancelled" in refused.value.reason
+
+
+def test_the_bound_hash_is_the_canonical_plan_hash_of_submission(tenant: Any, requester: Any) -> None:
+    from approvals.services.hashing import _plan_hash
+
+    approval = make_approval(tenant=tenant, actor=requester)
+    assert _plan_hash(approval.execution.plan_snapshot) == approval.plan_hash
+    reordered = dict(reversed(list(approval.execution.plan_snapshot.items())))
+    assert _plan_hash(reordered) == approval.plan_hash  # key order does not matter
