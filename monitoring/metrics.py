@@ -59,7 +59,7 @@ class DatabaseCollector(Collector):
         )
         oldest = GaugeMetricFamily(
             f"{PREFIX}_queue_oldest_pending_age_seconds",
-            "Age of the oldest pending queue item, by SLA class (0 when none).",
+            "Seconds the oldest claimable pending item has waited for a worker, by SLA class (0 when none).",
             labels=["sla_class"],
         )
         for sla_class, row in queue.items():

@@ -19,6 +19,9 @@ EXECUTION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300
 STEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 EXECUTION_SECONDS = "EXTRACT(EPOCH FROM (e.completed_at - e.started_at))"
+# When a queue item became claimable: back-off and lock waits push available_at forward, and
+# that waiting is not waiting for a worker (the SLA sweep measures queue waits the same way).
+WAITING_SINCE = "GREATEST(q.enqueued_at, COALESCE(q.available_at, q.enqueued_at))"
 STEP_SECONDS = "COALESCE(s.duration_ms / 1000.0, EXTRACT(EPOCH FROM (s.completed_at - s.started_at)))"
 
 
@@ -93,13 +96,14 @@ def step_duration_histograms(tenant_ids: Sequence[int] | None = None) -> dict[st
 
 
 def queue_by_sla_class(tenant_ids: Sequence[int] | None = None) -> dict[str, dict[str, float]]:
-    """SLA class -> pending, processing, oldest pending age (s), SLA wait limit (s)."""
+    """SLA class -> pending, processing, oldest claimable pending age (s), SLA wait limit (s)."""
     where, params = tenant_filter("e.tenant_id", tenant_ids)
     join = " JOIN executions e ON e.execution_id = q.execution_id" if tenant_ids is not None else ""
     rows = fetch_all(
         "SELECT q.sla_class::text, count(*) FILTER (WHERE q.status = 'pending'), "
         "count(*) FILTER (WHERE q.status = 'processing'), "
-        "COALESCE(EXTRACT(EPOCH FROM (now() - min(q.enqueued_at) FILTER (WHERE q.status = 'pending'))), 0) "
+        f"COALESCE(EXTRACT(EPOCH FROM (now() - min({WAITING_SINCE}) FILTER (WHERE q.status = 'pending' "
+        "AND COALESCE(q.available_at, q.enqueued_at) <= now()))), 0) "
         f"FROM execution_queue q{join} WHERE q.status IN ('pending', 'processing'){where} "
         "GROUP BY q.sla_class",
         params,

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from monitoring.selectors.figures import EXECUTION_SECONDS, STEP_SECONDS, sla_compliance
+from monitoring.selectors.figures import EXECUTION_SECONDS, STEP_SECONDS, WAITING_SINCE, sla_compliance
 from monitoring.selectors.sql import ENDED_STATUSES, fetch_all, tenant_filter
 
 WINDOW_RE = re.compile(r"^(\d+)\s*([smhd])$")
@@ -86,9 +86,9 @@ def metrics_summary(*, window: timedelta, tenant_ids: Sequence[int] | None) -> d
 
     queue_row = fetch_all(
         f"SELECT count(*), avg(v), {PERCENTILES} FROM (SELECT "
-        "EXTRACT(EPOCH FROM (q.dequeued_at - q.enqueued_at)) AS v FROM execution_queue q "
+        f"EXTRACT(EPOCH FROM (q.dequeued_at - {WAITING_SINCE})) AS v FROM execution_queue q "
         "JOIN executions e ON e.execution_id = q.execution_id "
-        f"WHERE q.dequeued_at >= %s AND q.dequeued_at >= q.enqueued_at{where}) d",
+        f"WHERE q.dequeued_at >= %s AND q.dequeued_at >= {WAITING_SINCE}{where}) d",
         [since, *params],
     )[0]
 

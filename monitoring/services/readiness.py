@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
@@ -120,9 +121,20 @@ async def _channel_round_trip() -> str:
     return type(layer).__name__
 
 
+def _round_trip() -> str:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return async_to_sync(_channel_round_trip)()
+    # Called from a thread that runs an event loop (an async caller, Playwright's sync API in
+    # tests): AsyncToSync refuses to block that loop, so run the round trip in a fresh thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(async_to_sync(_channel_round_trip)).result()
+
+
 def check_channel_layer() -> CheckResult:
     def run() -> CheckResult:
-        backend = async_to_sync(_channel_round_trip)()
+        backend = _round_trip()
         return CheckResult("channel_layer", True, f"round trip on {backend}")
 
     return _guard("channel_layer", run)

@@ -125,3 +125,28 @@ def test_metrics_token_when_configured(client: Client, settings: Any) -> None:
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert scrape(client, HTTP_AUTHORIZATION="Bearer scrape-me")["opsconductor_active_locks"]
+
+
+@pytest.mark.django_db
+def test_oldest_pending_age_ignores_items_backing_off(client: Client) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import QueueItemFactory
+
+    long_ago = timezone.now() - timedelta(seconds=300)
+    backing_off = QueueItemFactory(available_at=timezone.now() + timedelta(seconds=60))
+    backing_off.enqueued_at = long_ago
+    backing_off.save()
+    samples = scrape(client)
+    assert value(samples, "opsconductor_queue_depth", sla_class="fast", state="pending") == 1
+    assert value(samples, "opsconductor_queue_oldest_pending_age_seconds", sla_class="fast") == 0
+
+    waiting = QueueItemFactory(available_at=long_ago + timedelta(seconds=200))
+    waiting.enqueued_at = long_ago
+    waiting.save()
+    age = value(scrape(client), "opsconductor_queue_oldest_pending_age_seconds", sla_class="fast")
+    # Since it became claimable (~100 s), not since it was first enqueued (300 s); the SQL now()
+    # is the test transaction's start, a little before this test's timezone.now().
+    assert 90 <= age < 200

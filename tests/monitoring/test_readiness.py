@@ -149,3 +149,15 @@ def test_unreachable_database_fails_the_checks_that_need_it() -> None:
     assert go.returncode == 1
     assert "NO-GO" in go.stdout and "- database: OperationalError" in go.stdout
     assert "ok   masking" in go.stdout
+
+
+def test_channel_layer_check_works_from_a_thread_running_an_event_loop() -> None:
+    import asyncio
+
+    from monitoring.services.readiness import check_channel_layer
+
+    async def inside_a_loop() -> Any:
+        return check_channel_layer()
+
+    result = asyncio.run(inside_a_loop())
+    assert result.ok, result.detail

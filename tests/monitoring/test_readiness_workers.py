@@ -60,7 +60,19 @@ def test_ready_with_a_running_qcluster_and_not_after_it_stops(client: Client, po
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: client.get("/readyz").status_code == 200, 120, "ready with a qcluster")
+        last: list[Any] = []
+
+        def ready() -> bool:
+            response = client.get("/readyz")
+            last[:] = [response.json()]
+            return response.status_code == 200
+
+        try:
+            wait_until(ready, 120, "ready with a qcluster")
+        except AssertionError:
+            raise AssertionError(
+                f"not ready with a qcluster: {last} (qcluster exit: {proc.poll()})"
+            ) from None
         assert go_no_go_exit() == 0
     finally:
         stop_process(proc, timeout=60)

@@ -66,6 +66,7 @@ def test_percentiles_rates_and_step_types_match_direct_computation(api: APIClien
             step_durations[step_type].append(ms / 1000)
         item = QueueItemFactory(execution=execution)
         wait = round(rng.uniform(0.0, 15.0), 3)
+        item.available_at = item.enqueued_at - timedelta(seconds=1)  # claimable since enqueued
         item.dequeued_at = item.enqueued_at + timedelta(seconds=wait)
         item.save()
         queue_times.append(wait)
@@ -124,3 +125,16 @@ def test_summary_is_scoped_to_the_users_tenants(
     root.force_authenticate(UserFactory(username="root", is_superuser=True, is_staff=True))
     body = root.get("/api/v1/metrics/summary").json()
     assert body["tenants"] == "all" and body["executions"]["ended"] == 1
+
+
+def test_queue_time_counts_from_when_the_item_became_claimable(api: APIClient, tenant: Any) -> None:
+    execution = _ended(tenant, "completed", 1.0)
+    item = QueueItemFactory(execution=execution)
+    # A retry: enqueued long ago, backed off until 50 s later, claimed 2.5 s after that.
+    item.enqueued_at = timezone.now() - timedelta(seconds=100)
+    item.available_at = item.enqueued_at + timedelta(seconds=50)
+    item.dequeued_at = item.available_at + timedelta(seconds=2.5)
+    item.attempt_count = 2
+    item.save()
+    queue = api.get("/api/v1/metrics/summary").json()["queue_time_seconds"]
+    assert (queue["count"], queue["p50"]) == (1, 2.5)
