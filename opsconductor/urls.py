@@ -3,12 +3,14 @@
 from django.contrib import admin
 from django.contrib.staticfiles.views import serve as static_serve
 from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("approvals.api_urls")),
     path("api/v1/", include("execution.api.urls")),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("monitoring.urls")),
     path("", include("approvals.urls")),
     path("", include("execution.pages.urls")),

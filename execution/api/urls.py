@@ -1,7 +1,22 @@
-"""REST API under /api/v1/ (issue 4)."""
+"""REST API under /api/v1/ (issue 4); the vote endpoints live in approvals/api_urls.py."""
 
 from __future__ import annotations
 
-from typing import Any
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
 
-urlpatterns: list[Any] = []
+from execution.api import views
+
+urlpatterns = [
+    path("executions/", views.ExecutionListCreateView.as_view(), name="execution-list"),
+    path("executions/<uuid:execution_id>/", views.ExecutionDetailView.as_view(), name="execution-detail"),
+    path(
+        "executions/<uuid:execution_id>/events/", views.ExecutionEventsView.as_view(), name="execution-events"
+    ),
+    path(
+        "executions/<uuid:execution_id>/cancel/", views.ExecutionCancelView.as_view(), name="execution-cancel"
+    ),
+    path("dlq/", views.DeadLetterListView.as_view(), name="dlq-list"),
+    path("dlq/<uuid:dlq_id>/requeue/", views.DeadLetterRequeueView.as_view(), name="dlq-requeue"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+]

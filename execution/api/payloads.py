@@ -1,0 +1,148 @@
+"""JSON bodies of the API (§5). Every body leaves through ``mask_data`` (§10)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from execution.masking import mask_data
+from execution.models import DeadLetter, Execution, ExecutionEvent, ExecutionStep
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def step_payload(step: ExecutionStep) -> dict[str, Any]:
+    return {
+        "index": step.step_index,
+        "name": step.step_name,
+        "type": step.step_type,
+        "status": step.status,
+        "action_class": step.action_class,
+        "target": {"asset_id": step.target_asset_id or None, "hostname": step.target_hostname or None},
+        "started_at": _iso(step.started_at),
+        "completed_at": _iso(step.completed_at),
+        "duration_ms": step.duration_ms,
+        "retry_count": step.retry_count,
+        "max_retries": step.max_retries,
+        "exit_code": step.exit_code,
+        "output": step.output_data,
+        "error_message": step.error_message,
+    }
+
+
+def approval_summary(execution: Execution) -> dict[str, Any] | None:
+    from approvals.models import Approval
+
+    approval = Approval.objects.filter(execution=execution).first()
+    if approval is None:
+        return None
+    votes = list(approval.votes.select_related("voter").order_by("created_at", "id"))
+    return {
+        "state": approval.state,
+        "approval_level": approval.approval_level,
+        "expires_at": _iso(approval.expires_at),
+        "votes": [
+            {
+                "voter": v.voter.get_username(),
+                "decision": v.decision,
+                "comment": v.comment,
+                "created_at": _iso(v.created_at),
+            }
+            for v in votes
+        ],
+    }
+
+
+def links_for(execution: Execution) -> dict[str, str]:
+    eid = execution.execution_id
+    return {
+        "self": f"/api/v1/executions/{eid}/",
+        "events": f"/api/v1/executions/{eid}/events/",
+        "cancel": f"/api/v1/executions/{eid}/cancel/",
+        "websocket": f"/ws/executions/{eid}/",
+        "page": f"/executions/{eid}/",
+    }
+
+
+def _progress(execution: Execution) -> dict[str, Any] | None:
+    try:
+        from execution.services.progress import progress_for
+    except ImportError:  # live progress not installed
+        return None
+    return progress_for(execution=execution)
+
+
+def execution_payload(execution: Execution, *, with_steps: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "execution_id": str(execution.execution_id),
+        "tenant": execution.tenant.slug,
+        "actor": execution.actor.get_username(),
+        "plan_name": (execution.plan_snapshot or {}).get("name", ""),
+        "status": execution.status,
+        "execution_mode": execution.execution_mode,
+        "sla_class": execution.sla_class,
+        "action_class": execution.action_class,
+        "approval_level": execution.approval_level,
+        "priority": execution.priority,
+        "environment": execution.environment,
+        "dry_run": execution.dry_run,
+        "tags": execution.tags or [],
+        "metadata": execution.metadata or {},
+        "trace_id": execution.trace_id,
+        "parent_execution_id": str(execution.parent_execution_id) if execution.parent_execution_id else None,
+        "plan_hash": execution.plan_hash,
+        "created_at": _iso(execution.created_at),
+        "started_at": _iso(execution.started_at),
+        "completed_at": _iso(execution.completed_at),
+        "timeout_at": _iso(execution.timeout_at),
+        "result": execution.result,
+        "error_message": execution.error_message,
+        "links": links_for(execution),
+    }
+    if with_steps:
+        body["steps"] = [step_payload(s) for s in execution.steps.all().order_by("step_index")]
+        body["approval"] = approval_summary(execution)
+        progress = _progress(execution)
+        if progress is not None:
+            body["progress"] = progress
+    return mask_data(body)  # type: ignore[no-any-return]
+
+
+def event_payload(event: ExecutionEvent) -> dict[str, Any]:
+    return mask_data(  # type: ignore[no-any-return]
+        {
+            "id": event.pk,
+            "event_id": str(event.event_id),
+            "type": event.event_type,
+            "execution_id": str(event.execution_id),
+            "step_index": event.step_index,
+            "from_status": event.from_status,
+            "to_status": event.to_status,
+            "actor": event.actor.get_username() if event.actor else None,
+            "actor_type": event.actor_type,
+            "details": event.details or {},
+            "error_message": event.error_message,
+            "created_at": _iso(event.created_at),
+        }
+    )
+
+
+def dead_letter_payload(entry: DeadLetter) -> dict[str, Any]:
+    return mask_data(  # type: ignore[no-any-return]
+        {
+            "dlq_id": str(entry.dlq_id),
+            "execution_id": str(entry.execution.execution_id),
+            "tenant": entry.execution.tenant.slug,
+            "failure_reason": entry.failure_reason,
+            "attempt_count": entry.attempt_count,
+            "last_error": entry.last_error,
+            "sla_class": entry.sla_class,
+            "failed_at": _iso(entry.failed_at),
+            "requeued": entry.requeued,
+            "requeued_at": _iso(entry.requeued_at),
+            "requeued_by": entry.requeued_by.get_username() if entry.requeued_by else None,
+            "archived": entry.archived,
+        }
+    )

@@ -1,0 +1,236 @@
+"""REST views of §5: thin adapters over services and selectors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from execution.api import serializers as s
+from execution.api.payloads import dead_letter_payload, event_payload, execution_payload
+from execution.enums import Environment, ExecutionMode, ExecutionStatus
+from execution.errors import Conflict
+from execution.plans import PlanInvalid
+from execution.selectors import (
+    dead_letters_visible_to,
+    execution_events_after,
+    execution_get_visible,
+    executions_visible_to,
+)
+from execution.services.rbac import rbac_check_cancel, rbac_check_requeue, rbac_violation_record
+from execution.services.submit import SubmitDenied, execution_submit_body
+
+_detail = inline_serializer("Detail", {"detail": serializers.CharField()})
+EVENTS_PAGE = 1000
+
+
+def _invalid(problems: list[Any]) -> Response:
+    return Response(
+        {
+            "detail": "invalid submission",
+            "errors": [{"path": p.path, "message": p.message} for p in problems],
+        },
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+def _refused(reason: str) -> Response:
+    return Response({"detail": reason, "reason": reason}, status=status.HTTP_403_FORBIDDEN)
+
+
+def _visible(request: Request, execution_id: Any) -> Any:
+    execution = execution_get_visible(user=request.user, execution_id=execution_id)
+    if execution is None:
+        raise NotFound("no such execution")
+    return execution
+
+
+def _datetime_param(request: Request, name: str) -> Any:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        value = parse_datetime(raw)
+    except ValueError:
+        value = None
+    if value is None:
+        raise ValidationError({name: "an ISO 8601 date-time is required"})
+    return value
+
+
+class ExecutionListCreateView(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=s.SubmissionIn,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={
+            200: s.ExecutionOut,
+            201: s.ExecutionOut,
+            202: s.ExecutionOut,
+            400: s.InvalidOut,
+            401: _detail,
+            403: s.RefusedOut,
+            415: _detail,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            body = request.data
+        except ParseError as exc:
+            return Response(
+                {"detail": "malformed JSON", "errors": [{"path": "body", "message": str(exc.detail)}]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        header = request.headers.get("Idempotency-Key") or None
+        if header is not None and len(header) > 255:
+            return Response(
+                {
+                    "detail": "invalid submission",
+                    "errors": [{"path": "Idempotency-Key", "message": "longer than 255 characters"}],
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        try:
+            outcome = execution_submit_body(submitter=request.user, body=body, idempotency_header=header)
+        except PlanInvalid as exc:
+            return _invalid(exc.problems)
+        except SubmitDenied as exc:
+            return _refused(exc.reason)
+        payload = execution_payload(outcome.execution)
+        if outcome.replayed:
+            return Response(payload, status=status.HTTP_200_OK, headers={"Idempotent-Replay": "true"})
+        code = (
+            status.HTTP_201_CREATED
+            if outcome.execution.execution_mode == ExecutionMode.IMMEDIATE
+            else status.HTTP_202_ACCEPTED
+        )
+        return Response(payload, status=code, headers={"Location": payload["links"]["self"]})
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=ExecutionStatus.values),
+            OpenApiParameter("environment", str, enum=Environment.values),
+            OpenApiParameter("tag", str),
+            OpenApiParameter("tenant", str),
+            OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+        ],
+        responses={200: s.ExecutionSummaryOut(many=True), 400: _detail, 401: _detail},
+    )
+    def get(self, request: Request) -> Response:
+        queryset = executions_visible_to(request.user)
+        params = request.query_params
+        if params.get("status"):
+            if params["status"] not in ExecutionStatus.values:
+                raise ValidationError({"status": f"one of {ExecutionStatus.values}"})
+            queryset = queryset.filter(status=params["status"])
+        if params.get("environment"):
+            if params["environment"] not in Environment.values:
+                raise ValidationError({"environment": f"one of {Environment.values}"})
+            queryset = queryset.filter(environment=params["environment"])
+        if params.get("tag"):
+            queryset = queryset.filter(tags__contains=[params["tag"]])
+        if params.get("tenant"):
+            queryset = queryset.filter(tenant__slug=params["tenant"])
+        after = _datetime_param(request, "created_after")
+        if after is not None:
+            queryset = queryset.filter(created_at__gte=after)
+        before = _datetime_param(request, "created_before")
+        if before is not None:
+            queryset = queryset.filter(created_at__lt=before)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self) or []
+        return paginator.get_paginated_response([execution_payload(e, with_steps=False) for e in page])
+
+
+class ExecutionDetailView(APIView):
+    @extend_schema(responses={200: s.ExecutionOut, 401: _detail, 404: _detail})
+    def get(self, request: Request, execution_id: Any) -> Response:
+        return Response(execution_payload(_visible(request, execution_id)))
+
+
+class ExecutionEventsView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", int, description="only events with a larger id"),
+            OpenApiParameter(
+                "limit", int, description=f"at most this many (default and maximum {EVENTS_PAGE})"
+            ),
+        ],
+        responses={200: s.EventPageOut, 400: _detail, 401: _detail, 404: _detail},
+    )
+    def get(self, request: Request, execution_id: Any) -> Response:
+        execution = _visible(request, execution_id)
+        try:
+            after = int(request.query_params["after"]) if request.query_params.get("after") else None
+            limit = int(request.query_params.get("limit") or EVENTS_PAGE)
+        except ValueError:
+            raise ValidationError({"after": "an integer event id is required"}) from None
+        limit = max(1, min(limit, EVENTS_PAGE))
+        events = list(
+            execution_events_after(execution=execution, after=after).select_related("actor")[:limit]
+        )
+        return Response(
+            {"results": [event_payload(e) for e in events], "last_id": events[-1].pk if events else after}
+        )
+
+
+class ExecutionCancelView(APIView):
+    @extend_schema(
+        request=None, responses={200: s.ExecutionOut, 401: _detail, 403: s.RefusedOut, 404: _detail}
+    )
+    def post(self, request: Request, execution_id: Any) -> Response:
+        from execution.services.cancel import execution_cancel
+
+        execution = _visible(request, execution_id)
+        refused = rbac_check_cancel(user=request.user, execution=execution)
+        if refused:
+            rbac_violation_record(execution=execution, actor=request.user, reason=refused, action="cancel")
+            return _refused(refused)
+        execution = execution_cancel(execution=execution, actor=request.user)
+        return Response(execution_payload(execution))
+
+
+class DeadLetterListView(APIView):
+    @extend_schema(responses={200: s.DeadLetterOut(many=True), 401: _detail})
+    def get(self, request: Request) -> Response:
+        queryset = dead_letters_visible_to(request.user)
+        if request.query_params.get("open") in ("1", "true"):
+            queryset = queryset.filter(requeued=False, archived=False)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self) or []
+        return paginator.get_paginated_response([dead_letter_payload(d) for d in page])
+
+
+class DeadLetterRequeueView(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: s.ExecutionOut, 401: _detail, 403: s.RefusedOut, 404: _detail, 409: s.RefusedOut},
+    )
+    def post(self, request: Request, dlq_id: Any) -> Response:
+        from execution.services.dlq import dlq_requeue
+
+        entry = dead_letters_visible_to(request.user).filter(dlq_id=dlq_id).first()
+        if entry is None:
+            raise NotFound("no such dead letter")
+        refused = rbac_check_requeue(user=request.user, tenant_id=entry.execution.tenant_id)
+        if refused:
+            rbac_violation_record(
+                execution=entry.execution, actor=request.user, reason=refused, action="dlq_requeue"
+            )
+            return _refused(refused)
+        try:
+            execution = dlq_requeue(entry=entry, operator=request.user)
+        except Conflict as exc:
+            return Response({"detail": str(exc), "reason": "conflict"}, status=status.HTTP_409_CONFLICT)
+        return Response(execution_payload(execution))

@@ -1,0 +1,56 @@
+"""Idempotency of §5 (docs/idempotency.md).
+
+key = sha256(part + "\\x1f" + tenant slug + "\\x1f" + actor id), part = the canonical plan
+JSON, or ``"header:" + Idempotency-Key`` when the header is given. The unique constraint
+(tenant_id, idempotency_key) is the race guard; a superseded execution gives up its key
+(moved to ``released_idempotency_key``) in the transaction that creates its successor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from execution.enums import ExecutionStatus
+from execution.models import Execution, Tenant
+from execution.plans import canonical_json
+
+# An earlier execution in one of these ends its claim: a repeat starts a new execution.
+SUPERSEDABLE = frozenset(
+    {ExecutionStatus.FAILED, ExecutionStatus.CANCELLED, ExecutionStatus.REJECTED, ExecutionStatus.TIMEOUT}
+)
+
+
+def idempotency_key_compute(
+    *, tenant: Tenant, actor: Any, plan: dict[str, Any], header: str | None = None
+) -> str:
+    part = f"header:{header}" if header else canonical_json(plan)
+    joined = "\x1f".join([part, tenant.slug, str(actor.pk)])
+    return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def window_seconds() -> int:
+    return int(getattr(settings, "IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600))
+
+
+def idempotency_claim(*, tenant: Tenant, key: str) -> Execution | None:
+    """Inside the caller's transaction: the execution to replay, or None to create a new one.
+
+    Locks the current holder of the key; if it is superseded (outside the window, or it
+    ended failed/cancelled/rejected/timeout) it releases the key now, so the successor's
+    INSERT in the same transaction takes it. A concurrent identical request blocks on the
+    unique index until we commit and then fails with IntegrityError (the caller retries
+    and replays).
+    """
+    holder = Execution.objects.select_for_update().filter(tenant=tenant, idempotency_key=key).first()
+    if holder is None:
+        return None
+    expired = holder.created_at < timezone.now() - timedelta(seconds=window_seconds())
+    if holder.status in SUPERSEDABLE or expired:
+        Execution.objects.filter(pk=holder.pk).update(released_idempotency_key=key, idempotency_key=None)
+        return None
+    return holder

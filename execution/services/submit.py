@@ -1,0 +1,291 @@
+"""``execution_submit``: the §5 pipeline (validate -> RBAC -> idempotency -> classify ->
+create -> route). Views and the ``submit`` command are thin adapters over it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+
+from execution.enums import ActorType, ExecutionMode, ExecutionStatus
+from execution.errors import DomainError, NotFound
+from execution.masking import mask_data
+from execution.models import Execution, ExecutionStep, Tenant, TimeoutPolicy
+from execution.plans import PlanInvalid, Problem, SubmissionInput, plan_hash, submission_validate
+from execution.services.classify import Classification, plan_classify
+from execution.services.events import event_record
+from execution.services.idempotency import idempotency_claim, idempotency_key_compute
+from execution.services.rbac import StepRight, rbac_audit, rbac_check_on_behalf, rbac_check_submit
+
+
+class SubmitDenied(DomainError):
+    """RBAC refused the submission (403); an audit row was written."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class SubmitOutcome:
+    execution: Execution
+    replayed: bool
+
+
+@dataclass
+class _Resolved:
+    asset_id: str
+    hostname: str
+    tags: tuple[str, ...]
+
+
+def _deny(*, tenant: Tenant | None, actor: Any, reason: str, details: dict[str, Any]) -> SubmitDenied:
+    # Audit rows survive the refusal: written in their own (autocommit) statement.
+    rbac_audit(tenant=tenant, actor=actor, reason=reason, details=details)
+    return SubmitDenied(reason)
+
+
+def _resolve_targets(tenant: Tenant, plan: dict[str, Any]) -> list[_Resolved | None]:
+    from execution.services.assets import asset_resolve
+
+    problems: list[Problem] = []
+    resolved: list[_Resolved | None] = []
+    for index, step in enumerate(plan["steps"]):
+        target = step.get("target")
+        if not target:
+            resolved.append(None)
+            continue
+        try:
+            found = asset_resolve(tenant=tenant, target=target)
+        except NotFound as exc:
+            field = "asset_id" if "asset_id" in target else "hostname"
+            problems.append(
+                Problem(f"plan.steps[{index}].target.{field}", f"{exc} in tenant {tenant.slug!r}")
+            )
+            resolved.append(None)
+            continue
+        resolved.append(_Resolved(found.asset_id, found.hostname, tuple(found.tags)))
+    if problems:
+        raise PlanInvalid(problems)
+    return resolved
+
+
+def _actor_for(*, submitter: Any, tenant: Tenant | None, inp: SubmissionInput) -> Any:
+    if not inp.on_behalf_of or inp.on_behalf_of == submitter.get_username():
+        return submitter
+    details = {"tenant": inp.tenant, "on_behalf_of": inp.on_behalf_of}
+    if tenant is None:
+        raise _deny(
+            tenant=None, actor=submitter, reason=f"not a member of tenant {inp.tenant!r}", details=details
+        )
+    refused = rbac_check_on_behalf(submitter=submitter, tenant=tenant)
+    if refused:
+        raise _deny(tenant=tenant, actor=submitter, reason=refused, details=details)
+    actor = get_user_model().objects.filter(username=inp.on_behalf_of, memberships__tenant=tenant).first()
+    if actor is None:
+        raise _deny(
+            tenant=tenant,
+            actor=submitter,
+            reason=f"{inp.on_behalf_of!r} is not a member of tenant {tenant.slug!r}",
+            details=details,
+        )
+    return actor
+
+
+def execution_submit_body(
+    *, submitter: Any, body: Any, idempotency_header: str | None = None
+) -> SubmitOutcome:
+    """Validate a §5 request body and submit it (see :func:`execution_submit`)."""
+    inp = submission_validate(body)
+    return _submit(submitter=submitter, inp=inp, idempotency_header=idempotency_header)
+
+
+def execution_submit(
+    *,
+    tenant: Tenant | str,
+    actor: Any,
+    plan: dict[str, Any],
+    approval_level: int | None = None,
+    sla_class: str | None = None,
+    priority: int | None = None,
+    dry_run: bool = False,
+    tags: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+    trace_id: str = "",
+    parent_execution_id: uuid.UUID | str | None = None,
+    on_behalf_of: str | None = None,
+    idempotency_header: str | None = None,
+) -> SubmitOutcome:
+    """Submit ``plan`` for ``actor`` in ``tenant``; returns the execution and whether it is a replay.
+
+    Raises PlanInvalid (every problem with its field path), SubmitDenied (RBAC, audited).
+    Nothing is stored for a refused request except the audit row.
+    """
+    body: dict[str, Any] = {
+        "tenant": tenant.slug if isinstance(tenant, Tenant) else tenant,
+        "plan": plan,
+        "approval_level": approval_level,
+        "sla_class": sla_class,
+        "priority": priority,
+        "dry_run": dry_run,
+        "tags": tags,
+        "metadata": metadata,
+        "trace_id": trace_id or None,
+        "parent_execution_id": str(parent_execution_id) if parent_execution_id else None,
+        "on_behalf_of": on_behalf_of,
+    }
+    return execution_submit_body(submitter=actor, body=body, idempotency_header=idempotency_header)
+
+
+def _submit(*, submitter: Any, inp: SubmissionInput, idempotency_header: str | None) -> SubmitOutcome:
+    tenant = Tenant.objects.filter(slug=inp.tenant).first()
+    actor = _actor_for(submitter=submitter, tenant=tenant, inp=inp)
+    # Membership before asset lookups: a 400 on an unknown asset must not reveal another
+    # tenant's inventory. Unknown and foreign tenants get the same answer.
+    refused = None if tenant is None else rbac_check_submit(user=actor, tenant=tenant, rights=[])
+    if tenant is None or refused:
+        raise _deny(
+            tenant=tenant,
+            actor=submitter,
+            reason=f"not a member of tenant {inp.tenant!r}",
+            details={"tenant": inp.tenant},
+        )
+    assert tenant is not None
+    resolved = _resolve_targets(tenant, inp.plan)
+    classification = plan_classify(
+        plan=inp.plan, requested_level=inp.approval_level, sla_class=inp.sla_class, priority=inp.priority
+    )
+    rights = [
+        StepRight(
+            environment=inp.plan["environment"],
+            action_class=cls,
+            hostname=r.hostname if r else "",
+            tags=r.tags if r else (),
+        )
+        for cls, r in zip(classification.step_action_classes, resolved, strict=True)
+    ]
+    refused = rbac_check_submit(user=actor, tenant=tenant, rights=rights)
+    if refused:
+        raise _deny(
+            tenant=tenant,
+            actor=submitter,
+            reason=refused,
+            details={"plan_name": inp.plan.get("name"), "environment": inp.plan["environment"]},
+        )
+    key = idempotency_key_compute(tenant=tenant, actor=actor, plan=inp.plan, header=idempotency_header)
+    for _attempt in range(5):
+        try:
+            outcome = _create(
+                tenant=tenant,
+                actor=actor,
+                submitter=submitter,
+                inp=inp,
+                key=key,
+                classification=classification,
+                resolved=resolved,
+            )
+        except IntegrityError:
+            # A concurrent identical request won the unique (tenant, idempotency_key) race;
+            # the next round finds its committed row and replays it.
+            continue
+        if not outcome.replayed and outcome.execution.execution_mode == ExecutionMode.IMMEDIATE:
+            from execution.services.runner import execution_run_inline
+
+            outcome.execution = execution_run_inline(execution=outcome.execution)
+        return outcome
+    raise DomainError("could not claim the idempotency key; retry the request")
+
+
+@transaction.atomic
+def _create(
+    *,
+    tenant: Tenant,
+    actor: Any,
+    submitter: Any,
+    inp: SubmissionInput,
+    key: str,
+    classification: Classification,
+    resolved: list[_Resolved | None],
+) -> SubmitOutcome:
+    holder = idempotency_claim(tenant=tenant, key=key)
+    if holder is not None:
+        return SubmitOutcome(execution=holder, replayed=True)
+    policy = TimeoutPolicy.objects.get(
+        sla_class=classification.sla_class, action_class=classification.action_class
+    )
+    metadata = dict(inp.metadata)
+    if submitter.pk != actor.pk:
+        metadata["submitted_by"] = submitter.get_username()
+    execution = Execution.objects.create(
+        tenant=tenant,
+        actor=actor,
+        idempotency_key=key,
+        plan_snapshot=inp.plan,
+        plan_hash=plan_hash(inp.plan),
+        execution_mode=classification.execution_mode,
+        sla_class=classification.sla_class,
+        approval_level=classification.approval_level,
+        status=ExecutionStatus.PENDING_APPROVAL,
+        environment=inp.plan["environment"],
+        action_class=classification.action_class,
+        priority=classification.priority,
+        dry_run=inp.dry_run,
+        tags=inp.tags,
+        metadata=metadata,
+        trace_id=inp.trace_id,
+        parent_execution_id=inp.parent_execution_id,
+    )
+    ExecutionStep.objects.bulk_create(
+        ExecutionStep(
+            execution=execution,
+            step_index=index,
+            step_name=step["name"],
+            step_type=step["type"],
+            target_asset_id=r.asset_id if r else "",
+            target_hostname=r.hostname if r else "",
+            action_class=classification.step_action_classes[index],
+            max_retries=step.get("max_retries", max(policy.max_attempts - 1, 0)),
+            input_data=mask_data(step.get("params") or {}),
+            trace_id=inp.trace_id,
+        )
+        for index, (step, r) in enumerate(zip(inp.plan["steps"], resolved, strict=True))
+    )
+    event_record(
+        execution=execution,
+        event_type="created",
+        actor=actor,
+        actor_type=ActorType.USER,
+        to_status=ExecutionStatus.PENDING_APPROVAL,
+        details={
+            "plan_name": inp.plan["name"],
+            "environment": execution.environment,
+            "action_class": execution.action_class,
+            "sla_class": execution.sla_class,
+            "execution_mode": execution.execution_mode,
+            "approval_level": execution.approval_level,
+            "steps": len(inp.plan["steps"]),
+            "submitted_by": submitter.get_username(),
+        },
+    )
+    if classification.approval_level >= 1:
+        from approvals.services.request import approval_request
+
+        approval_request(execution=execution, level=classification.approval_level)
+    else:
+        from execution.services.transition import transition
+
+        execution = transition(
+            execution,
+            ExecutionStatus.APPROVED,
+            actor_type=ActorType.SYSTEM,
+            reason="approval level 0: approved by policy",
+        )
+        if classification.execution_mode == ExecutionMode.BACKGROUND:
+            from execution.services.queue import queue_enqueue
+
+            queue_enqueue(execution=execution)
+    execution.refresh_from_db()
+    return SubmitOutcome(execution=execution, replayed=False)

@@ -1,0 +1,177 @@
+"""Submission over REST: the §5 example, replay, validation, classification, routing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from approvals.models import Approval
+from execution.enums import ExecutionStatus
+from execution.models import AuditLog, Execution, ExecutionEvent, ExecutionStep, QueueItem
+from tests.execution.api.conftest import client_for, noop_body
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/executions/"
+
+
+def test_section5_example_answers_202_and_a_replay_200_with_the_same_id(operator: Any, body: dict) -> None:
+    client = client_for(operator)
+    first = client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="change-4711")
+    assert first.status_code == 202, first.content
+    data = first.json()
+    assert data["status"] == "pending_approval"
+    assert data["execution_mode"] == "background"
+    assert data["sla_class"] == "medium"
+    assert data["action_class"] == "modify"
+    assert data["approval_level"] == 1
+    assert data["priority"] == 3
+    assert [s["index"] for s in data["steps"]] == [0, 1, 2]
+    assert [s["type"] for s in data["steps"]] == ["command", "command", "validate"]
+    assert data["steps"][1]["target"]["hostname"] == "web-2"
+    assert data["approval"]["state"] == "pending" and data["approval"]["votes"] == []
+    eid = data["execution_id"]
+    assert data["links"] == {
+        "self": f"/api/v1/executions/{eid}/",
+        "events": f"/api/v1/executions/{eid}/events/",
+        "cancel": f"/api/v1/executions/{eid}/cancel/",
+        "websocket": f"/ws/executions/{eid}/",
+        "page": f"/executions/{eid}/",
+    }
+    again = client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="change-4711")
+    assert again.status_code == 200
+    assert again["Idempotent-Replay"] == "true"
+    assert again.json()["execution_id"] == eid
+    assert Execution.objects.count() == 1
+    execution = Execution.objects.get()
+    assert execution.plan_hash and Approval.objects.get(execution=execution).plan_hash == execution.plan_hash
+    assert ExecutionStep.objects.filter(execution=execution).count() == 3
+    assert list(
+        ExecutionEvent.objects.filter(execution_id=execution.execution_id).values_list(
+            "event_type", flat=True
+        )
+    ) == [
+        "created",
+        "approval_requested",
+    ]
+
+
+def test_same_plan_without_header_is_replayed_by_plan_hash(operator: Any, body: dict) -> None:
+    client = client_for(operator)
+    assert client.post(URL, body, format="json").status_code == 202
+    assert client.post(URL, body, format="json").status_code == 200
+    body["plan"]["name"] = "another plan"
+    assert client.post(URL, body, format="json").status_code == 202
+    assert Execution.objects.count() == 2
+
+
+def test_level0_background_plan_is_approved_by_the_system_and_queued(operator: Any) -> None:
+    response = client_for(operator).post(URL, noop_body(), format="json")
+    assert response.status_code == 202, response.content
+    execution = Execution.objects.get()
+    assert execution.status == ExecutionStatus.QUEUED
+    assert QueueItem.objects.filter(execution=execution).exists()
+    approved = ExecutionEvent.objects.get(execution_id=execution.execution_id, event_type="approved")
+    assert approved.actor_type == "system"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fast_level0_plan_runs_inline_and_answers_201_with_the_result(tenant: Any) -> None:
+    from tests.conftest import _member
+
+    user = _member(tenant, "inline-op", "operator")
+    response = client_for(user).post(URL, noop_body(estimate=1), format="json")
+    assert response.status_code == 201, response.content
+    data = response.json()
+    assert data["execution_mode"] == "immediate"
+    assert data["status"] == "completed"
+    assert data["steps"][0]["status"] == "completed"
+
+
+def test_policy_minimum_raises_the_approval_level(deployer: Any) -> None:
+    body = noop_body(environment="prod", level=0)
+    body["plan"]["steps"][0]["action_class"] = "deploy"
+    data = client_for(deployer).post(URL, body, format="json").json()
+    assert data["approval_level"] == 2 and data["status"] == "pending_approval"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path"),
+    [
+        (lambda b: b["plan"]["steps"][2].update(type="teleport"), "plan.steps[2].type"),
+        (
+            lambda b: b["plan"]["steps"][0].update(target={"hostname": "nope"}),
+            "plan.steps[0].target.hostname",
+        ),
+        (
+            lambda b: b["plan"]["steps"][1].update(target={"asset_id": 999999}),
+            "plan.steps[1].target.asset_id",
+        ),
+        (lambda b: b["plan"].update(environment="moon"), "plan.environment"),
+        (lambda b: b.update(priority=11), "priority"),
+        (lambda b: b["plan"]["steps"][0].update(action_class="destroy"), "plan.steps[0].action_class"),
+        (
+            lambda b: b["plan"]["steps"].append(
+                {"name": "q", "type": "sql", "params": {"query": "select 1"}}
+            ),
+            "plan.steps[3].target",
+        ),
+        (lambda b: b["plan"].update(steps=[b["plan"]["steps"][2]] * 201), "plan.steps"),
+        (lambda b: b["plan"]["steps"][0]["params"].update(command="x" * 300_000), "plan"),
+        (lambda b: b["plan"]["steps"][0].update(name="n" * 201), "plan.steps[0].name"),
+        (lambda b: b["plan"]["steps"][0]["params"].pop("command"), "plan.steps[0].params.command"),
+    ],
+)
+def test_invalid_plans_answer_400_with_the_field_path_and_store_nothing(
+    operator: Any, body: dict, mutate: Any, path: str
+) -> None:
+    mutate(body)
+    response = client_for(operator).post(URL, body, format="json")
+    assert response.status_code == 400, response.content
+    assert path in [e["path"] for e in response.json()["errors"]]
+    assert Execution.objects.count() == 0 and ExecutionEvent.objects.count() == 0
+
+
+def test_malformed_json_is_400_and_wrong_content_type_415(operator: Any) -> None:
+    client = client_for(operator)
+    bad = client.post(URL, data="{not json", content_type="application/json")
+    assert bad.status_code == 400 and bad.json()["errors"][0]["path"] == "body"
+    form = client.post(URL, data="tenant=acme", content_type="application/x-www-form-urlencoded")
+    assert form.status_code == 415
+    assert Execution.objects.count() == 0
+
+
+def test_operator_may_not_submit_to_prod_403_with_reason_and_audit_row(operator: Any) -> None:
+    response = client_for(operator).post(URL, noop_body(environment="prod"), format="json")
+    assert response.status_code == 403
+    assert "prod" in response.json()["reason"]
+    assert Execution.objects.count() == 0
+    assert AuditLog.objects.filter(event_type="rbac_violation", actor=operator).exists()
+
+
+def test_foreign_tenant_submission_is_refused_without_revealing_assets(outsider: Any, body: dict) -> None:
+    body["plan"]["steps"][0]["target"] = {"hostname": "does-not-exist"}
+    response = client_for(outsider).post(URL, body, format="json")
+    assert response.status_code == 403
+    assert response.json()["reason"] == "not a member of tenant 'acme'"
+    unknown = noop_body()
+    unknown["tenant"] = "no-such-tenant"
+    assert client_for(outsider).post(URL, unknown, format="json").json()["reason"] == (
+        "not a member of tenant 'no-such-tenant'"
+    )
+
+
+def test_service_account_submits_on_behalf_of_a_member(tenant: Any, operator: Any) -> None:
+    from tests.factories import MembershipFactory, UserFactory
+
+    robot = UserFactory(username="pipeline-bot")
+    MembershipFactory(tenant=tenant, user=robot, role="viewer", can_submit_on_behalf=True)
+    body = noop_body()
+    body["on_behalf_of"] = operator.username
+    response = client_for(robot).post(URL, body, format="json")
+    assert response.status_code == 202, response.content
+    execution = Execution.objects.get()
+    assert execution.actor == operator and execution.metadata["submitted_by"] == "pipeline-bot"
+    plain = UserFactory(username="not-a-bot")
+    MembershipFactory(tenant=tenant, user=plain, role="operator")
+    assert client_for(plain).post(URL, body, format="json").status_code == 403
