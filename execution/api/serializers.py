@@ -17,7 +17,7 @@ class TargetIn(serializers.Serializer):
 
 
 class StepIn(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(min_length=1, max_length=200)
     type = serializers.CharField(help_text="command, http, sql, file, validate, noop, sleep or an alias (§7)")
     target = TargetIn(required=False)
     params = serializers.DictField(required=False)
@@ -28,14 +28,14 @@ class StepIn(serializers.Serializer):
 
 
 class PlanIn(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(min_length=1, max_length=200)
     environment = serializers.ChoiceField(choices=Environment.choices)
     estimated_duration_seconds = serializers.FloatField(required=False, min_value=0)
-    steps = StepIn(many=True)
+    steps = serializers.ListField(child=StepIn(), min_length=1, max_length=200)
 
 
 class SubmissionIn(serializers.Serializer):
-    tenant = serializers.CharField(max_length=64)
+    tenant = serializers.CharField(min_length=1, max_length=64)
     plan = PlanIn()
     approval_level = serializers.IntegerField(required=False, min_value=0, max_value=3)
     sla_class = serializers.ChoiceField(choices=SlaClass.choices, required=False)
@@ -46,7 +46,10 @@ class SubmissionIn(serializers.Serializer):
     trace_id = serializers.CharField(required=False, max_length=128)
     parent_execution_id = serializers.UUIDField(required=False)
     on_behalf_of = serializers.CharField(
-        required=False, help_text="username of a tenant member; needs can_submit_on_behalf on the caller"
+        required=False,
+        min_length=1,
+        max_length=150,
+        help_text="username of a tenant member; needs can_submit_on_behalf on the caller",
     )
 
 

@@ -1,4 +1,8 @@
-"""REST API under /api/v1/ (issue 4); the vote endpoints live in approvals/api_urls.py."""
+"""REST API under /api/v1/ (issue 4); the vote endpoints live in approvals/api_urls.py.
+
+Ids are matched as strings and parsed in the views, so a malformed id is a JSON 404, not
+Django's HTML one.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,14 @@ from execution.api import views
 
 urlpatterns = [
     path("executions/", views.ExecutionListCreateView.as_view(), name="execution-list"),
-    path("executions/<uuid:execution_id>/", views.ExecutionDetailView.as_view(), name="execution-detail"),
+    path("executions/<str:execution_id>/", views.ExecutionDetailView.as_view(), name="execution-detail"),
     path(
-        "executions/<uuid:execution_id>/events/", views.ExecutionEventsView.as_view(), name="execution-events"
+        "executions/<str:execution_id>/events/", views.ExecutionEventsView.as_view(), name="execution-events"
     ),
     path(
-        "executions/<uuid:execution_id>/cancel/", views.ExecutionCancelView.as_view(), name="execution-cancel"
+        "executions/<str:execution_id>/cancel/", views.ExecutionCancelView.as_view(), name="execution-cancel"
     ),
     path("dlq/", views.DeadLetterListView.as_view(), name="dlq-list"),
-    path("dlq/<uuid:dlq_id>/requeue/", views.DeadLetterRequeueView.as_view(), name="dlq-requeue"),
+    path("dlq/<str:dlq_id>/requeue/", views.DeadLetterRequeueView.as_view(), name="dlq-requeue"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]

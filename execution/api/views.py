@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -33,6 +35,19 @@ _detail = inline_serializer("Detail", {"detail": serializers.CharField()})
 EVENTS_PAGE = 1000
 
 
+def _paginated(name: str, item: serializers.Serializer) -> Any:
+    """The LimitOffsetPagination envelope around ``item``, for the schema."""
+    return inline_serializer(
+        name,
+        {
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item,
+        },
+    )
+
+
 def _invalid(problems: list[Any]) -> Response:
     return Response(
         {
@@ -47,7 +62,19 @@ def _refused(reason: str) -> Response:
     return Response({"detail": reason, "reason": reason}, status=status.HTTP_403_FORBIDDEN)
 
 
+def _bad(field: str, message: str) -> ValidationError:
+    return ValidationError({"detail": f"{field}: {message}", "errors": [{"path": field, "message": message}]})
+
+
+def _uuid_or_404(value: Any, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"no such {what}") from None
+
+
 def _visible(request: Request, execution_id: Any) -> Any:
+    execution_id = _uuid_or_404(execution_id, "execution")
     execution = execution_get_visible(user=request.user, execution_id=execution_id)
     if execution is None:
         raise NotFound("no such execution")
@@ -56,15 +83,21 @@ def _visible(request: Request, execution_id: Any) -> Any:
 
 def _datetime_param(request: Request, name: str) -> Any:
     raw = request.query_params.get(name)
-    if not raw:
+    if raw is None:
         return None
     try:
         value = parse_datetime(raw)
     except ValueError:
         value = None
     if value is None:
-        raise ValidationError({name: "an ISO 8601 date-time is required"})
-    return value
+        raise _bad(name, "an ISO 8601 date-time is required")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt_timezone.utc)
+    try:
+        # PostgreSQL refuses offsets beyond +-15:59; UTC is always representable.
+        return value.astimezone(dt_timezone.utc)
+    except (OverflowError, ValueError):
+        raise _bad(name, "out of range") from None
 
 
 class ExecutionListCreateView(APIView):
@@ -125,22 +158,29 @@ class ExecutionListCreateView(APIView):
             OpenApiParameter("created_after", OpenApiTypes.DATETIME),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME),
         ],
-        responses={200: s.ExecutionSummaryOut(many=True), 400: _detail, 401: _detail},
+        responses={
+            200: _paginated("PaginatedExecutionList", s.ExecutionSummaryOut(many=True)),
+            400: s.InvalidOut,
+            401: _detail,
+        },
     )
     def get(self, request: Request) -> Response:
         queryset = executions_visible_to(request.user)
         params = request.query_params
-        if params.get("status"):
+        for key, values in params.lists():
+            if "\x00" in key or any("\x00" in v for v in values):
+                raise _bad(key.replace("\x00", ""), "NUL characters are not allowed")
+        if "status" in params:
             if params["status"] not in ExecutionStatus.values:
-                raise ValidationError({"status": f"one of {ExecutionStatus.values}"})
+                raise _bad("status", f"one of {ExecutionStatus.values}")
             queryset = queryset.filter(status=params["status"])
-        if params.get("environment"):
+        if "environment" in params:
             if params["environment"] not in Environment.values:
-                raise ValidationError({"environment": f"one of {Environment.values}"})
+                raise _bad("environment", f"one of {Environment.values}")
             queryset = queryset.filter(environment=params["environment"])
-        if params.get("tag"):
+        if "tag" in params:
             queryset = queryset.filter(tags__contains=[params["tag"]])
-        if params.get("tenant"):
+        if "tenant" in params:
             queryset = queryset.filter(tenant__slug=params["tenant"])
         after = _datetime_param(request, "created_after")
         if after is not None:
@@ -167,7 +207,7 @@ class ExecutionEventsView(APIView):
                 "limit", int, description=f"at most this many (default and maximum {EVENTS_PAGE})"
             ),
         ],
-        responses={200: s.EventPageOut, 400: _detail, 401: _detail, 404: _detail},
+        responses={200: s.EventPageOut, 400: s.InvalidOut, 401: _detail, 404: _detail},
     )
     def get(self, request: Request, execution_id: Any) -> Response:
         execution = _visible(request, execution_id)
@@ -175,7 +215,7 @@ class ExecutionEventsView(APIView):
             after = int(request.query_params["after"]) if request.query_params.get("after") else None
             limit = int(request.query_params.get("limit") or EVENTS_PAGE)
         except ValueError:
-            raise ValidationError({"after": "an integer event id is required"}) from None
+            raise _bad("after", "integers are required for after and limit") from None
         limit = max(1, min(limit, EVENTS_PAGE))
         events = list(
             execution_events_after(execution=execution, after=after).select_related("actor")[:limit]
@@ -202,10 +242,20 @@ class ExecutionCancelView(APIView):
 
 
 class DeadLetterListView(APIView):
-    @extend_schema(responses={200: s.DeadLetterOut(many=True), 401: _detail})
+    @extend_schema(
+        parameters=[OpenApiParameter("open", bool, description="only entries not requeued nor archived")],
+        responses={
+            200: _paginated("PaginatedDeadLetterList", s.DeadLetterOut(many=True)),
+            400: s.InvalidOut,
+            401: _detail,
+        },
+    )
     def get(self, request: Request) -> Response:
         queryset = dead_letters_visible_to(request.user)
-        if request.query_params.get("open") in ("1", "true"):
+        open_only = request.query_params.getlist("open")
+        if len(open_only) > 1 or (open_only and open_only[0] not in ("true", "false")):
+            raise _bad("open", "true or false")
+        if open_only == ["true"]:
             queryset = queryset.filter(requeued=False, archived=False)
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(queryset, request, view=self) or []
@@ -220,7 +270,9 @@ class DeadLetterRequeueView(APIView):
     def post(self, request: Request, dlq_id: Any) -> Response:
         from execution.services.dlq import dlq_requeue
 
-        entry = dead_letters_visible_to(request.user).filter(dlq_id=dlq_id).first()
+        entry = (
+            dead_letters_visible_to(request.user).filter(dlq_id=_uuid_or_404(dlq_id, "dead letter")).first()
+        )
         if entry is None:
             raise NotFound("no such dead letter")
         refused = rbac_check_requeue(user=request.user, tenant_id=entry.execution.tenant_id)

@@ -194,11 +194,31 @@ def _plan(problems: list[Problem], plan: Any) -> dict[str, Any]:
     return out
 
 
+def _nul_paths(value: Any, path: str) -> list[Problem]:
+    """PostgreSQL's jsonb and text refuse NUL characters: name where they are."""
+    if isinstance(value, str):
+        return [Problem(path or "body", "NUL characters are not allowed")] if "\x00" in value else []
+    found: list[Problem] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                found.append(Problem(child.replace("\x00", ""), "NUL characters are not allowed in keys"))
+            found.extend(_nul_paths(item, child))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(_nul_paths(item, f"{path}[{index}]"))
+    return found
+
+
 def submission_validate(data: Any) -> SubmissionInput:
     """Check a submission body; raise :class:`PlanInvalid` listing every problem."""
     problems: list[Problem] = []
     if not isinstance(data, dict):
         raise PlanInvalid([Problem("body", "a JSON object is required")])
+    nul = _nul_paths(data, "")
+    if nul:
+        raise PlanInvalid(nul)
     tenant = _string(problems, "tenant", data.get("tenant"), max_len=64)
     plan = _plan(problems, data.get("plan"))
     result = SubmissionInput(tenant=tenant, plan=plan)
