@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timezone as dt_timezone
+from datetime import UTC
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -92,10 +92,10 @@ def _datetime_param(request: Request, name: str) -> Any:
     if value is None:
         raise _bad(name, "an ISO 8601 date-time is required")
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt_timezone.utc)
+        value = value.replace(tzinfo=UTC)
     try:
         # PostgreSQL refuses offsets beyond +-15:59; UTC is always representable.
-        return value.astimezone(dt_timezone.utc)
+        return value.astimezone(UTC)
     except (OverflowError, ValueError):
         raise _bad(name, "out of range") from None
 

@@ -1,0 +1,60 @@
+"""``manage.py submit``, ``executions`` and ``api_token``."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from rest_framework.authtoken.models import Token
+
+from execution.models import Execution
+from tests.execution.api.conftest import noop_body
+
+pytestmark = pytest.mark.django_db
+
+
+def _run(*args: Any) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def test_submit_then_replay_then_list_and_show(tmp_path: Path, operator: Any) -> None:
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(noop_body()["plan"]))  # a bare plan, level 0
+    first = _run("submit", str(plan_file), "--tenant", "acme", "--user", operator.username)
+    assert first.startswith("submitted ") and "status=queued" in first
+    again = _run("submit", str(plan_file), "--tenant", "acme", "--user", operator.username)
+    assert again.startswith("replayed ")
+    execution = Execution.objects.get()
+    listing = _run("executions", "list", "--tenant", "acme")
+    assert str(execution.execution_id) in listing and "1 execution(s)" in listing
+    shown = _run("executions", "show", str(execution.execution_id))
+    assert "queued" in shown and "[0] nothing" in shown
+    data = json.loads(_run("executions", "show", str(execution.execution_id), "--json"))
+    assert data["execution_id"] == str(execution.execution_id)
+
+
+def test_submit_reports_problems_and_denials(tmp_path: Path, operator: Any, viewer: Any) -> None:
+    plan_file = tmp_path / "plan.json"
+    body = noop_body()
+    body["plan"]["steps"][0]["type"] = "teleport"
+    plan_file.write_text(json.dumps(body))
+    with pytest.raises(CommandError, match=r"plan.steps\[0\].type"):
+        _run("submit", str(plan_file), "--user", operator.username)
+    plan_file.write_text(json.dumps(noop_body()))
+    with pytest.raises(CommandError, match="permission denied"):
+        _run("submit", str(plan_file), "--user", viewer.username)
+    assert Execution.objects.count() == 0
+
+
+def test_api_token_creates_and_rotates(operator: Any) -> None:
+    first = _run("api_token", operator.username).strip()
+    assert Token.objects.get(user=operator).key == first
+    assert _run("api_token", operator.username).strip() == first
+    rotated = _run("api_token", operator.username, "--rotate").strip()
+    assert rotated != first and Token.objects.get(user=operator).key == rotated
