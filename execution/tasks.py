@@ -19,14 +19,20 @@ def reap() -> dict[str, int]:
     return reap_expired()
 
 
-def wake_workers() -> bool:
-    """Queue a drain task unless enough are already waiting in the broker (coalesced)."""
+def wake_workers(wanted: int = 1) -> int:
+    """Queue up to ``wanted`` drain tasks (never more than the cluster's worker count), minus
+    those waiting in the broker not yet picked up. Returns how many were queued.
+
+    Rows a worker has pulled (``lock`` set) are not counted: a killed worker's row stays
+    locked for django-q2's ``retry`` period and would otherwise block every wake-up.
+    """
     from django_q.models import OrmQ
     from django_q.tasks import async_task
 
     cluster = settings.Q_CLUSTER["name"]
-    waiting = OrmQ.objects.filter(key=cluster).count()
-    if waiting >= int(str(settings.Q_CLUSTER["workers"])):
-        return False
-    async_task(WAKE_TASK, save=False)
-    return True
+    workers = int(str(settings.Q_CLUSTER["workers"]))
+    in_broker = OrmQ.objects.filter(key=cluster, lock__isnull=True).count()
+    count = max(0, min(wanted, workers) - in_broker) if wanted > 1 else int(in_broker < workers)
+    for _ in range(count):
+        async_task(WAKE_TASK, save=False)
+    return count

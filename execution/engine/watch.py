@@ -66,7 +66,7 @@ class Watch:
 
     def _loop(self) -> None:
         heartbeat_every = max(1.0, settings.LEASE_SECONDS / 3)
-        next_heartbeat = time.monotonic() + heartbeat_every
+        next_heartbeat = time.monotonic()  # first heartbeat at once: the claim may be a while ago
         try:
             while not self.stop_event.wait(CANCEL_POLL_SECONDS):
                 try:

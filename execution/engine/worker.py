@@ -16,6 +16,7 @@ import time
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.db.models import Q
 from django.utils import timezone
 
 from execution.engine.run import run_attempt
@@ -41,6 +42,11 @@ def drain(*, budget_seconds: float | None = None) -> int:
         claim = queue_claim(worker_id=me)
         if claim is None:
             break
+        if runnable_items(limit=1):
+            # Fan out: more work is waiting, so let another idle worker start on it now.
+            from execution.tasks import wake_workers
+
+            wake_workers()
         try:
             run_attempt(execution_pk=claim.execution_pk, claim=claim, worker_id=me)
         except Exception:
@@ -51,12 +57,13 @@ def drain(*, budget_seconds: float | None = None) -> int:
     return ran
 
 
-def runnable_items_exist() -> bool:
+def runnable_items(limit: int = 100) -> int:
+    """How many queue items could be claimed now (counted up to ``limit``)."""
     now = timezone.now()
-    return (
-        QueueItem.objects.filter(status="pending", available_at__lte=now).exists()
-        or QueueItem.objects.filter(status="pending", available_at__isnull=True).exists()
+    runnable = QueueItem.objects.filter(status="pending").filter(
+        Q(available_at__lte=now) | Q(available_at__isnull=True)
     )
+    return len(runnable.values_list("id", flat=True)[:limit])
 
 
 def heartbeat_write(*, worker: str, cluster_name: str, started_at: object, stopped: bool = False) -> None:

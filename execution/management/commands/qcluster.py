@@ -9,7 +9,9 @@ execution and takes no new one once its budget is spent) and mark the heartbeat 
 
 from __future__ import annotations
 
+import faulthandler
 import logging
+import signal
 import time
 from typing import Any
 
@@ -26,10 +28,12 @@ class Command(DjangoQCommand):
     help = "Start a worker cluster (django-q2) with the OpsConductor heartbeat, reaper and waker."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from execution.engine.worker import heartbeat_write, runnable_items_exist, worker_id
+        from execution.engine.worker import heartbeat_write, runnable_items, worker_id
         from execution.services.reaper import reap_expired
         from execution.tasks import wake_workers
 
+        # Operators (and tests) can ask a stuck cluster where it is: kill -USR1 <pid>.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         connections.close_all()  # never share a connection with the forked sentinel
         cluster = Cluster()
         cluster.start()
@@ -53,8 +57,9 @@ class Command(DjangoQCommand):
                     if now >= next_reap:
                         reap_expired()
                         next_reap = now + reap_every
-                    if runnable_items_exist():
-                        wake_workers()
+                    waiting = runnable_items(limit=int(str(settings.Q_CLUSTER["workers"])))
+                    if waiting:
+                        wake_workers(waiting)
                 except Exception:
                     logger.exception("cluster tick failed")
                     close_old_connections()

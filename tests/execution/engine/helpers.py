@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -88,10 +89,8 @@ def worker_cluster(workers: int = 2, **env: str) -> Iterator[subprocess.Popen[by
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # anything of the cluster left behind
-        except ProcessLookupError:
-            pass
 
 
 def child_pids(pid: int) -> list[int]:
