@@ -19,3 +19,17 @@ def canonical_json(value: Any) -> str:
 def plan_hash(plan: Any) -> str:
     """sha256 (hex) of the canonical JSON of ``plan``."""
     return hashlib.sha256(canonical_json(plan).encode()).hexdigest()
+
+
+def plan_normalize(plan: Any) -> Any:
+    """``plan`` as PostgreSQL's jsonb will give it back (e.g. ``1e2`` becomes ``100``).
+
+    The approval's hash is recomputed from the stored snapshot at vote time, so the hash
+    and the idempotency key must be taken over the stored form, not the request's text.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::jsonb", [json.dumps(plan)])
+        value = cursor.fetchone()[0]
+    return json.loads(value) if isinstance(value, str) else value

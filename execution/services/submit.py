@@ -15,6 +15,7 @@ from execution.errors import DomainError, NotFound
 from execution.masking import mask_data
 from execution.models import Execution, ExecutionStep, Tenant, TimeoutPolicy
 from execution.plans import PlanInvalid, Problem, SubmissionInput, plan_hash, submission_validate
+from execution.plans.hashing import plan_normalize
 from execution.services.classify import Classification, plan_classify
 from execution.services.events import event_record
 from execution.services.idempotency import idempotency_claim, idempotency_key_compute
@@ -100,6 +101,7 @@ def execution_submit_body(
 ) -> SubmitOutcome:
     """Validate a §5 request body and submit it (see :func:`execution_submit`)."""
     inp = submission_validate(body)
+    inp.plan = plan_normalize(inp.plan)
     return _submit(submitter=submitter, inp=inp, idempotency_header=idempotency_header)
 
 

@@ -175,3 +175,15 @@ def test_service_account_submits_on_behalf_of_a_member(tenant: Any, operator: An
     plain = UserFactory(username="not-a-bot")
     MembershipFactory(tenant=tenant, user=plain, role="operator")
     assert client_for(plain).post(URL, body, format="json").status_code == 403
+
+
+def test_plan_hash_matches_the_stored_snapshot_for_votes(operator: Any) -> None:
+    from approvals.services.hashing import _plan_hash
+
+    body = noop_body(level=1)
+    body["plan"]["estimated_duration_seconds"] = 1e1
+    body["plan"]["steps"][0]["params"] = {"n": 1e2, "text": "naïve ✓"}
+    assert client_for(operator).post(URL, body, format="json").status_code == 202
+    execution = Execution.objects.get()
+    assert _plan_hash(execution.plan_snapshot) == execution.plan_hash
+    assert Approval.objects.get(execution=execution).plan_hash == execution.plan_hash
