@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from approvals.dlq_admin import requeue_dead_letters
 from execution.admin.executions import ReadOnlyAdminMixin
 from execution.models import DeadLetter, ExecutionLock, QueueItem, TimeoutPolicy, WorkerHeartbeat
 
@@ -26,6 +27,8 @@ class QueueItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # The confirmed requeue action (tenant admins only) lives with the approvals pages.
+    actions = [requeue_dead_letters]
     list_display = [
         "execution",
         "failure_reason",

@@ -11,8 +11,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from execution.enums import ExecutionStatus, QueueStatus
 from execution.engine.worker import drain
+from execution.enums import ExecutionStatus, QueueStatus
 from execution.models import (
     DeadLetter,
     ExecutionEvent,
@@ -309,3 +309,20 @@ def test_partial_when_a_continue_on_error_step_fails(tenant, operator) -> None:
     execution = drain_until_done(execution)
     assert execution.status == ExecutionStatus.PARTIAL
     assert ExecutionStep.objects.get(execution=execution, step_index=0).exit_code == 3
+
+
+def test_a_dry_run_has_no_side_effect_and_its_events_say_what_would_run(
+    tenant, operator, tmp_path: Path
+) -> None:
+    target = tmp_path / "never"
+    execution = make_execution(
+        tenant=tenant, actor=operator, steps=[{"type": "command", "params": {"command": f"touch {target}"}}]
+    )
+    type(execution).objects.filter(pk=execution.pk).update(dry_run=True)
+    enqueue(execution)
+    execution = drain_until_done(execution)
+    assert execution.status == ExecutionStatus.COMPLETED
+    assert not target.exists()
+    done = ExecutionEvent.objects.get(execution=execution, event_type="step_completed")
+    assert done.details["dry_run"] is True
+    assert f"touch {target}" in str(done.details["would_run"])

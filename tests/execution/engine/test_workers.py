@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -10,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from execution.enums import ExecutionStatus
 from execution.models import Execution, ExecutionEvent, ExecutionStep, QueueItem
 from tests.execution.engine.helpers import child_pids, enqueue, make_execution, wait_until, worker_cluster
 from tests.factories import AssetFactory
@@ -85,10 +85,9 @@ def test_sigkill_of_workers_mid_step_recovers_every_execution_without_rerunning_
             enqueue(execution)
 
         def all_in_middle() -> bool:
-            running = ExecutionEvent.objects.filter(
-                execution__in=executions, event_type="step_started", step_index=1
-            )
-            return running.values("execution_id").distinct().count() == 20
+            middle = ExecutionStep.objects.filter(execution__in=executions, step_index=1, status="running")
+            leased = QueueItem.objects.filter(execution__in=executions, status="processing")
+            return middle.count() == 20 and leased.count() == 20
 
         wait_until(all_in_middle, 120, what="20 executions in their middle step")
         # SIGKILL the django-q2 worker processes running them (their pids are in the
@@ -146,6 +145,6 @@ def test_two_workers_fifty_executions_each_locking_two_of_five_assets_never_over
     assert not opened, "every lock was released"
     for asset, spans in intervals.items():
         spans.sort(key=lambda s: s[0])
-        for (start_a, end_a, ex_a), (start_b, _end_b, ex_b) in zip(spans, spans[1:]):
+        for (_start_a, end_a, ex_a), (start_b, _end_b, ex_b) in itertools.pairwise(spans):
             assert end_a <= start_b, f"asset {asset}: {ex_a} and {ex_b} overlap"
     assert sum(len(s) for s in intervals.values()) == 100
