@@ -187,3 +187,43 @@ def test_plan_hash_matches_the_stored_snapshot_for_votes(operator: Any) -> None:
     execution = Execution.objects.get()
     assert _plan_hash(execution.plan_snapshot) == execution.plan_hash
     assert Approval.objects.get(execution=execution).plan_hash == execution.plan_hash
+
+
+def test_responses_are_masked(operator: Any) -> None:
+    body = noop_body(level=1)
+    body["metadata"] = {"note": "password=hunter2", "api_token": "abc123"}
+    body["plan"]["steps"][0]["params"] = {
+        "text": "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    }
+    client = client_for(operator)
+    created = client.post(URL, body, format="json")
+    text = created.content.decode()
+    assert "hunter2" not in text and "abc123" not in text
+    eid = created.json()["execution_id"]
+    for path in (f"{URL}{eid}/", f"{URL}{eid}/events/", URL):
+        text = client.get(path).content.decode()
+        assert "hunter2" not in text and "abc123" not in text and "c2lnbmF0dXJl" not in text
+
+
+def test_events_after_returns_only_later_events_in_order(operator: Any) -> None:
+    client = client_for(operator)
+    eid = client.post(URL, noop_body(level=1), format="json").json()["execution_id"]
+    page = client.get(f"{URL}{eid}/events/").json()
+    ids = [e["id"] for e in page["results"]]
+    assert ids == sorted(ids) and [e["type"] for e in page["results"]] == ["created", "approval_requested"]
+    rest = client.get(f"{URL}{eid}/events/?after={ids[0]}").json()
+    assert [e["id"] for e in rest["results"]] == ids[1:] and rest["last_id"] == ids[-1]
+    assert client.get(f"{URL}{eid}/events/?after=x").status_code == 400
+
+
+def test_list_filters(operator: Any) -> None:
+    client = client_for(operator)
+    client.post(URL, noop_body(level=1, name="a"), format="json")
+    tagged = noop_body(level=1, name="b", environment="staging")
+    tagged["tags"] = ["blue"]
+    client.post(URL, tagged, format="json")
+    assert client.get(f"{URL}?tag=blue").json()["count"] == 1
+    assert client.get(f"{URL}?environment=staging").json()["count"] == 1
+    assert client.get(f"{URL}?status=pending_approval&limit=1").json()["count"] == 2
+    assert client.get(f"{URL}?created_after=2999-01-01T00:00:00Z").json()["count"] == 0
+    assert client.get(f"{URL}?status=bogus").status_code == 400
