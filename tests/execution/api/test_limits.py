@@ -88,7 +88,7 @@ def test_same_plan_from_two_actors_is_two_executions(operator: Any, deployer: An
 
 @pytest.mark.django_db
 def test_another_tenants_asset_is_unknown_here(operator: Any, other_tenant: Any) -> None:
-    foreign = AssetFactory(tenant=other_tenant, hostname="their-db")
+    foreign: Any = AssetFactory(tenant=other_tenant, hostname="their-db")
     body = noop_body()
     body["plan"]["steps"] = [
         {
