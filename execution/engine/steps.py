@@ -110,19 +110,27 @@ def step_run(*, state: AttemptState, step: ExecutionStep) -> StepResult:
         step_index=step.step_index,
         from_status=ExecutionStatus.RUNNING,
         to_status=result.status,
-        details=mask_data(
-            {
-                "name": step.step_name,
-                "status": result.status,
-                "duration_ms": duration_ms,
-                "exit_code": result.exit_code,
-            },
-            secrets,
-        ),
+        details=mask_data(_event_details(step, result, duration_ms, state.dry_run), secrets),
         error_message=mask_text(result.error_message, secrets)[:2000],
     )
     state.secrets = secrets
     return result
+
+
+def _event_details(
+    step: ExecutionStep, result: StepResult, duration_ms: int, dry_run: bool
+) -> dict[str, Any]:
+    details: dict[str, Any] = {
+        "name": step.step_name,
+        "status": result.status,
+        "duration_ms": duration_ms,
+        "exit_code": result.exit_code,
+    }
+    if dry_run:
+        # Dry run / dark launch (§7): the events say what would have run.
+        details["dry_run"] = True
+        details["would_run"] = result.output.get("would_run")
+    return details
 
 
 def _event_details(
