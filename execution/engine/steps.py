@@ -133,22 +133,6 @@ def _event_details(
     return details
 
 
-def _event_details(
-    step: ExecutionStep, result: StepResult, duration_ms: int, dry_run: bool
-) -> dict[str, Any]:
-    details: dict[str, Any] = {
-        "name": step.step_name,
-        "status": result.status,
-        "duration_ms": duration_ms,
-        "exit_code": result.exit_code,
-    }
-    if dry_run:
-        # Dry run / dark launch (§7): the events say what would have run.
-        details["dry_run"] = True
-        details["would_run"] = result.output.get("would_run")
-    return details
-
-
 def _invoke(state: AttemptState, step: ExecutionStep, planned: dict[str, Any]) -> tuple[StepResult, Any]:
     """Resolve target and secrets, run (or dry-run) the runner, clean up on cancel/timeout."""
     from execution.secrets import secrets_resolve_for_step
