@@ -189,6 +189,17 @@ Q_CLUSTER = {
 EXECUTION_DARK_LAUNCH = env_bool("EXECUTION_DARK_LAUNCH", False)
 RBAC_STRICT = env_bool("RBAC_STRICT", True)
 IDEMPOTENCY_WINDOW_SECONDS = env_int("IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600, minimum=1)
+# Minimum approval level per environment x action class (§2); unlisted pairs are 0.
+# APPROVAL_POLICY_MINIMUMS="prod:deploy=2,prod:modify=1,staging:deploy=1" (the default).
+APPROVAL_POLICY_MINIMUMS: dict[str, int] = {}
+for _item in env_list("APPROVAL_POLICY_MINIMUMS", ["prod:deploy=2", "prod:modify=1", "staging:deploy=1"]):
+    _pair, _, _level = _item.partition("=")
+    _env, _, _action = _pair.partition(":")
+    if _env not in ("dev", "staging", "prod") or _action not in ("read", "modify", "deploy"):
+        raise ConfigError(f"APPROVAL_POLICY_MINIMUMS: {_item!r} is not <environment>:<action class>=<level>")
+    if _level not in ("0", "1", "2", "3"):
+        raise ConfigError(f"APPROVAL_POLICY_MINIMUMS: level of {_item!r} must be 0-3")
+    APPROVAL_POLICY_MINIMUMS[_pair] = int(_level)
 LEASE_SECONDS = env_int("OPS_LEASE_SECONDS", 30, minimum=1)
 # Engine (docs/engine.md): retry back-off, lock waits, drain budget, reaper cadence.
 RETRY_BACKOFF_BASE_SECONDS = env_float("OPS_RETRY_BACKOFF_BASE_SECONDS", 2.0, minimum=0.0)
