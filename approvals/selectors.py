@@ -7,15 +7,14 @@ from typing import Any
 from django.db.models import QuerySet
 
 from approvals.models import Approval
+from execution import selectors as execution_selectors
 from execution.enums import ApprovalState, ExecutionStatus, Role
 from execution.models import DeadLetter, Execution, Membership
 
 
 def tenant_ids_of(user: Any) -> list[int]:
-    """The tenants ``user`` belongs to (any role)."""
-    if not getattr(user, "is_authenticated", False):
-        return []
-    return list(Membership.objects.filter(user_id=user.pk).values_list("tenant_id", flat=True))
+    """The tenants ``user`` belongs to (any role): the shared selector of execution/selectors.py."""
+    return execution_selectors.tenant_ids_of(user)
 
 
 def user_has_role(*, user: Any, tenant_id: int, roles: tuple[str, ...]) -> bool:

@@ -9,14 +9,13 @@ from typing import Any
 
 from execution.enums import Role
 from execution.models import Execution, Membership
+from execution.selectors import tenant_ids_of
 
 CANCEL_ROLES = frozenset({Role.OPERATOR, Role.DEPLOYER, Role.ADMIN})
 
 
 def watchable_tenant_ids(user: Any) -> list[int]:
-    if not getattr(user, "is_authenticated", False):
-        return []
-    return list(Membership.objects.filter(user=user).values_list("tenant_id", flat=True))
+    return tenant_ids_of(user)
 
 
 def can_watch_tenant(user: Any, tenant_id: int) -> bool:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from execution.enums import FINISHED_STATUSES, ExecutionStatus
 from execution.models import Membership, Tenant, WorkerHeartbeat
+from execution.selectors import tenant_ids_of
 from monitoring.models import SlaAlert
 from monitoring.selectors import figures
 from monitoring.selectors.summary import metrics_summary
@@ -25,7 +26,7 @@ def monitoring_tenant_ids(user: Any) -> list[int] | None:
     """None = every tenant (superusers); else the tenants the user is a member of."""
     if getattr(user, "is_superuser", False):
         return None
-    return list(Membership.objects.filter(user_id=user.pk).values_list("tenant_id", flat=True))
+    return tenant_ids_of(user)
 
 
 def monitoring_allowed(user: Any) -> bool:
