@@ -19,8 +19,10 @@ from rest_framework.views import APIView
 
 from execution.api import serializers as s
 from execution.api.payloads import dead_letter_payload, event_payload, execution_payload
+from execution.clients.base import ServiceError
 from execution.enums import Environment, ExecutionMode, ExecutionStatus
 from execution.errors import Conflict
+from execution.masking import mask_text
 from execution.plans import PlanInvalid
 from execution.selectors import (
     dead_letters_visible_to,
@@ -114,6 +116,7 @@ class ExecutionListCreateView(APIView):
             401: _detail,
             403: s.RefusedOut,
             415: _detail,
+            503: s.RefusedOut,
         },
     )
     def post(self, request: Request) -> Response:
@@ -139,6 +142,14 @@ class ExecutionListCreateView(APIView):
             return _invalid(exc.problems)
         except SubmitDenied as exc:
             return _refused(exc.reason)
+        except ServiceError as exc:
+            # The configured Asset Service could not resolve the targets: nothing was stored,
+            # the pipeline may retry the same request (same idempotency key).
+            return Response(
+                {"detail": mask_text(str(exc)), "reason": "asset_service_unavailable"},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "5"},
+            )
         payload = execution_payload(outcome.execution)
         if outcome.replayed:
             return Response(payload, status=status.HTTP_200_OK, headers={"Idempotent-Replay": "true"})
