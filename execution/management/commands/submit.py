@@ -14,6 +14,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from execution.api.payloads import execution_payload
+from execution.clients.base import ServiceError
+from execution.masking import mask_text
 from execution.plans import PlanInvalid
 from execution.services.submit import SubmitDenied, execution_submit_body
 
@@ -53,6 +55,8 @@ class Command(BaseCommand):
             ) from exc
         except SubmitDenied as exc:
             raise CommandError(f"permission denied: {exc.reason}") from exc
+        except ServiceError as exc:
+            raise CommandError(f"cannot resolve the targets now: {mask_text(str(exc))}") from exc
         execution = outcome.execution
         if options["json"]:
             self.stdout.write(json.dumps(execution_payload(execution), indent=2))
