@@ -17,7 +17,7 @@ THREADS = 8
 ROUNDS = 5
 
 
-def _race(user: Any, body: dict[str, Any], headers: dict[str, str]) -> list[tuple[int, str]]:
+def _race(user: Any, body: dict[str, Any], headers: dict[str, Any]) -> list[tuple[int, str]]:
     answers: list[tuple[int, str]] = []
     lock = threading.Lock()
     barrier = threading.Barrier(THREADS)
@@ -43,7 +43,7 @@ def _race(user: Any, body: dict[str, Any], headers: dict[str, str]) -> list[tupl
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("headers", [{}, {"HTTP_IDEMPOTENCY_KEY": "change-4711"}], ids=["plan", "header"])
 def test_racing_resubmissions_after_a_cancel_make_exactly_one_successor(
-    tenant: Any, headers: dict[str, str]
+    tenant: Any, headers: dict[str, Any]
 ) -> None:
     from tests.conftest import _member
 
