@@ -73,7 +73,7 @@ def run_command(ctx: StepContext) -> StepResult:
         _running[key] = proc
     buffers = {"stdout": bytearray(), "stderr": bytearray()}
     pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, name, buffers[name], cap, ctx), daemon=True)
+        threading.Thread(target=_pump, args=(getattr(proc, name), name, buffers[name], cap, ctx), daemon=True)
         for name in ("stdout", "stderr")
     ]
     for pump in pumps:

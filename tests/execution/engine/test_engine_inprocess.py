@@ -326,3 +326,16 @@ def test_a_dry_run_has_no_side_effect_and_its_events_say_what_would_run(
     done = ExecutionEvent.objects.get(execution=execution, event_type="step_completed")
     assert done.details["dry_run"] is True
     assert f"touch {target}" in str(done.details["would_run"])
+
+
+def test_stdout_and_stderr_are_kept_apart(tenant, operator) -> None:
+    execution = make_execution(
+        tenant=tenant,
+        actor=operator,
+        steps=[{"type": "command", "params": {"command": "printf 'a\\nb\\nc\\n'; printf 'oops\\n' >&2"}}],
+    )
+    enqueue(execution)
+    execution = drain_until_done(execution)
+    output = ExecutionStep.objects.get(execution=execution).output_data
+    assert output["stdout"] == "a\nb\nc\n"
+    assert output["stderr"] == "oops\n"
