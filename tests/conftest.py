@@ -11,6 +11,10 @@ import pytest
 from execution.enums import Role
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
 
+# One session-wide browser for every browser test: a second sync_playwright() started while the
+# first is alive fails ("Sync API inside the asyncio loop"), so the fixtures live here only.
+from tests.support.browser import browser, page  # noqa: F401 - pytest fixtures
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Stop the suite's own embedded cluster (.state/test) when the controller finishes."""

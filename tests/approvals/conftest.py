@@ -23,7 +23,6 @@ from tests.factories import (
     TimeoutPolicyFactory,
     UserFactory,
 )
-from tests.support.browser import browser, page  # noqa: F401 - fixtures for the browser tests
 
 
 def plan_for(name: str = "restart nginx on web-1", environment: str = "staging") -> dict[str, Any]:

@@ -13,13 +13,12 @@ from execution.models import ExecutionEvent
 from monitoring.models import SlaAlert
 from monitoring.tasks import sla_sweep
 from tests.factories import ExecutionFactory, MembershipFactory, UserFactory, WorkerHeartbeatFactory
-from tests.support.browser import browser, page  # noqa: F401 - pytest fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "pw-for-tests"  # UserFactory's
 
 
-def log_in(page: Any, base: str, user: Any) -> None:  # noqa: F811 - page is the fixture's value
+def log_in(page: Any, base: str, user: Any) -> None:
     page.goto(f"{base}/accounts/login/?next=/monitoring/")
     page.fill("#id_username", user.username)
     page.fill("#id_password", PASSWORD)
@@ -29,7 +28,7 @@ def log_in(page: Any, base: str, user: Any) -> None:  # noqa: F811 - page is the
 
 def test_execution_past_timeout_shows_exactly_one_alert(
     live_server: Any,
-    page: Any,  # noqa: F811
+    page: Any,
     tenant: Any,
     operator: Any,
     outsider: Any,

@@ -26,6 +26,20 @@ def test_database_url() -> str:
     return f"postgres://{auth}@{quote(host, safe='')}:{port}/{s['NAME']}"
 
 
+def pg_dump_data() -> str:
+    """``pg_dump --data-only`` of the test database, with the wheel's pg_dump (matches the server)."""
+    from opsconductor import embedded_pg
+
+    dump = subprocess.run(
+        [embedded_pg.client_program("pg_dump"), "--data-only", test_database_url()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dump.returncode == 0, dump.stderr[-500:]
+    return dump.stdout
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for a child process that must see the same (test) database."""
     env = dict(os.environ)
