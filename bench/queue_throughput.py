@@ -1,12 +1,16 @@
-"""Queue throughput through real worker processes vs django-q2's raw async_task.
+"""Queue throughput and idle start latency through real worker processes, vs django-q2's raw async_task.
 
-    .venv/bin/python bench/queue_throughput.py [--n 500] [--workers 2] [--quick]
+    .venv/bin/python bench/queue_throughput.py [--n 500] [--workers 2] [--idle 50] [--quick]
 
-Runs N one-step ``noop`` executions through a real ``manage.py qcluster`` (our queue: claim
-with SKIP LOCKED, leases, locks, events) and prints executions/s; then, with the same
-cluster settings, N no-op ``async_task`` calls straight through django-q2's ORM broker, and
-the ratio of the two. Uses DATABASE_URL or the embedded PostgreSQL; the rows it creates are
-deleted at the end.
+1. Throughput: N one-step ``noop`` executions through a real ``manage.py qcluster`` (our
+   queue: claim with SKIP LOCKED, leases, locks, RBAC re-check, events) -> executions/s.
+2. Idle start latency: with the same cluster idle, one execution at a time is enqueued;
+   commit -> ``started_at`` p50/p99 (goal p99 <= 250 ms).
+3. Baseline in the same run: N no-op ``async_task`` calls straight through django-q2's ORM
+   broker with the same cluster settings -> tasks/s, and the ratio ours / raw.
+
+Uses DATABASE_URL or the embedded PostgreSQL; the rows it creates are deleted at the end.
+Exits non-zero when an execution does not complete (with its status and error).
 """
 
 from __future__ import annotations
@@ -61,11 +65,13 @@ def wait_for_cluster(since: float, timeout: float = 60) -> None:
 def make_executions(n: int) -> list[int]:
     from django.contrib.auth import get_user_model
 
-    from execution.enums import ExecutionStatus
-    from execution.models import Execution, ExecutionStep, Tenant
+    from execution.enums import ExecutionStatus, Role
+    from execution.models import Execution, ExecutionStep, Membership, Tenant
 
-    tenant, _ = Tenant.objects.get_or_create(slug="bench")
+    tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "bench"})
     actor, _ = get_user_model().objects.get_or_create(username="bench")
+    # The worker re-checks the actor's rights before starting (§8): the actor is an operator.
+    Membership.objects.get_or_create(tenant=tenant, user=actor, defaults={"role": Role.OPERATOR})
     plan = {"name": "bench noop", "environment": "dev", "steps": [{"name": "noop", "type": "noop"}]}
     executions = Execution.objects.bulk_create(
         Execution(
@@ -99,11 +105,35 @@ def enqueue_all(pks: list[int]) -> None:
             _queue_item_reset(execution=execution)
 
 
-def ours(n: int, workers: int) -> float:
+TERMINAL = ("completed", "failed", "timeout", "cancelled", "rejected")
+
+
+def wait_terminal(pks: list[int], deadline_s: float) -> None:
+    from django.db.models import Count
+
     from execution.models import Execution
+
+    deadline = time.monotonic() + deadline_s
+    while Execution.objects.filter(pk__in=pks).exclude(status__in=TERMINAL).exists():
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    statuses = dict(
+        Execution.objects.filter(pk__in=pks).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    if statuses != {"completed": len(pks)}:
+        bad = Execution.objects.filter(pk__in=pks).exclude(status="completed").first()
+        reason = f"{bad.status}: {bad.error_message[:200]}" if bad else ""
+        raise SystemExit(f"bench: not every execution completed: {statuses} (e.g. {reason})")
+
+
+def ours(n: int, workers: int, idle: int) -> tuple[float, list[float]]:
+    from execution.models import Execution
+    from execution.services.queue import queue_enqueue
     from execution.tasks import wake_workers
 
     pks = make_executions(n)
+    idle_pks = make_executions(idle)
     since = time.time()
     proc = start_cluster(workers)
     try:
@@ -111,13 +141,26 @@ def ours(n: int, workers: int) -> float:
         started = time.monotonic()
         enqueue_all(pks)
         wake_workers(workers)
-        while Execution.objects.filter(pk__in=pks).exclude(status="completed").exists():
-            time.sleep(0.05)
+        wait_terminal(pks, deadline_s=max(120.0, n / 5))
         elapsed = time.monotonic() - started
+        latencies = []
+        for pk in idle_pks:
+            time.sleep(0.3)  # idle: the workers have drained everything and wait for work
+            execution = Execution.objects.get(pk=pk)
+            queue_enqueue(execution=execution)  # autocommit: committed (and the wake sent) on return
+            committed = time.time()
+            wait_terminal([pk], deadline_s=30)
+            started_at = Execution.objects.values_list("started_at", flat=True).get(pk=pk)
+            latencies.append(started_at.timestamp() - committed)
     finally:
         stop_cluster(proc)
-        Execution.objects.filter(pk__in=pks).delete()
-    return n / elapsed
+        Execution.objects.filter(pk__in=pks + idle_pks).delete()
+    return n / elapsed, latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
 def raw(n: int, workers: int) -> float:
@@ -146,16 +189,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="50 executions (for CI)")
+    parser.add_argument("--idle", type=int, default=50, help="idle start-latency samples")
+    parser.add_argument("--quick", action="store_true", help="50 executions, 10 idle samples (for CI)")
     args = parser.parse_args()
-    n = 50 if args.quick else args.n
+    n, idle = (50, 10) if args.quick else (args.n, args.idle)
 
     import django
 
     django.setup()
-    ours_rate = ours(n, args.workers)
+    ours_rate, latencies = ours(n, args.workers, idle)
     raw_rate = raw(n, args.workers)
+    ms = [v * 1000 for v in latencies]
     print(f"executions through the queue: {n} on {args.workers} workers: {ours_rate:.1f} executions/s")
+    print(
+        f"idle start latency (commit -> started_at), {len(ms)} samples: "
+        f"p50 {percentile(ms, 0.5):.0f} ms, p99 {percentile(ms, 0.99):.0f} ms, max {max(ms):.0f} ms "
+        "(goal p99 <= 250 ms)"
+    )
     print(f"django-q2 raw async_task no-op: {n} on {args.workers} workers: {raw_rate:.1f} tasks/s")
     print(f"ratio (ours / raw): {ours_rate / raw_rate:.2f}  (goal >= 1.0)")
 
