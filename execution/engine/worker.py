@@ -24,6 +24,7 @@ from execution.models import QueueItem, WorkerHeartbeat
 from execution.services.queue import queue_claim
 
 logger = logging.getLogger(__name__)
+FAN_OUT_EVERY_SECONDS = 0.5
 
 
 def worker_id() -> str:
@@ -38,15 +39,18 @@ def drain(*, budget_seconds: float | None = None) -> int:
     deadline = time.monotonic() + budget
     me = worker_id()
     ran = 0
+    fanned_out_at = -FAN_OUT_EVERY_SECONDS
     while time.monotonic() < deadline:
         claim = queue_claim(worker_id=me)
         if claim is None:
             break
-        if runnable_items(limit=1):
-            # Fan out: more work is waiting, so let another idle worker start on it now.
+        if time.monotonic() - fanned_out_at >= FAN_OUT_EVERY_SECONDS and runnable_items(limit=1):
+            # Fan out: more work is waiting, so let another idle worker start on it now
+            # (at most twice a second per drain: two queries per execution otherwise).
             from execution.tasks import wake_workers
 
             wake_workers()
+            fanned_out_at = time.monotonic()
         try:
             run_attempt(execution_pk=claim.execution_pk, claim=claim, worker_id=me)
         except Exception:
