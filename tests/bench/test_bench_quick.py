@@ -1,0 +1,62 @@
+"""CI runs every bench script in its short form against the test database.
+
+The scripts measure speed and print figures (compared with a baseline in the same run); this
+test checks that they run to the end on real processes and print every figure. It asserts
+no timing: speed is reported in notes, never asserted (see bench/*.py for the long forms).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import processes
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+
+
+def run_bench(script: str, *args: str, timeout: float = 300) -> str:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        env=processes.subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, f"{script} exited {result.returncode}: {result.stderr[-2000:]}"
+    return result.stdout
+
+
+def test_queue_throughput_quick() -> None:
+    out = run_bench("queue_throughput.py", "--quick")
+    assert re.search(rf"executions through the queue: 50 on 2 workers: {NUMBER} executions/s", out), out
+    assert re.search(rf"idle start latency .*10 samples: p50 {NUMBER} ms, p99 {NUMBER} ms", out), out
+    assert re.search(rf"one django-q2 task per execution: 50 .* ratio ours / baseline {NUMBER}", out), out
+    assert re.search(rf"raw async_task no-op .* {NUMBER} tasks/s", out), out
+
+
+def test_ws_latency_quick_on_both_paths_delivers_every_event() -> None:
+    out = run_bench("ws_latency.py", "--quick")
+    for path in ("redis", "bridge"):
+        assert re.search(rf"{path}: received 100/100 +p50 {NUMBER} ms .* p99 {NUMBER} ms", out), out
+
+
+def test_metrics_scrape_small_history_rolls_back() -> None:
+    out = run_bench("metrics_scrape.py", "--rows", "2000", "--repeat", "2")
+    assert "seeded 2000 executions" in out and "rolled back" in out, out
+    assert re.search(r"/metrics body: [0-9]+ bytes", out), out
+    from execution.models import Execution
+
+    assert not Execution.objects.exists()  # the seeded history was rolled back
+
+
+def test_masking_bench_prints_every_case() -> None:
+    out = run_bench("masking.py")
+    assert len(re.findall(rf"mask_(?:text|json) 10 KB, +[0-9]+ values: p50 +{NUMBER} ms", out)) == 6, out
