@@ -19,11 +19,18 @@ from typing import Any
 MASK = "***"
 
 # Key names whose values are always masked in dicts.
+# Matched as whole words of the key (``db_password``, ``X-Api-Key``, ``accessToken``), so
+# ``passed``, ``bypass`` or ``tokenizer`` are left alone.
 SENSITIVE_KEYS = re.compile(
-    r"(pass(word|wd|phrase)?|secret|token|api[_-]?key|private[_-]?key|authorization|"
-    r"credential|cookie|access[_-]?key|session[_-]?key|client[_-]?secret)",
-    re.I,
+    r"(?<![a-z])(pass(word|wd|phrase)?|pwd|secret|token|api[_-]?key|private[_-]?key|authorization|"
+    r"credential|cookie|access[_-]?key|session[_-]?key|client[_-]?secret)s?(?![a-z])"
 )
+_CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
+
+
+def sensitive_key(key: str) -> bool:
+    """Whether values under this dict key are always masked."""
+    return SENSITIVE_KEYS.search(_CAMEL_BOUNDARY.sub(r"\1_\2", key).lower()) is not None
 
 # name -> pattern. A pattern with a group keeps group 1 (the prefix, e.g. "Bearer ") and masks
 # the rest of the match; a pattern without a group is masked whole. Order matters: whole
@@ -115,12 +122,12 @@ def mask_data(value: Any, secrets: Iterable[str] = ()) -> Any:
                 out[key] = {"type": "secret", "path": mask_text(str(item["path"]), secrets)}
             elif (
                 isinstance(key, str)
-                and SENSITIVE_KEYS.search(key)
+                and sensitive_key(key)
                 and isinstance(item, (str, int, float))
                 and not isinstance(item, bool)
             ):
                 out[key] = MASK
-            elif isinstance(key, str) and SENSITIVE_KEYS.search(key) and isinstance(item, (list, tuple)):
+            elif isinstance(key, str) and sensitive_key(key) and isinstance(item, (list, tuple)):
                 out[key] = [MASK if isinstance(x, (str, int, float)) else mask_data(x, secrets) for x in item]
             else:
                 out[key] = mask_data(item, secrets)

@@ -103,3 +103,16 @@ def test_mask_data_keys_values_and_references() -> None:
     assert masked["enabled_token"] is True and masked["count"] == 3
     assert masked["nested"][0]["stdout"] == "the value is ***"
     assert masked["env"]["API_TOKEN"] == {"type": "secret", "path": "db:acme/deploy-token"}
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["password", "DB_PASSWORD", "mysqlPassword", "X-Api-Key", "accessToken", "client_secret", "cookies"],
+)
+def test_sensitive_key_names_are_masked(key: str) -> None:
+    assert mask_data({key: "plain-value", "other": "plain-value"}) == {key: MASK, "other": "plain-value"}
+
+
+@pytest.mark.parametrize("key", ["passed", "bypass", "tokenizer", "compass", "failed"])
+def test_words_that_merely_contain_a_sensitive_word_are_kept(key: str) -> None:
+    assert mask_data({key: 3, "note": "ok"}) == {key: 3, "note": "ok"}
