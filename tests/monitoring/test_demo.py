@@ -72,3 +72,18 @@ def test_example_plans_target_the_demo_tenant_and_its_assets() -> None:
             if "target" in step:
                 assert step["target"]["hostname"] in {"local-1", "local-2", "local-3"}
     assert environments == {"dev", "staging", "prod"}
+
+
+def test_every_example_is_a_valid_submission_and_the_sla_drill_waits_in_the_queue() -> None:
+    from execution.plans.schema import submission_validate
+    from execution.services.classify import plan_classify
+
+    modes = {}
+    for path in demo_example_plans():
+        inp = submission_validate(json.loads(path.read_text()))  # raises PlanInvalid with field paths
+        modes[path.stem] = plan_classify(
+            plan=inp.plan, requested_level=inp.approval_level or 0, sla_class=inp.sla_class
+        )
+    drill = modes["sla-drill"]
+    # The drill's note promises a background item in the medium queue (immediate runs never queue).
+    assert (drill.execution_mode, drill.sla_class) == ("background", "medium")
