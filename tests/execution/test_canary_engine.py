@@ -199,3 +199,20 @@ def test_canary_through_the_engine(
     assert canary not in log_stream.getvalue()
     dump = processes.pg_dump_data()
     assert canary not in dump
+
+    # The API responses an operator reads about it: detail, events, list, steps included.
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(operator)
+    base = f"/api/v1/executions/{execution.execution_id}/"
+    for url, expected in (
+        (base, str(execution.execution_id)),
+        (f"{base}events/?after=0", "step_output"),
+        ("/api/v1/executions/", str(execution.execution_id)),
+    ):
+        response = api.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        body = response.content.decode()
+        assert expected in body and canary not in body, url
+    assert "***" in api.get(base).content.decode()  # the outputs are there, masked
