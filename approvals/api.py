@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +16,7 @@ from approvals.errors import VoteConflict, VoteForbidden
 from approvals.models import Approval, ApprovalVote
 from approvals.selectors import approvals_visible_to, execution_visible_to
 from approvals.services import approval_vote
+from execution.api.pagination import PAGE_PARAMETERS, StrictLimitOffsetPagination
 from execution.enums import ApprovalState
 from execution.masking import mask_text
 
@@ -141,7 +142,25 @@ class ApprovalListView(APIView):
     """``GET /api/v1/approvals/?state=pending&tenant=<slug>``: approvals of the user's tenants,
     soonest expiry first."""
 
-    @extend_schema(responses={200: ApprovalOut(many=True)})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("state", str, enum=list(ApprovalState.values)),
+            OpenApiParameter("tenant", str, description="one of your tenants"),
+            *PAGE_PARAMETERS,
+        ],
+        responses={
+            200: inline_serializer(
+                "PaginatedApprovalList",
+                {
+                    "count": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": ApprovalOut(many=True),
+                },
+            ),
+            400: OpenApiTypes.OBJECT,
+        },
+    )
     def get(self, request: Request) -> Response:
         queryset = (
             approvals_visible_to(request.user).prefetch_related("votes__voter").order_by("expires_at", "id")
@@ -154,6 +173,6 @@ class ApprovalListView(APIView):
         tenant = request.query_params.get("tenant")
         if tenant:
             queryset = queryset.filter(execution__tenant__slug=tenant)
-        paginator = LimitOffsetPagination()
+        paginator = StrictLimitOffsetPagination()
         page = paginator.paginate_queryset(queryset, request, view=self) or []
         return paginator.get_paginated_response([approval_payload(a) for a in page])

@@ -20,7 +20,7 @@ class MetricsSummaryView(APIView):
             OpenApiParameter("window", str, description="90s, 15m, 1h (default), 7d"),
             OpenApiParameter("tenant", str, description="one of your tenants (default: all of them)"),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
         try:

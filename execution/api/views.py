@@ -11,13 +11,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ParseError, ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from execution.api import serializers as s
+from execution.api.pagination import PAGE_PARAMETERS, StrictLimitOffsetPagination
 from execution.api.payloads import dead_letter_payload, event_payload, execution_payload
 from execution.clients.base import ServiceError
 from execution.enums import Environment, ExecutionMode, ExecutionStatus
@@ -168,6 +168,7 @@ class ExecutionListCreateView(APIView):
             OpenApiParameter("tenant", str),
             OpenApiParameter("created_after", OpenApiTypes.DATETIME),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+            *PAGE_PARAMETERS,
         ],
         responses={
             200: _paginated("PaginatedExecutionList", s.ExecutionSummaryOut(many=True)),
@@ -199,7 +200,7 @@ class ExecutionListCreateView(APIView):
         before = _datetime_param(request, "created_before")
         if before is not None:
             queryset = queryset.filter(created_at__lt=before)
-        paginator = LimitOffsetPagination()
+        paginator = StrictLimitOffsetPagination()
         page = paginator.paginate_queryset(queryset, request, view=self) or []
         return paginator.get_paginated_response([execution_payload(e, with_steps=False) for e in page])
 
@@ -254,7 +255,10 @@ class ExecutionCancelView(APIView):
 
 class DeadLetterListView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("open", bool, description="only entries not requeued nor archived")],
+        parameters=[
+            OpenApiParameter("open", bool, description="only entries not requeued nor archived"),
+            *PAGE_PARAMETERS,
+        ],
         responses={
             200: _paginated("PaginatedDeadLetterList", s.DeadLetterOut(many=True)),
             400: s.InvalidOut,
@@ -268,7 +272,7 @@ class DeadLetterListView(APIView):
             raise _bad("open", "true or false")
         if open_only == ["true"]:
             queryset = queryset.filter(requeued=False, archived=False)
-        paginator = LimitOffsetPagination()
+        paginator = StrictLimitOffsetPagination()
         page = paginator.paginate_queryset(queryset, request, view=self) or []
         return paginator.get_paginated_response([dead_letter_payload(d) for d in page])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -227,3 +228,22 @@ def test_list_filters(operator: Any) -> None:
     assert client.get(f"{URL}?status=pending_approval&limit=1").json()["count"] == 2
     assert client.get(f"{URL}?created_after=2999-01-01T00:00:00Z").json()["count"] == 0
     assert client.get(f"{URL}?status=bogus").status_code == 400
+
+
+@pytest.mark.parametrize("url", ["/api/v1/executions/", "/api/v1/dlq/", "/api/v1/approvals/"])
+@pytest.mark.parametrize("query", ["offset=abc", "limit=-1", "limit=5&limit=6"])
+def test_malformed_paging_is_400_naming_the_parameter(operator: Any, url: str, query: str) -> None:
+    response = client_for(operator).get(f"{url}?{query}")
+    assert response.status_code == 400, response.content
+    assert query.split("=")[0] in json.dumps(response.json())
+
+
+def test_paging_walks_the_list(operator: Any) -> None:
+    client = client_for(operator)
+    for index in range(3):
+        assert client.post(URL, noop_body(name=f"page {index}", level=1), format="json").status_code == 202
+    first = client.get(f"{URL}?limit=2").json()
+    second = client.get(f"{URL}?limit=2&offset=2").json()
+    assert first["count"] == 3 and len(first["results"]) == 2 and len(second["results"]) == 1
+    ids = {r["execution_id"] for r in first["results"] + second["results"]}
+    assert len(ids) == 3
