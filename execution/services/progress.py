@@ -159,16 +159,6 @@ def step_output_forget(*, execution: Execution) -> None:
 
 # --- progress and ETA ---------------------------------------------------------------------
 
-STEP_DONE_STATUSES = frozenset(
-    {
-        ExecutionStatus.COMPLETED,
-        ExecutionStatus.FAILED,
-        ExecutionStatus.CANCELLED,
-        ExecutionStatus.TIMEOUT,
-        ExecutionStatus.PARTIAL,
-        ExecutionStatus.REJECTED,
-    }
-)
 HISTORY_SAMPLE = 50  # most recent completed steps averaged per (type[, name])
 HISTORY_TTL_SECONDS = 30.0
 _history: dict[tuple[str, str], tuple[float, float | None]] = {}
@@ -207,7 +197,7 @@ def progress_for(*, execution: Execution) -> dict[str, Any]:
         )
     )
     total = len(steps)
-    done = sum(1 for s in steps if s["status"] in STEP_DONE_STATUSES)
+    done = sum(1 for s in steps if s["status"] in FINISHED_STATUSES)
     if execution.status in FINISHED_STATUSES:
         percent = 100 if execution.status == ExecutionStatus.COMPLETED or total == 0 else done * 100 // total
         return {"percent": percent, "steps_done": done, "steps_total": total, "eta_seconds": 0}
@@ -215,7 +205,7 @@ def progress_for(*, execution: Execution) -> dict[str, Any]:
     now = timezone.now()
     eta_ms = 0.0
     for step in steps:
-        if step["status"] in STEP_DONE_STATUSES:
+        if step["status"] in FINISHED_STATUSES:
             continue
         expected = step_expected_ms(step_type=step["step_type"], step_name=step["step_name"])
         if expected is None:

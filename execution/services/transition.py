@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from execution.enums import ActorType, ExecutionStatus
+from execution.enums import FINISHED_STATUSES, ActorType, ExecutionStatus
 from execution.errors import IllegalTransition
 from execution.models import Execution
 from execution.services.events import event_record
@@ -67,14 +67,7 @@ def transition(
         if to == ExecutionStatus.RUNNING and locked.started_at is None:
             locked.started_at = now
             update_fields.append("started_at")
-        if to in (
-            ExecutionStatus.COMPLETED,
-            ExecutionStatus.FAILED,
-            ExecutionStatus.CANCELLED,
-            ExecutionStatus.TIMEOUT,
-            ExecutionStatus.PARTIAL,
-            ExecutionStatus.REJECTED,
-        ):
+        if to in FINISHED_STATUSES:
             locked.completed_at = now
             update_fields.append("completed_at")
         elif to == ExecutionStatus.QUEUED:
