@@ -32,6 +32,7 @@ def sensitive_key(key: str) -> bool:
     """Whether values under this dict key are always masked."""
     return SENSITIVE_KEYS.search(_CAMEL_BOUNDARY.sub(r"\1_\2", key).lower()) is not None
 
+
 # name -> pattern. A pattern with a group keeps group 1 (the prefix, e.g. "Bearer ") and masks
 # the rest of the match; a pattern without a group is masked whole. Order matters: whole
 # blocks (private keys) before their fragments, credentialed URLs before key=value pairs.
