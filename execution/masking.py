@@ -18,12 +18,14 @@ from typing import Any
 
 MASK = "***"
 
-# Key names whose values are always masked in dicts.
-# Matched as whole words of the key (``db_password``, ``X-Api-Key``, ``accessToken``), so
-# ``passed``, ``bypass`` or ``tokenizer`` are left alone.
+# Key names whose values are always masked in dicts. The long words match anywhere in the
+# key (``dbpassword``, ``X-Api-Key``, ``accessToken``); the short ``pass``/``pwd`` only as a
+# whole word of the key (``db_pass``, ``PWD``), so ``passed``, ``bypass`` or ``compass``
+# keep their values.
 SENSITIVE_KEYS = re.compile(
-    r"(?<![a-z])(pass(word|wd|phrase)?|pwd|secret|token|api[_-]?key|private[_-]?key|authorization|"
-    r"credential|cookie|access[_-]?key|session[_-]?key|client[_-]?secret)s?(?![a-z])"
+    r"(passw(or)?d|passphrase|secret|token|api[_-]?key|private[_-]?key|authorization|credential|"
+    r"cookie|access[_-]?key|session[_-]?key|client[_-]?secret)"
+    r"|(?<![a-z])(pass|pwd)s?(?![a-z])"
 )
 _CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
 
