@@ -97,14 +97,19 @@ if DATABASE_URL:
 else:
     from opsconductor import embedded_pg
 
-    _embedded = embedded_pg.ensure_running()
+    if "mypy" in sys.modules:
+        # Type checking (django-stubs imports these settings) never connects: no server.
+        _socket_dir, _port = str(embedded_pg.pgdata_dir()), 5432
+    else:
+        _embedded = embedded_pg.ensure_running()
+        _socket_dir, _port = _embedded.socket_dir, _embedded.port
     _db = {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": _embedded.name,
-        "USER": _embedded.user,
+        "NAME": embedded_pg.DATABASE_NAME,
+        "USER": embedded_pg.DATABASE_USER,
         "PASSWORD": "",
-        "HOST": _embedded.socket_dir,
-        "PORT": str(_embedded.port),
+        "HOST": _socket_dir,
+        "PORT": str(_port),
         "CONN_MAX_AGE": CONN_MAX_AGE,
         "CONN_HEALTH_CHECKS": True,
     }
