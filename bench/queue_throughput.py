@@ -106,16 +106,14 @@ def enqueue_all(pks: list[int]) -> None:
             _queue_item_reset(execution=execution)
 
 
-TERMINAL = ("completed", "failed", "timeout", "cancelled", "rejected")
-
-
 def wait_terminal(pks: list[int], deadline_s: float) -> None:
     from django.db.models import Count
 
+    from execution.enums import FINISHED_STATUSES
     from execution.models import Execution
 
     deadline = time.monotonic() + deadline_s
-    while Execution.objects.filter(pk__in=pks).exclude(status__in=TERMINAL).exists():
+    while Execution.objects.filter(pk__in=pks).exclude(status__in=FINISHED_STATUSES).exists():
         if time.monotonic() > deadline:
             break
         time.sleep(0.1)  # the poll itself costs the database CPU the workers need

