@@ -31,3 +31,7 @@ class SlaAlertAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# Notification subscriptions and deliveries register themselves (tenant-scoped admins).
+from monitoring.notifications import admin as notifications_admin  # noqa: E402, F401

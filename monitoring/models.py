@@ -51,3 +51,9 @@ class SlaAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.execution_id}"
+
+
+# Notification models live with their feature; imported here so Django registers them.
+from monitoring.notifications.models import NotificationDelivery, NotificationSubscription  # noqa: E402
+
+__all__ = ["NotificationDelivery", "NotificationSubscription", "SlaAlert"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from monitoring.api import MetricsSummaryView
 from monitoring.views import dashboard, healthz, metrics, readyz
@@ -12,5 +12,6 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
     path("monitoring/", dashboard, name="monitoring-dashboard"),
+    path("notifications/", include("monitoring.notifications.urls")),
     path("api/v1/metrics/summary", MetricsSummaryView.as_view(), name="metrics-summary"),
 ]

@@ -252,6 +252,37 @@ SSH_KNOWN_HOSTS_DIR = env_str("SSH_KNOWN_HOSTS_DIR", str(BASE_DIR / ".state" / "
 # file steps read/write local files only under <FILE_TRANSFER_DIR>/<tenant>/.
 FILE_TRANSFER_DIR = env_str("FILE_TRANSFER_DIR", str(BASE_DIR / ".state" / "transfers"))
 
+# --- Notifications (docs/notifications.md) -------------------------------------------
+# E-mail goes through Django's mail framework: SMTP when EMAIL_HOST is set, otherwise the
+# console backend in development (messages are printed by the worker) and SMTP to localhost
+# in production. EMAIL_BACKEND overrides the choice.
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost") or "localhost"
+_email_host_set = env_str("EMAIL_HOST") is not None
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if _email_host_set or not DEV_MODE
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "") or ""
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ConfigError("EMAIL_USE_TLS and EMAIL_USE_SSL are mutually exclusive")
+# Seconds an SMTP connection may block a delivery (a dead server never holds a worker long).
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "opsconductor@localhost") or "opsconductor@localhost"
+# Absolute base URL of the web pages, for the links in notifications.
+OPS_PUBLIC_URL = (env_str("OPS_PUBLIC_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# Webhook connect/read timeout in seconds.
+NOTIFY_TIMEOUT_SECONDS = env_float("NOTIFY_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+# Attempts per delivery, and the retry back-off: base * 2^(attempt-1) (+ up to 25 % jitter).
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6, minimum=1)
+NOTIFY_RETRY_BASE_SECONDS = env_float("NOTIFY_RETRY_BASE_SECONDS", 30.0, minimum=0.1)
+NOTIFY_RETRY_MAX_SECONDS = env_float("NOTIFY_RETRY_MAX_SECONDS", 3600.0, minimum=0.1)
+
 # --- Logging ----------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {

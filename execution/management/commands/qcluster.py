@@ -1,8 +1,9 @@
 """``manage.py qcluster``: django-q2's cluster plus our cluster heartbeat (replaces django_q's).
 
 While the cluster runs, this process writes its ``worker_heartbeats`` row, runs the reaper
-every ``REAPER_INTERVAL_SECONDS`` and queues a drain when runnable items wait with nothing
-to pick them up (retries whose back-off ended, lost wake-ups). SIGTERM/SIGINT stop the
+every ``REAPER_INTERVAL_SECONDS``, queues a drain when runnable items wait with nothing
+to pick them up (retries whose back-off ended, lost wake-ups) and a notification delivery
+task when a delivery's retry is due. SIGTERM/SIGINT stop the
 cluster (django-q2 lets each worker finish its current task: a drain ends its current
 execution and takes no new one once its budget is spent) and mark the heartbeat stopped.
 """
@@ -31,6 +32,7 @@ class Command(DjangoQCommand):
         from execution.engine.worker import heartbeat_write, runnable_items, worker_id
         from execution.services.reaper import reap_expired
         from execution.tasks import wake_workers
+        from monitoring.notifications.tasks import deliveries_wake
 
         # Operators (and tests) can ask a stuck cluster where it is: kill -USR1 <pid>.
         faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -60,6 +62,7 @@ class Command(DjangoQCommand):
                     waiting = runnable_items(limit=int(str(settings.Q_CLUSTER["workers"])))
                     if waiting:
                         wake_workers(waiting)
+                    deliveries_wake()  # notification retries whose back-off ended
                 except Exception:
                     logger.exception("cluster tick failed")
                     close_old_connections()

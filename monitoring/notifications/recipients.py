@@ -1,0 +1,30 @@
+"""Who gets an ``approval_requested`` e-mail: exactly the users who may vote on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from approvals.models import Approval
+from approvals.services.vote import approval_vote_forbidden
+from execution.models import Execution
+
+
+def approval_voters(*, execution: Execution) -> list[Any]:
+    """Active members of the execution's tenant whom the vote rule lets vote, with an e-mail.
+
+    The rule itself is the one the vote service applies (approval_vote_forbidden): no second
+    copy of "who may vote" here.
+    """
+    approval = Approval.objects.select_related("execution").filter(execution=execution).first()
+    if approval is None:
+        return []
+    members = (
+        get_user_model()
+        .objects.filter(memberships__tenant_id=execution.tenant_id, is_active=True)
+        .exclude(email="")
+        .order_by("username")
+        .distinct()
+    )
+    return [user for user in members if approval_vote_forbidden(approval=approval, voter=user) is None]

@@ -1,0 +1,50 @@
+"""Managing subscriptions: who may, and saving one with its (write-only) signing secret."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.db.models import QuerySet
+
+from approvals.selectors import tenant_ids_where_admin
+from execution.secrets.crypto import encrypt
+from monitoring.notifications.models import Channel, NotificationDelivery, NotificationSubscription
+
+
+def tenant_ids_managing_notifications(user: Any) -> set[int]:
+    """Tenants whose subscriptions ``user`` manages: tenant admins (superusers: every tenant)."""
+    if getattr(user, "is_superuser", False) and user.is_active:
+        from execution.models import Tenant
+
+        return set(Tenant.objects.values_list("pk", flat=True))
+    return tenant_ids_where_admin(user)
+
+
+def subscriptions_managed_by(user: Any) -> QuerySet[NotificationSubscription]:
+    return NotificationSubscription.objects.filter(
+        tenant_id__in=tenant_ids_managing_notifications(user)
+    ).select_related("tenant")
+
+
+def deliveries_visible_to(user: Any) -> QuerySet[NotificationDelivery]:
+    return NotificationDelivery.objects.filter(
+        tenant_id__in=tenant_ids_managing_notifications(user)
+    ).select_related("subscription", "tenant")
+
+
+def subscription_save(
+    *, subscription: NotificationSubscription, actor: Any, secret: str = ""
+) -> tuple[NotificationSubscription, str]:
+    """Save ``subscription`` (validated by its form). A webhook without a secret gets a random
+    one; the secret is stored encrypted and returned in clear only now, to be shown once.
+    Returns the subscription and the new secret ("" when the secret did not change)."""
+    new_secret = secret
+    if subscription.channel == Channel.WEBHOOK and not secret and not subscription.secret_ciphertext:
+        new_secret = secrets.token_urlsafe(32)
+    if new_secret:
+        subscription.secret_ciphertext = encrypt(new_secret)
+    if subscription.pk is None and getattr(actor, "pk", None):
+        subscription.created_by = actor
+    subscription.save()
+    return subscription, new_secret
