@@ -30,6 +30,8 @@ def notification_kind(event: Any) -> str | None:
     kind = _BY_EVENT_TYPE.get(event.event_type)
     if kind is not None:
         return kind.value
+    if event.step_index is not None:
+        return None  # a step's status (step_failed of one attempt), not the execution's
     if event.to_status == ExecutionStatus.APPROVED and event.actor_type == ActorType.USER:
         return Kind.APPROVED.value
     by_status = _BY_STATUS.get(event.to_status)

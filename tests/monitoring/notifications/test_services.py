@@ -45,23 +45,28 @@ def _event(execution: Any, event_type: str) -> ExecutionEvent:
 
 
 @pytest.mark.parametrize(
-    ("event_type", "to_status", "actor_type", "kind"),
+    ("event_type", "to_status", "actor_type", "kind", "step_index"),
     [
-        ("approval_requested", None, ActorType.SYSTEM, "approval_requested"),
-        ("approved", "approved", ActorType.USER, "approved"),
-        ("approved", "approved", ActorType.SYSTEM, None),  # a level-0 plan approved by the system
-        ("rejected", "rejected", ActorType.SYSTEM, "rejected"),
-        ("failed", "failed", ActorType.WORKER, "failed"),
-        ("plan_tampered", "failed", ActorType.WORKER, "failed"),
-        ("timeout", "timeout", ActorType.WORKER, "timeout"),
-        ("dead_lettered", None, ActorType.WORKER, "dead_lettered"),
-        ("sla_violation", None, ActorType.SYSTEM, "sla_violation"),
-        ("completed", "completed", ActorType.WORKER, None),
-        ("step_output", None, ActorType.WORKER, None),
+        ("approval_requested", None, ActorType.SYSTEM, "approval_requested", None),
+        ("approved", "approved", ActorType.USER, "approved", None),
+        ("approved", "approved", ActorType.SYSTEM, None, None),  # a level-0 plan approved by the system
+        ("rejected", "rejected", ActorType.SYSTEM, "rejected", None),
+        ("failed", "failed", ActorType.WORKER, "failed", None),
+        ("plan_tampered", "failed", ActorType.WORKER, "failed", None),
+        ("timeout", "timeout", ActorType.WORKER, "timeout", None),
+        ("dead_lettered", None, ActorType.WORKER, "dead_lettered", None),
+        ("sla_violation", None, ActorType.SYSTEM, "sla_violation", None),
+        ("completed", "completed", ActorType.WORKER, None, None),
+        ("step_output", None, ActorType.WORKER, None, None),
+        ("step_failed", "failed", ActorType.WORKER, None, 0),  # one attempt's step, not the execution
     ],
 )
-def test_notification_kind_of_each_event(event_type: str, to_status: Any, actor_type: str, kind: Any) -> None:
-    event = ExecutionEvent(event_type=event_type, to_status=to_status, actor_type=actor_type)
+def test_notification_kind_of_each_event(
+    event_type: str, to_status: Any, actor_type: str, kind: Any, step_index: Any
+) -> None:
+    event = ExecutionEvent(
+        event_type=event_type, to_status=to_status, actor_type=actor_type, step_index=step_index
+    )
     assert notification_kind(event) == kind
 
 
