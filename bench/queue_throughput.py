@@ -67,18 +67,22 @@ def make_executions(n: int) -> list[int]:
     from django.contrib.auth import get_user_model
 
     from execution.enums import ExecutionStatus, Role
-    from execution.models import Execution, ExecutionStep, Membership, Tenant
+    from execution.models import Execution, ExecutionStep, Membership, StoredPolicy, Tenant, TimeoutPolicy
+    from execution.plans import plan_hash
 
     tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "bench"})
     actor, _ = get_user_model().objects.get_or_create(username="bench")
     # The worker re-checks the actor's rights before starting (§8): the actor is an operator.
     Membership.objects.get_or_create(tenant=tenant, user=actor, defaults={"role": Role.OPERATOR})
     plan = {"name": "bench noop", "environment": "dev", "steps": [{"name": "noop", "type": "noop"}]}
+    policy = StoredPolicy.of(TimeoutPolicy.objects.get(sla_class="fast", action_class="read")).as_json()
     executions = Execution.objects.bulk_create(
         Execution(
             tenant=tenant,
             actor=actor,
             plan_snapshot=plan,
+            plan_hash=plan_hash(plan),
+            timeout_policy=policy,
             execution_mode="background",
             sla_class="fast",
             action_class="read",
@@ -170,7 +174,7 @@ def ours(n: int, workers: int, idle: int) -> tuple[float, list[float]]:
             latencies.append(started_at.timestamp() - committed)
     finally:
         stop_cluster(proc)
-        Execution.objects.filter(pk__in=pks + idle_pks).delete()
+        delete_executions(pks + idle_pks)
     return n / elapsed, latencies
 
 
@@ -179,16 +183,47 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
+NAIVE_LEASE_SQL = """
+UPDATE execution_queue q
+SET status = 'processing', lease_token = %s, lease_expires_at = now() + interval '30 seconds',
+    attempt_count = q.attempt_count + 1, dequeued_at = now(), attempt_started_at = now(), updated_at = now()
+FROM executions e
+WHERE e.id = %s AND q.execution_id = e.execution_id AND q.status = 'pending'
+RETURNING q.id, q.attempt_count, q.max_attempts, q.visibility_timeout_seconds
+"""
+
+
 def naive_one(execution_pk: int) -> None:
     """The naive design, for comparison: one django-q2 task per execution, running it.
 
-    The execution is run without a queue item (as the immediate mode does), so the cluster's
-    waker never sees it and the engine's drain loop never helps: this baseline does slightly
-    less work per execution than the engine (no claim, no completion)."""
+    Its queue item is held back (never runnable), so the cluster's waker never sees it and
+    the engine's drain loop never helps: the task leases that one item directly and runs it."""
+    import uuid
+
+    from django.db import connection
+
     from execution.engine.run import run_attempt
     from execution.engine.worker import worker_id
+    from execution.services.queue import Claim
 
-    run_attempt(execution_pk=execution_pk, claim=None, worker_id=worker_id())
+    token = uuid.uuid4()
+    with connection.cursor() as cursor:
+        cursor.execute(NAIVE_LEASE_SQL, [str(token), execution_pk])
+        row = cursor.fetchone()
+    if row is None:
+        return
+    item_id, attempt, max_attempts, visibility = row
+    claim = Claim(item_id, execution_pk, token, attempt, max_attempts, visibility)
+    run_attempt(execution_pk=execution_pk, claim=claim, worker_id=worker_id())
+
+
+def delete_executions(pks: list[int]) -> None:
+    """Remove the bench's executions (their events too: the retention escape of the trail)."""
+    from execution.models import Execution
+    from execution.services.trail import trail_delete_allowed
+
+    with trail_delete_allowed():
+        Execution.objects.filter(pk__in=pks).delete()
 
 
 def raw(n: int, workers: int, naive: bool) -> float:
@@ -198,11 +233,21 @@ def raw(n: int, workers: int, naive: bool) -> float:
     from django_q.models import OrmQ
     from django_q.tasks import async_task
 
-    from execution.models import Execution
 
     cluster = settings.Q_CLUSTER["name"]
     OrmQ.objects.filter(key=cluster).delete()
     pks = make_executions(n) if naive else []
+    if pks:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from execution.models import QueueItem
+
+        enqueue_all(pks)
+        QueueItem.objects.filter(execution__pk__in=pks).update(
+            available_at=timezone.now() + timedelta(days=1)
+        )
     since = time.time()
     proc = start_cluster(workers)
     try:
@@ -221,7 +266,7 @@ def raw(n: int, workers: int, naive: bool) -> float:
         elapsed = time.monotonic() - started
     finally:
         stop_cluster(proc)
-        Execution.objects.filter(pk__in=pks).delete()
+        delete_executions(pks)
     return n / elapsed
 
 

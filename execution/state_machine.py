@@ -7,7 +7,9 @@ from execution.enums import ExecutionStatus as S
 LEGAL_TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED}),
     S.APPROVED: frozenset({S.QUEUED, S.RUNNING, S.CANCELLED}),
-    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.TIMEOUT}),
+    # queued -> failed: it could not start (revoked right, plan no longer matches its
+    # approval, lock wait limit, attempts used up by dead workers); it never ran.
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.TIMEOUT, S.FAILED}),
     S.RUNNING: frozenset({S.COMPLETED, S.FAILED, S.CANCELLED, S.TIMEOUT, S.PARTIAL, S.QUEUED}),
     # Only an operator's dead-letter requeue takes these back to the queue.
     S.FAILED: frozenset({S.QUEUED}),

@@ -206,6 +206,9 @@ for _item in env_list("APPROVAL_POLICY_MINIMUMS", ["prod:deploy=2", "prod:modify
         raise ConfigError(f"APPROVAL_POLICY_MINIMUMS: level of {_item!r} must be 0-3")
     APPROVAL_POLICY_MINIMUMS[_pair] = int(_level)
 LEASE_SECONDS = env_int("OPS_LEASE_SECONDS", 30, minimum=1)
+# How long an immediate submission waits for its worker before answering 202 (§2: the fast
+# SLA bound).
+IMMEDIATE_WAIT_SECONDS = env_float("OPS_IMMEDIATE_WAIT_SECONDS", 10.0, minimum=0.0)
 # Engine (docs/engine.md): retry back-off, lock waits, drain budget, reaper cadence.
 RETRY_BACKOFF_BASE_SECONDS = env_float("OPS_RETRY_BACKOFF_BASE_SECONDS", 2.0, minimum=0.0)
 RETRY_BACKOFF_MAX_SECONDS = env_float("OPS_RETRY_BACKOFF_MAX_SECONDS", 300.0, minimum=0.0)
@@ -249,6 +252,15 @@ AUTOMATION_SERVICE_TOKEN = env_str("AUTOMATION_SERVICE_TOKEN")
 SERVICE_TIMEOUT_SECONDS = env_float("SERVICE_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 SERVICE_RETRIES = env_int("SERVICE_RETRIES", 3, minimum=0)
 SSH_KNOWN_HOSTS_DIR = env_str("SSH_KNOWN_HOSTS_DIR", str(BASE_DIR / ".state" / "known_hosts"))
+# The unprivileged user local commands run as when the worker runs as root (created on
+# demand with useradd; docs/security.md). Never root.
+LOCAL_RUNNER_USER = env_str("LOCAL_RUNNER_USER", "opsconductor-run")
+if (
+    not LOCAL_RUNNER_USER
+    or LOCAL_RUNNER_USER == "root"
+    or not LOCAL_RUNNER_USER.replace("-", "").replace("_", "").isalnum()
+):
+    raise ConfigError(f"LOCAL_RUNNER_USER must be a plain non-root user name, got {LOCAL_RUNNER_USER!r}")
 # file steps read/write local files only under <FILE_TRANSFER_DIR>/<tenant>/.
 FILE_TRANSFER_DIR = env_str("FILE_TRANSFER_DIR", str(BASE_DIR / ".state" / "transfers"))
 

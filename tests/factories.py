@@ -31,6 +31,7 @@ from execution.models import (
     ExecutionStep,
     Membership,
     QueueItem,
+    StoredPolicy,
     Tenant,
     TimeoutPolicy,
     WorkerHeartbeat,
@@ -115,7 +116,14 @@ class ExecutionFactory(factory.django.DjangoModelFactory):
     plan_hash = factory.LazyAttribute(lambda o: plan_hash(o.plan_snapshot))
     execution_mode = ExecutionMode.BACKGROUND
     sla_class = SlaClass.FAST
+    action_class = ActionClass.READ
     status = ExecutionStatus.PENDING_APPROVAL
+    # The policy in force at "submission", as execution_submit stores it.
+    timeout_policy = factory.LazyAttribute(
+        lambda o: StoredPolicy.of(
+            TimeoutPolicy.objects.get(sla_class=o.sla_class, action_class=o.action_class)
+        ).as_json()
+    )
 
 
 class ExecutionStepFactory(factory.django.DjangoModelFactory):

@@ -1,22 +1,34 @@
-"""The plan hash an approval is bound to: the canonical plan hash of ``execution/plans/``
-(the same function that computes ``executions.plan_hash`` at submission).
+"""The plan hash an approval is bound to (§9) and the worker's check before the first step (§6).
 
-The fallback (sha256 of the JSON with sorted keys and no whitespace) only serves a checkout
-where ``execution.plans`` is absent; it agrees with the canonical form for plans without
-``targets`` lists.
+The hash is the canonical plan hash of execution/plans/hashing.py, the same function that
+computes ``executions.plan_hash`` at submission.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
+from execution.plans.hashing import plan_hash
 
-def _plan_hash(plan: Any) -> str:
-    try:
-        from execution.plans import plan_hash
-    except ModuleNotFoundError:
-        canonical = json.dumps(plan, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
-    return plan_hash(plan)
+
+def plan_matches_approval(*, execution: Any) -> str | None:
+    """None when the stored plan is the plan that was submitted and approved, else why not.
+
+    The snapshot is hashed again and compared with the hash taken at submission and, for a
+    plan that needed approval, with the hash the approval was given for. A database trigger
+    already refuses an UPDATE of the snapshot; this catches what bypassed it.
+    """
+    from approvals.models import Approval
+
+    current = plan_hash(execution.plan_snapshot)
+    if current != execution.plan_hash:
+        return f"plan hash {current[:12]} differs from the submitted {execution.plan_hash[:12] or '(none)'}"
+    approved = Approval.objects.filter(execution_id=execution.execution_id).values_list(
+        "plan_hash", flat=True
+    )
+    for bound in approved:
+        if bound != current:
+            return f"plan hash {current[:12]} differs from the approved {bound[:12]}"
+    if execution.approval_level >= 1 and not approved:
+        return "the execution needs an approval and has none"
+    return None

@@ -8,15 +8,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from approvals.models import Approval
-from execution.models import Execution, TimeoutPolicy
+from execution.models import Execution, StoredPolicy
 from execution.services.events import event_record
 
 
 @transaction.atomic
 def approval_request(*, execution: Execution, level: int) -> Approval:
-    """Create the one approval row bound to the plan hash, expiring after the policy's
-    approval timeout, and record an ``approval_requested`` event."""
-    policy = TimeoutPolicy.objects.get(sla_class=execution.sla_class, action_class=execution.action_class)
+    """Create the one approval row bound to the plan hash, expiring after the approval
+    timeout of the policy stored at submission, and record an ``approval_requested`` event."""
+    policy = StoredPolicy.from_json(execution.timeout_policy)
     now = timezone.now()
     approval = Approval.objects.create(
         execution=execution,

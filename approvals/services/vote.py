@@ -10,10 +10,10 @@ from django.utils import timezone
 
 from approvals.errors import VoteConflict, VoteForbidden
 from approvals.models import Approval, ApprovalVote
-from approvals.services.hashing import _plan_hash
 from execution.enums import ActorType, ApprovalState, ExecutionMode, ExecutionStatus, Role
 from execution.masking import mask_text
 from execution.models import Execution, Membership
+from execution.plans.hashing import plan_hash
 from execution.services.events import event_record
 from execution.services.transition import transition
 
@@ -60,7 +60,7 @@ def _refusal(*, approval: Approval, voter: Any, now: Any) -> VoteForbidden | Vot
         return VoteConflict(
             "expired", f"the approval expired at {approval.expires_at.isoformat()} and takes no votes"
         )
-    if _plan_hash(approval.execution.plan_snapshot) != approval.plan_hash:
+    if plan_hash(approval.execution.plan_snapshot) != approval.plan_hash:
         return VoteConflict(
             "plan_changed",
             "the plan changed after approval was requested: its hash no longer matches the "

@@ -20,7 +20,7 @@ from execution.api import serializers as s
 from execution.api.pagination import PAGE_PARAMETERS, StrictLimitOffsetPagination
 from execution.api.payloads import dead_letter_payload, event_payload, execution_payload
 from execution.clients.base import ServiceError
-from execution.enums import Environment, ExecutionMode, ExecutionStatus
+from execution.enums import Environment, ExecutionStatus
 from execution.errors import Conflict
 from execution.masking import mask_text
 from execution.plans import PlanInvalid
@@ -153,11 +153,8 @@ class ExecutionListCreateView(APIView):
         payload = execution_payload(outcome.execution)
         if outcome.replayed:
             return Response(payload, status=status.HTTP_200_OK, headers={"Idempotent-Replay": "true"})
-        code = (
-            status.HTTP_201_CREATED
-            if outcome.execution.execution_mode == ExecutionMode.IMMEDIATE
-            else status.HTTP_202_ACCEPTED
-        )
+        # 201 only for an immediate execution that ended while the request waited (§2).
+        code = status.HTTP_201_CREATED if outcome.finished else status.HTTP_202_ACCEPTED
         return Response(payload, status=code, headers={"Location": payload["links"]["self"]})
 
     @extend_schema(

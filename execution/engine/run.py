@@ -1,4 +1,4 @@
-"""One attempt of an execution, from claim (or inline start) to its outcome (§4, §6, §13).
+"""One attempt of an execution, from claim to its outcome (§4, §6, §13).
 
 Paths out of an attempt: completed / partial; cancelled; timeout (dead-lettered with its
 status, an operator may requeue it); failed → retried with back-off while attempts remain,
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -33,7 +32,7 @@ from execution.services.queue import (
     queue_release,
     queue_requeue_running,
 )
-from execution.services.transition import transition
+from execution.services.transition import execution_fail_unstarted, transition
 
 logger = logging.getLogger(__name__)
 W = ActorType.WORKER
@@ -62,14 +61,7 @@ def _lock_wait(execution: Execution, claim: Claim, busy: LockBusy) -> str:
             f"by execution {holder} ({busy.holder_owner_tag})"
         )
         with transaction.atomic():
-            transition(execution, ExecutionStatus.RUNNING, actor_type=W, expected_from=ExecutionStatus.QUEUED)
-            transition(
-                execution,
-                ExecutionStatus.FAILED,
-                actor_type=W,
-                reason=reason,
-                fields={"error_message": reason},
-            )
+            execution_fail_unstarted(execution=execution, reason=reason)
             dlq_record(
                 execution=execution,
                 reason="lock_wait_exceeded",
@@ -96,46 +88,50 @@ def _lock_wait(execution: Execution, claim: Claim, busy: LockBusy) -> str:
     return "lock_wait"
 
 
-def _start(execution: Execution, claim: Claim | None) -> str | None:
-    """Checks before the first step; returns an outcome when the attempt ends here."""
+def _start(execution: Execution) -> str | None:
+    """Checks before the first step; returns an outcome when the attempt ends here.
+
+    An execution that fails here never started: queued -> failed, no ``started`` event,
+    no ``started_at`` (run-time figures count only executions that ran).
+    """
+    from approvals.services.hashing import plan_matches_approval
     from execution.services.rbac import rbac_recheck_before_start
 
     if execution.cancel_requested_at is not None:
         transition(execution, ExecutionStatus.CANCELLED, actor_type=W, reason="cancel requested before start")
         return ExecutionStatus.CANCELLED
+    mismatch = plan_matches_approval(execution=execution)
+    if mismatch:
+        with transaction.atomic():
+            event_record(
+                execution=execution, event_type="plan_tampered", actor_type=W, details={"reason": mismatch}
+            )
+            execution_fail_unstarted(execution=execution, reason=f"plan tampered: {mismatch}")
+        return ExecutionStatus.FAILED
     denied = rbac_recheck_before_start(execution=execution)
     if denied:
         with transaction.atomic():
-            transition(execution, ExecutionStatus.RUNNING, actor_type=W)
             event_record(
                 execution=execution, event_type="rbac_violation", actor_type=W, details={"reason": denied}
             )
-            transition(
-                execution,
-                ExecutionStatus.FAILED,
-                actor_type=W,
-                reason=denied,
-                fields={"error_message": f"permission denied: {denied}"},
-            )
+            execution_fail_unstarted(execution=execution, reason=f"permission denied: {denied}")
         return ExecutionStatus.FAILED
     return None
 
 
-def run_attempt(*, execution_pk: int, claim: Claim | None, worker_id: str) -> str:
+def run_attempt(*, execution_pk: int, claim: Claim, worker_id: str) -> str:
     """Run one attempt; returns its outcome (a status, 'lock_wait', 'retry', 'lease_lost', 'skipped')."""
     execution = Execution.objects.select_related("tenant").get(pk=execution_pk)
-    startable = {ExecutionStatus.QUEUED} if claim else {ExecutionStatus.APPROVED}
-    if execution.status not in startable:
-        if claim:  # cancelled or finished meanwhile: the item has nothing left to do
-            queue_complete(claim=claim, error=f"execution is {execution.status}")
+    if execution.status != ExecutionStatus.QUEUED:
+        # cancelled or finished meanwhile: the item has nothing left to do
+        queue_complete(claim=claim, error=f"execution is {execution.status}")
         return "skipped"
-    ended = _start(execution, claim)
+    ended = _start(execution)
     if ended:
-        if claim:
-            queue_complete(
-                claim=claim,
-                status=QueueStatus.COMPLETED if ended == ExecutionStatus.CANCELLED else QueueStatus.FAILED,
-            )
+        queue_complete(
+            claim=claim,
+            status=QueueStatus.COMPLETED if ended == ExecutionStatus.CANCELLED else QueueStatus.FAILED,
+        )
         return ended
     busy = _acquire_locks(execution, claim, worker_id)
     if isinstance(busy, str):
@@ -145,7 +141,7 @@ def run_attempt(*, execution_pk: int, claim: Claim | None, worker_id: str) -> st
         execution,
         ExecutionStatus.RUNNING,
         actor_type=W,
-        details={"worker": worker_id, "attempt": claim.attempt if claim else 1},
+        details={"worker": worker_id, "attempt": claim.attempt},
         fields={"timeout_at": timezone.now() + timedelta(seconds=policy.execution_timeout_seconds)},
     )
     execution.tenant  # noqa: B018 - keep the related tenant loaded for the steps
@@ -166,29 +162,11 @@ def run_attempt(*, execution_pk: int, claim: Claim | None, worker_id: str) -> st
     return _finish(execution, claim, outcome, error)
 
 
-def _acquire_locks(execution: Execution, claim: Claim | None, worker_id: str) -> str | None:
+def _acquire_locks(execution: Execution, claim: Claim, worker_id: str) -> str | None:
     busy = locks_acquire(execution=execution, worker_id=worker_id)
     if busy is None:
         return None
-    if claim is not None:
-        return _lock_wait(execution, claim, busy)
-    # Inline (immediate) runs wait in the request, bounded by the fast execution timeout.
-    deadline = time.monotonic() + policy_for(execution).execution_timeout_seconds
-    event_record(
-        execution=execution, event_type="lock_wait", actor_type=W, details={"asset_id": busy.asset_id}
-    )
-    while busy is not None and time.monotonic() < deadline:
-        time.sleep(0.2)
-        busy = locks_acquire(execution=execution, worker_id=worker_id)
-    if busy is None:
-        return None
-    reason = f"asset {busy.asset_id} locked by execution {busy.holder_execution_id} ({busy.holder_owner_tag})"
-    with transaction.atomic():
-        transition(execution, ExecutionStatus.RUNNING, actor_type=W)
-        transition(
-            execution, ExecutionStatus.FAILED, actor_type=W, reason=reason, fields={"error_message": reason}
-        )
-    return ExecutionStatus.FAILED
+    return _lock_wait(execution, claim, busy)
 
 
 def _run_steps(state: AttemptState) -> tuple[str, str]:
@@ -232,16 +210,15 @@ def _run_steps(state: AttemptState) -> tuple[str, str]:
     return ExecutionStatus.COMPLETED, ""
 
 
-def _finish(execution: Execution, claim: Claim | None, outcome: str, error: str) -> str:
+def _finish(execution: Execution, claim: Claim, outcome: str, error: str) -> str:
     if outcome == "lease_lost":
         return outcome  # someone else owns the item now; touch nothing
     with transaction.atomic():
         if outcome in (ExecutionStatus.COMPLETED, ExecutionStatus.PARTIAL):
             transition(execution, outcome, actor_type=W, fields={"result": _result(execution)})
-            if claim:
-                queue_complete(claim=claim)
+            queue_complete(claim=claim)
             return outcome
-        if outcome == ExecutionStatus.FAILED and claim and claim.attempt < claim.max_attempts:
+        if outcome == ExecutionStatus.FAILED and claim.attempt < claim.max_attempts:
             delay = backoff_seconds(claim.attempt)
             queue_requeue_running(execution=execution, reason=error, delay_seconds=delay, actor_type=W)
             queue_release(claim=claim, delay_seconds=delay, error=error)
@@ -254,8 +231,7 @@ def _finish(execution: Execution, claim: Claim | None, outcome: str, error: str)
             transition(
                 execution, outcome, actor_type=W, reason="cancelled", fields={"result": _result(execution)}
             )
-            if claim:
-                queue_complete(claim=claim, error="cancelled")
+            queue_complete(claim=claim, error="cancelled")
             return outcome
         transition(
             execution,
@@ -264,13 +240,12 @@ def _finish(execution: Execution, claim: Claim | None, outcome: str, error: str)
             reason=error,
             fields={"error_message": error[:4000], "result": _result(execution)},
         )
-        if claim:
-            dlq_record(
-                execution=execution,
-                reason="timeout" if outcome == ExecutionStatus.TIMEOUT else "max_attempts_exceeded",
-                last_error=error,
-            )
-            queue_complete(claim=claim, status=QueueStatus.FAILED, error=error)
+        dlq_record(
+            execution=execution,
+            reason="timeout" if outcome == ExecutionStatus.TIMEOUT else "max_attempts_exceeded",
+            last_error=error,
+        )
+        queue_complete(claim=claim, status=QueueStatus.FAILED, error=error)
         return outcome
 
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from execution.engine.watch import Watch
 from execution.enums import ActorType, ExecutionStatus
 from execution.masking import mask_data, mask_text
-from execution.models import Execution, ExecutionStep, TimeoutPolicy
+from execution.models import Execution, ExecutionStep, StoredPolicy
 from execution.runners.base import ResolvedTarget, StepContext, StepResult
 from execution.runners.registry import get_runner
 from execution.services.events import event_record
@@ -29,7 +29,7 @@ class AttemptState:
     """What the steps of one attempt share."""
 
     execution: Execution
-    policy: TimeoutPolicy
+    policy: StoredPolicy
     watch: Watch
     dry_run: bool
     previous_outputs: dict[int, dict[str, Any]] = field(default_factory=dict)

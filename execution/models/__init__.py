@@ -1,7 +1,7 @@
-from execution.models.assets import Asset
+from execution.models.assets import Asset, ReadOnlyCommandRule
 from execution.models.events import ExecutionEvent
 from execution.models.execution import Execution, ExecutionStep
-from execution.models.policies import TimeoutPolicy
+from execution.models.policies import StoredPolicy, TimeoutPolicy
 from execution.models.queue import DeadLetter, ExecutionLock, QueueItem
 from execution.models.secrets import OutboundAllowRule, SecretEntry
 from execution.models.tenancy import AccessGrant, AuditLog, Membership, Tenant
@@ -19,7 +19,9 @@ __all__ = [
     "Membership",
     "OutboundAllowRule",
     "QueueItem",
+    "ReadOnlyCommandRule",
     "SecretEntry",
+    "StoredPolicy",
     "Tenant",
     "TimeoutPolicy",
     "WorkerHeartbeat",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from execution.enums import ConnectionType
@@ -12,7 +15,7 @@ class Asset(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="assets")
     hostname = models.CharField(max_length=255)
     connection_type = models.CharField(
-        max_length=16, choices=ConnectionType.choices, default=ConnectionType.LOCAL
+        max_length=16, choices=ConnectionType.choices, default=ConnectionType.SSH
     )
     address = models.CharField(max_length=255, blank=True)
     port = models.PositiveIntegerField(null=True, blank=True)
@@ -37,3 +40,60 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname} ({self.tenant_id})"
+
+    @property
+    def is_local(self) -> bool:
+        return bool(self.connection_type == ConnectionType.LOCAL)
+
+    def validate_editor(self, user: Any) -> None:
+        """Only a superuser creates a ``local`` asset, switches an asset to ``local`` or edits
+        one: a local asset runs commands on the worker host (docs/security.md). Raises
+        ValidationError naming ``connection_type``; the admin and every service that saves an
+        asset for a user call it."""
+        if getattr(user, "is_superuser", False):
+            return
+        was_local = (
+            self.pk is not None
+            and Asset.objects.filter(pk=self.pk, connection_type=ConnectionType.LOCAL).exists()
+        )
+        if self.is_local or was_local:
+            raise ValidationError(
+                {
+                    "connection_type": (
+                        "only a superuser may create or edit an asset with a local connection "
+                        "(it runs commands on the worker host)"
+                    )
+                }
+            )
+
+
+class ReadOnlyCommandRule(models.Model):
+    """A command a tenant declares read-only (§5): a ``command`` step declared ``read``
+    whose command fully matches ``pattern`` (RE2 syntax, e.g. ``nginx -t``) is classified
+    read; without a matching rule, declaring ``read`` on a command is refused."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="read_only_command_rules")
+    pattern = models.CharField(
+        max_length=500, help_text="RE2 regular expression, matched against the whole command"
+    )
+    description = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "read_only_command_rules"
+        ordering = ["tenant_id", "pattern"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "pattern"], name="read_only_rule_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pattern} ({self.tenant_id})"
+
+    def clean(self) -> None:
+        import re2
+
+        try:
+            re2.compile(self.pattern)
+        except re2.error as exc:
+            raise ValidationError({"pattern": f"not a valid RE2 expression: {exc}"}) from None

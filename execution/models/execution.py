@@ -53,6 +53,9 @@ class Execution(models.Model):
     priority = models.PositiveSmallIntegerField(default=5)
     dry_run = models.BooleanField(default=False)
     plan_hash = models.CharField(max_length=64, blank=True, default="")
+    # The timeout policy fixed at submission (StoredPolicy.as_json()); never re-read from
+    # timeout_policies at run time, so a later policy edit changes only later executions.
+    timeout_policy = models.JSONField(default=dict)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Any
+
 from django.db import models
 
 from execution.enums import ActionClass, SlaClass
@@ -43,3 +46,36 @@ class TimeoutPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sla_class} x {self.action_class}"
+
+
+# The values an execution keeps from its policy at submission (§6: a later edit of the
+# policy changes only executions submitted afterwards). Stored in executions.timeout_policy.
+POLICY_FIELDS = (
+    "step_timeout_seconds",
+    "execution_timeout_seconds",
+    "lease_timeout_seconds",
+    "approval_timeout_seconds",
+    "max_attempts",
+)
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    """The timeout policy fixed on an execution when it was submitted."""
+
+    step_timeout_seconds: int
+    execution_timeout_seconds: int
+    lease_timeout_seconds: int
+    approval_timeout_seconds: int
+    max_attempts: int
+
+    @classmethod
+    def of(cls, policy: TimeoutPolicy) -> StoredPolicy:
+        return cls(**{name: int(getattr(policy, name)) for name in POLICY_FIELDS})
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StoredPolicy:
+        return cls(**{name: int(data[name]) for name in POLICY_FIELDS})
+
+    def as_json(self) -> dict[str, int]:
+        return asdict(self)

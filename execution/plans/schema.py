@@ -134,11 +134,17 @@ def _step(problems: list[Problem], path: str, step: Any) -> dict[str, Any]:
     target = _target(problems, f"{path}.target", step.get("target"))
     if target is not None:
         out["target"] = target
-    elif "target" not in step and canonical is not None:
+    elif step.get("target") is None and canonical is not None:
         from execution.plans.types import step_needs_target
 
         if step_needs_target(canonical):
-            problems.append(Problem(f"{path}.target", f"a {canonical} step needs a target"))
+            problems.append(
+                Problem(
+                    f"{path}.target",
+                    f"a {canonical} step needs a target (asset_id or hostname); "
+                    "nothing runs on the worker host implicitly",
+                )
+            )
     if "action_class" in step:
         if step["action_class"] not in ActionClass.values:
             problems.append(Problem(f"{path}.action_class", f"must be one of {ActionClass.values}"))

@@ -31,7 +31,8 @@ STATIC_TYPES: dict[str, str] = {
     "noop": "noop",
     "sleep": "sleep",
 }
-NEEDS_TARGET = frozenset({"sql", "file"})
+# §5: no implicit "run it here": these types always name their target.
+NEEDS_TARGET = frozenset({"command", "sql", "file"})
 
 
 def static_default_action_class(step_type: str, params: dict[str, Any]) -> str:

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from execution.enums import ConnectionType
+from execution.enums import ExecutionStatus
 from execution.runners.base import ParamProblem, Runner, StepContext, StepResult
 from execution.runners.connections import CONNECTIONS, connection_module
 from execution.runners.registry import register
 
 
-def _connection_type(ctx: StepContext) -> str:
-    # A step without a target runs on the worker host.
-    return ctx.target.connection_type if ctx.target else ConnectionType.LOCAL
+def _connection_type(ctx: StepContext) -> str | None:
+    # No target, no connection: only a `local` asset runs anything on the worker host (§7).
+    return ctx.target.connection_type if ctx.target else None
 
 
 @register
 class CommandRunner(Runner):
     step_type = "command"
     aliases = ("shell", "bash", "script", "ssh_command", "powershell")
+    needs_target = True
 
     def validate_params(self, params: dict[str, Any]) -> list[ParamProblem]:
         problems = []
@@ -34,9 +35,9 @@ class CommandRunner(Runner):
 
     def run(self, ctx: StepContext) -> StepResult:
         kind = _connection_type(ctx)
+        if kind is None:
+            return StepResult(status=ExecutionStatus.FAILED, error_message="a command step needs a target")
         if kind not in CONNECTIONS:
-            from execution.enums import ExecutionStatus
-
             return StepResult(
                 status=ExecutionStatus.FAILED,
                 error_message=f"command steps cannot run over a {kind!r} connection",
@@ -45,7 +46,7 @@ class CommandRunner(Runner):
 
     def cleanup(self, ctx: StepContext, reason: str) -> None:
         kind = _connection_type(ctx)
-        if kind in CONNECTIONS:
+        if kind is not None and kind in CONNECTIONS:
             connection_module(kind).cleanup(ctx, reason)
 
     def describe(self, ctx: StepContext) -> dict[str, Any]:
@@ -54,6 +55,6 @@ class CommandRunner(Runner):
             "type": self.step_type,
             "target": ctx.target.hostname if ctx.target else None,
         }
-        if kind in CONNECTIONS:
+        if kind is not None and kind in CONNECTIONS:
             described.update(connection_module(kind).describe(ctx))
         return described

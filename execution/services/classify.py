@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import re2
 from django.conf import settings
 
 from execution.enums import ACTION_CLASS_RANK, ActionClass, ExecutionMode, SlaClass
+from execution.plans.schema import PlanInvalid, Problem
 from execution.plans.types import step_default_action_class
 
 # (environment, action class) -> minimum approval level; everything else 0 (§2).
@@ -16,6 +19,10 @@ DEFAULT_APPROVAL_MINIMUMS: dict[str, int] = {
     "prod:modify": 1,
     "staging:deploy": 1,
 }
+
+
+class ActionClassLowered(ValueError):
+    """A step declared an action class below its type's default (§5)."""
 
 
 @dataclass(frozen=True)
@@ -28,12 +35,45 @@ class Classification:
     priority: int
 
 
-def step_action_class(step: dict[str, Any]) -> str:
-    """Declared, else the type's default (§5: validate/http GET/sql SELECT read, else modify)."""
+def command_is_read_only(command: str, patterns: Sequence[str]) -> bool:
+    """Does ``command`` fully match one of a tenant's read-only command rules (RE2)?"""
+    for pattern in patterns:
+        try:
+            if re2.fullmatch(pattern, command) is not None:
+                return True
+        except re2.error:
+            continue  # a rule saved around the admin's validation matches nothing
+    return False
+
+
+def step_action_class(step: dict[str, Any], *, read_only_patterns: Sequence[str] = ()) -> str:
+    """The step's class: its type's default, raised by a declared class (§5).
+
+    A declared class never lowers the default, except a ``command`` declared ``read`` whose
+    command matches one of the tenant's read-only command rules. Raises ActionClassLowered.
+    """
+    params = step.get("params") or {}
+    default = step_default_action_class(step.get("type", ""), params)
     declared = step.get("action_class")
-    if declared:
+    if not declared:
+        return default
+    if ACTION_CLASS_RANK[ActionClass(declared)] >= ACTION_CLASS_RANK[ActionClass(default)]:
         return str(declared)
-    return step_default_action_class(step.get("type", ""), step.get("params") or {})
+    command = str(params.get("command") or "")
+    if (
+        step.get("type") == "command"
+        and declared == ActionClass.READ
+        and command_is_read_only(command, read_only_patterns)
+    ):
+        return ActionClass.READ
+    if step.get("type") == "command" and declared == ActionClass.READ:
+        raise ActionClassLowered(
+            "a command is declared read only when it matches one of the tenant's read-only "
+            f"command rules; this one does not, so it stays {default}"
+        )
+    raise ActionClassLowered(
+        f"{declared!r} is lower than this step's class {default!r}; a declared class may only raise it"
+    )
 
 
 def sla_class_for(*, estimated_seconds: float | None, explicit: str | None) -> str:
@@ -63,9 +103,19 @@ def plan_classify(
     requested_level: int = 0,
     sla_class: str | None = None,
     priority: int | None = None,
+    read_only_patterns: Sequence[str] = (),
 ) -> Classification:
-    """Classify a validated plan."""
-    classes = [step_action_class(s) for s in plan["steps"]]
+    """Classify a validated plan; ``read_only_patterns`` are the tenant's read-only command
+    rules. Raises PlanInvalid naming ``plan.steps[i].action_class`` for a lowered class."""
+    classes: list[str] = []
+    problems: list[Problem] = []
+    for index, step in enumerate(plan["steps"]):
+        try:
+            classes.append(step_action_class(step, read_only_patterns=read_only_patterns))
+        except ActionClassLowered as exc:
+            problems.append(Problem(f"plan.steps[{index}].action_class", str(exc)))
+    if problems:
+        raise PlanInvalid(problems)
     action = max(classes, key=lambda c: ACTION_CLASS_RANK[ActionClass(c)]) if classes else ActionClass.READ
     sla = sla_class_for(estimated_seconds=plan.get("estimated_duration_seconds"), explicit=sla_class)
     level = max(requested_level, approval_minimum(environment=plan["environment"], action_class=action))

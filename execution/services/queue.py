@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from execution.enums import ExecutionStatus, QueueStatus
-from execution.models import Execution, QueueItem, TimeoutPolicy
+from execution.models import Execution, QueueItem, StoredPolicy
 from execution.services.transition import transition
 
 logger = logging.getLogger(__name__)
@@ -36,8 +36,9 @@ class Claim:
     visibility_timeout_seconds: int
 
 
-def policy_for(execution: Execution) -> TimeoutPolicy:
-    return TimeoutPolicy.objects.get(sla_class=execution.sla_class, action_class=execution.action_class)
+def policy_for(execution: Execution) -> StoredPolicy:
+    """The timeout policy stored on the execution at submission (§6)."""
+    return StoredPolicy.from_json(execution.timeout_policy)
 
 
 def queue_enqueue(*, execution: Execution, priority: int | None = None, actor: Any = None) -> QueueItem:

@@ -18,7 +18,7 @@ from execution.models import Execution, QueueItem
 from execution.services.dlq import dlq_record
 from execution.services.locks import locks_release, locks_release_expired
 from execution.services.queue import backoff_seconds, queue_wake
-from execution.services.transition import transition
+from execution.services.transition import execution_fail_unstarted, transition
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,10 @@ def reap_expired() -> dict[str, int]:
             locks_release(execution=execution, reason="lease expired")
             if item.attempt_count >= item.max_attempts:
                 if execution.status == ExecutionStatus.QUEUED:
-                    execution = transition(execution, ExecutionStatus.RUNNING, actor_type=ActorType.SYSTEM)
-                if execution.status == ExecutionStatus.RUNNING:
+                    # Claimed but the worker died before it started: it never ran.
+                    execution_fail_unstarted(execution=execution, reason=error, actor_type=ActorType.SYSTEM)
+                    dlq_record(execution=execution, reason="max_attempts_exceeded", last_error=error)
+                elif execution.status == ExecutionStatus.RUNNING:
                     transition(
                         execution,
                         ExecutionStatus.FAILED,

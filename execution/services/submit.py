@@ -10,15 +10,16 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
-from execution.enums import ActorType, ExecutionMode, ExecutionStatus
+from execution.enums import FINISHED_STATUSES, ActorType, ExecutionMode, ExecutionStatus
 from execution.errors import DomainError, NotFound
 from execution.masking import mask_data
-from execution.models import Execution, ExecutionStep, Tenant, TimeoutPolicy
+from execution.models import Execution, ExecutionStep, StoredPolicy, Tenant, TimeoutPolicy
 from execution.plans import PlanInvalid, Problem, SubmissionInput, plan_hash, submission_validate
 from execution.plans.hashing import plan_normalize
 from execution.services.classify import Classification, plan_classify
 from execution.services.events import event_record
 from execution.services.idempotency import idempotency_claim, idempotency_key_compute
+from execution.services.immediate import execution_await
 from execution.services.rbac import StepRight, rbac_audit, rbac_check_on_behalf, rbac_check_submit
 
 
@@ -34,6 +35,11 @@ class SubmitDenied(DomainError):
 class SubmitOutcome:
     execution: Execution
     replayed: bool
+
+    @property
+    def finished(self) -> bool:
+        """An immediate execution that ended while the request waited (answered 201)."""
+        return self.execution.status in FINISHED_STATUSES
 
 
 @dataclass
@@ -158,7 +164,11 @@ def _submit(*, submitter: Any, inp: SubmissionInput, idempotency_header: str | N
     assert tenant is not None
     resolved = _resolve_targets(tenant, inp.plan)
     classification = plan_classify(
-        plan=inp.plan, requested_level=inp.approval_level, sla_class=inp.sla_class, priority=inp.priority
+        plan=inp.plan,
+        requested_level=inp.approval_level,
+        sla_class=inp.sla_class,
+        priority=inp.priority,
+        read_only_patterns=list(tenant.read_only_command_rules.values_list("pattern", flat=True)),
     )
     rights = [
         StepRight(
@@ -193,10 +203,12 @@ def _submit(*, submitter: Any, inp: SubmissionInput, idempotency_header: str | N
             # A concurrent identical request won the unique (tenant, idempotency_key) race;
             # the next round finds its committed row and replays it.
             continue
-        if not outcome.replayed and outcome.execution.execution_mode == ExecutionMode.IMMEDIATE:
-            from execution.services.runner import execution_run_inline
-
-            outcome.execution = execution_run_inline(execution=outcome.execution)
+        if (
+            not outcome.replayed
+            and outcome.execution.execution_mode == ExecutionMode.IMMEDIATE
+            and outcome.execution.status == ExecutionStatus.QUEUED
+        ):
+            outcome.execution = execution_await(execution=outcome.execution)
         return outcome
     raise DomainError("could not claim the idempotency key; retry the request")
 
@@ -215,8 +227,11 @@ def _create(
     holder = idempotency_claim(tenant=tenant, key=key)
     if holder is not None:
         return SubmitOutcome(execution=holder, replayed=True)
-    policy = TimeoutPolicy.objects.get(
-        sla_class=classification.sla_class, action_class=classification.action_class
+    # The policy is fixed now (§6): a later edit of the row changes only later submissions.
+    policy = StoredPolicy.of(
+        TimeoutPolicy.objects.get(
+            sla_class=classification.sla_class, action_class=classification.action_class
+        )
     )
     metadata = dict(inp.metadata)
     if submitter.pk != actor.pk:
@@ -227,6 +242,7 @@ def _create(
         idempotency_key=key,
         plan_snapshot=inp.plan,
         plan_hash=plan_hash(inp.plan),
+        timeout_policy=policy.as_json(),
         execution_mode=classification.execution_mode,
         sla_class=classification.sla_class,
         approval_level=classification.approval_level,
@@ -285,9 +301,10 @@ def _create(
             actor_type=ActorType.SYSTEM,
             reason="approval level 0: approved by policy",
         )
-        if classification.execution_mode == ExecutionMode.BACKGROUND:
-            from execution.services.queue import queue_enqueue
+        from execution.services.queue import queue_enqueue
 
-            queue_enqueue(execution=execution)
+        # Immediate plans run on a worker too (never in a web process), ahead of everything.
+        immediate = classification.execution_mode == ExecutionMode.IMMEDIATE
+        queue_enqueue(execution=execution, priority=1 if immediate else None)
     execution.refresh_from_db()
     return SubmitOutcome(execution=execution, replayed=False)

@@ -92,3 +92,19 @@ def transition(
             error_message=(fields or {}).get("error_message", "") or "",
         )
     return locked
+
+
+def execution_fail_unstarted(
+    *, execution: Execution | Any, reason: str, actor_type: str = ActorType.WORKER
+) -> Execution:
+    """queued -> failed for an execution that could not start (§4): a revoked right, a plan
+    that no longer matches its approval, the lock wait limit, attempts used up by dead
+    workers. It never ran: no ``started`` event, ``started_at`` stays empty."""
+    return transition(
+        execution,
+        ExecutionStatus.FAILED,
+        actor_type=actor_type,
+        reason=reason,
+        expected_from=ExecutionStatus.QUEUED,
+        fields={"error_message": reason[:4000]},
+    )

@@ -190,7 +190,7 @@ def test_a_vote_on_a_cancelled_execution_is_a_conflict(tenant: Any, requester: A
 
 
 def test_the_bound_hash_is_the_canonical_plan_hash_of_submission(tenant: Any, requester: Any) -> None:
-    from approvals.services.hashing import _plan_hash
+    from execution.plans.hashing import plan_hash as _plan_hash
 
     approval = make_approval(tenant=tenant, actor=requester)
     assert _plan_hash(approval.execution.plan_snapshot) == approval.plan_hash

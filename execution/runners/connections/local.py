@@ -1,4 +1,10 @@
-"""``command`` steps on the worker host: a shell subprocess in its own process group.
+"""``command`` steps on the worker host, for assets whose connection is ``local`` (§7).
+
+Only a superuser creates such an asset (docs/security.md). The command still gets nothing
+of the worker: a scrubbed environment (PATH, HOME, LANG and the step's own ``env``), a
+fresh private working directory (removed afterwards), and, when the worker runs as root,
+the unprivileged ``LOCAL_RUNNER_USER`` (created on demand with ``useradd``), so it cannot
+read the settings, the state directory, the database socket or other tenants' secrets.
 
 The child is the leader of a new session, so a timeout or a cancel kills the whole tree
 (``killpg``), not just the shell.
@@ -7,17 +13,83 @@ The child is the leader of a new session, so a timeout or a cancel kills the who
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from typing import IO, Any
+
+from django.conf import settings
 
 from execution.enums import ExecutionStatus
 from execution.runners.base import StepContext, StepResult
 from execution.runners.support import output_cap
 
 KILL_GRACE_SECONDS = 2.0
+# The PATH a local command gets: the system's, never the worker's (virtualenv, tooling).
+SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_user_lock = threading.Lock()
+
+
+class LocalRunnerUnavailable(RuntimeError):
+    """The unprivileged user for local commands does not exist and cannot be created."""
+
+
+@dataclass(frozen=True)
+class RunAs:
+    uid: int
+    gid: int
+    name: str
+
+
+def local_runner_identity() -> RunAs | None:
+    """Who a local command runs as: ``LOCAL_RUNNER_USER`` when the worker is root (created on
+    demand), else None (the worker's own unprivileged user)."""
+    if os.geteuid() != 0:
+        return None
+    name = str(settings.LOCAL_RUNNER_USER)
+    with _user_lock:  # two steps of one worker creating the user at once
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            created = subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--user-group",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/nonexistent",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    name,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            try:  # another worker process may have created it meanwhile (useradd exit 9)
+                entry = pwd.getpwnam(name)
+            except KeyError:
+                raise LocalRunnerUnavailable(
+                    f"cannot create the local runner user {name!r}: {created.stderr.strip()[:200]}"
+                ) from None
+    if entry.pw_uid == 0:
+        raise LocalRunnerUnavailable(f"LOCAL_RUNNER_USER {name!r} is root; local commands never run as root")
+    return RunAs(uid=entry.pw_uid, gid=entry.pw_gid, name=name)
+
+
+def scrubbed_environment(*, home: str, step_env: dict[str, Any]) -> dict[str, str]:
+    """PATH, HOME, LANG and the step's own ``env``: nothing of the worker's environment."""
+    env = {"PATH": SAFE_PATH, "HOME": home, "LANG": "C.UTF-8"}
+    env.update({str(k): str(v) for k, v in step_env.items()})
+    return env
+
+
 _running: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
 _running_lock = threading.Lock()
 
@@ -53,20 +125,38 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
 
 
 def run_command(ctx: StepContext) -> StepResult:
+    try:
+        run_as = local_runner_identity()
+    except LocalRunnerUnavailable as exc:
+        return StepResult(status=ExecutionStatus.FAILED, error_message=str(exc))
+    workdir = tempfile.mkdtemp(prefix="opsconductor-step-")
+    try:
+        if run_as is not None:
+            os.chown(workdir, run_as.uid, run_as.gid)
+        return _run(ctx, workdir, run_as)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(ctx: StepContext, workdir: str, run_as: RunAs | None) -> StepResult:
     params = ctx.params
     command = str(params.get("command", ""))
-    env = dict(os.environ)
-    env.update({str(k): str(v) for k, v in (params.get("env") or {}).items()})
+    env = scrubbed_environment(home=workdir, step_env=params.get("env") or {})
     cap = output_cap()
+    identity: dict[str, Any] = (
+        {"user": run_as.uid, "group": run_as.gid, "extra_groups": []} if run_as is not None else {}
+    )
     proc = subprocess.Popen(  # noqa: S602 - the step's command is a shell command by contract
         command,
         shell=True,
-        cwd=params.get("cwd") or None,
+        cwd=workdir,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        umask=0o077,
+        **identity,
     )
     key = (ctx.execution_id, ctx.step_index)
     with _running_lock:
@@ -127,4 +217,8 @@ def cleanup(ctx: StepContext, reason: str) -> None:
 
 
 def describe(ctx: StepContext) -> dict[str, Any]:
-    return {"connection": "local", "command": ctx.params.get("command"), "cwd": ctx.params.get("cwd")}
+    return {
+        "connection": "local",
+        "command": ctx.params.get("command"),
+        "run_as": str(settings.LOCAL_RUNNER_USER) if os.geteuid() == 0 else "the worker's user",
+    }

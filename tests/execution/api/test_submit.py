@@ -179,7 +179,7 @@ def test_service_account_submits_on_behalf_of_a_member(tenant: Any, operator: An
 
 
 def test_plan_hash_matches_the_stored_snapshot_for_votes(operator: Any) -> None:
-    from approvals.services.hashing import _plan_hash
+    from execution.plans.hashing import plan_hash as _plan_hash
 
     body = noop_body(level=1)
     body["plan"]["estimated_duration_seconds"] = 1e1

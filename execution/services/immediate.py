@@ -1,0 +1,36 @@
+"""Immediate mode (§2): the request waits while a worker runs the execution.
+
+No step ever runs in a web process. An immediate execution is queued at priority 1 like any
+other; the request polls its row until it ends or the fast SLA bound
+(``IMMEDIATE_WAIT_SECONDS``, 10 s) passes, then answers 201 with the result, or 202 while
+it goes on in the background.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+
+from execution.enums import FINISHED_STATUSES
+from execution.models import Execution
+
+# Poll fast at first (a noop plan ends within a few hundred ms), then back off.
+FIRST_POLL_SECONDS = 0.05
+MAX_POLL_SECONDS = 0.5
+
+
+def execution_await(*, execution: Execution) -> Execution:
+    """Wait until ``execution`` ends or ``IMMEDIATE_WAIT_SECONDS`` pass; return the fresh row.
+
+    The caller must not hold a transaction open: the worker's commits are read as they land.
+    """
+    deadline = time.monotonic() + settings.IMMEDIATE_WAIT_SECONDS
+    delay = FIRST_POLL_SECONDS
+    while True:
+        status = Execution.objects.values_list("status", flat=True).get(pk=execution.pk)
+        if status in FINISHED_STATUSES or time.monotonic() >= deadline:
+            break
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, MAX_POLL_SECONDS)
+    return Execution.objects.get(pk=execution.pk)
