@@ -16,6 +16,12 @@ Traps of the package that this module handles (each covered by tests/opsconducto
   explicitly by :func:`stop` (``manage.py embedded_pg stop``, or ``serve`` on SIGINT/SIGTERM),
   and a later start re-uses a postmaster that is still running.
 * The server listens on a unix socket only: Django's ``HOST`` is the socket directory.
+  Local authentication is ``trust``, so whoever can reach the socket is the database
+  superuser. After every start :func:`restrict_state` takes back what the package opened:
+  the state directory (and the project's ``.state`` above it) is ``0750`` with our group
+  (which the server keeps), a socket directory outside the data directory ``0770``, so
+  an unprivileged user (the local-command user, docs/security.md) can reach neither the
+  socket, the data nor the file secrets.
 """
 
 from __future__ import annotations
@@ -148,6 +154,7 @@ def ensure_running() -> EmbeddedDatabase:
     info = server.get_postmaster_info()
     socket_dir = str(info.socket_dir)
     port = int(info.port or 5432)
+    restrict_state(pgdata=pgdata, socket_dir=Path(socket_dir))
     _ensure_database(socket_dir, port)
     # Our process is not a "handle": we manage the lifecycle explicitly.
     clean_stale_handles(pgdata)
@@ -160,6 +167,28 @@ def ensure_running() -> EmbeddedDatabase:
         pgdata=pgdata,
         postmaster_pid=int(info.pid),
     )
+
+
+def restrict_state(*, pgdata: Path, socket_dir: Path) -> None:
+    """Close the state directory (and a socket directory outside the data directory) to
+    other users.
+
+    As root the package starts the server as its system user with *our* group (it switches
+    only the uid), so the server keeps access through the group; an unprivileged user with
+    its own group (LOCAL_RUNNER_USER) gets none. Not root: the server is our own user.
+    """
+    closed = [state_dir()]
+    project_state = Path(__file__).resolve().parent.parent / ".state"
+    if project_state in closed[0].parents:
+        closed.append(project_state)  # the tests' state dir lives inside the project's
+    if socket_dir != pgdata:
+        closed.append(socket_dir)
+    as_root = os.geteuid() == 0
+    for path in closed:
+        if as_root:
+            os.chown(path, os.geteuid(), os.getegid())
+        # The socket directory needs the server's write access; the others only traversal.
+        path.chmod((0o770 if path == socket_dir else 0o750) if as_root else 0o700)
 
 
 def _forget_own_handle(pgdata: Path) -> None:

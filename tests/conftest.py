@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,6 +114,29 @@ def tenant_admin(tenant: Any) -> Any:
 @pytest.fixture
 def outsider(other_tenant: Any) -> Any:
     return _member(other_tenant, "oscar-outsider", Role.ADMIN)
+
+
+@pytest.fixture
+def local_asset(tenant: Any) -> Any:
+    """A ``local`` asset of the tenant: where command steps run on the worker host."""
+    from tests.factories import LocalAssetFactory
+
+    return LocalAssetFactory(tenant=tenant, hostname="local-1")
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory local commands may write to: they run as the unprivileged
+    LOCAL_RUNNER_USER when the tests run as root, and pytest's tmp_path is private to root."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="opsconductor-test-"))
+    path.chmod(0o777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class CapturedEvents(list):  # type: ignore[type-arg]

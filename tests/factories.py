@@ -31,6 +31,7 @@ from execution.models import (
     ExecutionStep,
     Membership,
     QueueItem,
+    ReadOnlyCommandRule,
     StoredPolicy,
     Tenant,
     TimeoutPolicy,
@@ -95,6 +96,21 @@ class AssetFactory(factory.django.DjangoModelFactory):
     hostname = factory.Sequence(lambda n: f"host-{n}")
     connection_type = ConnectionType.LOCAL
     address = "127.0.0.1"
+
+
+class LocalAssetFactory(AssetFactory):
+    """An asset whose commands run on the worker host (made by a superuser in real life)."""
+
+    hostname = factory.Sequence(lambda n: f"local-{n}")
+    connection_type = ConnectionType.LOCAL
+
+
+class ReadOnlyCommandRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ReadOnlyCommandRule
+
+    tenant = factory.SubFactory(TenantFactory)
+    pattern = "nginx -t"
 
 
 def _default_plan() -> dict:  # type: ignore[type-arg]

@@ -1,4 +1,4 @@
-"""Helpers shared by the runners of issue 6: the outbound allow-list, output capping, and
+"""Helpers shared by the runners: the outbound allow-list, output capping, and
 what the engine knows about the step (environment, declared action class)."""
 
 from __future__ import annotations
@@ -62,16 +62,22 @@ def outbound_host_allowed(*, tenant_slug: str, environment: str, host: str) -> b
     return any(fnmatch.fnmatchcase(host, pattern) for pattern in patterns)
 
 
+def outbound_host_refusal(ctx: StepContext, host: str, *, what: str = "no request was sent") -> str | None:
+    """The one allow-list decision for every outbound call of a step (``http`` steps and
+    validate's ``http_get`` and ``tcp`` probes): None when ``host`` may be reached, else why."""
+    environment = step_environment(ctx)
+    if host and outbound_host_allowed(tenant_slug=ctx.tenant_slug, environment=environment, host=host):
+        return None
+    return (
+        f"outbound host {host!r} is not on the allow-list of tenant {ctx.tenant_slug!r}"
+        f"{' in ' + environment if environment else ''}; {what} "
+        "(add an outbound allow rule in the admin or HTTP_OUTBOUND_ALLOWLIST)"
+    )
+
+
 def outbound_refusal(ctx: StepContext, url: str) -> str | None:
     """None when ``url`` may be called by this step, else the reason (nothing is sent)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"url {url!r} is not an absolute http(s) URL"
-    environment = step_environment(ctx)
-    if outbound_host_allowed(tenant_slug=ctx.tenant_slug, environment=environment, host=parts.hostname):
-        return None
-    return (
-        f"outbound host {parts.hostname!r} is not on the allow-list of tenant {ctx.tenant_slug!r}"
-        f"{' in ' + environment if environment else ''}; no request was sent "
-        "(add an outbound allow rule in the admin or HTTP_OUTBOUND_ALLOWLIST)"
-    )
+    return outbound_host_refusal(ctx, parts.hostname)

@@ -6,20 +6,24 @@ Params (every part optional, at least one check):
   ``regex: "<pattern>"`` (on ``field``, default stdout or body), or ``json_field: "a.b.0"`` with
   ``equals: <value>`` (or just present);
 - ``tcp``: ``{"host": h, "port": p}`` (or a list): the port accepts a connection;
-- ``http_get``: a URL with ``expect_status`` (default 200); obeys the outbound allow-list.
+- ``http_get``: a URL with ``expect_status`` (default 200).
+
+Both probes obey the outbound allow-list of ``http`` steps (one decision:
+``outbound_host_refusal``). Regexes run in RE2 (linear time): no pattern can hang a worker.
 """
 
 from __future__ import annotations
 
-import re
 import socket
 from typing import Any
+
+import re2
 
 from execution.enums import ActionClass, ExecutionStatus
 from execution.runners.base import ParamProblem, Runner, StepContext, StepResult
 from execution.runners.http import http_request
 from execution.runners.registry import register
-from execution.runners.support import outbound_refusal
+from execution.runners.support import outbound_host_refusal, outbound_refusal
 
 CHECK_KEYS = ("exit_code", "status", "http_status", "regex", "json_field")
 
@@ -52,7 +56,10 @@ def _assert(ctx: StepContext, spec: dict[str, Any]) -> tuple[bool, str]:
         return got == int(spec["http_status"]), f"step {index} HTTP status {got} (want {spec['http_status']})"
     if "regex" in spec:
         field = spec.get("field") or ("stdout" if "stdout" in output else "body")
-        found = re.search(str(spec["regex"]), str(output.get(field, ""))) is not None
+        try:
+            found = re2.search(str(spec["regex"]), str(output.get(field, ""))) is not None
+        except re2.error as exc:
+            return False, f"regex /{spec['regex']}/ is not valid RE2: {exc}"
         return found, f"step {index} {field} {'matches' if found else 'does not match'} /{spec['regex']}/"
     if "json_field" in spec:
         source = output.get("json", output)
@@ -67,6 +74,9 @@ def _assert(ctx: StepContext, spec: dict[str, Any]) -> tuple[bool, str]:
 def _tcp(ctx: StepContext, spec: dict[str, Any]) -> tuple[bool, str]:
     host, port = str(spec.get("host") or (ctx.target.address if ctx.target else "")), int(spec["port"])
     timeout = min(float(spec.get("timeout_seconds", 3)), ctx.timeout_seconds)
+    refusal = outbound_host_refusal(ctx, host, what="no connection was attempted")
+    if refusal:
+        return False, f"tcp {host}:{port}: {refusal}"
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True, f"tcp {host}:{port} open"
@@ -108,6 +118,11 @@ class ValidateRunner(Runner):
         for i, spec in enumerate(assertions):
             if not isinstance(spec, dict) or not any(k in spec for k in CHECK_KEYS):
                 problems.append(ParamProblem(f"assertions[{i}]", f"needs one of {', '.join(CHECK_KEYS)}"))
+            elif "regex" in spec:
+                try:
+                    re2.compile(str(spec["regex"]))
+                except re2.error as exc:
+                    problems.append(ParamProblem(f"assertions[{i}].regex", f"not a valid RE2 expression: {exc}"))
         for i, spec in enumerate(_tcp_specs(params)):
             if not isinstance(spec, dict) or not str(spec.get("port", "")).isdigit():
                 problems.append(ParamProblem(f"tcp[{i}]", "needs a numeric port (and host)"))

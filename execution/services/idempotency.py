@@ -1,7 +1,8 @@
 """Idempotency of §5 (docs/idempotency.md).
 
-key = sha256(part + "\\x1f" + tenant slug + "\\x1f" + actor id), part = the canonical plan
-JSON, or ``"header:" + Idempotency-Key`` when the header is given. The unique constraint
+key = sha256(part + "\\x1f" + tenant slug + "\\x1f" + actor id [+ "\\x1fdry_run"]), part = the
+canonical plan JSON, or ``"header:" + Idempotency-Key`` when the header is given. A dry run
+has its own key: it never stands in for, or blocks, the real run. The unique constraint
 (tenant_id, idempotency_key) is the race guard; a superseded execution gives up its key
 (moved to ``released_idempotency_key``) in the transaction that creates its successor.
 """
@@ -26,10 +27,13 @@ SUPERSEDABLE = frozenset(
 
 
 def idempotency_key_compute(
-    *, tenant: Tenant, actor: Any, plan: dict[str, Any], header: str | None = None
+    *, tenant: Tenant, actor: Any, plan: dict[str, Any], dry_run: bool, header: str | None = None
 ) -> str:
     part = f"header:{header}" if header else canonical_json(plan)
-    joined = "\x1f".join([part, tenant.slug, str(actor.pk)])
+    parts = [part, tenant.slug, str(actor.pk)]
+    if dry_run:  # the real run's key is unchanged, so keys stored before this stay valid
+        parts.append("dry_run")
+    joined = "\x1f".join(parts)
     return hashlib.sha256(joined.encode()).hexdigest()
 
 

@@ -187,7 +187,9 @@ def _submit(*, submitter: Any, inp: SubmissionInput, idempotency_header: str | N
             reason=refused,
             details={"plan_name": inp.plan.get("name"), "environment": inp.plan["environment"]},
         )
-    key = idempotency_key_compute(tenant=tenant, actor=actor, plan=inp.plan, header=idempotency_header)
+    key = idempotency_key_compute(
+        tenant=tenant, actor=actor, plan=inp.plan, dry_run=inp.dry_run, header=idempotency_header
+    )
     for _attempt in range(5):
         try:
             outcome = _create(

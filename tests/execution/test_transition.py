@@ -27,6 +27,7 @@ EXPECTED_LEGAL = {
     ("queued", "running"),
     ("queued", "cancelled"),
     ("queued", "timeout"),
+    ("queued", "failed"),
     ("running", "completed"),
     ("running", "failed"),
     ("running", "cancelled"),

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from tests.factories import AssetFactory
+from tests.factories import AssetFactory, ReadOnlyCommandRuleFactory
 
 
 def client_for(user: Any = None) -> APIClient:
@@ -23,6 +23,8 @@ def client_for(user: Any = None) -> APIClient:
 
 @pytest.fixture
 def assets(tenant: Any) -> dict[str, Any]:
+    # The example declares `nginx -t` read: the tenant's read-only command rule allows it (§5).
+    ReadOnlyCommandRuleFactory(tenant=tenant, pattern="nginx -t")
     return {
         "web-1": AssetFactory(tenant=tenant, hostname="web-1"),
         "web-2": AssetFactory(tenant=tenant, hostname="web-2"),
