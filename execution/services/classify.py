@@ -49,8 +49,10 @@ def command_is_read_only(command: str, patterns: Sequence[str]) -> bool:
 def step_action_class(step: dict[str, Any], *, read_only_patterns: Sequence[str] = ()) -> str:
     """The step's class: its type's default, raised by a declared class (§5).
 
-    A declared class never lowers the default, except a ``command`` declared ``read`` whose
-    command matches one of the tenant's read-only command rules. Raises ActionClassLowered.
+    A declared class never lowers the default. A ``command`` declared ``read`` is read only
+    when its command fully matches one of the tenant's read-only command rules; otherwise
+    it keeps its type's class (modify), and so the approval level of a modify. Any other
+    lower declaration raises ActionClassLowered (a 400 naming the field).
     """
     params = step.get("params") or {}
     default = step_default_action_class(step.get("type", ""), params)
@@ -59,18 +61,9 @@ def step_action_class(step: dict[str, Any], *, read_only_patterns: Sequence[str]
         return default
     if ACTION_CLASS_RANK[ActionClass(declared)] >= ACTION_CLASS_RANK[ActionClass(default)]:
         return str(declared)
-    command = str(params.get("command") or "")
-    if (
-        step.get("type") == "command"
-        and declared == ActionClass.READ
-        and command_is_read_only(command, read_only_patterns)
-    ):
-        return ActionClass.READ
     if step.get("type") == "command" and declared == ActionClass.READ:
-        raise ActionClassLowered(
-            "a command is declared read only when it matches one of the tenant's read-only "
-            f"command rules; this one does not, so it stays {default}"
-        )
+        command = str(params.get("command") or "")
+        return ActionClass.READ if command_is_read_only(command, read_only_patterns) else default
     raise ActionClassLowered(
         f"{declared!r} is lower than this step's class {default!r}; a declared class may only raise it"
     )

@@ -100,11 +100,15 @@ def execution_fail_unstarted(
     """queued -> failed for an execution that could not start (§4): a revoked right, a plan
     that no longer matches its approval, the lock wait limit, attempts used up by dead
     workers. It never ran: no ``started`` event, ``started_at`` stays empty."""
-    return transition(
-        execution,
-        ExecutionStatus.FAILED,
-        actor_type=actor_type,
-        reason=reason,
-        expected_from=ExecutionStatus.QUEUED,
-        fields={"error_message": reason[:4000]},
-    )
+    with transaction.atomic():
+        failed = transition(
+            execution,
+            ExecutionStatus.FAILED,
+            actor_type=actor_type,
+            reason=reason,
+            expected_from=ExecutionStatus.QUEUED,
+            fields={"error_message": reason[:4000]},
+        )
+        # Its steps will not run either (§13: steps not run end cancelled).
+        failed.steps.filter(status=ExecutionStatus.QUEUED).update(status=ExecutionStatus.CANCELLED)
+    return failed

@@ -52,7 +52,8 @@ def test_failed_assertion_names_what_failed() -> None:
     assert "service.state = 'up' (want 'down')" in result.error_message
 
 
-def test_tcp_probe_open_and_closed() -> None:
+def test_tcp_probe_open_and_closed(settings: Any) -> None:
+    settings.HTTP_OUTBOUND_ALLOWLIST = ["127.0.0.1"]
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -86,3 +87,46 @@ def test_params_validation() -> None:
 def test_status_of_a_completed_step_without_status_key() -> None:
     result = validate({"assertions": [{"step": 1, "status": "completed"}]})
     assert result.status == "completed", result.error_message
+
+
+def test_a_tcp_probe_to_a_host_off_the_allow_list_fails_saying_so_and_connects_nowhere(
+    tenant: Any, settings: Any
+) -> None:
+    # The finding: a probe reported the embedded database's port open. A real listener here
+    # would answer; the probe must not even try.
+    settings.HTTP_OUTBOUND_ALLOWLIST = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        result = validate({"tcp": {"host": "127.0.0.1", "port": port}})
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nobody connected
+    assert result.status == "failed"
+    assert "not on the allow-list" in result.error_message and "no connection was attempted" in result.error_message
+
+
+def test_regex_assertions_run_in_re2_so_a_catastrophic_pattern_finishes_with_the_right_answer() -> None:
+    import re2
+
+    from execution.runners import validate as validate_module
+
+    assert validate_module.re2 is re2  # the linear-time engine, not Python's backtracking re
+    previous = {0: {"exit_code": 0, "stdout": "a" * 28 + "!"}}
+    result = get_runner("validate").run(
+        make_ctx(
+            "validate",
+            {"assertions": [{"step": 0, "regex": "^(a+)+$"}, {"step": 0, "regex": "^(a+)+!$"}]},
+            step_index=1,
+            previous_outputs=previous,
+        )
+    )
+    assert [c["ok"] for c in result.output["checks"]] == [False, True]
+    assert result.status == "failed" and "does not match /^(a+)+$/" in result.error_message
+
+
+def test_a_pattern_re2_cannot_run_is_refused_at_submission_naming_it() -> None:
+    # Backreferences need backtracking: Python's re accepts them, RE2 refuses them.
+    problems = get_runner("validate").validate_params({"assertions": [{"step": 0, "regex": "(a)\\1"}]})
+    assert [p.path for p in problems] == ["assertions[0].regex"]
