@@ -233,7 +233,6 @@ def raw(n: int, workers: int, naive: bool) -> float:
     from django_q.models import OrmQ
     from django_q.tasks import async_task
 
-
     cluster = settings.Q_CLUSTER["name"]
     OrmQ.objects.filter(key=cluster).delete()
     pks = make_executions(n) if naive else []

@@ -113,6 +113,22 @@ class ReadOnlyCommandRuleFactory(factory.django.DjangoModelFactory):
     pattern = "nginx -t"
 
 
+def snapshot_overwrite(execution_pk: int, plan: dict) -> None:  # type: ignore[type-arg]
+    """Rewrite a stored plan as a tamperer with database superuser rights would: around the
+    trigger that refuses the UPDATE (migration 0007)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE executions DISABLE TRIGGER executions_plan_immutable")
+        try:
+            cursor.execute(
+                "UPDATE executions SET plan_snapshot = %s::jsonb WHERE id = %s",
+                [json.dumps(plan), execution_pk],
+            )
+        finally:
+            cursor.execute("ALTER TABLE executions ENABLE TRIGGER executions_plan_immutable")
+
+
 def _default_plan() -> dict:  # type: ignore[type-arg]
     return {
         "name": "noop plan",

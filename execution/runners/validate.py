@@ -122,7 +122,9 @@ class ValidateRunner(Runner):
                 try:
                     re2.compile(str(spec["regex"]))
                 except re2.error as exc:
-                    problems.append(ParamProblem(f"assertions[{i}].regex", f"not a valid RE2 expression: {exc}"))
+                    problems.append(
+                        ParamProblem(f"assertions[{i}].regex", f"not a valid RE2 expression: {exc}")
+                    )
         for i, spec in enumerate(_tcp_specs(params)):
             if not isinstance(spec, dict) or not str(spec.get("port", "")).isdigit():
                 problems.append(ParamProblem(f"tcp[{i}]", "needs a numeric port (and host)"))

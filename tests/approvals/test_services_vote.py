@@ -15,6 +15,7 @@ from approvals.services import approval_vote
 from execution.enums import ApprovalState, ExecutionMode, ExecutionStatus, Role
 from execution.models import Execution, ExecutionEvent
 from tests.approvals.conftest import make_approval, member
+from tests.factories import snapshot_overwrite
 
 pytestmark = pytest.mark.django_db
 
@@ -139,8 +140,9 @@ def test_a_vote_is_refused_when_the_plan_snapshot_changed_after_the_request(
         *tampered["steps"],
         {"name": "sneaky", "type": "command", "params": {"command": "rm -rf /"}},
     ]
-    # Straight to the database, as a tamperer would (plan_snapshot is immutable for the code).
-    Execution.objects.filter(pk=execution.pk).update(plan_snapshot=tampered)
+    # Straight to the database, as a tamperer with superuser rights would (a trigger refuses it
+    # to everyone else).
+    snapshot_overwrite(execution.pk, tampered)
     with pytest.raises(VoteConflict) as refused:
         approval_vote(approval=approval, voter=approver, decision="approve")
     assert refused.value.code == "plan_changed"

@@ -14,7 +14,9 @@ URL = "/api/v1/executions/"
 pytestmark = pytest.mark.django_db
 
 
-def _body(environment: str, step: dict[str, Any], *, tenant: str = "acme", estimate: float = 30) -> dict[str, Any]:
+def _body(
+    environment: str, step: dict[str, Any], *, tenant: str = "acme", estimate: float = 30
+) -> dict[str, Any]:
     return {
         "tenant": tenant,
         "plan": {
@@ -31,11 +33,17 @@ def _body(environment: str, step: dict[str, Any], *, tenant: str = "acme", estim
     [
         {"name": "id", "type": "command", "params": {"command": "id"}},
         {"name": "id", "type": "bash", "params": {"command": "id"}, "target": None},
-        {"name": "put", "type": "file", "params": {"direction": "upload", "remote_path": "/x", "content": "x"}},
+        {
+            "name": "put",
+            "type": "file",
+            "params": {"direction": "upload", "remote_path": "/x", "content": "x"},
+        },
         {"name": "q", "type": "sql", "params": {"query": "SELECT 1"}},
     ],
 )
-def test_a_step_that_needs_a_target_without_one_is_a_400_naming_it(operator: Any, step: dict[str, Any]) -> None:
+def test_a_step_that_needs_a_target_without_one_is_a_400_naming_it(
+    operator: Any, step: dict[str, Any]
+) -> None:
     response = client_for(operator).post(URL, _body("dev", step), format="json")
     assert response.status_code == 400, response.content
     assert "plan.steps[0].target" in [e["path"] for e in response.json()["errors"]]
@@ -92,11 +100,18 @@ def test_a_prod_command_declared_read_matching_a_read_only_rule_is_read(tenant: 
 @pytest.mark.parametrize(
     "step",
     [
-        {"name": "post", "type": "http", "params": {"method": "POST", "url": "http://x/"}, "action_class": "read"},
+        {
+            "name": "post",
+            "type": "http",
+            "params": {"method": "POST", "url": "http://x/"},
+            "action_class": "read",
+        },
         {"name": "deploy", "type": "noop", "params": {}, "action_class": "deploy"},
     ],
 )
-def test_a_declared_class_may_raise_but_never_lower_the_type_default(operator: Any, step: dict[str, Any]) -> None:
+def test_a_declared_class_may_raise_but_never_lower_the_type_default(
+    operator: Any, step: dict[str, Any]
+) -> None:
     response = client_for(operator).post(URL, _body("dev", step), format="json")
     if step["action_class"] == "deploy":  # raising is fine (and needs a deployer in prod)
         assert response.status_code == 403, response.content

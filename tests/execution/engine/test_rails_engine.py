@@ -19,6 +19,7 @@ from execution.services.queue import queue_enqueue
 from execution.services.submit import execution_submit
 from execution.services.transition import transition
 from monitoring.selectors import figures
+from tests.factories import snapshot_overwrite
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,16 +72,7 @@ def test_a_snapshot_changed_around_the_trigger_fails_plan_tampered_and_runs_noth
     execution = execution_submit(tenant=tenant, actor=operator, plan=plan).execution
     assert execution.status == ExecutionStatus.QUEUED
     tampered = _touch_plan(local_asset, tampered_file)
-    with connection.cursor() as cursor:
-        # As the database superuser, around the trigger that refuses this UPDATE.
-        cursor.execute("ALTER TABLE executions DISABLE TRIGGER executions_plan_immutable")
-        try:
-            cursor.execute(
-                "UPDATE executions SET plan_snapshot = %s::jsonb WHERE id = %s",
-                [__import__("json").dumps(tampered), execution.pk],
-            )
-        finally:
-            cursor.execute("ALTER TABLE executions ENABLE TRIGGER executions_plan_immutable")
+    snapshot_overwrite(execution.pk, tampered)  # as the database superuser, around the trigger
     execution = _run(execution)
     _assert_never_started(execution)
     assert "plan_tampered" in _types(execution)
@@ -144,7 +136,9 @@ def test_a_revoked_right_fails_the_queued_execution_without_a_started_event_or_r
     assert figures.execution_duration_histograms() == before, "a run that never started has no run time"
 
 
-def test_raw_updates_of_the_snapshot_and_of_events_are_refused_by_the_database(tenant: Any, operator: Any) -> None:
+def test_raw_updates_of_the_snapshot_and_of_events_are_refused_by_the_database(
+    tenant: Any, operator: Any
+) -> None:
     from django.db import IntegrityError, transaction
 
     from execution.services.trail import trail_delete_allowed

@@ -104,7 +104,10 @@ def test_a_tcp_probe_to_a_host_off_the_allow_list_fails_saying_so_and_connects_n
         with pytest.raises(TimeoutError):
             listener.accept()  # nobody connected
     assert result.status == "failed"
-    assert "not on the allow-list" in result.error_message and "no connection was attempted" in result.error_message
+    assert (
+        "not on the allow-list" in result.error_message
+        and "no connection was attempted" in result.error_message
+    )
 
 
 def test_regex_assertions_run_in_re2_so_a_catastrophic_pattern_finishes_with_the_right_answer() -> None:
