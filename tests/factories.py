@@ -119,6 +119,8 @@ def snapshot_overwrite(execution_pk: int, plan: dict) -> None:  # type: ignore[t
     from django.db import connection
 
     with connection.cursor() as cursor:
+        # Inside a test's transaction: deferred FK checks would make ALTER TABLE refuse.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("ALTER TABLE executions DISABLE TRIGGER executions_plan_immutable")
         try:
             cursor.execute(

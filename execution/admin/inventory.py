@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -20,7 +20,17 @@ class AssetForm(forms.ModelForm):  # type: ignore[type-arg]
 
     class Meta:
         model = Asset
-        fields = "__all__"
+        fields = [
+            "tenant",
+            "hostname",
+            "connection_type",
+            "address",
+            "port",
+            "username",
+            "tags",
+            "credential_ref",
+            "metadata",
+        ]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -48,12 +58,12 @@ class AssetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["hostname", "address"]
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change=change, **kwargs)
+        form = cast(type[AssetForm], super().get_form(request, obj, change=change, **kwargs))
         form.editor = request.user
         if not request.user.is_superuser:
             # A tenant admin never sees the choice (the form's clean refuses it anyway).
-            field = form.base_fields["connection_type"]
-            field.choices = [c for c in field.choices if c[0] != ConnectionType.LOCAL]
+            field = cast(forms.ChoiceField, form.base_fields["connection_type"])
+            field.choices = [c for c in ConnectionType.choices if c[0] != ConnectionType.LOCAL]
         return form
 
     def save_model(self, request: HttpRequest, obj: Asset, form: Any, change: bool) -> None:

@@ -1,4 +1,5 @@
-"""``demo_seed``: the idempotent demo tenant of §12 (users per role, tokens, local assets)."""
+"""``demo_seed``: the idempotent demo tenant of §12 (users per role, tokens, local assets,
+read-only command rules)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from execution.enums import ConnectionType, Role
-from execution.models import Asset, Membership, Tenant
+from execution.models import Asset, Membership, ReadOnlyCommandRule, Tenant
 
 DEMO_USERS: list[tuple[str, str, str]] = [
     ("operator", "demo", Role.OPERATOR),
@@ -24,7 +25,14 @@ DEMO_USERS: list[tuple[str, str, str]] = [
     ("admin", "demo", Role.ADMIN),
     ("outsider", "other", Role.ADMIN),
 ]
+# Local-connection assets: their commands run on the worker host as LOCAL_RUNNER_USER.
 DEMO_ASSETS = ["local-1", "local-2", "local-3"]
+# The demo tenant's read-only command rules: the example plans declare these commands read.
+DEMO_READ_ONLY_COMMANDS = [
+    ("uptime", "load and uptime"),
+    (r"df -h( \S+)?", "disk usage"),
+    ("echo config ok", "the restart example's configuration check"),
+]
 # Request bodies for POST /api/v1/executions/ against the demo tenant and its local assets.
 EXAMPLE_PLANS_DIR = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
@@ -84,4 +92,8 @@ def demo_seed(*, password: str) -> DemoSeed:
             },
         )
         seed.assets.append({"id": asset.pk, "hostname": asset.hostname})
+    for pattern, description in DEMO_READ_ONLY_COMMANDS:
+        ReadOnlyCommandRule.objects.update_or_create(
+            tenant=tenants["demo"], pattern=pattern, defaults={"description": description}
+        )
     return seed

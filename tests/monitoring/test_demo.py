@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 
-from execution.models import Asset, Membership, Tenant
-from execution.services.demo import demo_example_plans
+from execution.models import Asset, Membership, ReadOnlyCommandRule, Tenant
+from execution.services.demo import DEMO_READ_ONLY_COMMANDS, demo_example_plans
 
 pytestmark = pytest.mark.django_db
 ROLES = {
@@ -45,6 +45,9 @@ def test_demo_json_shape_and_idempotence() -> None:
     assert second == first  # same ids and tokens: nothing new created
     assert Tenant.objects.filter(slug__in=["demo", "other"]).count() == 2
     assert Membership.objects.count() == 8 and Asset.objects.count() == 3
+    assert set(Asset.objects.values_list("connection_type", flat=True)) == {"local"}
+    # The example plans' commands declared read are read in the demo tenant.
+    assert ReadOnlyCommandRule.objects.filter(tenant__slug="demo").count() == 3
     assert authenticate(username="approver2", password="demo-pass-1") is not None
 
 
@@ -82,8 +85,12 @@ def test_every_example_is_a_valid_submission_and_the_sla_drill_waits_in_the_queu
     for path in demo_example_plans():
         inp = submission_validate(json.loads(path.read_text()))  # raises PlanInvalid with field paths
         modes[path.stem] = plan_classify(
-            plan=inp.plan, requested_level=inp.approval_level or 0, sla_class=inp.sla_class
+            plan=inp.plan,
+            requested_level=inp.approval_level or 0,
+            sla_class=inp.sla_class,
+            read_only_patterns=[pattern for pattern, _ in DEMO_READ_ONLY_COMMANDS],
         )
+    assert modes["read-uptime"].action_class == "read"
     drill = modes["sla-drill"]
-    # The drill's note promises a background item in the medium queue (immediate runs never queue).
+    # The drill's note promises a background item in the medium queue.
     assert (drill.execution_mode, drill.sla_class) == ("background", "medium")

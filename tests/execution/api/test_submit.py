@@ -76,19 +76,6 @@ def test_level0_background_plan_is_approved_by_the_system_and_queued(operator: A
     assert approved.actor_type == "system"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_fast_level0_plan_runs_inline_and_answers_201_with_the_result(tenant: Any) -> None:
-    from tests.conftest import _member
-
-    user = _member(tenant, "inline-op", "operator")
-    response = client_for(user).post(URL, noop_body(estimate=1), format="json")
-    assert response.status_code == 201, response.content
-    data = response.json()
-    assert data["execution_mode"] == "immediate"
-    assert data["status"] == "completed"
-    assert data["steps"][0]["status"] == "completed"
-
-
 def test_policy_minimum_raises_the_approval_level(deployer: Any) -> None:
     body = noop_body(environment="prod", level=0)
     body["plan"]["steps"][0]["action_class"] = "deploy"

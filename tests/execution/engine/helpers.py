@@ -30,8 +30,10 @@ def make_execution(
     action_class: str = "modify",
     priority: int = 5,
     approve: bool = True,
+    **fields: Any,
 ) -> Execution:
-    """An execution with its step rows, approved (status ``approved``) unless told otherwise."""
+    """An execution with its step rows, approved (status ``approved``) unless told otherwise.
+    ``fields`` are further columns (``execution_id``, ``dry_run``, ...)."""
     plan = {"name": "engine test", "environment": "dev", "steps": steps}
     execution = ExecutionFactory(
         tenant=tenant,
@@ -41,6 +43,7 @@ def make_execution(
         sla_class=sla_class,
         action_class=action_class,
         priority=priority,
+        **fields,
     )
     for index, step in enumerate(steps):
         target = step.get("target") or {}

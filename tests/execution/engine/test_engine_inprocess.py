@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -55,13 +56,20 @@ def event_types(execution) -> list[str]:  # type: ignore[no-untyped-def]
     )
 
 
-def test_a_command_plan_runs_to_completed_with_recorded_steps(tenant, operator, tmp_path: Path) -> None:
-    out = tmp_path / "out"
+def test_a_command_plan_runs_to_completed_with_recorded_steps(
+    tenant, operator, local_asset, shared_dir: Path
+) -> None:
+    out = shared_dir / "out"
     execution = make_execution(
         tenant=tenant,
         actor=operator,
         steps=[
-            {"name": "write", "type": "command", "params": {"command": f"echo hello; printf A >> {out}"}},
+            {
+                "name": "write",
+                "type": "command",
+                "target": {"asset_id": local_asset.pk},
+                "params": {"command": f"echo hello; printf A >> {out}"},
+            },
             {"name": "nothing", "type": "noop"},
         ],
     )
@@ -82,12 +90,14 @@ def test_a_command_plan_runs_to_completed_with_recorded_steps(tenant, operator, 
 
 
 def test_a_step_that_fails_twice_then_succeeds_is_retried_with_growing_delays(
-    tenant, operator, tmp_path: Path
+    tenant, operator, local_asset, shared_dir: Path
 ) -> None:
-    counter = tmp_path / "count"
+    counter = shared_dir / "count"
     command = f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; [ $n -ge 3 ]"
     execution = make_execution(
-        tenant=tenant, actor=operator, steps=[{"type": "command", "params": {"command": command}}]
+        tenant=tenant,
+        actor=operator,
+        steps=[{"type": "command", "target": {"asset_id": local_asset.pk}, "params": {"command": command}}],
     )
     enqueue(execution)
     execution = drain_until_done(execution)
@@ -101,16 +111,24 @@ def test_a_step_that_fails_twice_then_succeeds_is_retried_with_growing_delays(
 
 
 def test_an_always_failing_step_is_dead_lettered_and_a_requeue_resumes_at_it(
-    tenant, operator, tmp_path: Path
+    tenant, operator, local_asset, shared_dir: Path
 ) -> None:
-    marker, flag = tmp_path / "a", tmp_path / "flag"
+    marker, flag = shared_dir / "a", shared_dir / "flag"
     execution = make_execution(
         tenant=tenant,
         actor=operator,
         sla_class="fast",
         steps=[
-            {"type": "command", "params": {"command": f"printf A >> {marker}"}},
-            {"type": "command", "params": {"command": f"test -e {flag}"}},
+            {
+                "type": "command",
+                "target": {"asset_id": local_asset.pk},
+                "params": {"command": f"printf A >> {marker}"},
+            },
+            {
+                "type": "command",
+                "target": {"asset_id": local_asset.pk},
+                "params": {"command": f"test -e {flag}"},
+            },
         ],
     )
     enqueue(execution)
@@ -131,6 +149,23 @@ def test_an_always_failing_step_is_dead_lettered_and_a_requeue_resumes_at_it(
     assert execution.status == ExecutionStatus.COMPLETED
     assert marker.read_text() == "A"
     assert "requeued" in event_types(execution)
+
+
+def _sleeper(tenant, operator, local_asset, **step):  # type: ignore[no-untyped-def]
+    """A long command whose process carries the execution id (to find its pid)."""
+    execution_id = uuid.uuid4()
+    command = {
+        "type": "command",
+        "target": {"asset_id": local_asset.pk},
+        "params": {"command": f"sleep 30 # {execution_id}"},
+    }
+    return make_execution(
+        tenant=tenant,
+        actor=operator,
+        sla_class="long",
+        execution_id=execution_id,
+        steps=[{**command, **step}],
+    )
 
 
 def _run_in_thread(execution):  # type: ignore[no-untyped-def]
@@ -165,13 +200,10 @@ def _running_pid(execution) -> int:  # type: ignore[no-untyped-def]
     return found[0]
 
 
-def test_cancel_during_a_long_command_ends_cancelled_quickly_and_kills_the_child(tenant, operator) -> None:
-    execution = make_execution(
-        tenant=tenant, actor=operator, sla_class="long", steps=[{"type": "command", "params": {}}]
-    )
-    plan = execution.plan_snapshot
-    plan["steps"][0]["params"] = {"command": f"sleep 30 # {execution.execution_id}"}
-    type(execution).objects.filter(pk=execution.pk).update(plan_snapshot=plan)
+def test_cancel_during_a_long_command_ends_cancelled_quickly_and_kills_the_child(
+    tenant, operator, local_asset
+) -> None:
+    execution = _sleeper(tenant, operator, local_asset)
     enqueue(execution)
     thread = _run_in_thread(execution)
     pid = _running_pid(execution)
@@ -188,11 +220,8 @@ def test_cancel_during_a_long_command_ends_cancelled_quickly_and_kills_the_child
     assert "cancel_requested" in event_types(execution)
 
 
-def test_step_timeout_ends_timeout_and_kills_the_child(tenant, operator) -> None:
-    execution = make_execution(tenant=tenant, actor=operator, sla_class="long", steps=[{"type": "command"}])
-    plan = execution.plan_snapshot
-    plan["steps"][0].update(params={"command": f"sleep 30 # {execution.execution_id}"}, timeout_seconds=1)
-    type(execution).objects.filter(pk=execution.pk).update(plan_snapshot=plan)
+def test_step_timeout_ends_timeout_and_kills_the_child(tenant, operator, local_asset) -> None:
+    execution = _sleeper(tenant, operator, local_asset, timeout_seconds=1)
     enqueue(execution)
     thread = _run_in_thread(execution)
     pid = _running_pid(execution)
@@ -203,12 +232,9 @@ def test_step_timeout_ends_timeout_and_kills_the_child(tenant, operator) -> None
     assert DeadLetter.objects.get(execution=execution).failure_reason == "timeout"
 
 
-def test_execution_timeout_ends_timeout_and_kills_the_child(tenant, operator) -> None:
+def test_execution_timeout_ends_timeout_and_kills_the_child(tenant, operator, local_asset) -> None:
     TimeoutPolicy.objects.filter(sla_class="long", action_class="modify").update(execution_timeout_seconds=2)
-    execution = make_execution(tenant=tenant, actor=operator, sla_class="long", steps=[{"type": "command"}])
-    plan = execution.plan_snapshot
-    plan["steps"][0]["params"] = {"command": f"sleep 30 # {execution.execution_id}"}
-    type(execution).objects.filter(pk=execution.pk).update(plan_snapshot=plan)
+    execution = _sleeper(tenant, operator, local_asset)
     enqueue(execution)
     thread = _run_in_thread(execution)
     pid = _running_pid(execution)
@@ -255,14 +281,26 @@ def test_lock_wait_past_the_limit_fails_naming_the_holder(tenant, operator, sett
     waiter = drain_until_done(waiter, timeout=30)
     assert waiter.status == ExecutionStatus.FAILED
     assert str(holder.execution_id) in waiter.error_message
+    # It never started: queued -> failed, no started event, no run time.
+    assert waiter.previous_status == ExecutionStatus.QUEUED and waiter.started_at is None
+    assert "started" not in event_types(waiter)
 
 
-def test_the_reaper_returns_an_expired_lease_and_the_run_resumes(tenant, operator, tmp_path: Path) -> None:
-    marker = tmp_path / "m"
+def test_the_reaper_returns_an_expired_lease_and_the_run_resumes(
+    tenant, operator, local_asset, shared_dir: Path
+) -> None:
+    marker = shared_dir / "m"
     execution = make_execution(
         tenant=tenant,
         actor=operator,
-        steps=[{"type": "command", "params": {"command": f"printf A >> {marker}"}}, {"type": "noop"}],
+        steps=[
+            {
+                "type": "command",
+                "target": {"asset_id": local_asset.pk},
+                "params": {"command": f"printf A >> {marker}"},
+            },
+            {"type": "noop"},
+        ],
     )
     enqueue(execution)
     claim = queue_claim(worker_id="dead-worker")
@@ -296,12 +334,17 @@ def test_cancel_before_running_is_immediate_and_idempotent(tenant, operator) -> 
     assert drain(budget_seconds=0.5) == 0
 
 
-def test_partial_when_a_continue_on_error_step_fails(tenant, operator) -> None:
+def test_partial_when_a_continue_on_error_step_fails(tenant, operator, local_asset) -> None:
     execution = make_execution(
         tenant=tenant,
         actor=operator,
         steps=[
-            {"type": "command", "params": {"command": "exit 3"}, "continue_on_error": True},
+            {
+                "type": "command",
+                "target": {"asset_id": local_asset.pk},
+                "params": {"command": "exit 3"},
+                "continue_on_error": True,
+            },
             {"type": "noop"},
         ],
     )
@@ -312,11 +355,19 @@ def test_partial_when_a_continue_on_error_step_fails(tenant, operator) -> None:
 
 
 def test_a_dry_run_has_no_side_effect_and_its_events_say_what_would_run(
-    tenant, operator, tmp_path: Path
+    tenant, operator, local_asset, shared_dir: Path
 ) -> None:
-    target = tmp_path / "never"
+    target = shared_dir / "never"
     execution = make_execution(
-        tenant=tenant, actor=operator, steps=[{"type": "command", "params": {"command": f"touch {target}"}}]
+        tenant=tenant,
+        actor=operator,
+        steps=[
+            {
+                "type": "command",
+                "target": {"asset_id": local_asset.pk},
+                "params": {"command": f"touch {target}"},
+            }
+        ],
     )
     type(execution).objects.filter(pk=execution.pk).update(dry_run=True)
     enqueue(execution)
@@ -328,11 +379,17 @@ def test_a_dry_run_has_no_side_effect_and_its_events_say_what_would_run(
     assert f"touch {target}" in str(done.details["would_run"])
 
 
-def test_stdout_and_stderr_are_kept_apart(tenant, operator) -> None:
+def test_stdout_and_stderr_are_kept_apart(tenant, operator, local_asset) -> None:
     execution = make_execution(
         tenant=tenant,
         actor=operator,
-        steps=[{"type": "command", "params": {"command": "printf 'a\\nb\\nc\\n'; printf 'oops\\n' >&2"}}],
+        steps=[
+            {
+                "type": "command",
+                "target": {"asset_id": local_asset.pk},
+                "params": {"command": "printf 'a\\nb\\nc\\n'; printf 'oops\\n' >&2"},
+            }
+        ],
     )
     enqueue(execution)
     execution = drain_until_done(execution)

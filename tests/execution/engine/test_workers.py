@@ -13,7 +13,7 @@ import pytest
 
 from execution.models import Execution, ExecutionEvent, ExecutionStep, QueueItem
 from tests.execution.engine.helpers import child_pids, enqueue, make_execution, wait_until, worker_cluster
-from tests.factories import AssetFactory
+from tests.factories import AssetFactory, LocalAssetFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -63,20 +63,32 @@ def test_200_executions_on_2_workers_run_once_and_priority_1_starts_before_earli
 
 
 def test_sigkill_of_workers_mid_step_recovers_every_execution_without_rerunning_completed_steps(
-    tenant, operator, tmp_path: Path
+    tenant, operator, shared_dir: Path
 ) -> None:
     executions, files = [], []
     for n in range(20):
-        path = tmp_path / f"run-{n}"
+        path = shared_dir / f"run-{n}"
         files.append(path)
+        # One local asset each: the executions run side by side, not one after the other.
+        target = {"asset_id": LocalAssetFactory(tenant=tenant).pk}
         executions.append(
             make_execution(
                 tenant=tenant,
                 actor=operator,
                 steps=[
-                    {"name": "A", "type": "command", "params": {"command": f"printf A >> {path}"}},
+                    {
+                        "name": "A",
+                        "type": "command",
+                        "target": target,
+                        "params": {"command": f"printf A >> {path}"},
+                    },
                     {"name": "wait", "type": "sleep", "params": {"seconds": 8}},
-                    {"name": "C", "type": "command", "params": {"command": f"printf C >> {path}"}},
+                    {
+                        "name": "C",
+                        "type": "command",
+                        "target": target,
+                        "params": {"command": f"printf C >> {path}"},
+                    },
                 ],
             )
         )

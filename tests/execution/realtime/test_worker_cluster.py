@@ -18,11 +18,18 @@ import pytest
 from execution.enums import Role
 from execution.models import Execution, ExecutionEvent, ExecutionStep
 from tests.execution.realtime.live import daphne_server, delivery_env, run_async, ws_collect
-from tests.factories import ExecutionFactory, MembershipFactory, TimeoutPolicyFactory, UserFactory
+from tests.factories import (
+    ExecutionFactory,
+    LocalAssetFactory,
+    MembershipFactory,
+    TimeoutPolicyFactory,
+    UserFactory,
+)
 from tests.support.processes import REPO_ROOT, manage_argv, stop_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
+LOCAL_HOST = "local-1"
 PLAN = {
     "name": "worker run",
     "environment": "dev",
@@ -30,10 +37,16 @@ PLAN = {
         {
             "name": "say",
             "type": "command",
+            "target": {"hostname": LOCAL_HOST},
             "params": {"command": "echo hello from step 0; echo password=hunter2"},
         },
         {"name": "wait", "type": "sleep", "params": {"seconds": 2}},
-        {"name": "say again", "type": "command", "params": {"command": "echo bye"}},
+        {
+            "name": "say again",
+            "type": "command",
+            "target": {"hostname": LOCAL_HOST},
+            "params": {"command": "echo bye"},
+        },
     ],
 }
 
@@ -48,6 +61,7 @@ def _approved_execution(tenant: Any) -> Execution:
         )  # fmt: skip
     actor = UserFactory(username="olga-operator")
     MembershipFactory(tenant=tenant, user=actor, role=Role.OPERATOR)
+    LocalAssetFactory(tenant=tenant, hostname=LOCAL_HOST)
     execution = ExecutionFactory(
         tenant=tenant, actor=actor, plan_snapshot=PLAN, sla_class="medium", action_class="modify"
     )
@@ -57,6 +71,7 @@ def _approved_execution(tenant: Any) -> Execution:
             step_index=index,
             step_name=step["name"],
             step_type=step["type"],
+            target_hostname=step.get("target", {}).get("hostname", ""),
             action_class="modify",
         )
     return transition(execution, "approved", reason="test")
