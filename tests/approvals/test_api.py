@@ -12,9 +12,8 @@ from rest_framework.test import APIClient
 
 from approvals.models import Approval
 from execution.enums import Role
-from execution.models import Execution
 from tests.approvals.conftest import make_approval, member
-from tests.factories import ExecutionFactory
+from tests.factories import ExecutionFactory, snapshot_overwrite
 
 pytestmark = pytest.mark.django_db
 
@@ -94,9 +93,7 @@ def test_conflicts_are_409_with_the_reason(
     elif case == "expired":
         Approval.objects.filter(pk=approval.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     else:
-        Execution.objects.filter(pk=approval.execution.pk).update(
-            plan_snapshot={"name": "other", "steps": []}
-        )
+        snapshot_overwrite(approval.execution.pk, {"name": "other", "steps": []})
     response = client.post(url(approval.execution, "approve"), {"comment": "x"}, format="json")
     assert response.status_code == 409
     assert response.json()["reason"] == case
