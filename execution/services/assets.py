@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from execution.enums import ConnectionType
 from execution.errors import NotFound
 from execution.models import Asset, Tenant
 from execution.runners.base import ResolvedTarget
@@ -29,6 +30,13 @@ def _from_model(asset: Asset) -> ResolvedTarget:
 
 def _from_service(data: dict[str, Any]) -> ResolvedTarget:
     port = data.get("port")
+    if str(data.get("connection_type") or "") == ConnectionType.LOCAL:
+        # A local asset runs commands on the worker host: only a superuser makes one, in the
+        # built-in inventory (docs/security.md). A remote inventory cannot grant that.
+        raise NotFound(
+            f"asset {data.get('id')!r} has a local connection in the Asset Service; "
+            "local assets exist only in the built-in inventory"
+        )
     return ResolvedTarget(
         asset_id=str(data["id"]),
         hostname=str(data.get("hostname") or ""),

@@ -95,6 +95,15 @@ def test_health_ok_and_bearer_token() -> None:
     assert server.requests[1]["path"] == "/api/v1/tenants/acme/assets?tag=web"
 
 
+@pytest.mark.django_db
+def test_a_local_asset_from_the_asset_service_is_refused(tenant: Any, settings: Any) -> None:
+    local = {**ASSET, "connection_type": "local"}
+    with LoopbackHttpServer(lambda m, p, h, b: json_answer(200, local)) as server:
+        settings.ASSET_SERVICE_URL = server.url
+        with pytest.raises(NotFound, match="local connection"):
+            asset_resolve(tenant=tenant, target={"asset_id": "a-17"})
+
+
 def test_404_is_not_found() -> None:
     with LoopbackHttpServer(lambda m, p, h, b: json_answer(404, {})) as server, pytest.raises(NotFound):
         AssetServiceClient(base_url=server.url).asset_get(tenant="acme", asset_id=1)
