@@ -84,6 +84,11 @@ class Migration(migrations.Migration):
             field=models.JSONField(default=dict),
         ),
         migrations.RunPython(store_policies, migrations.RunPython.noop),
+        # Rows inserted by raw SQL (benchmarks, bulk tools) get an empty policy, not an error.
+        migrations.RunSQL(
+            "ALTER TABLE executions ALTER COLUMN timeout_policy SET DEFAULT '{}'::jsonb",
+            "ALTER TABLE executions ALTER COLUMN timeout_policy DROP DEFAULT",
+        ),
         migrations.AlterField(
             model_name='asset',
             name='connection_type',
