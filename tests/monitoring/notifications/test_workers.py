@@ -18,6 +18,7 @@ from execution.secrets.store import secret_set
 from monitoring.notifications.models import Channel, Kind, NotificationDelivery
 from tests.approvals.conftest import ensure_policies
 from tests.execution.engine.helpers import enqueue, make_execution, wait_until, worker_cluster
+from tests.factories import LocalAssetFactory
 from tests.monitoring.notifications.helpers import TimedReceiver, personas, subscribe, verifies
 from tests.support.smtpd import LoopbackSmtpd
 
@@ -70,6 +71,7 @@ def test_each_event_reaches_each_subscription_once_signed_masked_and_only_to_vot
                     {
                         "name": "leak and fail",
                         "type": "command",
+                        "target": {"asset_id": LocalAssetFactory(tenant=tenant).pk},
                         "params": {
                             "command": 'echo "token=$TOKEN"; echo "token=$TOKEN" >&2; exit 3',
                             "env": {"TOKEN": {"type": "secret", "path": "db:acme/canary"}},
