@@ -215,3 +215,8 @@ def test_state_directory_permissions_are_confined(state: Path) -> None:
     assert result.returncode == 0, result.stderr
     mode = (state / "pgdata").stat().st_mode
     assert not mode & stat.S_IWOTH, "the data directory is never world-writable"
+    # The package opens the state directory to everyone (chmod o+rx); restrict_state takes it
+    # back, so an unprivileged user (LOCAL_RUNNER_USER) reaches neither the socket nor files.
+    assert stat.S_IMODE(state.stat().st_mode) & 0o007 == 0, oct(state.stat().st_mode)
+    assert stat.S_IMODE((state / "pgdata").stat().st_mode) & 0o077 == 0
+

@@ -160,3 +160,15 @@ def test_raw_updates_of_the_snapshot_and_of_events_are_refused_by_the_database(
     Execution.objects.filter(pk=execution.pk).update(tags=["still-editable"])
     with trail_delete_allowed():
         assert ExecutionEvent.objects.filter(pk=event.pk).delete()[0] == 1
+
+
+def test_the_plan_check_before_start_is_one_query(tenant: Any, operator: Any) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    from approvals.services.hashing import plan_matches_approval
+
+    plan = {"name": "p", "environment": "staging", "steps": [{"name": "n", "type": "noop", "params": {}}]}
+    execution = execution_submit(tenant=tenant, actor=operator, plan=plan, approval_level=1).execution
+    with CaptureQueriesContext(connection) as queries:
+        assert plan_matches_approval(execution=execution) is None
+    assert len(queries) == 1  # the approval's hash; the snapshot is already on the row
