@@ -219,4 +219,3 @@ def test_state_directory_permissions_are_confined(state: Path) -> None:
     # back, so an unprivileged user (LOCAL_RUNNER_USER) reaches neither the socket nor files.
     assert stat.S_IMODE(state.stat().st_mode) & 0o007 == 0, oct(state.stat().st_mode)
     assert stat.S_IMODE((state / "pgdata").stat().st_mode) & 0o077 == 0
-
