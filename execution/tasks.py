@@ -19,6 +19,17 @@ def reap() -> dict[str, int]:
     return reap_expired()
 
 
+def prune() -> str:
+    """The daily retention run (RETENTION_DAYS; 0 keeps everything)."""
+    from execution.services.retention import retention_prune
+
+    if settings.RETENTION_DAYS == 0:
+        return "RETENTION_DAYS=0: nothing pruned"
+    return retention_prune(
+        older_than_days=settings.RETENTION_DAYS, batch_size=settings.RETENTION_BATCH_SIZE
+    ).line()
+
+
 def wake_workers(wanted: int = 1) -> int:
     """Queue up to ``wanted`` drain tasks (never more than the cluster's worker count), minus
     those waiting in the broker not yet picked up. Returns how many were queued.

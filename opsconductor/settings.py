@@ -217,6 +217,11 @@ LOCK_WAIT_LIMIT_SECONDS = env_float("OPS_LOCK_WAIT_LIMIT_SECONDS", 300.0, minimu
 DRAIN_BUDGET_SECONDS = env_float("OPS_DRAIN_BUDGET_SECONDS", 15.0, minimum=0.1)
 REAPER_INTERVAL_SECONDS = env_float("OPS_REAPER_INTERVAL_SECONDS", 15.0, minimum=1.0)
 
+# Retention (docs/operations.md#retention): the daily prune deletes finished executions older
+# than RETENTION_DAYS (0 = keep forever), RETENTION_BATCH_SIZE executions per short transaction.
+RETENTION_DAYS = env_int("RETENTION_DAYS", 90, minimum=0)
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 500, minimum=1, maximum=100_000)
+
 # --- Monitoring (docs/operations.md) -----------------------------------------------------
 # A worker is "heartbeating" when its worker_heartbeats row was touched this recently.
 MONITORING_WORKER_STALE_SECONDS = env_int("MONITORING_WORKER_STALE_SECONDS", 30, minimum=1)

@@ -3,6 +3,7 @@ from execution.models.events import ExecutionEvent
 from execution.models.execution import Execution, ExecutionStep
 from execution.models.policies import StoredPolicy, TimeoutPolicy
 from execution.models.queue import DeadLetter, ExecutionLock, QueueItem
+from execution.models.retention import DeadLetterArchive
 from execution.models.secrets import OutboundAllowRule, SecretEntry
 from execution.models.tenancy import AccessGrant, AuditLog, Membership, Tenant
 from execution.models.workers import WorkerHeartbeat
@@ -12,6 +13,7 @@ __all__ = [
     "Asset",
     "AuditLog",
     "DeadLetter",
+    "DeadLetterArchive",
     "Execution",
     "ExecutionEvent",
     "ExecutionLock",

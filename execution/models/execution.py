@@ -7,7 +7,14 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from execution.enums import ActionClass, Environment, ExecutionMode, ExecutionStatus, SlaClass
+from execution.enums import (
+    FINISHED_STATUSES,
+    ActionClass,
+    Environment,
+    ExecutionMode,
+    ExecutionStatus,
+    SlaClass,
+)
 from execution.fields import PgEnumField
 from execution.models.tenancy import Tenant
 
@@ -85,6 +92,12 @@ class Execution(models.Model):
             models.Index(fields=["tenant", "-created_at"], name="executions_tenant_created"),
             # SLA sweeper: running executions past timeout_at.
             models.Index(fields=["status", "timeout_at"], name="executions_status_timeout"),
+            # Retention: WHERE status IN (finished) AND completed_at < ? ORDER BY completed_at, id.
+            models.Index(
+                fields=["completed_at", "id"],
+                name="executions_finished_completed",
+                condition=models.Q(status__in=sorted(str(s) for s in FINISHED_STATUSES)),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -60,3 +60,15 @@ def test_metrics_scrape_small_history_rolls_back() -> None:
 def test_masking_bench_prints_every_case() -> None:
     out = run_bench("masking.py")
     assert len(re.findall(rf"mask_(?:text|json) 10 KB, +[0-9]+ values: p50 +{NUMBER} ms", out)) == 6, out
+
+
+def test_prune_quick_reports_executions_per_second_and_claim_latency() -> None:
+    out = run_bench("prune.py", "--quick")
+    assert "seeded 5000 finished executions" in out, out
+    assert re.search(rf"pruned 5000 executions in {NUMBER}s: {NUMBER} executions/s, {NUMBER} rows/s", out), (
+        out
+    )
+    assert re.search(rf"queue claims during the prune: [0-9]+, p50 {NUMBER} ms, p99 {NUMBER} ms", out), out
+    from execution.models import Execution
+
+    assert not Execution.objects.exists()  # the seeded history is gone
