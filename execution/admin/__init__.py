@@ -1,1 +1,1 @@
-from execution.admin import executions, inventory, queue, retention, secrets, tenancy  # noqa: F401
+from execution.admin import executions, inventory, limits, queue, retention, secrets, tenancy  # noqa: F401

@@ -1,6 +1,7 @@
 from execution.models.assets import Asset, ReadOnlyCommandRule
 from execution.models.events import ExecutionEvent
 from execution.models.execution import Execution, ExecutionStep
+from execution.models.limits import ConcurrencyLimit
 from execution.models.policies import StoredPolicy, TimeoutPolicy
 from execution.models.queue import DeadLetter, ExecutionLock, QueueItem
 from execution.models.retention import DeadLetterArchive
@@ -12,6 +13,7 @@ __all__ = [
     "AccessGrant",
     "Asset",
     "AuditLog",
+    "ConcurrencyLimit",
     "DeadLetter",
     "DeadLetterArchive",
     "Execution",

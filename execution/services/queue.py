@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from execution.enums import ExecutionStatus, QueueStatus
 from execution.models import Execution, QueueItem, StoredPolicy
+from execution.services.limits import AT_LIMIT_SQL, LIMITED_SQL, limits_claim_over
 from execution.services.transition import transition
 
 logger = logging.getLogger(__name__)
@@ -87,36 +88,49 @@ def queue_wake() -> None:
     wake_workers()
 
 
-# Claim by priority, then age, skipping rows another worker holds (index queue_claim_pending).
-CLAIM_SQL = """
+# Claim by priority, then age, skipping rows another worker holds (index queue_claim_pending)
+# and items whose tenant is at a concurrency limit (execution/services/limits.py).
+CLAIM_SQL = f"""
 WITH next AS (
-    SELECT id FROM execution_queue
-    WHERE status = 'pending' AND (available_at IS NULL OR available_at <= now())
-    ORDER BY priority, enqueued_at, id
+    SELECT q.id FROM execution_queue q JOIN executions e ON e.execution_id = q.execution_id
+    WHERE q.status = 'pending' AND (q.available_at IS NULL OR q.available_at <= now())
+      AND NOT {AT_LIMIT_SQL}
+    ORDER BY q.priority, q.enqueued_at, q.id
     LIMIT 1
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF q SKIP LOCKED
 )
 UPDATE execution_queue q
 SET status = 'processing', lease_token = %(token)s,
     lease_expires_at = now() + make_interval(secs => LEAST(%(lease)s, q.visibility_timeout_seconds)),
     attempt_count = q.attempt_count + 1, dequeued_at = now(), attempt_started_at = now(),
     worker_id = %(worker)s, updated_at = now()
-FROM next WHERE q.id = next.id
-RETURNING q.id, q.attempt_count, q.max_attempts, q.visibility_timeout_seconds,
-          (SELECT e.id FROM executions e WHERE e.execution_id = q.execution_id)
-"""
+FROM next, executions e
+WHERE q.id = next.id AND e.execution_id = q.execution_id
+RETURNING q.id, q.attempt_count, q.max_attempts, q.visibility_timeout_seconds, e.id,
+          {LIMITED_SQL}, e.tenant_id, e.environment
+"""  # noqa: S608 - constant fragments only
+# A claim that lost the race for a tenant's last slot is rolled back and tried again.
+CLAIM_TRIES = 3
 
 
 def queue_claim(*, worker_id: str) -> Claim | None:
-    """Lease the next runnable item (priority 1 first, then oldest), or None."""
-    token = uuid.uuid4()
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute(CLAIM_SQL, {"token": str(token), "lease": settings.LEASE_SECONDS, "worker": worker_id})
-        row = cur.fetchone()
-    if row is None:
-        return None
-    item_id, attempt, max_attempts, visibility, execution_pk = row
-    return Claim(item_id, execution_pk, token, attempt, max_attempts, visibility)
+    """Lease the next runnable item (priority 1 first, then oldest) within the concurrency
+    limits, or None."""
+    for _ in range(CLAIM_TRIES):
+        token = uuid.uuid4()
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(
+                CLAIM_SQL, {"token": str(token), "lease": settings.LEASE_SECONDS, "worker": worker_id}
+            )
+            row = cur.fetchone()
+            if row is None:
+                return None
+            item_id, attempt, max_attempts, visibility, execution_pk, limited, tenant_id, environment = row
+            if limited and limits_claim_over(cursor=cur, tenant_id=tenant_id, environment=environment):
+                transaction.set_rollback(True)  # someone took the last slot first
+                continue
+        return Claim(item_id, execution_pk, token, attempt, max_attempts, visibility)
+    return None
 
 
 def queue_heartbeat(*, claim: Claim) -> bool:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from execution.enums import FINISHED_STATUSES, ExecutionStatus
 from execution.models import Membership, Tenant, WorkerHeartbeat
 from execution.selectors import tenant_ids_of
+from execution.services.limits import limits_usage
 from monitoring.models import SlaAlert
 from monitoring.selectors import figures
 from monitoring.selectors.summary import metrics_summary
@@ -78,4 +79,5 @@ def dashboard_data(*, user: Any) -> dict[str, Any]:
         "alerts": [{"alert": a, "open": a.execution.status not in finished} for a in alerts],
         "open_alerts": sum(1 for a in alerts if a.execution.status not in finished),
         "workers": workers_recent(),
+        "limits": limits_usage(tenant_ids=tenant_ids),
     }

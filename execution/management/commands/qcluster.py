@@ -30,6 +30,7 @@ class Command(DjangoQCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from execution.engine.worker import heartbeat_write, runnable_items, worker_id
+        from execution.services.limits import limits_waits_record
         from execution.services.reaper import reap_expired
         from execution.tasks import wake_workers
         from monitoring.notifications.tasks import deliveries_wake
@@ -63,6 +64,7 @@ class Command(DjangoQCommand):
                     if waiting:
                         wake_workers(waiting)
                     deliveries_wake()  # notification retries whose back-off ended
+                    limits_waits_record()  # one concurrency_wait event per held-back execution
                 except Exception:
                     logger.exception("cluster tick failed")
                     close_old_connections()

@@ -1,0 +1,15 @@
+"""Concurrency limits in the admin (docs/contract.md#concurrency-limits)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from execution.models import ConcurrencyLimit
+
+
+@admin.register(ConcurrencyLimit)
+class ConcurrencyLimitAdmin(admin.ModelAdmin):
+    list_display = ["tenant", "environment", "max_running", "description", "updated_at"]
+    list_filter = ["tenant", "environment"]
+    list_editable = ["max_running"]
+    search_fields = ["tenant__slug", "description"]
