@@ -34,10 +34,15 @@ _USED = """(SELECT count(*) FROM execution_queue uq JOIN executions ue ON ue.exe
     WHERE uq.status = 'processing' AND ue.tenant_id = l.tenant_id
       AND (l.environment = '' OR ue.environment = l.environment))"""
 
-# For a claim's candidate filter, with ``e`` its executions row: a limit of its scope is full.
-AT_LIMIT_SQL = f"""EXISTS (SELECT 1 FROM concurrency_limits l
-    WHERE l.tenant_id = e.tenant_id AND l.environment IN ('', e.environment)
-      AND {_USED} >= l.max_running)"""  # noqa: S608 - constant fragments only
+# Computed once per claim (MATERIALIZED: never re-run per candidate row, so a long backlog
+# of a tenant at its limit costs one hash probe per skipped row): the scopes that are full.
+FULL_SCOPES_CTE = f"""full_scopes AS MATERIALIZED (
+    SELECT l.tenant_id, l.environment FROM concurrency_limits l WHERE {_USED} >= l.max_running)"""  # noqa: S608
+
+# For a claim's candidate filter (its WITH names FULL_SCOPES_CTE), with ``e`` its executions
+# row: a limit of its scope is full.
+AT_LIMIT_SQL = """EXISTS (SELECT 1 FROM full_scopes f
+    WHERE f.tenant_id = e.tenant_id AND f.environment IN ('', e.environment))"""
 
 # For a claim's RETURNING, with ``e`` its executions row: does any limit apply at all?
 LIMITED_SQL = """EXISTS (SELECT 1 FROM concurrency_limits l
@@ -49,12 +54,12 @@ OVER_LIMIT_SQL = f"""SELECT EXISTS (SELECT 1 FROM concurrency_limits l
 
 # Runnable items held back by a full limit that have not said so since they were queued.
 WAITING_SQL = f"""
+WITH {FULL_SCOPES_CTE}
 SELECT e.id, l.environment, l.max_running, {_USED}
 FROM execution_queue q
 JOIN executions e ON e.execution_id = q.execution_id
-JOIN LATERAL (SELECT * FROM concurrency_limits l
+JOIN LATERAL (SELECT l.* FROM concurrency_limits l JOIN full_scopes f USING (tenant_id, environment)
               WHERE l.tenant_id = e.tenant_id AND l.environment IN ('', e.environment)
-                AND {_USED} >= l.max_running
               ORDER BY l.environment DESC LIMIT 1) l ON true
 WHERE q.status = 'pending' AND (q.available_at IS NULL OR q.available_at <= now())
   AND NOT EXISTS (SELECT 1 FROM execution_events ev

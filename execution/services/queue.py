@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from execution.enums import ExecutionStatus, QueueStatus
 from execution.models import Execution, QueueItem, StoredPolicy
-from execution.services.limits import AT_LIMIT_SQL, LIMITED_SQL, limits_claim_over
+from execution.services.limits import AT_LIMIT_SQL, FULL_SCOPES_CTE, LIMITED_SQL, limits_claim_over
 from execution.services.transition import transition
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ def queue_wake() -> None:
 # Claim by priority, then age, skipping rows another worker holds (index queue_claim_pending)
 # and items whose tenant is at a concurrency limit (execution/services/limits.py).
 CLAIM_SQL = f"""
-WITH next AS (
+WITH {FULL_SCOPES_CTE},
+next AS (
     SELECT q.id FROM execution_queue q JOIN executions e ON e.execution_id = q.execution_id
     WHERE q.status = 'pending' AND (q.available_at IS NULL OR q.available_at <= now())
       AND NOT {AT_LIMIT_SQL}

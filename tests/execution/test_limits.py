@@ -133,7 +133,9 @@ def test_two_workers_run_a_limited_tenant_one_at_a_time_while_another_tenant_run
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_dashboard_shows_each_limit_with_its_usage_to_the_tenants_members(tenant: Any, client: Any) -> None:
+def test_the_dashboard_shows_each_limit_with_its_usage_to_the_tenants_members(
+    tenant: Any, client: Any
+) -> None:
     other = TenantFactory(slug="other")
     ConcurrencyLimit.objects.create(tenant=tenant, environment="prod", max_running=2)
     ConcurrencyLimit.objects.create(tenant=other, max_running=5)
@@ -145,3 +147,19 @@ def test_the_dashboard_shows_each_limit_with_its_usage_to_the_tenants_members(te
     row = page[page.index('data-tenant="acme"') :].split("</tr>")[0]
     assert [cell.split(">")[-1] for cell in row.split("</td>")[:5]] == ["acme", "prod", "1", "2", "2"]
     assert 'data-tenant="other"' not in page  # another tenant's limits are not shown
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_claim_costs_one_statement_unlimited_and_three_for_a_limited_tenant(tenant: Any) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    other = TenantFactory(slug="other")
+    _queued(other, _operator(other, "b-op"), 1)
+    with CaptureQueriesContext(connection) as queries:
+        assert queue_claim(worker_id="w") is not None
+    assert len(queries) == 3, [q["sql"][:80] for q in queries.captured_queries]  # BEGIN, claim, COMMIT
+    ConcurrencyLimit.objects.create(tenant=tenant, max_running=3)
+    _queued(tenant, _operator(tenant, "a-op"), 1)
+    with CaptureQueriesContext(connection) as queries:
+        assert queue_claim(worker_id="w") is not None
+    assert len(queries) == 5  # BEGIN, the claim, the tenant's advisory lock, the re-count, COMMIT
