@@ -46,32 +46,66 @@ def bar_chart(
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated text is escaped above
 
 
+def _tick_label(le: float) -> str:
+    return "+inf" if le == float("inf") else f"{le:g}"
+
+
 def histogram_chart(
-    buckets: Sequence[tuple[float, int]], total: int, *, title: str, width: int = 520, height: int = 160
+    buckets: Sequence[tuple[float, int]],
+    total: int,
+    *,
+    title: str,
+    x_label: str = "seconds (upper bound of each bucket)",
+    y_label: str = "count",
+    width: int = 560,
+    height: int = 220,
 ) -> SafeString:
-    """Vertical bars of a cumulative histogram, shown per bucket (count in (prev, le])."""
+    """Vertical bars of a cumulative histogram, one per bucket (count in (previous, le]).
+
+    Axes with tick labels, the count above every non-empty bar, and the total in the title.
+    """
     edges = [*buckets, (float("inf"), total)]
     counts, previous = [], 0
     for le, cumulative in edges:
         counts.append((le, cumulative - previous))
         previous = cumulative
     top = max((c for _, c in counts), default=0) or 1
-    plot_h, base = height - 40, height - 20
-    bar_w = (width - 10) / max(len(counts), 1)
+    left, right, top_pad, bottom = 44, 8, 34, 40
+    plot_w, plot_h = width - left - right, height - top_pad - bottom
+    base = top_pad + plot_h
+    bar_w = plot_w / max(len(counts), 1)
     parts = [
         f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
-        f'<text x="0" y="14" font-size="13" font-weight="600">{escape(title)}</text>',
+        f'<text x="0" y="14" font-size="13" font-weight="600">{escape(title)} · {total} in all</text>',
+        # y axis with ticks at 0, half and the top count
+        f'<line class="axis" x1="{left}" y1="{top_pad}" x2="{left}" y2="{base}"/>',
+        f'<line class="axis" x1="{left}" y1="{base}" x2="{width - right}" y2="{base}"/>',
+        f'<text x="4" y="{top_pad - 8}" font-size="10">{escape(y_label)}</text>',
     ]
+    for value in sorted({0, top // 2, top}):
+        y = base - plot_h * value / top
+        parts.append(
+            f'<line class="axis" x1="{left - 4}" y1="{y:.1f}" x2="{left}" y2="{y:.1f}"/>'
+            f'<text x="{left - 6}" y="{y + 3:.1f}" font-size="10" text-anchor="end">{value}</text>'
+        )
     for i, (le, count) in enumerate(counts):
         h = 0 if count == 0 else max(2, int(plot_h * count / top))
-        x = 5 + i * bar_w
-        label = "inf" if le == float("inf") else f"{le:g}"
+        x = left + i * bar_w
+        label = _tick_label(le)
         parts.append(
             f'<rect x="{x + 1:.1f}" y="{base - h}" width="{bar_w - 2:.1f}" height="{h}" fill="#2454c5">'
             f"<title>&le; {escape(label)} s: {count}</title></rect>"
-            f'<text x="{x + bar_w / 2:.1f}" y="{height - 6}" font-size="10" text-anchor="middle">'
+            f'<text x="{x + bar_w / 2:.1f}" y="{base + 13}" font-size="9" text-anchor="middle">'
             f"{escape(label)}</text>"
         )
-    parts.append("</svg>")
+        if count:
+            parts.append(
+                f'<text class="count" x="{x + bar_w / 2:.1f}" y="{base - h - 3}" font-size="10" '
+                f'text-anchor="middle">{count}</text>'
+            )
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" font-size="10" text-anchor="middle">'
+        f"{escape(x_label)}</text></svg>"
+    )
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated text is escaped above

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from execution.enums import SlaClass
@@ -34,6 +35,12 @@ class SlaAlert(models.Model):
     message = models.TextField(blank=True, default="")
     event_id = models.BigIntegerField(null=True, blank=True)
     detected_at = models.DateTimeField(auto_now_add=True)
+    # An operator's acknowledgement takes the alert off the dashboard's active list.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledge_comment = models.TextField(blank=True, default="")
 
     class Meta:
         db_table = "sla_alerts"

@@ -5,18 +5,27 @@ from __future__ import annotations
 import hmac
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from monitoring.charts import bar_chart, histogram_chart
 from monitoring.metrics import metrics_render
-from monitoring.selectors.dashboard import dashboard_data, monitoring_allowed
+from monitoring.models import SlaAlert
+from monitoring.selectors.dashboard import (
+    alert_acknowledger_tenant_ids,
+    dashboard_data,
+    monitoring_allowed,
+    monitoring_tenant_ids,
+)
 from monitoring.selectors.figures import EXECUTION_BUCKETS, Histogram
+from monitoring.services.alerts import AlertAlreadyAcknowledged, sla_alert_acknowledge
 from monitoring.services.readiness import readiness_report
 
 
@@ -68,7 +77,34 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         title="Pending queue items by SLA class",
     )
     data["duration_chart"] = histogram_chart(
-        durations.buckets, durations.count, title="Execution run time (seconds, all time)"
+        durations.buckets,
+        durations.count,
+        title="Run time of the last attempt (all time)",
+        x_label="seconds (bucket upper bound)",
+        y_label="executions",
     )
     data["stale_seconds"] = settings.MONITORING_WORKER_STALE_SECONDS
+    acknowledgers = alert_acknowledger_tenant_ids(request.user)
+    for row in data["alerts"]:
+        row["can_ack"] = acknowledgers is None or row["alert"].tenant_id in acknowledgers
     return render(request, "monitoring/dashboard.html", data)
+
+
+@login_required
+@require_POST
+def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
+    """Acknowledge one SLA alert of a tenant where the user may act (not a viewer)."""
+    allowed = alert_acknowledger_tenant_ids(request.user)
+    alert = SlaAlert.objects.filter(pk=alert_id).first()
+    if alert is None or (allowed is not None and alert.tenant_id not in allowed):
+        visible = monitoring_tenant_ids(request.user)
+        if alert is None or (visible is not None and alert.tenant_id not in visible):
+            raise Http404("no such alert")
+        raise PermissionDenied("viewers cannot acknowledge alerts")
+    try:
+        sla_alert_acknowledge(alert=alert, actor=request.user, comment=request.POST.get("comment", ""))
+    except AlertAlreadyAcknowledged as done:
+        messages.error(request, f"Not acknowledged: {done}.")
+    else:
+        messages.success(request, "Alert acknowledged.")
+    return redirect("monitoring-dashboard")

@@ -135,7 +135,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".state" / "static"
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/executions/"
+LOGIN_REDIRECT_URL = "/"  # the operator's home: where their work is
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- REST framework ---------------------------------------------------------------------

@@ -17,10 +17,15 @@ from execution.errors import DomainError
 @login_required
 def dlq_list(request: HttpRequest) -> HttpResponse:
     admin_of = tenant_ids_where_admin(request.user)
-    entries = [
-        {"entry": entry, "can_requeue": entry.execution.tenant_id in admin_of and not entry.requeued}
-        for entry in dead_letters_visible_to(request.user)[:200]
-    ]
+    entries = []
+    for entry in dead_letters_visible_to(request.user)[:200]:
+        is_admin = entry.execution.tenant_id in admin_of
+        why_not = ""
+        if entry.requeued:
+            why_not = "already requeued"
+        elif not is_admin:
+            why_not = f"only an admin of {entry.execution.tenant.slug} may requeue"
+        entries.append({"entry": entry, "can_requeue": not why_not, "why_not": why_not})
     return render(request, "approvals/dlq_list.html", {"entries": entries})
 
 

@@ -24,6 +24,7 @@ from execution.enums import Environment, ExecutionStatus
 from execution.errors import Conflict
 from execution.masking import mask_text
 from execution.plans import PlanInvalid
+from execution.realtime.reader import event_types_parse
 from execution.selectors import (
     dead_letters_visible_to,
     execution_events_after,
@@ -215,6 +216,9 @@ class ExecutionEventsView(APIView):
             OpenApiParameter(
                 "limit", int, description=f"at most this many (default and maximum {EVENTS_PAGE})"
             ),
+            OpenApiParameter(
+                "types", str, description="comma-separated event types to keep, e.g. failed,step_output"
+            ),
         ],
         responses={200: s.EventPageOut, 400: s.InvalidOut, 401: _detail, 404: _detail},
     )
@@ -226,9 +230,14 @@ class ExecutionEventsView(APIView):
         except ValueError:
             raise _bad("after", "integers are required for after and limit") from None
         limit = max(1, min(limit, EVENTS_PAGE))
-        events = list(
-            execution_events_after(execution=execution, after=after).select_related("actor")[:limit]
-        )
+        try:
+            types = event_types_parse(request.query_params.get("types"))
+        except ValueError as error:
+            raise _bad("types", str(error)) from None
+        events_qs = execution_events_after(execution=execution, after=after).select_related("actor")
+        if types is not None:
+            events_qs = events_qs.filter(event_type__in=sorted(types))
+        events = list(events_qs[:limit])
         return Response(
             {"results": [event_payload(e) for e in events], "last_id": events[-1].pk if events else after}
         )

@@ -1,4 +1,4 @@
-"""Operator pages /executions/ (§11)."""
+"""Operator pages (§11, §19): home, executions, one execution and its actions, audit, members."""
 
 from __future__ import annotations
 
@@ -6,10 +6,27 @@ from typing import Any
 
 from django.urls import path
 
-from execution.pages.views import execution_cancel_page, execution_detail_page, executions_list_page
+from execution.pages import audit, detail, executions, home, members
 
 urlpatterns: list[Any] = [
-    path("executions/", executions_list_page, name="executions_page"),
-    path("executions/<uuid:execution_id>/", execution_detail_page, name="execution_page"),
-    path("executions/<uuid:execution_id>/cancel/", execution_cancel_page, name="execution_cancel_page"),
+    path("", home.home_page, name="home"),
+    path("executions/", executions.executions_list_page, name="executions_page"),
+    path("executions/rows/", executions.executions_rows_fragment, name="executions_rows"),
+    path("executions/<uuid:execution_id>/", detail.execution_detail_page, name="execution_page"),
+    path(
+        "executions/<uuid:execution_id>/cancel/", detail.execution_cancel_page, name="execution_cancel_page"
+    ),
+    path(
+        "executions/<uuid:execution_id>/run-again/",
+        detail.execution_run_again_page,
+        name="execution_run_again_page",
+    ),
+    path(
+        "executions/<uuid:execution_id>/output.txt",
+        detail.execution_output_download,
+        name="execution_output_download",
+    ),
+    path("audit/", audit.audit_page, name="audit_page"),
+    path("tenants/", members.tenants_page, name="tenants_page"),
+    path("tenants/<slug:slug>/members/", members.members_page, name="members_page"),
 ]

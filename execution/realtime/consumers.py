@@ -21,7 +21,7 @@ from django.conf import settings
 from execution.models import Execution, Tenant
 from execution.realtime.access import can_watch_tenant
 from execution.realtime.groups import CATCHUP_GROUP, execution_group, tenant_group
-from execution.realtime.reader import StreamRead, stream_head, stream_read
+from execution.realtime.reader import StreamRead, event_types_parse, stream_head, stream_read
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +56,14 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         if code is None:
             code = await self.authorize(user)
         after: int | None = None
+        self.types: frozenset[str] | None = None
         if code is None:
-            raw = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("after")
+            query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+            raw = query.get("after")
             try:
                 after = int(raw[0]) if raw else None
+                # ?types=a,b: only those event types, replay included.
+                self.types = event_types_parse(",".join(query.get("types", [])))
             except ValueError:
                 code = CLOSE_BAD_REQUEST
         # The close code only reaches the client after an accepted handshake.
@@ -109,7 +113,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
             while True:
                 try:
                     read: StreamRead = await database_sync_to_async(stream_read)(
-                        after=self.last_id, **self.stream_filter
+                        after=self.last_id, types=self.types, **self.stream_filter
                     )
                 except Exception:  # the database is away: the next catch-up retries
                     logger.exception("reading events failed")

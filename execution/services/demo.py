@@ -56,12 +56,50 @@ def demo_password_generate() -> str:
     return secrets.token_urlsafe(12)
 
 
+def _remembered_path() -> Path:
+    from opsconductor import embedded_pg
+
+    return embedded_pg.state_dir() / "demo-password"
+
+
+def demo_password_remembered() -> str | None:
+    """The demo password last set (kept in the state directory), if any."""
+    path = _remembered_path()
+    return path.read_text().strip() or None if path.exists() else None
+
+
+def _remember(password: str) -> None:
+    path = _remembered_path()
+    path.write_text(password)
+    path.chmod(0o600)
+
+
+def demo_password_choose(*, password: str | None, reset: bool) -> tuple[str, bool]:
+    """(the demo password, whether existing demo users get it now).
+
+    An explicit ``password`` or ``reset`` sets every demo user's password (and remembers it);
+    otherwise existing users keep theirs and the remembered one is reported, so ``serve``'s
+    banner and ``demo --json`` always agree.
+    """
+    if password:
+        _remember(password)
+        return password, True
+    remembered = demo_password_remembered()
+    if reset or remembered is None:
+        fresh = demo_password_generate()
+        _remember(fresh)
+        return fresh, True
+    return remembered, False
+
+
 @transaction.atomic
-def demo_seed(*, password: str) -> DemoSeed:
+def demo_seed(*, password: str | None = None, reset_passwords: bool = False) -> DemoSeed:
     """Create or refresh the demo tenants, users, memberships, tokens and assets.
 
-    Safe to run any number of times: existing rows are reused, passwords set to ``password``.
+    Safe to run any number of times: existing rows are reused. Passwords: see
+    :func:`demo_password_choose` -- a plain re-run never changes a demo user's password.
     """
+    password, set_existing = demo_password_choose(password=password, reset=reset_passwords)
     user_model = get_user_model()
     tenants = {
         slug: Tenant.objects.get_or_create(slug=slug, defaults={"name": slug.title()})[0]
@@ -69,9 +107,10 @@ def demo_seed(*, password: str) -> DemoSeed:
     }
     seed = DemoSeed(tenants=sorted(tenants))
     for username, tenant_slug, role in DEMO_USERS:
-        user, _ = user_model.objects.get_or_create(username=username)
+        user, created = user_model.objects.get_or_create(username=username)
         user.is_staff = role == Role.ADMIN
-        user.set_password(password)
+        if created or set_existing or not user.has_usable_password():
+            user.set_password(password)
         user.save()
         Membership.objects.update_or_create(tenant=tenants[tenant_slug], user=user, defaults={"role": role})
         token, _ = Token.objects.get_or_create(user=user)

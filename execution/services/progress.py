@@ -204,10 +204,15 @@ def progress_for(*, execution: Execution) -> dict[str, Any]:
     percent = done * 100 // total if total else 0
     now = timezone.now()
     eta_ms = 0.0
+    # Without any history of a step, its share of the plan's own estimate stands in.
+    estimate = (execution.plan_snapshot or {}).get("estimated_duration_seconds")
+    share_ms = float(estimate) * 1000 / total if isinstance(estimate, int | float) and total else None
     for step in steps:
         if step["status"] in FINISHED_STATUSES:
             continue
         expected = step_expected_ms(step_type=step["step_type"], step_name=step["step_name"])
+        if expected is None:
+            expected = share_ms
         if expected is None:
             return {"percent": percent, "steps_done": done, "steps_total": total, "eta_seconds": None}
         if step["status"] == ExecutionStatus.RUNNING and step["started_at"] is not None:

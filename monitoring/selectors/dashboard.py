@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from execution.enums import FINISHED_STATUSES, ExecutionStatus
+from execution.enums import FINISHED_STATUSES, ExecutionStatus, Role
 from execution.models import Membership, Tenant, WorkerHeartbeat
 from execution.selectors import tenant_ids_of
 from execution.services.limits import limits_usage
@@ -19,6 +19,7 @@ from monitoring.selectors import figures
 from monitoring.selectors.summary import metrics_summary
 
 ALERT_LIMIT = 50
+ACKNOWLEDGED_LIMIT = 10
 WORKER_LIMIT = 50
 DASHBOARD_WINDOW = timedelta(hours=1)
 
@@ -30,6 +31,17 @@ def monitoring_tenant_ids(user: Any) -> list[int] | None:
     return tenant_ids_of(user)
 
 
+def alert_acknowledger_tenant_ids(user: Any) -> set[int] | None:
+    """None = every tenant (superusers); else tenants where the user holds a role that acts."""
+    if getattr(user, "is_superuser", False):
+        return None
+    return set(
+        Membership.objects.filter(user_id=user.pk)
+        .exclude(role=Role.VIEWER)
+        .values_list("tenant_id", flat=True)
+    )
+
+
 def monitoring_allowed(user: Any) -> bool:
     """Staff and tenant members see the dashboard (members only their tenants' figures)."""
     if not getattr(user, "is_authenticated", False):
@@ -37,8 +49,15 @@ def monitoring_allowed(user: Any) -> bool:
     return bool(user.is_staff or user.is_superuser or Membership.objects.filter(user_id=user.pk).exists())
 
 
-def alerts_visible(tenant_ids: Sequence[int] | None, limit: int = ALERT_LIMIT) -> list[SlaAlert]:
-    alerts = SlaAlert.objects.select_related("execution", "tenant").order_by("-detected_at", "-id")
+def alerts_visible(
+    tenant_ids: Sequence[int] | None, limit: int = ALERT_LIMIT, *, acknowledged: bool = False
+) -> list[SlaAlert]:
+    """Active (unacknowledged) alerts, or the most recently acknowledged ones."""
+    alerts = SlaAlert.objects.select_related("execution", "tenant", "acknowledged_by")
+    alerts = alerts.filter(acknowledged_at__isnull=not acknowledged)
+    alerts = (
+        alerts.order_by("-acknowledged_at", "-id") if acknowledged else alerts.order_by("-detected_at", "-id")
+    )
     if tenant_ids is not None:
         alerts = alerts.filter(tenant_id__in=list(tenant_ids))
     return list(alerts[:limit])
@@ -77,7 +96,8 @@ def dashboard_data(*, user: Any) -> dict[str, Any]:
         "scalars": figures.scalar_counts(tenant_ids),
         "histograms": figures.execution_duration_histograms(tenant_ids),
         "alerts": [{"alert": a, "open": a.execution.status not in finished} for a in alerts],
-        "open_alerts": sum(1 for a in alerts if a.execution.status not in finished),
+        "open_alerts": len(alerts),
+        "acknowledged": alerts_visible(tenant_ids, ACKNOWLEDGED_LIMIT, acknowledged=True),
         "workers": workers_recent(),
         "limits": limits_usage(tenant_ids=tenant_ids),
     }

@@ -18,7 +18,12 @@ from monitoring.selectors.sql import ENDED_STATUSES, fetch_all, tenant_filter
 EXECUTION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 STEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
-EXECUTION_SECONDS = "EXTRACT(EPOCH FROM (e.completed_at - e.started_at))"
+# Run time of an execution's last attempt: a retried or requeued execution is timed from the
+# start of the attempt that ended it (the queue item's claim), not from its first start, so
+# back-off waits and earlier attempts never inflate the percentiles.
+EXECUTIONS_WITH_ATTEMPT = "executions e LEFT JOIN execution_queue q ON q.execution_id = e.execution_id"
+ATTEMPT_STARTED = "GREATEST(e.started_at, COALESCE(q.attempt_started_at, e.started_at))"
+EXECUTION_SECONDS = f"EXTRACT(EPOCH FROM (e.completed_at - {ATTEMPT_STARTED}))"
 # When a queue item became claimable: back-off and lock waits push available_at forward, and
 # that waiting is not waiting for a worker (the SLA sweep measures queue waits the same way).
 WAITING_SINCE = "GREATEST(q.enqueued_at, COALESCE(q.available_at, q.enqueued_at))"
@@ -72,7 +77,7 @@ def execution_duration_histograms(tenant_ids: Sequence[int] | None = None) -> di
     """Run time (started -> completed) of ended executions, by SLA class."""
     where, params = tenant_filter("e.tenant_id", tenant_ids)
     return _histograms(
-        "FROM executions e WHERE e.started_at IS NOT NULL AND e.completed_at IS NOT NULL "
+        f"FROM {EXECUTIONS_WITH_ATTEMPT} WHERE e.started_at IS NOT NULL AND e.completed_at IS NOT NULL "
         f"AND e.status::text = ANY(%s){where}",
         EXECUTION_SECONDS,
         "e.sla_class::text",

@@ -11,7 +11,13 @@ from typing import Any
 
 from django.utils import timezone
 
-from monitoring.selectors.figures import EXECUTION_SECONDS, STEP_SECONDS, WAITING_SINCE, sla_compliance
+from monitoring.selectors.figures import (
+    EXECUTION_SECONDS,
+    EXECUTIONS_WITH_ATTEMPT,
+    STEP_SECONDS,
+    WAITING_SINCE,
+    sla_compliance,
+)
 from monitoring.selectors.sql import ENDED_STATUSES, fetch_all, tenant_filter
 
 WINDOW_RE = re.compile(r"^(\d+)\s*([smhd])$")
@@ -70,7 +76,8 @@ def metrics_summary(*, window: timedelta, tenant_ids: Sequence[int] | None) -> d
         return round(n / ended, 4) if ended else None
 
     execution_row = fetch_all(
-        f"SELECT count(*), avg(v), {PERCENTILES} FROM (SELECT {EXECUTION_SECONDS} AS v FROM executions e "
+        f"SELECT count(*), avg(v), {PERCENTILES} FROM (SELECT {EXECUTION_SECONDS} AS v "
+        f"FROM {EXECUTIONS_WITH_ATTEMPT} "
         "WHERE e.started_at IS NOT NULL AND e.completed_at >= %s "
         f"AND e.status::text = ANY(%s){where}) d",
         [since, ENDED_STATUSES, *params],

@@ -1,4 +1,7 @@
-"""``manage.py demo [--password P] [--json]``: seed the demo tenant (idempotent, §12)."""
+"""``manage.py demo [--password P | --reset-passwords] [--json]``: seed the demo tenant (§12).
+
+Idempotent; a plain re-run keeps every demo user's password (the one ``serve`` printed).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +10,23 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from execution.services.demo import demo_example_plans, demo_password_generate, demo_seed
+from execution.services.demo import demo_example_plans, demo_seed
 
 
 class Command(BaseCommand):
     help = "Create or refresh the demo tenants, users (one per role), API tokens and local assets."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--password", help="password for every demo user (default: generated, printed)")
+        parser.add_argument("--password", help="set this password for every demo user (and remember it)")
+        parser.add_argument(
+            "--reset-passwords",
+            action="store_true",
+            help="set a new generated password for every demo user (default: keep existing ones)",
+        )
         parser.add_argument("--json", action="store_true", help="print the seed as JSON")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        password = options["password"] or demo_password_generate()
-        seed = demo_seed(password=password)
+        seed = demo_seed(password=options["password"], reset_passwords=options["reset_passwords"])
         if options["json"]:
             self.stdout.write(json.dumps(seed.as_json(), indent=2))
             return

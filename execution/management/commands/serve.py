@@ -15,22 +15,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from execution.services.demo import demo_password_generate, demo_seed
+from execution.services.demo import demo_seed
 from opsconductor import embedded_pg
 from opsconductor.processes import Child, Supervisor, python_argv
-
-
-def _demo_password(explicit: str | None) -> str:
-    """An explicit password, else the one remembered in the state directory, else a new one."""
-    if explicit:
-        return explicit
-    remembered = Path(embedded_pg.state_dir()) / "demo-password"
-    if remembered.exists():
-        return remembered.read_text().strip()
-    password = demo_password_generate()
-    remembered.write_text(password)
-    remembered.chmod(0o600)
-    return password
 
 
 class Command(BaseCommand):
@@ -92,7 +79,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  database:   embedded PostgreSQL, data in {embedded_pg.pgdata_dir()}")
         if options["no_demo"]:
             return
-        seed = demo_seed(password=_demo_password(options["password"]))
+        seed = demo_seed(password=options["password"])  # existing passwords are kept
         self.stdout.write("  logins (tenant 'demo'; 'outsider' is in tenant 'other'):")
         for name, info in seed.users.items():
             self.stdout.write(

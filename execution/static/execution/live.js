@@ -1,8 +1,12 @@
-/* Live operator pages (§11): plain JavaScript, no build step.
+/* Live operator pages (§11, §19): plain JavaScript, no build step.
  *
  * OpsLive.socket() keeps one WebSocket open: it remembers the id of the last event it
  * handled and reconnects with ?after=<that id> (back-off 0.5 s .. 10 s), so the server
  * replays exactly what was missed. The page says "offline" while it is disconnected.
+ *
+ * The execution page first renders the stored history (embedded as the same messages the
+ * socket sends) through the very function that renders live events, then goes live after
+ * the last stored id: a reload shows exactly what a client that watched live saw.
  */
 (function () {
   "use strict";
@@ -10,6 +14,7 @@
   var FINAL_CLOSE = { 4400: "bad request", 4401: "not logged in", 4403: "forbidden", 4404: "not found" };
   var STEP_STATUS = { step_started: "running", step_completed: "completed", step_failed: "failed",
                       step_skipped: "cancelled", step_cancelled: "cancelled", step_timeout: "timeout" };
+  var FINISHED = ["completed", "failed", "cancelled", "timeout", "partial", "rejected"];
 
   function setLive(el, state, text) {
     if (!el) return;
@@ -51,115 +56,255 @@
 
   function setStatus(el, status) {
     if (!el || !status) return;
-    el.textContent = status;
+    el.textContent = status === "not_run" ? "not run" : status;
     el.className = el.className.replace(/\bstatus-\S+/g, "").trim() + " status-" + status;
   }
 
-  function progressText(p) {
-    var text = p.percent + "% · " + p.steps_done + "/" + p.steps_total + " steps";
-    if (p.eta_seconds) text += " · ETA " + p.eta_seconds + "s";
-    return text;
+  function clock(iso) { return (iso || "").slice(11, 19); }
+
+  function duration(seconds) {
+    seconds = Math.max(0, Math.round(seconds));
+    var m = Math.floor(seconds / 60), s = seconds % 60;
+    return m + ":" + (s < 10 ? "0" : "") + s;
+  }
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function eventLine(ev) {
+    var parts = ["#" + ev.id, clock(ev.created_at), ev.type];
+    if (ev.step_index !== null && ev.step_index !== undefined) parts.push("(step " + ev.step_index + ")");
+    if (ev.to_status) parts.push("· " + (ev.from_status ? ev.from_status + " → " : "→ ") + ev.to_status);
+    var d = ev.data || {};
+    if (d.actor) parts.push("· by " + d.actor);
+    if (ev.type === "approval_vote") parts.push("· " + d.decision + (d.comment ? ": " + d.comment : ""));
+    if (d.reason) parts.push("· " + d.reason);
+    if (d.error_message && d.error_message !== d.reason) parts.push("· " + d.error_message);
+    return parts.join(" ");
   }
 
   function executionDetailPage(root) {
     var id = root.getAttribute("data-execution-id");
+    var after = Number(root.getAttribute("data-after")) || 0;
     var statusEl = document.getElementById("execution-status");
     var fill = document.getElementById("progress-fill");
     var bar = document.getElementById("progress-bar");
     var ptext = document.getElementById("progress-text");
     var log = document.getElementById("event-log");
+    var votes = document.querySelector("#votes tbody");
+    var attempt = 0, attemptStarted = {}, etaDeadline = null, lastProgress = null;
+    var execStatus = statusEl.getAttribute("data-status");
+
     function stepRow(index) { return root.querySelector('tr[data-step-index="' + index + '"]'); }
+    function stepStatuses() {
+      return Array.prototype.map.call(root.querySelectorAll('[data-role="step-status"]'),
+        function (s) { return s.getAttribute("data-status") || s.textContent; });
+    }
+    function setStep(elx, status) { if (elx && status) { setStatus(elx, status); elx.setAttribute("data-status", status); } }
+
+    function renderBar() {
+      var statuses = stepStatuses(), total = statuses.length;
+      var completed = statuses.filter(function (s) { return s === "completed"; }).length;
+      var failed = statuses.filter(function (s) { return s === "failed" || s === "timeout"; }).length;
+      var finished = FINISHED.indexOf(execStatus) >= 0;
+      var percent, text;
+      if (finished) {
+        percent = execStatus === "completed" ? 100 : (total ? Math.floor(completed * 100 / total) : 0);
+        text = execStatus + " · " + completed + "/" + total + " steps completed";
+        if (failed) text += " · " + failed + " failed";
+        bar.setAttribute("data-outcome", execStatus);
+        etaDeadline = null;
+      } else {
+        var p = lastProgress || { percent: 0, steps_done: 0, steps_total: total };
+        percent = p.percent;
+        text = p.percent + "% · " + p.steps_done + "/" + p.steps_total + " steps";
+        if (etaDeadline !== null) {
+          var left = (etaDeadline - Date.now()) / 1000;
+          text += left > 0 ? " · ETA " + duration(left) : " · ETA any moment";
+        }
+        bar.removeAttribute("data-outcome");
+      }
+      fill.style.width = percent + "%";
+      bar.setAttribute("aria-valuenow", percent);
+      ptext.textContent = text;
+    }
+
+    function outputBox(index) {
+      var cell = root.querySelector('tr[data-output-for="' + index + '"] [data-role="attempts"]');
+      if (!cell) return null;
+      var n = Math.max(attempt, 1);
+      var box = cell.querySelector('[data-attempt="' + n + '"]');
+      if (!box) {
+        box = el("details", { "class": "attempt", "data-attempt": String(n), open: "" });
+        var started = attemptStarted[n] ? " · started " + clock(attemptStarted[n]) : "";
+        box.appendChild(el("summary", {}, "Attempt " + n + started));
+        box.appendChild(el("pre", { "data-stream": "stdout", "aria-label": "stdout", hidden: "" }));
+        box.appendChild(el("pre", { "data-stream": "stderr", "class": "stderr-pane", "aria-label": "stderr", hidden: "" }));
+        cell.appendChild(box);
+        cell.closest("tr").hidden = false;
+      }
+      return box;
+    }
+
+    function appendOutput(ev) {
+      var d = ev.data || {};
+      if (typeof d.text !== "string") return;
+      var box = outputBox(ev.step_index);
+      if (!box) return;
+      var stream = d.stream === "stderr" ? "stderr" : "stdout";
+      var pre = box.querySelector('pre[data-stream="' + stream + '"]');
+      pre.hidden = false;
+      var line = el("span", { "class": stream === "stderr" ? "stderr" : "" });
+      line.appendChild(el("span", { "class": "ts" }, "[" + clock(ev.created_at) + "] "));
+      line.appendChild(document.createTextNode(d.text + (d.truncated ? " […" + d.dropped_chars + " characters dropped]" : "")));
+      if (d.text && d.text.slice(-1) !== "\n") line.appendChild(document.createTextNode("\n"));
+      pre.appendChild(line);
+      pre.scrollTop = pre.scrollHeight;
+    }
+
     function onEvent(ev) {
-      if (ev.step_index === null || ev.step_index === undefined) {
-        if (ev.to_status) setStatus(statusEl, ev.to_status);
-        if (["completed", "failed", "cancelled", "timeout", "partial", "rejected"].indexOf(ev.to_status) >= 0) {
+      var live = ev.id > after;
+      if (ev.type === "started") { attempt += 1; attemptStarted[attempt] = ev.created_at; }
+      if (ev.type === "step_output") {
+        appendOutput(ev);
+      } else if (ev.step_index === null || ev.step_index === undefined) {
+        if (ev.to_status) {
+          execStatus = ev.to_status;
+          setStatus(statusEl, ev.to_status);
+          statusEl.setAttribute("data-status", ev.to_status);
+        }
+        if (FINISHED.indexOf(ev.to_status) >= 0) {
           var form = document.getElementById("cancel-form");
           if (form) form.hidden = true;
-        }
-        if (ev.to_status === "cancelled") {  // §13: the steps not run end cancelled
-          root.querySelectorAll('[data-role="step-status"]').forEach(function (el) {
-            if (el.textContent === "queued" || el.textContent === "running") setStatus(el, "cancelled");
+          root.querySelectorAll('[data-role="step-status"]').forEach(function (s) {
+            var st = s.getAttribute("data-status");
+            if (st === "queued") setStep(s, "not_run");
+            else if (st === "running" && ev.to_status === "cancelled") setStep(s, "cancelled");
           });
+          if (live && ev.data && ev.data.error_message) {
+            var box = document.getElementById("error-box");
+            if (box) { box.hidden = false; box.querySelector("span").textContent = ev.data.error_message; }
+          }
+        }
+        if (live && ev.type === "approval_vote" && votes) {
+          var d = ev.data || {};
+          var tr = el("tr");
+          [d.voter || d.actor || "", d.decision || "", d.comment || "", clock(ev.created_at)].forEach(function (t) {
+            tr.appendChild(el("td", {}, t));
+          });
+          votes.appendChild(tr);
+          var none = document.getElementById("no-votes");
+          if (none) none.hidden = true;
+          votes.closest("table").hidden = false;
         }
       } else {
         var row = stepRow(ev.step_index);
-        if (row && ev.type === "step_output") {
-          var pre = root.querySelector('tr[data-output-for="' + ev.step_index + '"] pre');
-          if (pre && ev.data && typeof ev.data.text === "string") {
-            pre.hidden = false;
-            pre.textContent += ev.data.text;
-            pre.scrollTop = pre.scrollHeight;
-          }
-        } else if (row) {
+        if (row) {
           var status = ev.type.indexOf("step_") === 0 ? ev.to_status || STEP_STATUS[ev.type] : null;
-          setStatus(row.querySelector('[data-role="step-status"]'), status);
+          setStep(row.querySelector('[data-role="step-status"]'), status);
           if (ev.data && typeof ev.data.duration_ms === "number") {
-            row.querySelector('[data-role="duration"]').textContent = ev.data.duration_ms + " ms";
+            row.querySelector('[data-role="duration"]').textContent = (ev.data.duration_ms / 1000).toFixed(2) + " s";
           }
         }
       }
       if (ev.progress) {
-        fill.style.width = ev.progress.percent + "%";
-        bar.setAttribute("aria-valuenow", ev.progress.percent);
-        ptext.textContent = progressText(ev.progress);
+        lastProgress = ev.progress;
+        // Each estimate restarts the countdown; without one the running countdown goes on.
+        if (typeof ev.progress.eta_seconds === "number" && ev.progress.eta_seconds > 0) {
+          etaDeadline = Date.now() + ev.progress.eta_seconds * 1000;
+        }
       }
-      if (log && ev.type !== "step_output") {
-        var li = document.createElement("li");
-        var change = ev.to_status ? (ev.from_status ? ev.from_status + " → " : "→ ") + ev.to_status : "";
-        li.textContent = "#" + ev.id + " " + ev.type + (ev.step_index !== null ? " (step " + ev.step_index + ")" : "") +
-          (change ? " · " + change : "");
-        log.appendChild(li);
-      }
+      if (log && ev.type !== "step_output") log.appendChild(el("li", { "data-event-id": String(ev.id) }, eventLine(ev)));
+      renderBar();
     }
-    socket("/ws/executions/" + id + "/", root.getAttribute("data-after"), onEvent, document.getElementById("live-status"));
+
+    var history = JSON.parse(document.getElementById("execution-history").textContent);
+    history.forEach(onEvent);
+    renderBar();
+    setInterval(function () { if (etaDeadline !== null) renderBar(); }, 1000);
+    socket("/ws/executions/" + id + "/", after, onEvent, document.getElementById("live-status"));
   }
 
   function executionsListPage(root) {
     var tenants = JSON.parse(document.getElementById("live-tenants").textContent);
     var tbody = root.querySelector("tbody");
     var statusEl = document.getElementById("live-status");
-    function rowFor(ev) {
-      var row = tbody.querySelector('tr[data-execution-id="' + ev.execution_id + '"]');
-      if (row) return row;
-      var empty = tbody.querySelector("tr.empty");
-      if (empty) empty.remove();
-      row = document.createElement("tr");
-      row.setAttribute("data-execution-id", ev.execution_id);
-      var cells = ["", "", "", "", "", "", ""];
-      cells.forEach(function () { row.appendChild(document.createElement("td")); });
-      var a = document.createElement("a");
-      a.href = "/executions/" + ev.execution_id + "/";
-      a.innerHTML = "<code></code>";
-      a.firstChild.textContent = ev.execution_id.slice(0, 8);
-      row.cells[0].appendChild(a);
-      row.cells[1].textContent = (ev.data && ev.data.plan_name) || "(new)";
-      row.cells[2].textContent = ev.tenant || "";
-      var badge = document.createElement("span");
-      badge.className = "status";
-      badge.setAttribute("data-role", "status");
-      row.cells[4].appendChild(badge);
-      row.cells[5].setAttribute("data-role", "progress");
-      row.cells[6].textContent = (ev.created_at || "").replace("T", " ").slice(0, 19);
-      tbody.insertBefore(row, tbody.firstChild);
-      return row;
+    var filter = root.getAttribute("data-filter") || "";
+    var wanted = {}, timer = null;
+
+    function fetchRows() {
+      timer = null;
+      var ids = Object.keys(wanted);
+      wanted = {};
+      if (!ids.length) return;
+      var url = "/executions/rows/?ids=" + ids.join(",") + (filter ? "&" + filter : "");
+      fetch(url, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : ""; }).then(function (html) {
+        if (!html.trim()) return;
+        var tmp = document.createElement("tbody");
+        tmp.innerHTML = html;
+        Array.prototype.slice.call(tmp.querySelectorAll("tr[data-execution-id]")).reverse().forEach(function (row) {
+          var old = tbody.querySelector('tr[data-execution-id="' + row.getAttribute("data-execution-id") + '"]');
+          if (old) { old.replaceWith(row); } else { tbody.insertBefore(row, tbody.firstChild); }
+          var empty = tbody.querySelector("tr.empty");
+          if (empty) empty.remove();
+          flash(row);
+        });
+      });
     }
-    function onEvent(tenant) {
-      return function (ev) {
-        ev.tenant = tenant;
-        var row = rowFor(ev);
-        if ((ev.step_index === null || ev.step_index === undefined) && ev.to_status) {
-          setStatus(row.querySelector('[data-role="status"]'), ev.to_status);
-        }
-        if (ev.progress) row.querySelector('[data-role="progress"]').textContent = progressText(ev.progress);
-        row.classList.add("flash");
-        setTimeout(function () { row.classList.remove("flash"); }, 800);
-      };
+    function flash(row) {
+      row.classList.add("flash");
+      setTimeout(function () { row.classList.remove("flash"); }, 800);
+    }
+    function onEvent(ev) {
+      var row = tbody.querySelector('tr[data-execution-id="' + ev.execution_id + '"]');
+      if (!row) {  // a row this page does not show yet: ask the server whether it matches the filter
+        wanted[ev.execution_id] = true;
+        if (timer === null) timer = setTimeout(fetchRows, 300);
+        return;
+      }
+      if ((ev.step_index === null || ev.step_index === undefined) && ev.to_status) {
+        setStatus(row.querySelector('[data-role="status"]'), ev.to_status);
+      }
+      if (ev.progress) {
+        row.querySelector('[data-role="progress"]').textContent =
+          ev.progress.percent + "% · " + ev.progress.steps_done + "/" + ev.progress.steps_total;
+      }
+      flash(row);
     }
     tenants.forEach(function (t) {
-      socket("/ws/tenants/" + encodeURIComponent(t.slug) + "/executions/", t.after, onEvent(t.slug), statusEl);
+      socket("/ws/tenants/" + encodeURIComponent(t.slug) + "/executions/", t.after, onEvent, statusEl);
     });
     if (!tenants.length) setLive(statusEl, "closed", "no tenant to follow");
   }
 
-  window.OpsLive = { socket: socket, executionDetailPage: executionDetailPage, executionsListPage: executionsListPage };
+  function refreshInPlace(rootId, url, seconds, statusId) {
+    var statusEl = document.getElementById(statusId);
+    function tick() {
+      var root = document.getElementById(rootId), focus = document.activeElement;
+      if (root && focus && root.contains(focus) && /^(INPUT|TEXTAREA|SELECT)$/.test(focus.tagName) && focus.value) {
+        setTimeout(tick, seconds * 1000);  // never wipe what the operator is typing
+        return;
+      }
+      fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+        .then(function (html) {
+          var root = document.getElementById(rootId);
+          var tmp = document.createElement("div");
+          tmp.innerHTML = html;
+          var fresh = tmp.querySelector("#" + rootId);
+          if (root && fresh) root.replaceWith(fresh);
+          setLive(statusEl, "online", "updated " + new Date().toTimeString().slice(0, 8));
+        })
+        .catch(function () { setLive(statusEl, "offline", "update failed; retrying"); })
+        .then(function () { setTimeout(tick, seconds * 1000); });
+    }
+    setTimeout(tick, seconds * 1000);
+  }
+
+  window.OpsLive = { socket: socket, executionDetailPage: executionDetailPage,
+                     executionsListPage: executionsListPage, refreshInPlace: refreshInPlace };
 })();

@@ -1,0 +1,192 @@
+"""``/audit/``: who did what in the user's tenants (§19), filterable, paginated.
+
+Two sources, read as one stream: the execution events that record a person's (or the
+policy's) decision -- submissions, votes, cancels, requeues, denials, secret accesses -- and
+the audit log rows written where no execution exists (a refused submission, for example).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import CharField, F, Q, QuerySet, UUIDField, Value
+from django.db.models.fields.json import KT
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from execution.enums import ActorType
+from execution.models import AuditLog, ExecutionEvent, Tenant
+from execution.realtime.access import watchable_tenant_ids
+
+PAGE_SIZE = 50
+# kind -> (event types, event type prefix) of execution events and audit-log rows.
+KINDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "submission": (("created",), ""),
+    "vote": (("approval_vote", "approval_expired"), ""),
+    "cancel": (("cancel_requested", "cancelled"), ""),
+    "requeue": (("requeued", "dlq_archived"), ""),
+    "denial": (("rbac_violation", "rbac_warning"), ""),
+    "secret": ((), "secret_"),
+    "alert": (("sla_violation", "sla_alert_acknowledged"), ""),
+    "membership": (
+        ("member_added", "member_role_changed", "member_removed", "token_rotated", "token_revoked"),
+        "",
+    ),
+}
+COLUMNS = (
+    "source",
+    "row_id",
+    "created_at",
+    "event_type",
+    "actor_name",
+    "execution",
+    "plan",
+    "details",
+    "text",
+)
+
+
+class AuditFilterInvalid(ValueError):
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(f"{field_name}: {reason}")
+        self.field = field_name
+        self.reason = reason
+
+
+def _kind_q(kind: str) -> Q:
+    types, prefix = KINDS[kind]
+    q = Q(event_type__in=types) if types else Q(pk__in=[])
+    return q | Q(event_type__startswith=prefix) if prefix else q
+
+
+def kind_of(event_type: str) -> str:
+    for kind, (types, prefix) in KINDS.items():
+        if event_type in types or (prefix and event_type.startswith(prefix)):
+            return kind
+    return "other"
+
+
+def _parse_date(params: Any, name: str) -> dt.datetime | None:
+    raw = params.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        day = dt.date.fromisoformat(raw)
+    except ValueError:
+        raise AuditFilterInvalid(name, "expected a date YYYY-MM-DD") from None
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def audit_filter_parse(params: Any) -> dict[str, Any]:
+    kind = params.get("kind", "").strip()
+    if kind and kind not in KINDS:
+        raise AuditFilterInvalid("kind", f"one of {', '.join(KINDS)}")
+    actor = params.get("actor", "").strip()
+    if len(actor) > 150 or "\x00" in actor:
+        raise AuditFilterInvalid("actor", "at most 150 characters, no NUL")
+    tenant = params.get("tenant", "").strip()[:64]
+    to = _parse_date(params, "to")
+    return {
+        "kind": kind,
+        "actor": actor,
+        "tenant": tenant,
+        "from": _parse_date(params, "from"),
+        "to": to + dt.timedelta(days=1) if to else None,
+        "raw": {k: params.get(k, "") for k in ("kind", "actor", "tenant", "from", "to") if params.get(k)},
+    }
+
+
+def audit_stream(*, tenant_ids: list[int], flt: dict[str, Any]) -> QuerySet[Any]:
+    """Audit entries of ``tenant_ids`` matching ``flt``, newest first, as one UNION query."""
+    kinds = [flt["kind"]] if flt["kind"] else list(KINDS)
+    wanted = Q(pk__in=[])
+    for kind in kinds:
+        wanted |= _kind_q(kind)
+    # The engine's own "cancelled" transition follows a person's cancel_requested: keep only
+    # the cancels a person (or the system on their behalf) did, not the worker's echo.
+    events = ExecutionEvent.objects.filter(wanted, tenant_id__in=tenant_ids).exclude(
+        event_type="cancelled", actor_type=ActorType.WORKER
+    )
+    logs = AuditLog.objects.filter(wanted, tenant_id__in=tenant_ids)
+    if flt["actor"]:
+        events = events.filter(actor__username=flt["actor"])
+        logs = logs.filter(actor__username=flt["actor"])
+    if flt["from"]:
+        events, logs = events.filter(created_at__gte=flt["from"]), logs.filter(created_at__gte=flt["from"])
+    if flt["to"]:
+        events, logs = events.filter(created_at__lt=flt["to"]), logs.filter(created_at__lt=flt["to"])
+    if flt["tenant"]:
+        events = events.filter(tenant_id__in=Tenant.objects.filter(slug=flt["tenant"]).values("pk"))
+        logs = logs.filter(tenant__slug=flt["tenant"])
+    event_rows = events.values_list(
+        Value("event", output_field=CharField()),
+        "pk",
+        "created_at",
+        "event_type",
+        "actor__username",
+        "execution_id",
+        KT("execution__plan_snapshot__name"),
+        "details",
+        "error_message",
+    )
+    log_rows = logs.values_list(
+        Value("log", output_field=CharField()),
+        "pk",
+        "created_at",
+        "event_type",
+        "actor__username",
+        Value(None, output_field=UUIDField()),
+        Value("", output_field=CharField()),
+        "details",
+        F("reason"),
+    )
+    return event_rows.union(log_rows, all=True).order_by("-created_at", "-row_id")  # type: ignore[no-any-return]
+
+
+def _summary(event_type: str, details: dict[str, Any], text: str) -> str:
+    d = details or {}
+    if event_type == "approval_vote":
+        return f"{d.get('decision', '')}" + (f": {d['comment']}" if d.get("comment") else "")
+    if event_type == "created":
+        return (
+            f"{d.get('environment', '')} · {d.get('action_class', '')} · level {d.get('approval_level', 0)}"
+        )
+    parts = [str(d[k]) for k in ("reason", "path", "step_index") if d.get(k) not in (None, "")]
+    if text and text not in parts:
+        parts.append(text)
+    return " · ".join(parts)
+
+
+@login_required
+def audit_page(request: HttpRequest) -> HttpResponse:
+    tenant_ids = watchable_tenant_ids(request.user)
+    try:
+        flt = audit_filter_parse(request.GET)
+    except AuditFilterInvalid as bad:
+        return render(request, "audit.html", {"error": f"{bad.field}: {bad.reason}"}, status=400)
+    paginator = Paginator(audit_stream(tenant_ids=tenant_ids, flt=flt), PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page") or 1)
+    rows = [
+        dict(zip(COLUMNS, row, strict=True))
+        | {"kind": kind_of(row[3]), "summary": _summary(row[3], row[7], row[8])}
+        for row in page.object_list
+    ]
+    base = urlencode(flt["raw"])
+    return render(
+        request,
+        "audit.html",
+        {
+            "rows": rows,
+            "page": page,
+            "flt": flt["raw"],
+            "kinds": list(KINDS),
+            "tenants": Tenant.objects.filter(pk__in=tenant_ids).order_by("slug"),
+            "prev_qs": f"{base}&page={page.previous_page_number()}" if page.has_previous() else None,
+            "next_qs": f"{base}&page={page.next_page_number()}" if page.has_next() else None,
+        },
+    )

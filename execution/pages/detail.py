@@ -1,0 +1,167 @@
+"""``/executions/<id>/``: one execution, its whole history, then live (§11, §19).
+
+Also the page's actions: cancel, Run again (a new execution of the same plan under the
+caller's own rights, linked by ``parent_execution_id``) and the output download.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from approvals.models import Approval
+from execution.enums import FINISHED_STATUSES, ExecutionStatus, Role
+from execution.errors import DomainError
+from execution.models import Execution, ExecutionStep
+from execution.pages.history import (
+    cancel_reason,
+    execution_history,
+    history_messages,
+    output_text,
+)
+from execution.plans import PlanInvalid
+from execution.realtime.access import can_cancel, watchable_tenant_ids
+from execution.selectors import membership_role
+from execution.services.cancel import execution_cancel
+from execution.services.progress import progress_for
+from execution.services.submit import SubmitDenied, execution_submit
+
+# Roles that may submit anything at all; the submit service decides the plan itself.
+SUBMIT_ROLES = frozenset({Role.OPERATOR, Role.DEPLOYER, Role.ADMIN})
+
+
+def visible_execution(request: HttpRequest, execution_id: uuid.UUID) -> Execution:
+    execution = (
+        Execution.objects.select_related("tenant", "actor")
+        .filter(execution_id=execution_id, tenant_id__in=watchable_tenant_ids(request.user))
+        .first()
+    )
+    if execution is None:
+        raise Http404("No such execution")  # another tenant's execution is simply unknown
+    return execution
+
+
+def _step_rows(execution: Execution) -> list[dict[str, Any]]:
+    finished = execution.status in FINISHED_STATUSES
+    rows = []
+    for step in ExecutionStep.objects.filter(execution__execution_id=execution.execution_id).order_by(
+        "step_index"
+    ):
+        status = step.status
+        # A step that never started in a finished execution (rejected, cancelled before it,
+        # or after an earlier failure) did not run: say so instead of "queued".
+        shown = "not_run" if finished and status == ExecutionStatus.QUEUED else status
+        duration = f"{step.duration_ms / 1000:.2f} s" if step.duration_ms is not None else ""
+        rows.append({"step": step, "status": shown, "duration": duration})
+    return rows
+
+
+def _approval(execution: Execution) -> tuple[Approval | None, list[Any]]:
+    approval = (
+        Approval.objects.filter(execution__execution_id=execution.execution_id)
+        .select_related("approver")
+        .first()
+    )
+    if approval is None:
+        return None, []
+    return approval, list(approval.votes.select_related("voter").order_by("created_at", "id"))
+
+
+@login_required
+def execution_detail_page(request: HttpRequest, execution_id: uuid.UUID) -> HttpResponse:
+    execution = visible_execution(request, execution_id)
+    events = execution_history(execution=execution)
+    approval, votes = _approval(execution)
+    role = membership_role(user=request.user, tenant_id=execution.tenant_id)
+    parent = None
+    if execution.parent_execution_id:
+        parent = Execution.objects.filter(
+            execution_id=execution.parent_execution_id, tenant_id=execution.tenant_id
+        ).first()
+    context = {
+        "execution": execution,
+        "plan_name": (execution.plan_snapshot or {}).get("name", ""),
+        "steps": _step_rows(execution),
+        "progress": progress_for(execution=execution),
+        "history": history_messages(events),
+        "after": events[-1].pk if events else 0,
+        "approval": approval,
+        "votes": votes,
+        "cancel_reason": cancel_reason(events),
+        "parent": parent,
+        "children": list(
+            Execution.objects.filter(
+                parent_execution_id=execution.execution_id, tenant_id=execution.tenant_id
+            )
+            .order_by("-created_at")
+            .values("execution_id", "status", "created_at")[:10]
+        ),
+        "can_cancel": execution.status not in FINISHED_STATUSES and can_cancel(request.user, execution),
+        "can_run_again": role in SUBMIT_ROLES,
+    }
+    return render(request, "executions/detail.html", context)
+
+
+@login_required
+@require_POST
+def execution_cancel_page(request: HttpRequest, execution_id: uuid.UUID) -> HttpResponse:
+    execution = visible_execution(request, execution_id)
+    if not can_cancel(request.user, execution):
+        raise PermissionDenied("You may not cancel this execution.")
+    try:
+        execution_cancel(execution=execution, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, f"Not cancelled: {exc}")
+    else:
+        messages.success(request, "Cancellation requested.")
+    return redirect("execution_page", execution_id=execution.execution_id)
+
+
+@login_required
+@require_POST
+def execution_run_again_page(request: HttpRequest, execution_id: uuid.UUID) -> HttpResponse:
+    """Submit the same plan again as the caller, with a fresh idempotency key.
+
+    The submit service decides (the caller's rights, approval level, classification): a
+    viewer is refused there and the refusal is audited like any other submission.
+    """
+    original = visible_execution(request, execution_id)
+    try:
+        outcome = execution_submit(
+            tenant=original.tenant,
+            actor=request.user,
+            plan=original.plan_snapshot,
+            approval_level=original.approval_level,
+            priority=original.priority,
+            dry_run=original.dry_run,
+            tags=list(original.tags or []),
+            metadata=dict(original.metadata or {}),
+            parent_execution_id=original.execution_id,
+            # A fresh key: a run again is a new execution, never an idempotent replay.
+            idempotency_header=f"run-again:{uuid.uuid4()}",
+        )
+    except SubmitDenied as denied:
+        messages.error(request, f"Run again refused: {denied.reason}")
+        return redirect("execution_page", execution_id=original.execution_id)
+    except (PlanInvalid, DomainError) as error:
+        messages.error(request, f"Run again refused: {error}")
+        return redirect("execution_page", execution_id=original.execution_id)
+    messages.success(request, f"Started again as {outcome.execution.execution_id}.")
+    return redirect("execution_page", execution_id=outcome.execution.execution_id)
+
+
+@login_required
+def execution_output_download(request: HttpRequest, execution_id: uuid.UUID) -> HttpResponse:
+    """The stored (masked) output of every step and attempt as one text file."""
+    execution = visible_execution(request, execution_id)
+    text = output_text(execution=execution, events=execution_history(execution=execution))
+    response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="execution-{execution.execution_id}.txt"'
+    return response
