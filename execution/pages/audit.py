@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import CharField, F, Q, QuerySet, UUIDField, Value
-from django.db.models.fields.json import KT
+from django.db.models.fields.json import KeyTextTransform
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -38,17 +38,6 @@ KINDS: dict[str, tuple[tuple[str, ...], str]] = {
         "",
     ),
 }
-COLUMNS = (
-    "source",
-    "row_id",
-    "created_at",
-    "event_type",
-    "actor_name",
-    "execution",
-    "plan",
-    "details",
-    "text",
-)
 
 
 class AuditFilterInvalid(ValueError):
@@ -123,29 +112,30 @@ def audit_stream(*, tenant_ids: list[int], flt: dict[str, Any]) -> QuerySet[Any]
     if flt["tenant"]:
         events = events.filter(tenant_id__in=Tenant.objects.filter(slug=flt["tenant"]).values("pk"))
         logs = logs.filter(tenant__slug=flt["tenant"])
-    event_rows = events.values_list(
-        Value("event", output_field=CharField()),
-        "pk",
-        "created_at",
-        "event_type",
-        "actor__username",
-        "execution_id",
-        KT("execution__plan_snapshot__name"),
-        "details",
-        "error_message",
+    # The same column names on both sides: UNION ALL reads them positionally, ORDER BY by name.
+    event_rows = events.values(
+        source=Value("event", output_field=CharField()),
+        row_id=F("pk"),
+        at=F("created_at"),
+        type=F("event_type"),
+        actor_name=F("actor__username"),
+        execution_ref=F("execution_id"),
+        plan=KeyTextTransform("name", "execution__plan_snapshot"),
+        info=F("details"),
+        text=F("error_message"),
     )
-    log_rows = logs.values_list(
-        Value("log", output_field=CharField()),
-        "pk",
-        "created_at",
-        "event_type",
-        "actor__username",
-        Value(None, output_field=UUIDField()),
-        Value("", output_field=CharField()),
-        "details",
-        F("reason"),
+    log_rows = logs.values(
+        source=Value("log", output_field=CharField()),
+        row_id=F("pk"),
+        at=F("created_at"),
+        type=F("event_type"),
+        actor_name=F("actor__username"),
+        execution_ref=Value(None, output_field=UUIDField()),
+        plan=Value("", output_field=CharField()),
+        info=F("details"),
+        text=F("reason"),
     )
-    return event_rows.union(log_rows, all=True).order_by("-created_at", "-row_id")  # type: ignore[no-any-return]
+    return event_rows.union(log_rows, all=True).order_by("-at", "-row_id")
 
 
 def _summary(event_type: str, details: dict[str, Any], text: str) -> str:
@@ -172,8 +162,7 @@ def audit_page(request: HttpRequest) -> HttpResponse:
     paginator = Paginator(audit_stream(tenant_ids=tenant_ids, flt=flt), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page") or 1)
     rows = [
-        dict(zip(COLUMNS, row, strict=True))
-        | {"kind": kind_of(row[3]), "summary": _summary(row[3], row[7], row[8])}
+        row | {"kind": kind_of(row["type"]), "summary": _summary(row["type"], row["info"], row["text"])}
         for row in page.object_list
     ]
     base = urlencode(flt["raw"])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from execution.models import Execution, ExecutionEvent
+from execution.models import Execution, ExecutionEvent, ExecutionStep
 from execution.realtime.reader import event_messages
 
 HISTORY_LIMIT = 5000  # events rendered on the page; the REST events endpoint pages the rest
@@ -81,7 +81,11 @@ def output_by_step(events: list[ExecutionEvent]) -> dict[int, list[Attempt]]:
 def output_text(*, execution: Execution, events: list[ExecutionEvent]) -> str:
     """Plain-text download of the stored (masked) output: step, attempt, time, stream, line."""
     plan = execution.plan_snapshot or {}
-    names = {i: str(s.get("name", "")) for i, s in enumerate(plan.get("steps") or [])}
+    names = dict(
+        ExecutionStep.objects.filter(execution__execution_id=execution.execution_id).values_list(
+            "step_index", "step_name"
+        )
+    )
     lines = [
         f"# {plan.get('name', '')}",
         f"# execution {execution.execution_id} tenant {execution.tenant.slug} status {execution.status}",

@@ -35,3 +35,16 @@ def test_openapi_schema_is_served_and_names_the_execution_endpoints() -> None:
         "/api/v1/dlq/{dlq_id}/requeue/",
     ):
         assert expected in paths, expected
+
+
+@pytest.mark.django_db
+def test_redoc_is_served_from_our_static_files() -> None:
+    client = Client()
+    page = client.get("/api/redoc/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+    assert any("redoc" in a for a in assets), assets
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset

@@ -56,7 +56,7 @@ def test_execution_page_follows_steps_live(watch_setup: dict[str, Any], page: An
         assert 0 < middle <= 100
         assert page.evaluate("window.__notReloaded") is True
         assert page.locator('[data-role="step-status"]').all_inner_texts() == ["completed"] * 3
-        output = page.locator('tr[data-output-for="1"] pre').inner_text()
+        output = page.locator('tr[data-output-for="1"] pre[data-stream="stdout"]').inner_text()
         assert "output of restart" in output and "hunter2" not in output
 
 

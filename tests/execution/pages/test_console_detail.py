@@ -1,0 +1,192 @@
+"""``/executions/<id>/``: the whole history, attempts and streams, votes, reasons, a correct bar,
+Run again and the output download (§19)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from execution.enums import ExecutionStatus, Role
+from execution.models import Execution
+from execution.services.events import event_record
+from execution.services.transition import transition
+from tests.factories import (
+    ApprovalFactory,
+    ApprovalVoteFactory,
+    AssetFactory,
+    ExecutionFactory,
+    ExecutionStepFactory,
+    MembershipFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _history(body: str) -> list[dict[str, Any]]:
+    match = re.search(r'<script id="execution-history" type="application/json">(.*?)</script>', body, re.S)
+    assert match, "the page embeds its history"
+    return json.loads(match.group(1))  # type: ignore[no-any-return]
+
+
+def _two_attempts(tenant: Any, actor: Any) -> Execution:
+    """running -> retried -> running -> failed, output on both attempts, both streams."""
+    execution = ExecutionFactory(tenant=tenant, actor=actor, status=ExecutionStatus.QUEUED)
+    ExecutionStepFactory(execution=execution, step_index=0, step_name="migrate", step_type="command")
+    transition(execution, ExecutionStatus.RUNNING)
+    event_record(
+        execution=execution,
+        event_type="step_output",
+        step_index=0,
+        details={"stream": "stdout", "text": "one-out\n"},
+    )
+    event_record(
+        execution=execution,
+        event_type="step_output",
+        step_index=0,
+        details={"stream": "stderr", "text": "one-err\n"},
+    )
+    transition(execution, ExecutionStatus.QUEUED, event_type="retry_scheduled", reason="attempt 1 failed")
+    transition(execution, ExecutionStatus.RUNNING)
+    event_record(
+        execution=execution,
+        event_type="step_output",
+        step_index=0,
+        details={"stream": "stdout", "text": "two-out\n"},
+    )
+    event_record(
+        execution=execution,
+        event_type="step_output",
+        step_index=0,
+        details={"stream": "stderr", "text": "two-err\n"},
+    )
+    execution.steps.update(status=ExecutionStatus.FAILED, duration_ms=1500)
+    return transition(execution, ExecutionStatus.FAILED, fields={"error_message": "exit code 3"})
+
+
+def test_the_page_carries_every_event_since_creation(tenant: Any, viewer: Any, operator: Any) -> None:
+    execution = _two_attempts(tenant, operator)
+    body = _client(viewer).get(f"/executions/{execution.execution_id}/").content.decode()
+    history = _history(body)
+    from execution.models import ExecutionEvent
+
+    stored = list(
+        ExecutionEvent.objects.filter(execution=execution).order_by("id").values_list("id", flat=True)
+    )
+    assert [m["id"] for m in history] == stored
+    assert f'data-after="{stored[-1]}"' in body  # the socket goes on after the last one rendered
+    assert "exit code 3" in body and "1.50 s" in body
+
+
+def test_download_separates_attempts_and_streams_with_timestamps(
+    tenant: Any, viewer: Any, operator: Any
+) -> None:
+    execution = _two_attempts(tenant, operator)
+    response = _client(viewer).get(f"/executions/{execution.execution_id}/output.txt")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert "attachment" in response["Content-Disposition"]
+    text = response.content.decode()
+    first, second = text.split("== step 0 migrate · attempt 2")
+    assert "attempt 1" in first and "one-out" in first and "two-out" not in first
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z stderr two-err$", second, re.M)
+    assert re.search(r"^\S+Z stdout one-out$", first, re.M)
+
+
+def test_a_rejected_executions_steps_are_not_queued(
+    tenant: Any, viewer: Any, operator: Any, approver: Any
+) -> None:
+    execution = ExecutionFactory(tenant=tenant, actor=operator)
+    ExecutionStepFactory(execution=execution, step_index=0)
+    approval = ApprovalFactory(execution=execution, approval_level=2)
+    ApprovalVoteFactory(approval=approval, voter=approver, decision="reject", comment="not on a Friday")
+    transition(execution, ExecutionStatus.REJECTED, actor=approver, reason="rejected by ada-approver")
+    body = _client(viewer).get(f"/executions/{execution.execution_id}/").content.decode()
+    assert 'data-status="not_run">not run</span>' in body
+    assert 'data-status="queued"' not in body
+    votes = body[body.index('<table id="votes"') :]
+    assert "ada-approver" in votes and "reject" in votes and "not on a Friday" in votes
+
+
+def test_the_cancel_reason_is_shown(tenant: Any, viewer: Any, operator: Any) -> None:
+    execution = ExecutionFactory(tenant=tenant, actor=operator)
+    transition(execution, ExecutionStatus.CANCELLED, actor=operator, reason="wrong window")
+    body = _client(viewer).get(f"/executions/{execution.execution_id}/").content.decode()
+    assert 'id="cancel-reason"' in body and "wrong window (by olga-operator)" in body
+
+
+def _runnable(tenant: Any, actor: Any) -> Execution:
+    from execution.services.submit import execution_submit
+
+    AssetFactory(tenant=tenant, hostname="local-1")
+    plan = {
+        "name": "again and again",
+        "environment": "dev",
+        "steps": [{"name": "n", "type": "noop", "target": {"hostname": "local-1"}, "params": {}}],
+    }
+    return execution_submit(tenant=tenant, actor=actor, plan=plan, sla_class="medium").execution
+
+
+def test_run_again_creates_a_new_linked_execution_not_a_replay(tenant: Any, operator: Any) -> None:
+    original = _runnable(tenant, operator)
+    client = _client(operator)
+    assert 'id="run-again-button"' in client.get(f"/executions/{original.execution_id}/").content.decode()
+    response = client.post(f"/executions/{original.execution_id}/run-again/")
+    assert response.status_code == 302
+    again = Execution.objects.exclude(pk=original.pk).get()
+    assert response["Location"] == f"/executions/{again.execution_id}/"
+    assert again.parent_execution_id == original.execution_id
+    assert again.plan_snapshot == original.plan_snapshot and again.actor == operator
+    assert again.idempotency_key != original.idempotency_key
+    page = client.get(response["Location"]).content.decode()
+    assert f'id="parent-link" href="/executions/{original.execution_id}/"' in page
+    client.post(f"/executions/{original.execution_id}/run-again/")
+    assert Execution.objects.filter(parent_execution_id=original.execution_id).count() == 2
+
+
+def test_run_again_is_decided_by_the_submit_policy(tenant: Any, operator: Any, viewer: Any) -> None:
+    original = _runnable(tenant, operator)
+    client = _client(viewer)
+    assert "run-again-button" not in client.get(f"/executions/{original.execution_id}/").content.decode()
+    response = client.post(f"/executions/{original.execution_id}/run-again/", follow=True)
+    assert "Run again refused" in response.content.decode()
+    assert Execution.objects.count() == 1
+
+
+def test_run_again_of_another_tenants_execution_is_404(tenant: Any, operator: Any, outsider: Any) -> None:
+    original = _runnable(tenant, operator)
+    assert _client(outsider).post(f"/executions/{original.execution_id}/run-again/").status_code == 404
+    assert _client(outsider).get(f"/executions/{original.execution_id}/output.txt").status_code == 404
+
+
+def test_detail_queries_are_bounded(tenant: Any, operator: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    execution = _two_attempts(tenant, operator)
+    for i in range(1, 20):
+        ExecutionStepFactory(execution=execution, step_index=i)
+        for _ in range(5):
+            event_record(
+                execution=execution,
+                event_type="step_output",
+                step_index=i,
+                details={"stream": "stdout", "text": "x"},
+            )
+    user = UserFactory(username="watcher")
+    MembershipFactory(tenant=tenant, user=user, role=Role.VIEWER)
+    client = _client(user)
+    client.get(f"/executions/{execution.execution_id}/")
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(f"/executions/{execution.execution_id}/").status_code == 200
+    assert len(ctx.captured_queries) < 15, [q["sql"][:100] for q in ctx.captured_queries]
