@@ -63,6 +63,28 @@ def _step_rows(execution: Execution) -> list[dict[str, Any]]:
     return rows
 
 
+def progress_bar(execution: Execution, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The bar as the page's script draws it, so the first paint already matches it.
+
+    A finished execution's bar is the share of steps that *completed*, coloured by the
+    outcome: a failed one-step run is an empty red bar, never a full blue one.
+    """
+    if execution.status not in FINISHED_STATUSES:
+        progress = progress_for(execution=execution)
+        text = f"{progress['percent']}% · {progress['steps_done']}/{progress['steps_total']} steps"
+        return {"percent": progress["percent"], "outcome": "", "text": text}
+    total = len(steps)
+    completed = sum(1 for s in steps if s["status"] == ExecutionStatus.COMPLETED)
+    failed = sum(1 for s in steps if s["status"] in (ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT))
+    percent = completed * 100 // total if total else 0
+    if execution.status == ExecutionStatus.COMPLETED:
+        percent = 100
+    text = f"{execution.status} · {completed}/{total} steps completed"
+    if failed:
+        text += f" · {failed} failed"
+    return {"percent": percent, "outcome": execution.status, "text": text}
+
+
 def _approval(execution: Execution) -> tuple[Approval | None, list[Any]]:
     approval = (
         Approval.objects.filter(execution__execution_id=execution.execution_id)
@@ -78,6 +100,7 @@ def _approval(execution: Execution) -> tuple[Approval | None, list[Any]]:
 def execution_detail_page(request: HttpRequest, execution_id: uuid.UUID) -> HttpResponse:
     execution = visible_execution(request, execution_id)
     events = execution_history(execution=execution)
+    steps = _step_rows(execution)
     approval, votes = _approval(execution)
     role = membership_role(user=request.user, tenant_id=execution.tenant_id)
     parent = None
@@ -88,8 +111,8 @@ def execution_detail_page(request: HttpRequest, execution_id: uuid.UUID) -> Http
     context = {
         "execution": execution,
         "plan_name": (execution.plan_snapshot or {}).get("name", ""),
-        "steps": _step_rows(execution),
-        "progress": progress_for(execution=execution),
+        "steps": steps,
+        "bar": progress_bar(execution, steps),
         "history": history_messages(events),
         "after": events[-1].pk if events else 0,
         "approval": approval,

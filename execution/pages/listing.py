@@ -19,6 +19,7 @@ from execution.enums import FINISHED_STATUSES, Environment, ExecutionStatus
 from execution.models import Execution
 
 PAGE_SIZE = 50
+NOT_RUN = frozenset({ExecutionStatus.PENDING_APPROVAL, ExecutionStatus.APPROVED, ExecutionStatus.REJECTED})
 MAX_PAGE = 10_000
 FILTER_FIELDS = ("q", "status", "environment", "requester", "tag", "tenant", "from", "to")
 
@@ -153,16 +154,22 @@ def with_step_counts(qs: QuerySet[Execution]) -> QuerySet[Execution]:
     return qs.select_related("tenant", "actor").annotate(
         steps_total=Count("steps", distinct=True),
         steps_done=Count("steps", filter=Q(steps__status__in=finished), distinct=True),
+        steps_completed=Count("steps", filter=Q(steps__status=ExecutionStatus.COMPLETED), distinct=True),
     )
 
 
-def row_progress(execution: Any) -> dict[str, int] | None:
-    """Percent and steps of a listed execution (annotated by ``with_step_counts``)."""
+def row_progress(execution: Any) -> str:
+    """The progress cell of a listed execution (annotated by ``with_step_counts``).
+
+    Running: finished steps of all. Ended: steps that *completed*, so a failed run never
+    reads "100 %".
+    """
     total = int(getattr(execution, "steps_total", 0) or 0)
+    if execution.status in NOT_RUN:
+        return ""
+    if execution.status in FINISHED_STATUSES:
+        completed = int(getattr(execution, "steps_completed", 0) or 0)
+        return f"{completed}/{total} completed"
     done = int(getattr(execution, "steps_done", 0) or 0)
-    if execution.status in (ExecutionStatus.PENDING_APPROVAL, ExecutionStatus.APPROVED):
-        return None
     percent = done * 100 // total if total else 0
-    if execution.status == ExecutionStatus.COMPLETED:
-        percent = 100
-    return {"percent": percent, "steps_done": done, "steps_total": total}
+    return f"{percent}% · {done}/{total}"

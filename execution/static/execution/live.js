@@ -139,6 +139,8 @@
       var n = Math.max(attempt, 1);
       var box = cell.querySelector('[data-attempt="' + n + '"]');
       if (!box) {
+        // The newest attempt is open; earlier ones fold away (a click opens them again).
+        cell.querySelectorAll("details[open]").forEach(function (d) { d.removeAttribute("open"); });
         box = el("details", { "class": "attempt", "data-attempt": String(n), open: "" });
         var started = attemptStarted[n] ? " · started " + clock(attemptStarted[n]) : "";
         box.appendChild(el("summary", {}, "Attempt " + n + started));
@@ -234,7 +236,7 @@
     var tbody = root.querySelector("tbody");
     var statusEl = document.getElementById("live-status");
     var filter = root.getAttribute("data-filter") || "";
-    var wanted = {}, timer = null;
+    var wanted = {}, declined = {}, timer = null;
 
     function fetchRows() {
       timer = null;
@@ -243,10 +245,12 @@
       if (!ids.length) return;
       var url = "/executions/rows/?ids=" + ids.join(",") + (filter ? "&" + filter : "");
       fetch(url, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : ""; }).then(function (html) {
+        ids.forEach(function (id) { declined[id] = true; });
         if (!html.trim()) return;
         var tmp = document.createElement("tbody");
         tmp.innerHTML = html;
         Array.prototype.slice.call(tmp.querySelectorAll("tr[data-execution-id]")).reverse().forEach(function (row) {
+          delete declined[row.getAttribute("data-execution-id")];
           var old = tbody.querySelector('tr[data-execution-id="' + row.getAttribute("data-execution-id") + '"]');
           if (old) { old.replaceWith(row); } else { tbody.insertBefore(row, tbody.firstChild); }
           var empty = tbody.querySelector("tr.empty");
@@ -262,14 +266,21 @@
     function onEvent(ev) {
       var row = tbody.querySelector('tr[data-execution-id="' + ev.execution_id + '"]');
       if (!row) {  // a row this page does not show yet: ask the server whether it matches the filter
+        var statusChange = (ev.step_index === null || ev.step_index === undefined) && ev.to_status;
+        if (declined[ev.execution_id] && !statusChange) return;  // asked already; only a new status may change the answer
         wanted[ev.execution_id] = true;
         if (timer === null) timer = setTimeout(fetchRows, 300);
         return;
       }
       if ((ev.step_index === null || ev.step_index === undefined) && ev.to_status) {
         setStatus(row.querySelector('[data-role="status"]'), ev.to_status);
+        if (FINISHED.indexOf(ev.to_status) >= 0) {  // the server says how it ended (steps completed)
+          wanted[ev.execution_id] = true;
+          if (timer === null) timer = setTimeout(fetchRows, 300);
+          return;
+        }
       }
-      if (ev.progress) {
+      if (ev.progress && FINISHED.indexOf(row.querySelector('[data-role="status"]').textContent) < 0) {
         row.querySelector('[data-role="progress"]').textContent =
           ev.progress.percent + "% · " + ev.progress.steps_done + "/" + ev.progress.steps_total;
       }

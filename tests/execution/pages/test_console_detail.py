@@ -190,3 +190,11 @@ def test_detail_queries_are_bounded(tenant: Any, operator: Any) -> None:
     with CaptureQueriesContext(connection) as ctx:
         assert client.get(f"/executions/{execution.execution_id}/").status_code == 200
     assert len(ctx.captured_queries) < 15, [q["sql"][:100] for q in ctx.captured_queries]
+
+
+def test_a_failed_run_is_an_empty_red_bar_not_a_full_blue_one(tenant: Any, viewer: Any) -> None:
+    execution = ExecutionFactory(tenant=tenant, status=ExecutionStatus.FAILED)
+    ExecutionStepFactory(execution=execution, step_index=0, status=ExecutionStatus.FAILED)
+    body = _client(viewer).get(f"/executions/{execution.execution_id}/").content.decode()
+    assert 'data-outcome="failed"' in body and 'style="width:0%"' in body
+    assert "failed · 0/1 steps completed · 1 failed" in body
