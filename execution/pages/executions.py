@@ -75,7 +75,6 @@ def executions_list_page(request: HttpRequest) -> HttpResponse:
     context = {
         "flt": flt,
         "tenants": tenants,
-        "tenant_slugs": [t["slug"] for t in tenants] or None,
         "page": page,
         "executions": decorate(list(page.object_list)),
         "statuses": ExecutionStatus.values,

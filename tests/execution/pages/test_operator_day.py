@@ -195,6 +195,9 @@ def test_an_operators_day(browser: Any, tmp_path: Path) -> None:
         admin.once("dialog", lambda dialog: dialog.accept())
         admin.locator("#dlq button:has-text('Requeue')").click()
         admin.wait_for_selector(".messages li.success")
+        # approver2 keeps a filtered list open: the new execution appears there live, complete.
+        second.goto(f"{base}/executions/?environment=staging")
+        second.wait_for_selector('#live-status[data-state="online"]')
         admin.goto(f"{base}/executions/{execution.execution_id}/")
         admin.once("dialog", lambda dialog: dialog.accept())
         admin.click("#run-again-button")
@@ -202,6 +205,10 @@ def test_an_operators_day(browser: Any, tmp_path: Path) -> None:
         again = Execution.objects.get(parent_execution_id=execution.execution_id)
         assert again.actor == people["ann-admin"] and again.pk != execution.pk
         assert admin.url.endswith(f"/executions/{again.execution_id}/")
+        live_row = second.locator(f'tr[data-execution-id="{again.execution_id}"]')
+        live_row.wait_for(timeout=30_000)
+        assert live_row.locator('[data-role="environment"]').inner_text() == "staging"
+        assert live_row.locator('[data-role="requester"]').inner_text() == "ann-admin"
 
         # Download the output of the first execution.
         admin.goto(f"{base}/executions/{execution.execution_id}/")

@@ -1,0 +1,86 @@
+"""Console details only a browser shows: the ETA counts down, the dead-letter table is
+readable at a phone's width (no header broken mid-word, the reason why there is no button),
+and the pages follow the system's dark mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from execution.enums import ExecutionStatus
+from tests.factories import DeadLetterFactory, ExecutionFactory, ExecutionStepFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _browse(browser: Any, live_server: Any, user: Any, **context: Any) -> Any:
+    client = Client()
+    client.force_login(user)
+    ctx = browser.new_context(**context)
+    ctx.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    return ctx.new_page()
+
+
+def _eta_seconds(page: Any) -> int:
+    text = page.inner_text("#progress-text")
+    minutes, seconds = text.split("ETA ")[1].split(":")
+    return int(minutes) * 60 + int(seconds)
+
+
+def test_the_eta_counts_down(browser: Any, live_server: Any, tenant: Any, viewer: Any) -> None:
+    plan = {"name": "slow one", "environment": "dev", "estimated_duration_seconds": 600, "steps": []}
+    execution = ExecutionFactory(tenant=tenant, status=ExecutionStatus.RUNNING, plan_snapshot=plan)
+    ExecutionStepFactory(
+        execution=execution,
+        step_index=0,
+        step_type="sleep",
+        status=ExecutionStatus.RUNNING,
+        started_at=timezone.now(),
+    )
+    from execution.services.events import event_record
+
+    event_record(execution=execution, event_type="started", to_status=ExecutionStatus.RUNNING)
+    page = _browse(browser, live_server, viewer)
+    page.goto(f"{live_server.url}/executions/{execution.execution_id}/")
+    page.wait_for_selector("#progress-text:has-text('ETA')")
+    first = _eta_seconds(page)
+    assert 0 < first <= 600
+    page.wait_for_function(
+        f"(() => {{ const t = document.getElementById('progress-text').textContent.split('ETA ')[1];"
+        f" const [m, s] = t.split(':').map(Number); return m * 60 + s < {first}; }})()",
+        timeout=10_000,
+    )
+
+
+def test_the_dead_letter_table_is_readable_on_a_phone(
+    browser: Any, live_server: Any, tenant: Any, operator: Any
+) -> None:
+    DeadLetterFactory(
+        execution=ExecutionFactory(tenant=tenant, status=ExecutionStatus.FAILED), attempt_count=3
+    )
+    page = _browse(browser, live_server, operator, viewport={"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/dlq/")
+    one_line = page.evaluate(
+        "Array.from(document.querySelectorAll('#dlq th')).filter(th => getComputedStyle(th).display !== 'none')"
+        ".every(th => { const r = document.createRange(); r.selectNodeContents(th);"
+        " return r.getClientRects().length <= 1; })"
+    )
+    assert one_line, "a column header wraps or overflows"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert "only an admin of acme may requeue" in page.inner_text("#dlq")
+
+
+def test_pages_follow_the_systems_dark_mode(browser: Any, live_server: Any, viewer: Any) -> None:
+    backgrounds = {}
+    for scheme in ("light", "dark"):
+        page = _browse(browser, live_server, viewer, color_scheme=scheme)
+        page.goto(f"{live_server.url}/executions/")
+        backgrounds[scheme] = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        page.context.close()
+    assert backgrounds["light"] == "rgb(246, 247, 249)"
+    assert backgrounds["dark"] == "rgb(18, 22, 31)"
