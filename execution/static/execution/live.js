@@ -96,7 +96,7 @@
     var ptext = document.getElementById("progress-text");
     var log = document.getElementById("event-log");
     var votes = document.querySelector("#votes tbody");
-    var attempt = 0, attemptStarted = {}, etaDeadline = null, lastProgress = null;
+    var attempt = 0, attemptStarted = {}, attemptEnded = {}, etaDeadline = null, lastProgress = null;
     var execStatus = statusEl.getAttribute("data-status");
 
     function stepRow(index) { return root.querySelector('tr[data-step-index="' + index + '"]'); }
@@ -142,14 +142,27 @@
         // The newest attempt is open; earlier ones fold away (a click opens them again).
         cell.querySelectorAll("details[open]").forEach(function (d) { d.removeAttribute("open"); });
         box = el("details", { "class": "attempt", "data-attempt": String(n), open: "" });
-        var started = attemptStarted[n] ? " · started " + clock(attemptStarted[n]) : "";
-        box.appendChild(el("summary", {}, "Attempt " + n + started));
+        box.appendChild(el("summary", {}, ""));
         box.appendChild(el("pre", { "data-stream": "stdout", "aria-label": "stdout", hidden: "" }));
         box.appendChild(el("pre", { "data-stream": "stderr", "class": "stderr-pane", "aria-label": "stderr", hidden: "" }));
         cell.appendChild(box);
         cell.closest("tr").hidden = false;
+        summarize(n);
       }
       return box;
+    }
+
+    // "Attempt 2 · 04:38:48 → 04:38:49 (0.3 s) · failed": when it ran and how it ended.
+    function summarize(n) {
+      root.querySelectorAll('[data-attempt="' + n + '"] > summary').forEach(function (summary) {
+        var text = "Attempt " + n, start = attemptStarted[n], end = attemptEnded[n];
+        if (start) text += " · " + clock(start);
+        if (start && end) {
+          var seconds = (Date.parse(end.at) - Date.parse(start)) / 1000;
+          text += " → " + clock(end.at) + " (" + seconds.toFixed(1) + " s) · " + end.outcome;
+        }
+        summary.textContent = text;
+      });
     }
 
     function appendOutput(ev) {
@@ -171,6 +184,10 @@
     function onEvent(ev) {
       var live = ev.id > after;
       if (ev.type === "started") { attempt += 1; attemptStarted[attempt] = ev.created_at; }
+      else if (ev.step_index === null && ev.from_status === "running" && ev.to_status && attempt > 0 && !attemptEnded[attempt]) {
+        attemptEnded[attempt] = { at: ev.created_at, outcome: ev.type === "retry_scheduled" ? "retried" : ev.to_status };
+        summarize(attempt);
+      }
       if (ev.type === "step_output") {
         appendOutput(ev);
       } else if (ev.step_index === null || ev.step_index === undefined) {

@@ -180,6 +180,10 @@ def test_an_operators_day(browser: Any, tmp_path: Path) -> None:
         first.locator(f'tr[data-execution-id="{execution.execution_id}"] a').first.click()
         attempt2 = first.locator('tr[data-output-for="0"] [data-attempt="2"]')
         assert attempt2.get_attribute("open") is None  # folded: only the newest attempt is open
+        assert (
+            "(" in attempt2.locator("summary").inner_text()
+            and "retried" in attempt2.locator("summary").inner_text()
+        )
         attempt2.locator("summary").click()
         stderr = attempt2.locator('pre[data-stream="stderr"]')
         assert stderr.is_visible()
