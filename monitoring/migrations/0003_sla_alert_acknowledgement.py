@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('monitoring', '0001_initial'),
+        ('monitoring', '0002_notifications'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
