@@ -102,21 +102,19 @@ def _start(execution: Execution) -> str | None:
         return ExecutionStatus.CANCELLED
     mismatch = plan_matches_approval(execution=execution)
     if mismatch:
-        with transaction.atomic():
-            event_record(
-                execution=execution, event_type="plan_tampered", actor_type=W, details={"reason": mismatch}
-            )
-            execution_fail_unstarted(execution=execution, reason=f"plan tampered: {mismatch}")
-        return ExecutionStatus.FAILED
+        return _refuse_start(execution, "plan_tampered", mismatch, f"plan tampered: {mismatch}")
     denied = rbac_recheck_before_start(execution=execution)
     if denied:
-        with transaction.atomic():
-            event_record(
-                execution=execution, event_type="rbac_violation", actor_type=W, details={"reason": denied}
-            )
-            execution_fail_unstarted(execution=execution, reason=f"permission denied: {denied}")
-        return ExecutionStatus.FAILED
+        return _refuse_start(execution, "rbac_violation", denied, f"permission denied: {denied}")
     return None
+
+
+def _refuse_start(execution: Execution, event_type: str, reason: str, error: str) -> str:
+    """An event saying why, then queued -> failed: nothing of the plan runs."""
+    with transaction.atomic():
+        event_record(execution=execution, event_type=event_type, actor_type=W, details={"reason": reason})
+        execution_fail_unstarted(execution=execution, reason=error)
+    return ExecutionStatus.FAILED
 
 
 def run_attempt(*, execution_pk: int, claim: Claim, worker_id: str) -> str:

@@ -13,7 +13,7 @@ from execution.runners.base import StepContext
 
 
 def output_cap() -> int:
-    return int(getattr(settings, "STEP_OUTPUT_CAP_BYTES", 10 * 1024))
+    return int(settings.STEP_OUTPUT_CAP_BYTES)
 
 
 def cap_text(data: bytes | str, cap: int | None = None) -> tuple[str, bool]:
@@ -56,7 +56,7 @@ def outbound_host_allowed(*, tenant_slug: str, environment: str, host: str) -> b
     from execution.models import OutboundAllowRule
 
     host = host.lower().rstrip(".")
-    patterns = [p.lower() for p in getattr(settings, "HTTP_OUTBOUND_ALLOWLIST", [])]
+    patterns = [p.lower() for p in settings.HTTP_OUTBOUND_ALLOWLIST]
     rules = OutboundAllowRule.objects.filter(tenant__slug=tenant_slug, environment__in=[environment, ""])
     patterns += [p.lower() for p in rules.values_list("host_pattern", flat=True)]
     return any(fnmatch.fnmatchcase(host, pattern) for pattern in patterns)

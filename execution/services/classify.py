@@ -13,13 +13,6 @@ from execution.enums import ACTION_CLASS_RANK, ActionClass, ExecutionMode, SlaCl
 from execution.plans.schema import PlanInvalid, Problem
 from execution.plans.types import step_default_action_class
 
-# (environment, action class) -> minimum approval level; everything else 0 (§2).
-DEFAULT_APPROVAL_MINIMUMS: dict[str, int] = {
-    "prod:deploy": 2,
-    "prod:modify": 1,
-    "staging:deploy": 1,
-}
-
 
 class ActionClassLowered(ValueError):
     """A step declared an action class below its type's default (§5)."""
@@ -86,7 +79,8 @@ def sla_class_for(*, estimated_seconds: float | None, explicit: str | None) -> s
 
 
 def approval_minimum(*, environment: str, action_class: str) -> int:
-    table = getattr(settings, "APPROVAL_POLICY_MINIMUMS", None) or DEFAULT_APPROVAL_MINIMUMS
+    # (environment:action class) -> minimum level; unlisted pairs are 0 (settings, §2).
+    table: dict[str, int] = settings.APPROVAL_POLICY_MINIMUMS
     return int(table.get(f"{environment}:{action_class}", 0))
 
 

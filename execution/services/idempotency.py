@@ -38,7 +38,7 @@ def idempotency_key_compute(
 
 
 def window_seconds() -> int:
-    return int(getattr(settings, "IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600))
+    return int(settings.IDEMPOTENCY_WINDOW_SECONDS)
 
 
 def idempotency_claim(*, tenant: Tenant, key: str) -> Execution | None:

@@ -64,6 +64,20 @@ def enqueue(execution: Execution, priority: int | None = None) -> None:
     queue_enqueue(execution=execution, priority=priority)
 
 
+def drain_until_done(execution: Execution, timeout: float = 60) -> Execution:
+    """Drain in this process until ``execution`` has left queued/running; the fresh row."""
+    from execution.engine.worker import drain
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        drain(budget_seconds=5)
+        execution.refresh_from_db()
+        if execution.status not in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING):
+            return execution
+        time.sleep(0.05)
+    raise AssertionError(f"execution still {execution.status}")
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -27,7 +27,7 @@ from execution.services.dlq import dlq_requeue
 from execution.services.locks import locks_acquire
 from execution.services.queue import queue_claim
 from execution.services.reaper import reap_expired
-from tests.execution.engine.helpers import enqueue, make_execution, pid_alive, wait_until
+from tests.execution.engine.helpers import drain_until_done, enqueue, make_execution, pid_alive, wait_until
 from tests.factories import AssetFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,17 +37,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def fast_retries(settings):  # type: ignore[no-untyped-def]
     settings.RETRY_BACKOFF_BASE_SECONDS = 0.2
     settings.LOCK_RETRY_SECONDS = 0.1
-
-
-def drain_until_done(execution, timeout: float = 60):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        drain(budget_seconds=5)
-        execution.refresh_from_db()
-        if execution.status not in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING):
-            return execution
-        time.sleep(0.05)
-    raise AssertionError(f"execution still {execution.status}")
 
 
 def event_types(execution) -> list[str]:  # type: ignore[no-untyped-def]

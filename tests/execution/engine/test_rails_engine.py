@@ -4,7 +4,6 @@ that could not start fails from ``queued`` without ever looking started."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,27 +11,16 @@ import pytest
 from django.db import connection
 
 from approvals.models import Approval
-from execution.engine.worker import drain
 from execution.enums import ExecutionStatus
 from execution.models import Execution, ExecutionEvent, ExecutionStep, Membership, TimeoutPolicy
 from execution.services.queue import queue_enqueue
 from execution.services.submit import execution_submit
 from execution.services.transition import transition
 from monitoring.selectors import figures
+from tests.execution.engine.helpers import drain_until_done
 from tests.factories import snapshot_overwrite
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _run(execution: Execution, timeout: float = 60) -> Execution:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        drain(budget_seconds=5)
-        execution.refresh_from_db()
-        if execution.status not in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING):
-            return execution
-        time.sleep(0.05)
-    raise AssertionError(f"execution still {execution.status}")
 
 
 def _types(execution: Execution) -> list[str]:
@@ -73,7 +61,7 @@ def test_a_snapshot_changed_around_the_trigger_fails_plan_tampered_and_runs_noth
     assert execution.status == ExecutionStatus.QUEUED
     tampered = _touch_plan(local_asset, tampered_file)
     snapshot_overwrite(execution.pk, tampered)  # as the database superuser, around the trigger
-    execution = _run(execution)
+    execution = drain_until_done(execution)
     _assert_never_started(execution)
     assert "plan_tampered" in _types(execution)
     assert "plan tampered" in execution.error_message
@@ -89,7 +77,7 @@ def test_an_approval_given_for_another_plan_hash_fails_plan_tampered_and_runs_no
     Approval.objects.filter(execution=execution).update(plan_hash="0" * 64, state="approved")
     transition(execution, ExecutionStatus.APPROVED, reason="test")
     queue_enqueue(execution=Execution.objects.get(pk=execution.pk))
-    execution = _run(execution)
+    execution = drain_until_done(execution)
     _assert_never_started(execution)
     assert "plan_tampered" in _types(execution) and "approved" in execution.error_message
     assert not path.exists()
@@ -98,7 +86,7 @@ def test_an_approval_given_for_another_plan_hash_fails_plan_tampered_and_runs_no
 def test_the_untampered_plan_runs(tenant: Any, operator: Any, local_asset: Any, shared_dir: Path) -> None:
     path = shared_dir / "ran"
     execution = execution_submit(tenant=tenant, actor=operator, plan=_touch_plan(local_asset, path)).execution
-    assert _run(execution).status == ExecutionStatus.COMPLETED, execution.error_message
+    assert drain_until_done(execution).status == ExecutionStatus.COMPLETED, execution.error_message
     assert path.exists()
 
 
@@ -116,7 +104,7 @@ def test_a_policy_edit_after_submission_changes_neither_timeout_at_nor_the_step_
     TimeoutPolicy.objects.filter(sla_class="medium", action_class="read").update(
         step_timeout_seconds=1, execution_timeout_seconds=3600
     )
-    execution = _run(execution)
+    execution = drain_until_done(execution)
     assert execution.status == ExecutionStatus.COMPLETED, execution.error_message
     assert execution.timeout_policy["step_timeout_seconds"] == 15
     window = (execution.timeout_at - execution.started_at).total_seconds()
@@ -130,7 +118,7 @@ def test_a_revoked_right_fails_the_queued_execution_without_a_started_event_or_r
     plan = {"name": "p", "environment": "dev", "steps": [{"name": "n", "type": "noop", "params": {}}]}
     execution = execution_submit(tenant=tenant, actor=operator, plan=plan).execution
     Membership.objects.filter(user=operator).update(role="viewer")
-    execution = _run(execution)
+    execution = drain_until_done(execution)
     _assert_never_started(execution)
     assert "rbac_violation" in _types(execution) and "permission denied" in execution.error_message
     assert figures.execution_duration_histograms() == before, "a run that never started has no run time"
