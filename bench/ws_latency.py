@@ -86,11 +86,11 @@ def _wait_port(port: int, timeout: float = 60) -> None:
 def _setup() -> tuple[int, str, str, int]:
     _django()
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
 
     from execution.enums import ExecutionMode, Role, SlaClass
     from execution.models import Execution, Membership, Tenant
     from execution.realtime.reader import stream_head
+    from execution.services.tokens import api_token_issue
 
     call_command("migrate", interactive=False, verbosity=0)
     from django.contrib.auth import get_user_model
@@ -98,7 +98,7 @@ def _setup() -> tuple[int, str, str, int]:
     tenant, _ = Tenant.objects.get_or_create(slug="bench-ws", defaults={"name": "ws latency bench"})
     user, _ = get_user_model().objects.get_or_create(username="bench-ws-viewer")
     Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": Role.VIEWER})
-    token, _ = Token.objects.get_or_create(user=user)
+    token = api_token_issue(user=user)
     execution = Execution.objects.create(
         tenant=tenant,
         actor=user,
@@ -110,7 +110,7 @@ def _setup() -> tuple[int, str, str, int]:
     return (
         execution.pk,
         str(execution.execution_id),
-        token.key,
+        token,
         stream_head(execution_id=execution.execution_id),
     )
 

@@ -1,22 +1,54 @@
-"""The one masking function of §10, used by every sink (step output, events, API, WebSocket,
-logging). Callers only use ``mask_text``/``mask_data``.
+"""The one masking function of §10, used by every sink (step output, error messages, retry
+and dead-letter reasons, events, API, WebSocket, logging). Callers use ``mask_text``,
+``mask_capped`` and ``mask_data``; docs/contract.md#secrets-and-masking.
 
-Three layers, applied in this order:
+Layers, applied in this order:
 1. the exact values of every secret resolved for the execution (``secrets=``), longest
    first so a value containing another is masked whole;
 2. ``PATTERNS``: shapes of credentials that may appear without ever having been resolved
-   (a token printed by a script, a URL with a password);
+   (a token printed by a script, a URL with a password), plus the extra PII patterns
+   switched on by ``MASKING_EXTRA_PATTERNS`` (card numbers by default);
 3. in dicts, values under sensitive key names (``password``, ``api_key``, ...).
+
+``mask_data`` walks a structure iteratively and stops at ``MAX_DEPTH``, so no stored value
+(however deep) can make a list or a page fail; lone surrogates become U+FFFD so a stored
+string can always be encoded as UTF-8.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+from execution.masking_patterns import EXTRA_PATTERNS, PATTERN_TABLE, PATTERNS
+
+__all__ = [
+    "EXTRA_PATTERNS",
+    "MASK",
+    "MAX_DEPTH",
+    "PATTERNS",
+    "PATTERN_TABLE",
+    "TOO_DEEP",
+    "active_secrets",
+    "mask_capped",
+    "mask_data",
+    "mask_text",
+    "secrets_forget",
+    "secrets_of",
+    "secrets_remember",
+    "sensitive_key",
+]
+
 MASK = "***"
+# Deeper levels of a structure are replaced by TOO_DEEP: the request guard refuses more than
+# 32 levels, so only rows stored before it (or by a runner) ever reach this.
+MAX_DEPTH = 64
+TOO_DEEP = "[too deep]"
+# A cut text never ends with this many characters (or more) of the start of a secret.
+PARTIAL_PREFIX = 4
 
 # Key names whose values are always masked in dicts. The long words match anywhere in the
 # key (``dbpassword``, ``X-Api-Key``, ``accessToken``); the short ``pass``/``pwd`` only as a
@@ -28,6 +60,7 @@ SENSITIVE_KEYS = re.compile(
     r"|(?<![a-z])(pass|pwd)s?(?![a-z])"
 )
 _CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def sensitive_key(key: str) -> bool:
@@ -35,65 +68,50 @@ def sensitive_key(key: str) -> bool:
     return SENSITIVE_KEYS.search(_CAMEL_BOUNDARY.sub(r"\1_\2", key).lower()) is not None
 
 
-# name -> pattern. A pattern with a group keeps group 1 (the prefix, e.g. "Bearer ") and masks
-# the rest of the match; a pattern without a group is masked whole. Order matters: whole
-# blocks (private keys) before their fragments, credentialed URLs before key=value pairs.
-PATTERN_TABLE: dict[str, re.Pattern[str]] = {
-    "private_key_block": re.compile(
-        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----"
-    ),
-    "credentialed_url": re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(?=@)"),
-    "bearer_header": re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]+"),
-    "basic_auth_header": re.compile(r"(?i)(\bbasic\s+)[A-Za-z0-9+/=]{8,}"),
-    "jwt": re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
-    "aws_access_key_id": re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b"),
-    "aws_secret_access_key": re.compile(
-        r"(?i)(aws_?secret_?(?:access_?)?key[\"']?\s*[=:]\s*[\"']?)[A-Za-z0-9/+=]{40}"
-    ),
-    "github_token": re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b"),
-    "slack_token": re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
-    "slack_webhook": re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+"),
-    "stripe_like_key": re.compile(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
-    "google_api_key": re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),
-    "password_assignment": re.compile(r"(?i)(\b(?:pass(?:word|wd)?|pwd)[\"']?\s*[=:]\s*[\"']?)[^\s\"',;&]+"),
-    "token_assignment": re.compile(
-        r"(?i)(\b(?:[a-z0-9_]*token|secret|client_secret|api[_-]?key|apikey|access[_-]?key)"
-        r"[\"']?\s*[=:]\s*[\"']?)[^\s\"',;&]+"
-    ),
-    "dsn_password": re.compile(r"(?i)(\bpassword\s+)\S+"),
-    "x_api_key_header": re.compile(r"(?i)(\bx-(?:api|auth)-(?:key|token)\s*:\s*)\S+"),
-}
-PATTERNS: list[re.Pattern[str]] = list(PATTERN_TABLE.values())
+# --- Values resolved in this process -----------------------------------------------------
+# Execution id -> the values resolved for it in this process. Held in memory only, so every
+# sink of the execution (event, transition, dead letter, queue error) and the logging filter
+# can mask them; forgotten when the execution leaves ``running`` (transition) and bounded so
+# an attempt that never came back cannot grow it.
+_REMEMBERED_EXECUTIONS = 256
+_lock = threading.Lock()
+_by_execution: OrderedDict[str, frozenset[str]] = OrderedDict()
 
 
-# Values resolved in this process and still in use (a running step's secrets). Held in
-# memory only, so the logging filter can mask them in any log line; removed when the step
-# ends (``active_secrets_forget``).
-_active_lock = threading.Lock()
-_active: dict[str, int] = {}
+def secrets_remember(*, execution_id: object, values: Iterable[str]) -> None:
+    """Add resolved values to the execution's set (for every later sink and log line)."""
+    key = str(execution_id)
+    with _lock:
+        _by_execution[key] = _by_execution.get(key, frozenset()) | {v for v in values if v}
+        _by_execution.move_to_end(key)
+        while len(_by_execution) > _REMEMBERED_EXECUTIONS:
+            _by_execution.popitem(last=False)
 
 
-def active_secrets_remember(values: Iterable[str]) -> None:
-    """Register resolved values for the logging filter (reference-counted)."""
-    with _active_lock:
-        for value in values:
-            if value:
-                _active[value] = _active.get(value, 0) + 1
+def secrets_of(execution_id: object) -> tuple[str, ...]:
+    """The values resolved for this execution in this process (empty elsewhere)."""
+    with _lock:
+        return tuple(_by_execution.get(str(execution_id), ()))
 
 
-def active_secrets_forget(values: Iterable[str]) -> None:
-    with _active_lock:
-        for value in values:
-            count = _active.get(value, 0) - 1
-            if count <= 0:
-                _active.pop(value, None)
-            else:
-                _active[value] = count
+def secrets_forget(*, execution_id: object) -> None:
+    with _lock:
+        _by_execution.pop(str(execution_id), None)
 
 
 def active_secrets() -> tuple[str, ...]:
-    with _active_lock:
-        return tuple(_active)
+    """Every value resolved in this process and not yet forgotten (the logging filter's set)."""
+    with _lock:
+        return tuple(set().union(*_by_execution.values())) if _by_execution else ()
+
+
+# --- Masking -------------------------------------------------------------------------------
+
+
+def _values(secrets: Iterable[str]) -> list[str]:
+    # Every non-blank value, however short: ``secret set`` refuses short values, but other
+    # backends may hold them, and a short value in clear is still a value in clear.
+    return sorted({s for s in secrets if isinstance(s, str) and s.strip()}, key=len, reverse=True)
 
 
 def _substitute(pattern: re.Pattern[str], text: str) -> str:
@@ -102,39 +120,103 @@ def _substitute(pattern: re.Pattern[str], text: str) -> str:
     return pattern.sub(MASK, text)
 
 
+def _extra_patterns() -> list[Any]:
+    from django.conf import settings
+
+    return [EXTRA_PATTERNS[name] for name in settings.MASKING_EXTRA_PATTERNS]
+
+
+def _mask(text: str, values: list[str]) -> str:
+    if not text.isascii() and _SURROGATE.search(text):
+        text = _SURROGATE.sub("\ufffd", text)
+    for value in values:
+        text = text.replace(value, MASK)
+    for pattern in PATTERNS:
+        text = _substitute(pattern, text)
+    for extra in _extra_patterns():
+        text = extra.mask(text, MASK)
+    return text
+
+
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Mask resolved secret values and credential-shaped substrings in ``text``."""
     if not text or not isinstance(text, str):
         return text
-    for value in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
-        text = text.replace(value, MASK)
-    for pattern in PATTERNS:
-        text = _substitute(pattern, text)
+    return _mask(text, _values(secrets))
+
+
+def _trim_partial_tail(text: str, values: list[str]) -> str:
+    """Mask a tail that is the start of a secret (a cut made before this text reached us)."""
+    for value in values:
+        for size in range(min(len(value) - 1, len(text)), PARTIAL_PREFIX - 1, -1):
+            if text.endswith(value[:size]):
+                return text[:-size] + MASK
     return text
 
 
-def mask_data(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """Mask strings anywhere in a JSON-like structure, and values under sensitive keys."""
-    secrets = tuple(secrets)
-    if isinstance(value, str):
-        return mask_text(value, secrets)
-    if isinstance(value, dict):
-        out: dict[Any, Any] = {}
-        for key, item in value.items():
-            if isinstance(item, dict) and item.get("type") == "secret" and "path" in item:
-                out[key] = {"type": "secret", "path": mask_text(str(item["path"]), secrets)}
-            elif (
-                isinstance(key, str)
-                and sensitive_key(key)
-                and isinstance(item, (str, int, float))
-                and not isinstance(item, bool)
-            ):
-                out[key] = MASK
-            elif isinstance(key, str) and sensitive_key(key) and isinstance(item, (list, tuple)):
-                out[key] = [MASK if isinstance(x, (str, int, float)) else mask_data(x, secrets) for x in item]
+def mask_capped(text: str, secrets: Iterable[str] = (), *, cap: int) -> str:
+    """Mask, then cap at ``cap`` characters: a cap never leaves part of a secret behind,
+    neither a value cut by the cap nor one a runner cut before handing the text over."""
+    if not text or not isinstance(text, str):
+        return text
+    values = _values(secrets)
+    masked = _trim_partial_tail(_mask(text, values), values)
+    if len(masked) <= cap:
+        return masked
+    return _trim_partial_tail(masked[:cap], values)
+
+
+def _mask_leaf(item: Any, values: list[str]) -> Any:
+    if isinstance(item, str):
+        return _trim_partial_tail(_mask(item, values), values) if item else item
+    return item
+
+
+def _sensitive_value(key: Any, item: Any) -> Any:
+    """The masked form of ``item`` under a sensitive key, or None when the key is not one."""
+    if not isinstance(key, str) or not sensitive_key(key):
+        return None
+    if isinstance(item, (str, int, float)) and not isinstance(item, bool):
+        return MASK
+    if isinstance(item, (list, tuple)):
+        return [MASK if isinstance(x, (str, int, float)) and not isinstance(x, bool) else x for x in item]
+    return None
+
+
+def mask_data(value: Any, secrets: Iterable[str] = (), *, max_depth: int = MAX_DEPTH) -> Any:
+    """Mask strings anywhere in a JSON-like structure, and values under sensitive keys.
+
+    Iterative (an explicit stack, no recursion), so any depth is safe; levels past
+    ``max_depth`` are replaced by ``TOO_DEEP``.
+    """
+    values = _values(secrets)
+    if not isinstance(value, (dict, list, tuple)):
+        return _mask_leaf(value, values)
+    root: dict[Any, Any] | list[Any] = {} if isinstance(value, dict) else []
+    stack: list[tuple[Any, Any, int]] = [(value, root, 1)]
+    while stack:
+        source, target, depth = stack.pop()
+        pairs = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in pairs:
+            masked: Any
+            sensitive = _sensitive_value(key, item) if isinstance(source, dict) else None
+            if isinstance(sensitive, list):  # scalars masked, structures walked below
+                masked = []
+                stack.append((sensitive, masked, depth + 1))
+            elif sensitive is not None:
+                masked = sensitive
+            elif isinstance(item, dict) and item.get("type") == "secret" and "path" in item:
+                masked = {"type": "secret", "path": _mask_leaf(str(item["path"]), values)}
+            elif isinstance(item, (dict, list, tuple)):
+                if depth >= max_depth:
+                    masked = TOO_DEEP
+                else:
+                    masked = {} if isinstance(item, dict) else []
+                    stack.append((item, masked, depth + 1))
             else:
-                out[key] = mask_data(item, secrets)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [mask_data(item, secrets) for item in value]
-    return value
+                masked = _mask_leaf(item, values)
+            if isinstance(target, dict):
+                target[_mask_leaf(key, values) if isinstance(key, str) else key] = masked
+            else:
+                target.append(masked)
+    return root

@@ -44,7 +44,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI/Redoc served from our static files, no CDN
     "channels",
@@ -141,7 +140,7 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 # --- REST framework ---------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "execution.services.tokens.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -248,6 +247,14 @@ AWS_SECRETS_REGION = env_str("AWS_SECRETS_REGION", "us-east-1")
 AWS_SECRETS_ENDPOINT_URL = env_str("AWS_SECRETS_ENDPOINT_URL")
 AWS_SECRETS_PREFIX = env_str("AWS_SECRETS_PREFIX", "opsconductor/")
 HTTP_OUTBOUND_ALLOWLIST = env_list("HTTP_OUTBOUND_ALLOWLIST", [])
+# Extra PII patterns masked at every sink besides the credential shapes (docs/secrets.md):
+# any of card_number (Luhn-checked), iban (mod-97 checked), email; "none" for none.
+MASKING_EXTRA_PATTERNS: tuple[str, ...] = tuple(
+    name for name in env_list("MASKING_EXTRA_PATTERNS", ["card_number"]) if name != "none"
+)
+for _name in MASKING_EXTRA_PATTERNS:
+    if _name not in ("card_number", "iban", "email"):
+        raise ConfigError(f"MASKING_EXTRA_PATTERNS: unknown pattern {_name!r} (card_number, iban, email)")
 STEP_OUTPUT_CAP_BYTES = env_int("STEP_OUTPUT_CAP_BYTES", 10 * 1024, minimum=256)
 SQL_ROW_CAP = env_int("SQL_ROW_CAP", 500, minimum=1)
 ASSET_SERVICE_URL = env_str("ASSET_SERVICE_URL")

@@ -8,8 +8,10 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from execution.models import OutboundAllowRule, SecretEntry
+from execution.admin.executions import ReadOnlyAdminMixin
+from execution.models import OutboundAllowRule, SecretAccess, SecretEntry
 from execution.secrets.crypto import encrypt  # also registers the encryption-key check
+from execution.secrets.store import secret_value_problem
 
 
 class SecretEntryForm(forms.ModelForm):
@@ -29,6 +31,8 @@ class SecretEntryForm(forms.ModelForm):
         data = super().clean() or {}
         if not self.instance.pk and not data.get("value"):
             self.add_error("value", "A new secret needs a value.")
+        elif data.get("value") and secret_value_problem(data["value"]):
+            self.add_error("value", secret_value_problem(data["value"]))
         return data
 
 
@@ -53,3 +57,12 @@ class OutboundAllowRuleAdmin(admin.ModelAdmin):
     list_display = ["host_pattern", "tenant", "environment", "description", "created_at"]
     list_filter = ["tenant", "environment"]
     search_fields = ["host_pattern", "description"]
+
+
+@admin.register(SecretAccess)
+class SecretAccessAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The audit of secret resolutions (§10): who, execution, step, path — never a value."""
+
+    list_display = ["created_at", "tenant", "actor", "path", "usage", "execution_id", "step_index", "worker"]
+    list_filter = ["tenant", "usage"]
+    search_fields = ["path", "execution_id"]

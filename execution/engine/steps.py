@@ -13,12 +13,13 @@ from django.utils import timezone
 
 from execution.engine.watch import Watch
 from execution.enums import ActorType, ExecutionStatus
-from execution.masking import mask_data, mask_text
+from execution.masking import mask_capped
 from execution.models import Execution, ExecutionStep, StoredPolicy
 from execution.runners.base import ResolvedTarget, StepContext, StepResult
 from execution.runners.registry import get_runner
 from execution.services.events import event_record
 from execution.services.progress import step_output_emitter, step_output_flush
+from execution.services.runner_output import exception_text, step_result_mask
 
 logger = logging.getLogger(__name__)
 ARTIFACTS_LIMIT = 10 * 1024
@@ -98,7 +99,7 @@ def step_run(*, state: AttemptState, step: ExecutionStep) -> StepResult:
     started = time.monotonic()
     result, resolved = _invoke(state, step, planned)
     duration_ms = int((time.monotonic() - started) * 1000)
-    secrets = state.secrets + (resolved.values if resolved else ())
+    secrets = _values(state, resolved)
     step_output_flush(execution=execution, step_index=step.step_index)
     if resolved is not None:
         resolved.drop()
@@ -110,8 +111,8 @@ def step_run(*, state: AttemptState, step: ExecutionStep) -> StepResult:
         step_index=step.step_index,
         from_status=ExecutionStatus.RUNNING,
         to_status=result.status,
-        details=mask_data(_event_details(step, result, duration_ms, state.dry_run), secrets),
-        error_message=mask_text(result.error_message, secrets)[:2000],
+        details=_event_details(step, result, duration_ms, state.dry_run),
+        error_message=mask_capped(result.error_message, secrets, cap=2000),
     )
     state.secrets = secrets
     return result
@@ -147,7 +148,11 @@ def _invoke(state: AttemptState, step: ExecutionStep, planned: dict[str, Any]) -
         secrets = state.secrets
         if not state.dry_run:
             resolved = secrets_resolve_for_step(
-                tenant_slug=execution.tenant.slug, params=params, target=target
+                tenant_slug=execution.tenant.slug,
+                params=params,
+                target=target,
+                execution=execution,
+                step_index=step.step_index,
             )
             params, credential, secrets = (
                 resolved.params,
@@ -170,12 +175,16 @@ def _invoke(state: AttemptState, step: ExecutionStep, planned: dict[str, Any]) -
             credential=credential,
         )
     except Exception as exc:  # unknown asset, unresolvable secret, bad step type
-        return StepResult(status=ExecutionStatus.FAILED, error_message=f"step setup failed: {exc}"), resolved
+        failed = StepResult(status=ExecutionStatus.FAILED, error_message=f"step setup failed: {exc}")
+        return step_result_mask(result=failed, secrets=_values(state, resolved)), resolved
     try:
         result = runner.dry_run(ctx) if state.dry_run else runner.run(ctx)
     except Exception as exc:
         logger.exception("runner %s crashed", step.step_type)
-        result = StepResult(status=ExecutionStatus.FAILED, error_message=f"{type(exc).__name__}: {exc}")
+        result = StepResult(status=ExecutionStatus.FAILED, error_message=exception_text(exc, secrets))
+    # §10: nothing of the runner's leaves unmasked (the error text builds the execution's
+    # error, retry and dead-letter reasons).
+    step_result_mask(result=result, secrets=secrets)
     reason = state.watch.reason
     if reason in ("cancelled", "timeout") and result.status != ExecutionStatus.COMPLETED:
         result.status = ExecutionStatus.CANCELLED if reason == "cancelled" else ExecutionStatus.TIMEOUT
@@ -189,16 +198,20 @@ def _invoke(state: AttemptState, step: ExecutionStep, planned: dict[str, Any]) -
     return result, resolved
 
 
+def _values(state: AttemptState, resolved: Any) -> tuple[str, ...]:
+    return state.secrets + (resolved.values if resolved else ())
+
+
 def _record(step: ExecutionStep, result: StepResult, duration_ms: int, secrets: tuple[str, ...]) -> None:
-    output = mask_data(result.output, secrets)
+    output = result.output  # masked by step_result_mask
     step.status = result.status
     step.completed_at = timezone.now()
     step.duration_ms = duration_ms
     step.exit_code = result.exit_code if result.exit_code is not None else output.get("exit_code")
     step.output_data = output
-    step.logs = mask_text(result.logs, secrets)[: settings.STEP_OUTPUT_CAP_BYTES]
-    step.error_message = mask_text(result.error_message, secrets)[:4000]
-    step.artifacts = _cap_artifacts(mask_data(result.artifacts, secrets) if result.artifacts else None)
+    step.logs = mask_capped(result.logs, secrets, cap=settings.STEP_OUTPUT_CAP_BYTES)
+    step.error_message = mask_capped(result.error_message, secrets, cap=4000)
+    step.artifacts = _cap_artifacts(result.artifacts)
     step.save(
         update_fields=[
             "status",

@@ -5,12 +5,14 @@ from execution.models.limits import ConcurrencyLimit
 from execution.models.policies import StoredPolicy, TimeoutPolicy
 from execution.models.queue import DeadLetter, ExecutionLock, QueueItem
 from execution.models.retention import DeadLetterArchive
-from execution.models.secrets import OutboundAllowRule, SecretEntry
+from execution.models.secrets import OutboundAllowRule, SecretAccess, SecretEntry
 from execution.models.tenancy import AccessGrant, AuditLog, Membership, Tenant
+from execution.models.tokens import ApiToken
 from execution.models.workers import WorkerHeartbeat
 
 __all__ = [
     "AccessGrant",
+    "ApiToken",
     "Asset",
     "AuditLog",
     "ConcurrencyLimit",
@@ -24,6 +26,7 @@ __all__ = [
     "OutboundAllowRule",
     "QueueItem",
     "ReadOnlyCommandRule",
+    "SecretAccess",
     "SecretEntry",
     "StoredPolicy",
     "Tenant",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from execution.enums import Environment
@@ -57,3 +58,33 @@ class OutboundAllowRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host_pattern} ({self.tenant_id}/{self.environment or '*'})"
+
+
+class SecretAccess(models.Model):
+    """One resolution of a secret reference (§10 audit): who, which execution and step, which
+    path; never the value. Kept by execution id (not a foreign key) so the audit outlives
+    the execution rows."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="secret_accesses")
+    # The execution's actor: the user on whose behalf the value was read.
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    execution_id = models.UUIDField(null=True, blank=True)
+    step_index = models.IntegerField(null=True, blank=True)
+    # The reference as written ("db:acme/deploy-token#field"); "credential" for an asset's.
+    path = models.CharField(max_length=512)
+    usage = models.CharField(max_length=16, default="param")
+    worker = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "secret_access_audit"
+        ordering = ["-id"]
+        verbose_name_plural = "secret accesses"
+        indexes = [
+            # secret_accesses_of(): a tenant's recent resolutions, and one execution's.
+            models.Index(fields=["tenant", "created_at"], name="secret_access_tenant_time"),
+            models.Index(fields=["execution_id"], name="secret_access_execution"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.path} for {self.execution_id} step {self.step_index}"

@@ -1,4 +1,5 @@
-"""``?token=<key>`` authentication for WebSockets (DRF tokens), inside AuthMiddlewareStack.
+"""``?token=<key>`` authentication for WebSockets (API tokens, looked up by hash), inside
+AuthMiddlewareStack.
 
 Browsers use the session cookie (AuthMiddlewareStack in opsconductor/asgi.py); API clients,
 which cannot set headers on a WebSocket handshake from every library, pass their token in
@@ -19,12 +20,9 @@ from django.contrib.auth.models import AnonymousUser
 
 @database_sync_to_async
 def _user_for_token(key: str) -> Any:
-    from rest_framework.authtoken.models import Token
+    from execution.services.tokens import api_token_user
 
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
-        return AnonymousUser()
-    return token.user
+    return api_token_user(key=key) or AnonymousUser()
 
 
 class TokenAuthMiddleware:

@@ -6,6 +6,19 @@ from execution.models import SecretEntry, Tenant
 from execution.secrets.crypto import encrypt
 from execution.secrets.references import SecretError
 
+# Shorter values are refused (§10): a 3-character value masked everywhere would blank out
+# ordinary text, and left alone it would be a secret in clear.
+SECRET_MIN_LENGTH = 8
+
+
+def secret_value_problem(value: str) -> str:
+    """Why ``value`` cannot be stored as a secret, or "" when it can."""
+    if not value:
+        return "a secret value may not be empty"
+    if len(value) < SECRET_MIN_LENGTH:
+        return f"a secret value needs at least {SECRET_MIN_LENGTH} characters"
+    return ""
+
 
 def secret_set(*, tenant: Tenant, path: str, value: str, description: str = "") -> SecretEntry:
     """Create or replace the db secret ``path`` of ``tenant`` (stored Fernet-encrypted)."""
@@ -14,8 +27,9 @@ def secret_set(*, tenant: Tenant, path: str, value: str, description: str = "") 
         path = path[3:]
     if not path or "#" in path:
         raise SecretError("a secret path is non-empty and has no '#'")
-    if not value:
-        raise SecretError("a secret value may not be empty")
+    problem = secret_value_problem(value)
+    if problem:
+        raise SecretError(problem)
     entry, _ = SecretEntry.objects.update_or_create(
         tenant=tenant, path=path, defaults={"ciphertext": encrypt(value), "description": description}
     )

@@ -10,10 +10,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from execution.enums import ConnectionType, Role
 from execution.models import Asset, Membership, ReadOnlyCommandRule, Tenant
+from execution.services.tokens import api_token_issue
 
 DEMO_USERS: list[tuple[str, str, str]] = [
     ("operator", "demo", Role.OPERATOR),
@@ -113,12 +113,12 @@ def demo_seed(*, password: str | None = None, reset_passwords: bool = False) -> 
             user.set_password(password)
         user.save()
         Membership.objects.update_or_create(tenant=tenants[tenant_slug], user=user, defaults={"role": role})
-        token, _ = Token.objects.get_or_create(user=user)
         seed.users[username] = {
             "tenant": tenant_slug,
             "role": str(role),
             "password": password,
-            "token": token.key,
+            # Tokens are stored hashed: the printed key is a new one (older ones stop working).
+            "token": api_token_issue(user=user, rotate=True),
         }
     for hostname in DEMO_ASSETS:
         asset, _ = Asset.objects.update_or_create(

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from execution.enums import ActorType, ExecutionStatus
 from execution.errors import Conflict
+from execution.masking import mask_data, mask_text, secrets_of
 from execution.models import DeadLetter, Execution, QueueItem
 from execution.services.events import event_record
 from execution.services.transition import transition
@@ -18,12 +19,15 @@ def dlq_record(
     *, execution: Execution, reason: str, last_error: str, details: dict[str, Any] | None = None
 ) -> DeadLetter:
     """Create (or refresh, after an earlier requeue) the execution's dead-letter entry."""
+    values = secrets_of(execution.execution_id)
+    last_error = mask_text(last_error, values)
+    details = mask_data(details or {}, values)
     item = QueueItem.objects.filter(execution=execution).first()
     entry, _ = DeadLetter.objects.update_or_create(
         execution=execution,
         defaults={
             "failure_reason": reason,
-            "failure_details": details or {},
+            "failure_details": details,
             "attempt_count": item.attempt_count if item else 0,
             "last_error": last_error[:4000],
             "original_queue_id": item.queue_id if item else None,

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import transaction
 
 from execution.enums import ActorType
+from execution.masking import mask_data, mask_text, secrets_of
 from execution.models import Execution, ExecutionEvent
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,12 @@ def event_record(
     error_message: str = "",
     step_index: int | None = None,
 ) -> ExecutionEvent:
-    """Append one event row (in the current transaction) and publish it after commit."""
+    """Append one event row (in the current transaction) and publish it after commit.
+
+    A sink of §10: details and error message are masked here once more with the values
+    resolved for the execution in this process, whatever the caller already did.
+    """
+    values = secrets_of(execution.execution_id)
     event = ExecutionEvent.objects.create(
         execution_id=execution.execution_id,
         tenant_id=execution.tenant_id,
@@ -48,8 +54,8 @@ def event_record(
         actor_type=actor_type,
         from_status=from_status,
         to_status=to_status,
-        details=details or {},
-        error_message=error_message,
+        details=mask_data(details or {}, values),
+        error_message=mask_text(error_message, values),
         step_index=step_index,
         trace_id=execution.trace_id,
     )

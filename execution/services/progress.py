@@ -1,7 +1,8 @@
 """Live-progress services (§11): batched step output and the progress of an execution.
 
 ``step_output_record`` turns chunks of a running step's output into ``step_output`` events:
-masked, capped per event and per step, and batched so that one execution writes at most
+masked, then capped per event and per step (a value split across two chunks is held back
+until it is whole, so it is masked whole), and batched so that one execution writes at most
 ``STEP_OUTPUT_EVENTS_PER_SECOND`` output flushes per second however chatty its command is.
 Output arriving faster is buffered and written by the next allowed flush (a timer makes sure
 a trailing chunk is not held forever); the engine calls ``step_output_flush`` before it
@@ -23,12 +24,15 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from execution.enums import FINISHED_STATUSES, ActorType, ExecutionStatus
-from execution.masking import mask_text
+from execution.masking import mask_capped
 from execution.models import Execution, ExecutionStep
 from execution.services.events import event_record
 
 STEP_OUTPUT_CHUNK_LIMIT = 4096  # characters per step_output event
 STEP_OUTPUT_STEP_LIMIT = 64 * 1024  # characters of live output per step; the rest is dropped
+# Raw characters kept past a limit until the flush masks them: a secret cut by the limit is
+# still whole when masking runs (masking happens before capping, §10).
+MASK_MARGIN = 1024
 STEP_OUTPUT_EVENTS_PER_SECOND = 4  # flushes per execution per second (one event per stream)
 PENDING_PRUNE_AT = 256  # executions with output state in this process before idle ones go
 
@@ -66,9 +70,9 @@ def step_output_record(
         buffered = state.chunks.get(slot, "") + text
         room = STEP_OUTPUT_STEP_LIMIT - state.sent_per_step.get(step_index, 0)
         limit = max(0, min(STEP_OUTPUT_CHUNK_LIMIT, room))
-        if len(buffered) > limit:
-            state.dropped[slot] = state.dropped.get(slot, 0) + len(buffered) - limit
-            buffered = buffered[:limit]
+        if len(buffered) > limit + MASK_MARGIN:
+            state.dropped[slot] = state.dropped.get(slot, 0) + len(buffered) - limit - MASK_MARGIN
+            buffered = buffered[: limit + MASK_MARGIN]
         state.chunks[slot] = buffered
         wait = state.last_flush + 1.0 / STEP_OUTPUT_EVENTS_PER_SECOND - time.monotonic()
         if wait <= 0:
@@ -78,7 +82,7 @@ def step_output_record(
             state.timer.daemon = True
             state.timer.start()
     if flush_now:
-        _flush(key)
+        _flush(key, final=False)
 
 
 def _prune_idle(now: float) -> None:
@@ -101,17 +105,27 @@ def step_output_emitter(
 
 def step_output_flush(*, execution: Execution, step_index: int | None = None) -> int:
     """Write whatever output of ``execution`` is buffered now; returns the events written."""
-    return _flush(str(execution.execution_id), step_index=step_index)
+    return _flush(str(execution.execution_id), step_index=step_index, final=True)
 
 
 def _flush_from_timer(key: str) -> None:
     try:
-        _flush(key)
+        _flush(key, final=False)
     finally:
         close_old_connections()  # this thread's connection must not linger
 
 
-def _flush(key: str, step_index: int | None = None) -> int:
+def _held_tail(text: str, secrets: tuple[str, ...]) -> int:
+    """Length of the longest tail of ``text`` that is the start of a secret (0 if none)."""
+    longest = max((len(s) for s in secrets), default=0)
+    for size in range(min(longest - 1, len(text)), 0, -1):
+        tail = text[-size:]
+        if any(len(s) > size and s.startswith(tail) for s in secrets):
+            return size
+    return 0
+
+
+def _flush(key: str, step_index: int | None = None, *, final: bool) -> int:
     with _lock:
         state = _pending.get(key)
         if state is None:
@@ -121,11 +135,17 @@ def _flush(key: str, step_index: int | None = None) -> int:
             state.timer = None
         slots = [s for s in state.chunks if step_index is None or s[0] == step_index]
         batch = [(slot, state.chunks.pop(slot), state.dropped.pop(slot, 0)) for slot in slots]
+        if not final:  # a secret's first characters wait for the rest of it
+            for position, (slot, text, dropped) in enumerate(batch):
+                held = _held_tail(text, state.secrets) if not dropped else 0
+                if held:
+                    state.chunks[slot] = text[-held:]
+                    batch[position] = (slot, text[:-held], dropped)
         for (index, _stream), text, _ in batch:
             state.sent_per_step[index] = state.sent_per_step.get(index, 0) + len(text)
         state.last_flush = time.monotonic()
         execution, secrets = state.execution, state.secrets
-        if not state.chunks and execution.status in FINISHED_STATUSES:
+        if final and not state.chunks and execution.status in FINISHED_STATUSES:
             _pending.pop(key, None)
     written = 0
     for (index, stream), text, dropped in batch:
@@ -139,8 +159,8 @@ def _flush(key: str, step_index: int | None = None) -> int:
                 step_index=index,
                 details={
                     "stream": stream,
-                    "text": mask_text(text, secrets),
-                    "truncated": dropped > 0,
+                    "text": mask_capped(text, secrets, cap=STEP_OUTPUT_CHUNK_LIMIT),
+                    "truncated": dropped > 0 or len(text) > STEP_OUTPUT_CHUNK_LIMIT,
                     "dropped_chars": dropped,
                 },
             )

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from execution.enums import ExecutionStatus, QueueStatus
+from execution.masking import active_secrets, mask_text
 from execution.models import Execution, QueueItem, StoredPolicy
 from execution.services.limits import AT_LIMIT_SQL, FULL_SCOPES_CTE, LIMITED_SQL, limits_claim_over
 from execution.services.transition import transition
@@ -166,7 +167,7 @@ def queue_complete(*, claim: Claim, status: str = QueueStatus.COMPLETED, error: 
             completed_at=timezone.now(),
             lease_token=None,
             lease_expires_at=None,
-            last_error=error[:2000],
+            last_error=mask_text(error, active_secrets())[:2000],
             updated_at=timezone.now(),
         )
     )
@@ -196,7 +197,7 @@ def queue_release(*, claim: Claim, delay_seconds: float, error: str = "", count_
         "updated_at": now,
     }
     if error:
-        fields["last_error"] = error[:2000]
+        fields["last_error"] = mask_text(error, active_secrets())[:2000]
     updated = _owned(claim).update(**fields)
     if updated and not count_attempt:
         from django.db.models import F

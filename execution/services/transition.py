@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from execution.enums import FINISHED_STATUSES, ActorType, ExecutionStatus
 from execution.errors import IllegalTransition
+from execution.masking import mask_text, secrets_forget, secrets_of
 from execution.models import Execution
 from execution.services.events import event_record
 from execution.state_machine import is_legal
@@ -49,6 +50,7 @@ def transition(
     ``fields`` are other columns to update in the same write (result, error_message, ...).
     """
     pk = execution if isinstance(execution, int) else execution.pk
+    fields = dict(fields or {})
     with transaction.atomic():
         # The row lock serialises concurrent transitions: the loser re-reads the winner's status.
         locked = Execution.objects.select_for_update().get(pk=pk)
@@ -59,6 +61,11 @@ def transition(
                 raise IllegalTransition(locked.execution_id, current, to)
         if not is_legal(current, to):
             raise IllegalTransition(locked.execution_id, current, to)
+        # §10: a reason or error message may carry text from a runner or an exception.
+        values = secrets_of(locked.execution_id)
+        reason = mask_text(reason, values)
+        if fields.get("error_message"):
+            fields["error_message"] = mask_text(fields["error_message"], values)
         now = timezone.now()
         locked.previous_status = current
         locked.status = to
@@ -73,7 +80,7 @@ def transition(
         elif to == ExecutionStatus.QUEUED:
             locked.completed_at = None
             update_fields.append("completed_at")
-        for name, value in (fields or {}).items():
+        for name, value in fields.items():
             setattr(locked, name, value)
             if name not in update_fields:
                 update_fields.append(name)
@@ -89,8 +96,13 @@ def transition(
             from_status=current,
             to_status=to,
             details=event_details,
-            error_message=(fields or {}).get("error_message", "") or "",
+            error_message=fields.get("error_message", "") or "",
         )
+        if current == ExecutionStatus.RUNNING and to != ExecutionStatus.RUNNING:
+            # The attempt is over: its resolved values leave this process's memory once the
+            # writes that might still carry them (dead letter, queue error) are committed.
+            execution_id = locked.execution_id
+            transaction.on_commit(lambda: secrets_forget(execution_id=execution_id))
     return locked
 
 

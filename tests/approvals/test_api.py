@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from approvals.models import Approval
 from execution.enums import Role
+from execution.services.tokens import api_token_issue
 from tests.approvals.conftest import make_approval, member
 from tests.factories import ExecutionFactory, snapshot_overwrite
 
@@ -20,8 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def client_for(user: Any) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=user)}")
     return client
 
 

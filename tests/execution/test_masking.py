@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 
-from execution.masking import MASK, PATTERN_TABLE, mask_data, mask_text
+from execution.masking import MASK, MAX_DEPTH, PATTERN_TABLE, TOO_DEEP, mask_capped, mask_data, mask_text
 
 # name -> (text containing a credential, the credential, what must survive)
 CASES: dict[str, tuple[str, str, str]] = {
@@ -127,3 +130,89 @@ def test_sensitive_key_names_are_masked(key: str) -> None:
 @pytest.mark.parametrize("key", ["passed", "bypass", "compass", "passenger", "failed"])
 def test_words_that_merely_contain_a_sensitive_word_are_kept(key: str) -> None:
     assert mask_data({key: 3, "note": "ok"}) == {key: 3, "note": "ok"}
+
+
+# --- mask before cap, short values, PII patterns, any depth ---------------------------------
+
+SECRET = "Qz7K-straddling-the-cap-0123456789"
+
+
+@pytest.mark.parametrize("offset", [10_200, 10_214, 10_228, 10_236, 10_239])
+def test_cap_never_keeps_four_characters_of_a_secret(offset: int) -> None:
+    text = "a" * offset + SECRET + "b" * 500
+    capped = mask_capped(text, [SECRET], cap=10_240)
+    assert len(capped) <= 10_240 + len(MASK) and SECRET[:4] not in capped
+    # A text a runner already cut inside the value (so it is not whole any more).
+    cut = mask_capped(text[:10_240], [SECRET], cap=10_240)
+    assert SECRET[:4] not in cut
+
+
+def test_short_values_are_masked_too() -> None:
+    assert mask_text("pin=ab; user=x7", ["ab", "x7"]) == "pin=***; user=***"
+
+
+def test_card_numbers_masked_by_default_only_when_luhn_valid() -> None:
+    assert mask_text("paid with 4111 1111 1111 1111 ok") == f"paid with {MASK} ok"
+    assert mask_text("card 5500-0000-0000-0004.") == f"card {MASK}."
+    assert mask_text("order 4111111111111112 ok") == "order 4111111111111112 ok"  # Luhn fails
+
+
+def test_iban_and_email_are_settings(settings: Any) -> None:
+    text = "IBAN GB82 WEST 1234 5698 7654 32, mail ops@example.com"
+    assert mask_text(text) == text
+    settings.MASKING_EXTRA_PATTERNS = ("card_number", "iban", "email")
+    assert mask_text(text) == f"IBAN {MASK}, mail {MASK}"
+    assert mask_text("GB82 WEST 1234 5698 7654 33") == "GB82 WEST 1234 5698 7654 33"  # mod-97 fails
+
+
+def test_unknown_extra_pattern_stops_the_settings() -> None:
+    import subprocess
+    import sys
+
+    from tests.support.processes import subprocess_env
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=subprocess_env(DJANGO_SETTINGS_MODULE="opsconductor.settings", MASKING_EXTRA_PATTERNS="ssn"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode != 0 and "MASKING_EXTRA_PATTERNS" in child.stderr
+
+
+def test_mask_data_is_iterative_and_depth_capped() -> None:
+    deep: Any = "leaf canary-value-42"
+    for _ in range(100_000):
+        deep = {"k": [deep]}
+    masked = mask_data(deep, ["canary-value-42"])
+    depth = 0
+    node = masked
+    while isinstance(node, (dict, list)):
+        node = node["k"] if isinstance(node, dict) else node[0]
+        depth += 1
+    assert depth == MAX_DEPTH and node == TOO_DEEP
+    assert mask_data({"a": {"b": "canary-value-42"}}, ["canary-value-42"]) == {"a": {"b": MASK}}
+
+
+def test_lone_surrogates_become_replacement_characters() -> None:
+    masked = mask_data({"name": "bad \ud800 name"})
+    assert masked == {"name": "bad \ufffd name"}
+    masked["name"].encode()
+
+
+def test_streamed_output_holds_back_a_split_secret(db: Any, tenant: Any, operator: Any) -> None:
+    from execution.models import ExecutionEvent
+    from execution.services.progress import step_output_flush, step_output_record
+    from tests.factories import ExecutionFactory
+
+    execution = ExecutionFactory(tenant=tenant, actor=operator)
+    for chunk in ("line with " + SECRET[:6], SECRET[6:20], SECRET[20:] + " end\n"):
+        step_output_record(execution=execution, step_index=0, stream="stdout", text=chunk, secrets=(SECRET,))
+        time.sleep(0.3)  # each chunk in its own flush window (the timer flushes it)
+    step_output_flush(execution=execution, step_index=0)
+    texts = "".join(
+        e.details["text"]
+        for e in ExecutionEvent.objects.filter(execution=execution, event_type="step_output")
+    )
+    assert texts == f"line with {MASK} end\n"

@@ -10,8 +10,9 @@ import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 
-from execution.models import Asset, Membership, ReadOnlyCommandRule, Tenant
+from execution.models import ApiToken, Asset, Membership, ReadOnlyCommandRule, Tenant
 from execution.services.demo import DEMO_READ_ONLY_COMMANDS, demo_example_plans
+from execution.services.tokens import api_token_user
 
 pytestmark = pytest.mark.django_db
 ROLES = {
@@ -43,7 +44,16 @@ def test_demo_json_shape_and_idempotence() -> None:
         assert user["password"] == "demo-pass-1"
     assert sorted(a["hostname"] for a in first["assets"]) == ["local-1", "local-2", "local-3"]
     assert all(set(a) == {"id", "hostname"} for a in first["assets"])
-    assert second == first  # same ids and tokens: nothing new created
+    # Same rows (nothing new created); tokens are stored hashed, so each run prints a new
+    # key per user and the previous one stops working.
+    tokens = {
+        name: (u.pop("token"), second["users"][name].pop("token")) for name, u in first["users"].items()
+    }
+    assert second == first
+    assert all(old != new for old, new in tokens.values())
+    assert ApiToken.objects.count() == len(tokens)
+    assert api_token_user(key=tokens["operator"][1]).username == "operator"
+    assert api_token_user(key=tokens["operator"][0]) is None
     assert Tenant.objects.filter(slug__in=["demo", "other"]).count() == 2
     assert Membership.objects.count() == 8 and Asset.objects.count() == 3
     assert set(Asset.objects.values_list("connection_type", flat=True)) == {"local"}

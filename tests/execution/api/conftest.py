@@ -14,10 +14,9 @@ from tests.factories import AssetFactory, ReadOnlyCommandRuleFactory
 def client_for(user: Any = None) -> APIClient:
     client = APIClient()
     if user is not None:
-        from rest_framework.authtoken.models import Token
+        from execution.services.tokens import api_token_issue
 
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=user)}")
     return client
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
 
-from execution.models import Execution
+from execution.models import ApiToken, Execution
+from execution.services.tokens import token_hash
 from tests.execution.api.conftest import noop_body
 
 pytestmark = pytest.mark.django_db
@@ -52,9 +52,13 @@ def test_submit_reports_problems_and_denials(tmp_path: Path, operator: Any, view
     assert Execution.objects.count() == 0
 
 
-def test_api_token_creates_and_rotates(operator: Any) -> None:
+def test_api_token_prints_a_new_key_stored_hashed(operator: Any) -> None:
     first = _run("api_token", operator.username).strip()
-    assert Token.objects.get(user=operator).key == first
-    assert _run("api_token", operator.username).strip() == first
-    rotated = _run("api_token", operator.username, "--rotate").strip()
-    assert rotated != first and Token.objects.get(user=operator).key == rotated
+    stored = ApiToken.objects.get(user=operator)
+    # The database holds the key's hash, never the key the client sends.
+    assert stored.key_hash == token_hash(first) and first not in stored.key_hash
+    rotated = _run("api_token", operator.username).strip()
+    assert rotated != first
+    assert list(ApiToken.objects.filter(user=operator).values_list("key_hash", flat=True)) == [
+        token_hash(rotated)
+    ]

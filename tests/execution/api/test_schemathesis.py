@@ -33,14 +33,13 @@ def keep_test_connection() -> Iterator[None]:
 
 @pytest.fixture
 def auth_headers(db: Any, keep_test_connection: None) -> dict[str, str]:
-    from rest_framework.authtoken.models import Token
+    from execution.services.tokens import api_token_issue
 
     tenant = TenantFactory(slug="acme")
     AssetFactory(tenant=tenant, hostname="web-1")
     user = UserFactory(username="fuzz-admin")
     MembershipFactory(tenant=tenant, user=user, role="admin")
-    token, _ = Token.objects.get_or_create(user=user)
-    return {"Authorization": f"Token {token.key}"}
+    return {"Authorization": f"Token {api_token_issue(user=user)}"}
 
 
 @pytest.mark.django_db

@@ -3,9 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from execution.enums import Role
+from execution.services.tokens import api_token_issue
 from tests.factories import (
     ExecutionFactory,
     ExecutionStepFactory,
@@ -31,6 +31,6 @@ def watch_setup(transactional_db: Any) -> dict[str, Any]:
         "tenant": tenant,
         "execution": execution,
         "viewer": viewer,
-        "token": Token.objects.create(user=viewer).key,
-        "outsider_token": Token.objects.create(user=outsider).key,
+        "token": api_token_issue(user=viewer),
+        "outsider_token": api_token_issue(user=outsider),
     }

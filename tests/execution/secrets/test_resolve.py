@@ -43,7 +43,7 @@ def test_resolves_nested_references_and_the_target_credential(monkeypatch: pytes
     assert set(resolved.values) == {"tok-123456", "hdr-value-555", "ssh-pw-98765"}
     assert params["env"]["API_TOKEN"] == {"type": "secret", "path": "db:acme/deploy-token"}  # not mutated
     assert "tok-123456" in active_secrets()
-    resolved.drop()
+    resolved.drop()  # resolved outside an execution: forgotten with the step
     assert "tok-123456" not in active_secrets()
     assert resolved.params == {} and resolved.credential == {} and resolved.values == ()
 
@@ -153,3 +153,74 @@ def test_backends_check_and_masking_self_test() -> None:
     assert set(report) == {"env", "file", "db", "vault", "aws"}
     assert all(item["ok"] for item in report.values()), report
     assert masking_self_test() == []
+
+
+def test_short_values_are_refused_by_the_command_and_the_admin(
+    monkeypatch: pytest.MonkeyPatch, client: Any
+) -> None:
+    from django.core.management.base import CommandError
+
+    acme = TenantFactory(slug="acme")
+    monkeypatch.setattr("sys.stdin", io.StringIO("short7\n"))
+    with pytest.raises(CommandError, match="at least 8 characters"):
+        call_command("secret", "set", "db:acme/short", "--tenant", "acme", stdout=io.StringIO())
+    client.force_login(UserFactory(username="root-admin", is_staff=True, is_superuser=True))
+    response = client.post(
+        "/admin/execution/secretentry/add/",
+        {"tenant": acme.pk, "path": "acme/short", "description": "d", "value": "1234567"},
+    )
+    assert response.status_code == 200 and b"at least 8 characters" in response.content
+    assert not SecretEntry.objects.exists()
+
+
+def test_every_resolution_is_audited_without_the_value() -> None:
+    from execution.models import SecretAccess
+    from tests.factories import ExecutionFactory
+
+    acme = TenantFactory(slug="acme")
+    execution = ExecutionFactory(tenant=acme)
+    secret_set(tenant=acme, path="audit-me", value="audited-value-4242")
+    secret_set(tenant=acme, path="web-1-ssh", value='{"password": "ssh-pw-98765"}')
+    resolved = secrets_resolve_for_step(
+        tenant_slug="acme",
+        params={"a": {"type": "secret", "path": "db:audit-me"}},
+        target=target("db:web-1-ssh"),
+        execution=execution,
+        step_index=2,
+    )
+    resolved.drop()
+    with pytest.raises(SecretError):
+        secrets_resolve_for_step(
+            tenant_slug="acme",
+            params={"b": {"type": "secret", "path": "db:missing"}},
+            target=None,
+            execution=execution,
+            step_index=3,
+        )
+    rows = list(
+        SecretAccess.objects.order_by("id").values("actor", "execution_id", "step_index", "path", "usage")
+    )
+    assert rows == [
+        {
+            "actor": execution.actor_id,
+            "execution_id": execution.execution_id,
+            "step_index": 2,
+            "path": "db:audit-me",
+            "usage": "param",
+        },
+        {
+            "actor": execution.actor_id,
+            "execution_id": execution.execution_id,
+            "step_index": 2,
+            "path": "db:web-1-ssh",
+            "usage": "credential",
+        },
+        {
+            "actor": execution.actor_id,
+            "execution_id": execution.execution_id,
+            "step_index": 3,
+            "path": "db:missing",
+            "usage": "param",
+        },
+    ]
+    assert "audited-value-4242" not in str(list(SecretAccess.objects.values()))
