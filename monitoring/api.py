@@ -26,7 +26,9 @@ class MetricsSummaryView(APIView):
         try:
             window = window_parse(request.query_params.get("window", "1h"))
         except ValueError as exc:
-            raise ValidationError({"window": str(exc)}) from None
+            raise ValidationError(
+                {"detail": f"window: {exc}", "errors": [{"path": "window", "message": str(exc)}]}
+            ) from None
         tenant_ids = monitoring_tenant_ids(request.user)
         slug = request.query_params.get("tenant")
         if slug:

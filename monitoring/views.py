@@ -44,8 +44,16 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text format; with MONITORING_METRICS_TOKEN set, ``Authorization: Bearer`` it."""
+    """Prometheus text format; with MONITORING_METRICS_TOKEN set, ``Authorization: Bearer`` it.
+    In production (OPS_DEV=false) the token is required: without one the page is closed
+    (403), since its labels name the tenants (check ``monitoring.W001`` says so at start)."""
     token = settings.MONITORING_METRICS_TOKEN
+    if not token and not settings.DEV_MODE:
+        return HttpResponse(
+            "forbidden: set MONITORING_METRICS_TOKEN to scrape /metrics in production\n",
+            status=403,
+            content_type="text/plain",
+        )
     if token:
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(sent.encode(), token.encode()):

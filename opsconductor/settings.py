@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -47,6 +48,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI/Redoc served from our static files, no CDN
     "channels",
+    "axes",  # login throttling (docs/api.md)
     # execution before django_q: its qcluster command (heartbeat, reaper, waker) wins.
     "execution",
     "django_q",
@@ -56,12 +58,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Hostile input is refused before anything parses it; a database outage is a 503
+    # (docs/contract.md#hostile-input).
+    "opsconductor.request_guard.RequestGuardMiddleware",
+    "opsconductor.db_outage.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: refuses a locked-out login before the view runs.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "opsconductor.urls"
@@ -120,6 +128,10 @@ if _test_db:
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -136,6 +148,34 @@ STATIC_ROOT = BASE_DIR / ".state" / "static"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"  # the operator's home: where their work is
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- Login throttling and token brute force (docs/api.md) ------------------------------
+# django-axes on /accounts/login/ and /admin/login/: LOGIN_FAILURE_LIMIT wrong passwords for
+# an account, or from an address, lock both out for LOGIN_COOLOFF_SECONDS (the right
+# password included). Wrong API tokens are counted per address in the cache.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_COOLOFF_SECONDS", 60, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+API_TOKEN_FAILURE_LIMIT = env_int("API_TOKEN_FAILURE_LIMIT", 10, minimum=1)
+
+# --- Transport security (on by default when OPS_DEV=false; `check --deploy` clean) ------
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEV_MODE)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEV_MODE)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEV_MODE)
+# Probes and scrapers often speak plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEV_MODE else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEV_MODE)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEV_MODE)
+# "X-Forwarded-Proto=https": the header a TLS-terminating proxy sets (only behind one).
+_proxy_header = env_str("SECURE_PROXY_SSL_HEADER")
+if _proxy_header:
+    _header, _sep, _value = _proxy_header.partition("=")
+    if not _sep or not _header.strip() or not _value.strip():
+        raise ConfigError("SECURE_PROXY_SSL_HEADER must look like X-Forwarded-Proto=https")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _header.strip().upper().replace("-", "_"), _value.strip())
 
 # --- REST framework ---------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -160,6 +200,13 @@ SPECTACULAR_SETTINGS = {
 
 # --- Channels ---------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
+# The cache holds rate-limit counters (wrong API tokens): shared by every process through
+# Redis when there is one, per process otherwise.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {

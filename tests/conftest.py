@@ -37,6 +37,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Iterator[None]:
+    """The cache holds per-address rate-limit counters; one test's must not throttle the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _seeded_timeout_policies(request: pytest.FixtureRequest) -> None:
     """Re-seed the nine policies of migration 0004 for tests that use the database.
 

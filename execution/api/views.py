@@ -159,6 +159,7 @@ class ExecutionListCreateView(APIView):
         return Response(payload, status=code, headers={"Location": payload["links"]["self"]})
 
     @extend_schema(
+        operation_id="v1_executions_list",  # a plain APIView's GET would collide with the detail's
         parameters=[
             OpenApiParameter("status", str, enum=ExecutionStatus.values),
             OpenApiParameter("environment", str, enum=Environment.values),

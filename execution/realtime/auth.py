@@ -19,10 +19,18 @@ from django.contrib.auth.models import AnonymousUser
 
 
 @database_sync_to_async
-def _user_for_token(key: str) -> Any:
-    from execution.services.tokens import api_token_user
+def _user_for_token(key: str, address: str) -> Any:
+    """The key's user; anonymous for a wrong key, and for any key from an address past its
+    wrong-key limit (the same count as the REST token authentication)."""
+    from execution.services.tokens import api_token_user, token_failure_record, token_failures_exceeded
 
-    return api_token_user(key=key) or AnonymousUser()
+    if token_failures_exceeded(address=address):
+        return AnonymousUser()
+    user = api_token_user(key=key)
+    if user is None:
+        token_failure_record(address=address)
+        return AnonymousUser()
+    return user
 
 
 class TokenAuthMiddleware:
@@ -33,7 +41,8 @@ class TokenAuthMiddleware:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         keys = query.get("token")
         if keys:
-            scope = dict(scope, user=await _user_for_token(keys[0]))
+            client = scope.get("client") or ("", 0)
+            scope = dict(scope, user=await _user_for_token(keys[0], str(client[0])))
         elif not _same_origin(scope):
             scope = dict(scope, user=AnonymousUser())
         return await self.inner(scope, receive, send)

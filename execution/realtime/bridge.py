@@ -71,14 +71,17 @@ class PgNotifyBridge:
 
     def run(self) -> None:
         backoff = BACKOFF_INITIAL
+        failures = 0  # consecutive: one warning per outage, not one per retry
         while not self.stop_requested.is_set():
             try:
                 self._connect()
-                backoff = BACKOFF_INITIAL
+                backoff, failures = BACKOFF_INITIAL, 0
                 self._listen_until_error()
             except Exception as exc:  # any failure means: drop the connection, retry later
+                failures += 1
                 if not self.stop_requested.is_set():
-                    logger.warning("notify bridge lost its connection (%s); retrying in %.1fs", exc, backoff)
+                    log = logger.warning if failures == 1 else logger.debug
+                    log("notify bridge lost its connection (%s); retrying in %.1fs", exc, backoff)
             finally:
                 self._close()
             self.stop_requested.wait(backoff)

@@ -2,7 +2,8 @@
 
 Every backend is tenant-scoped by construction, so a plan of one tenant cannot name a
 secret of another:
-- ``env``   reads ``<SECRETS_ENV_PREFIX><TENANT>__<PATH>`` (upper-cased, non-alphanumerics -> ``_``);
+- ``env``   reads ``<SECRETS_ENV_PREFIX><TENANT>__<PATH>``, escaped so that two (tenant, path)
+            pairs never share a variable (``env_variable_name``);
 - ``file``  reads ``<SECRETS_FILE_DIR>/<tenant>/<path>`` (no escaping the tenant's directory);
 - ``db``    reads the tenant's ``SecretEntry`` row and decrypts it (Fernet);
 - ``vault`` reads KV v2 ``<VAULT_MOUNT>/data/<tenant>/<path>`` with hvac;
@@ -12,7 +13,6 @@ secret of another:
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,24 @@ from django.conf import settings
 from execution.secrets.references import SecretError, SecretRef
 
 
-def env_variable_name(*, tenant_slug: str, path: str) -> str:
-    def norm(text: str) -> str:
-        return re.sub(r"[^A-Za-z0-9]", "_", text).upper()
+def _env_escape(text: str) -> str:
+    """Letters upper-cased, digits kept, ``/`` -> ``__``, any other character (``_`` too) ->
+    ``_XX_`` per UTF-8 byte (``-`` -> ``_2D_``, ``_`` -> ``_5F_``). Decodable left to right,
+    so two different texts (ignoring letter case) never give the same name."""
 
-    return f"{settings.SECRETS_ENV_PREFIX}{norm(tenant_slug)}__{norm(path)}"
+    def one(char: str) -> str:
+        if char.isascii() and char.isalnum():
+            return char.upper()
+        if char == "/":
+            return "__"
+        return "".join(f"_{byte:02X}_" for byte in char.encode())
+
+    return "".join(one(char) for char in text)
+
+
+def env_variable_name(*, tenant_slug: str, path: str) -> str:
+    """``acme`` + ``deploy-token`` -> ``OPS_SECRET_ACME__DEPLOY_2D_TOKEN`` (docs/secrets.md)."""
+    return f"{settings.SECRETS_ENV_PREFIX}{_env_escape(tenant_slug)}__{_env_escape(path)}"
 
 
 def _env(tenant_slug: str, ref: SecretRef) -> str:

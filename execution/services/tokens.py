@@ -10,9 +10,12 @@ import hashlib
 import secrets
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
+from rest_framework.request import Request
 
 from execution.models import ApiToken
 
@@ -42,11 +45,42 @@ def api_token_user(*, key: str) -> Any:
     return token.user
 
 
+FAILURE_WINDOW_SECONDS = 60
+
+
+def _failures_key(address: str) -> str:
+    return f"api-token-failures:{address}"
+
+
+def token_failures_exceeded(*, address: str) -> bool:
+    """Whether ``address`` sent more wrong keys this minute than API_TOKEN_FAILURE_LIMIT."""
+    return int(cache.get(_failures_key(address), 0)) >= settings.API_TOKEN_FAILURE_LIMIT
+
+
+def token_failure_record(*, address: str) -> None:
+    key = _failures_key(address)
+    if not cache.add(key, 1, FAILURE_WINDOW_SECONDS):
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, FAILURE_WINDOW_SECONDS)
+
+
 class HashedTokenAuthentication(TokenAuthentication):
-    """DRF's ``Token <key>`` header, looked up by the key's hash."""
+    """DRF's ``Token <key>`` header, looked up by the key's hash. Wrong keys are counted per
+    address (the cache: Redis with REDIS_URL, so every process shares the count); past
+    API_TOKEN_FAILURE_LIMIT a minute the address gets 429 without a lookup, right key or not."""
+
+    def authenticate(self, request: Request) -> tuple[Any, None] | None:
+        self._address = str(request.META.get("REMOTE_ADDR") or "")
+        return super().authenticate(request)  # type: ignore[return-value]
 
     def authenticate_credentials(self, key: str) -> tuple[Any, None]:
+        address = getattr(self, "_address", "")
+        if token_failures_exceeded(address=address):
+            raise exceptions.Throttled(FAILURE_WINDOW_SECONDS, "Too many wrong API tokens from this address.")
         user = api_token_user(key=key)
         if user is None:
+            token_failure_record(address=address)
             raise exceptions.AuthenticationFailed("Invalid token.")
         return user, None

@@ -31,8 +31,12 @@ def window_parse(text: str) -> timedelta:
     match = WINDOW_RE.match(text.strip().lower())
     if not match:
         raise ValueError("window must look like 90s, 15m, 1h or 7d")
-    window = timedelta(seconds=int(match.group(1)) * UNIT_SECONDS[match.group(2)])
-    if window <= timedelta(0) or window > MAX_WINDOW:
+    # Compared in seconds before any timedelta exists: 99999999999h would overflow one.
+    seconds = int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+    if seconds <= 0 or seconds > MAX_WINDOW.total_seconds():
+        raise ValueError("window must be between 1s and 90d")
+    window = timedelta(seconds=seconds)
+    if window > MAX_WINDOW:
         raise ValueError("window must be between 1s and 90d")
     return window
 

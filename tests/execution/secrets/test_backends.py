@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,10 @@ pytestmark = pytest.mark.django_db
 
 
 def test_env_backend_is_tenant_scoped(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert env_variable_name(tenant_slug="acme", path="deploy-token") == "OPS_SECRET_ACME__DEPLOY_TOKEN"
-    monkeypatch.setenv("OPS_SECRET_ACME__DEPLOY_TOKEN", "env-value-1")
+    assert env_variable_name(tenant_slug="acme", path="deploy-token") == "OPS_SECRET_ACME__DEPLOY_2D_TOKEN"
+    monkeypatch.setenv("OPS_SECRET_ACME__DEPLOY_2D_TOKEN", "env-value-1")
     assert secret_resolve(tenant_slug="acme", reference="env:deploy-token") == "env-value-1"
-    with pytest.raises(SecretError, match="OPS_SECRET_OTHER__DEPLOY_TOKEN is not set"):
+    with pytest.raises(SecretError, match="OPS_SECRET_OTHER__DEPLOY_2D_TOKEN is not set"):
         secret_resolve(tenant_slug="other", reference="env:deploy-token")
 
 
@@ -185,3 +186,20 @@ def test_aws_secrets_manager_backend(aws_env: str) -> None:
     with pytest.raises(SecretError, match="ResourceNotFoundException"):
         secret_resolve(tenant_slug="other", reference="aws:plain")
     assert "aws-plain" not in os.environ.values()
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("acme+prod", "_db"), ("acme", "prod+db")),
+        (("acme", "prod__db"), ("acme__prod", "db")),
+        (("acme", "prod/db"), ("acme", "prod_db")),
+        (("acme", "prod/db"), ("acme/prod", "db")),
+        (("acme", "a-b"), ("acme", "a_b")),
+        (("acme", "a.b"), ("acme", "a-b")),
+    ],
+)
+def test_env_names_never_collide(first: tuple[str, str], second: tuple[str, str]) -> None:
+    names = {env_variable_name(tenant_slug=t, path=p) for t, p in (first, second)}
+    assert len(names) == 2, names
+    assert all(re.fullmatch(r"[A-Z0-9_]+", name) for name in names)
