@@ -177,6 +177,10 @@ class ProblemOut(serializers.Serializer):
     message = serializers.CharField()
 
 
+class CancelIn(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
 class InvalidOut(serializers.Serializer):
     detail = serializers.CharField()
     errors = ProblemOut(many=True)  # type: ignore[assignment]  # a field, not Serializer.errors

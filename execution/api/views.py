@@ -246,17 +246,24 @@ class ExecutionEventsView(APIView):
 
 class ExecutionCancelView(APIView):
     @extend_schema(
-        request=None, responses={200: s.ExecutionOut, 401: _detail, 403: s.RefusedOut, 404: _detail}
+        request=s.CancelIn,
+        responses={200: s.ExecutionOut, 400: s.InvalidOut, 401: _detail, 403: s.RefusedOut, 404: _detail},
     )
     def post(self, request: Request, execution_id: Any) -> Response:
         from execution.services.cancel import execution_cancel
 
+        body = s.CancelIn(data=request.data if isinstance(request.data, dict) else {})
+        if not body.is_valid():
+            field, problems = next(iter(body.errors.items()))
+            raise _bad(field, str(problems[0]))
         execution = _visible(request, execution_id)
         refused = rbac_check_cancel(user=request.user, execution=execution)
         if refused:
             rbac_violation_record(execution=execution, actor=request.user, reason=refused, action="cancel")
             return _refused(refused)
-        execution = execution_cancel(execution=execution, actor=request.user)
+        execution = execution_cancel(
+            execution=execution, actor=request.user, reason=body.validated_data.get("reason", "")
+        )
         return Response(execution_payload(execution))
 
 

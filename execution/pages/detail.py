@@ -139,7 +139,7 @@ def execution_cancel_page(request: HttpRequest, execution_id: uuid.UUID) -> Http
     if not can_cancel(request.user, execution):
         raise PermissionDenied("You may not cancel this execution.")
     try:
-        execution_cancel(execution=execution, actor=request.user)
+        execution_cancel(execution=execution, actor=request.user, reason=request.POST.get("reason", ""))
     except DomainError as exc:
         messages.error(request, f"Not cancelled: {exc}")
     else:

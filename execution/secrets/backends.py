@@ -21,15 +21,16 @@ from django.conf import settings
 from execution.secrets.references import SecretError, SecretRef
 
 
-def _env_escape(text: str) -> str:
-    """Letters upper-cased, digits kept, ``/`` -> ``__``, any other character (``_`` too) ->
-    ``_XX_`` per UTF-8 byte (``-`` -> ``_2D_``, ``_`` -> ``_5F_``). Decodable left to right,
-    so two different texts (ignoring letter case) never give the same name."""
+def _env_escape(text: str, *, path: bool) -> str:
+    """Letters upper-cased, digits kept, in a path ``/`` -> ``__``, any other character (``_``
+    too, and a tenant's ``/``) -> ``_XX_`` per UTF-8 byte (``-`` -> ``_2D_``, ``_`` ->
+    ``_5F_``). Decodable left to right, with the first ``__`` between tenant and path, so two
+    different (tenant, path) pairs (ignoring letter case) never give the same name."""
 
     def one(char: str) -> str:
         if char.isascii() and char.isalnum():
             return char.upper()
-        if char == "/":
+        if char == "/" and path:
             return "__"
         return "".join(f"_{byte:02X}_" for byte in char.encode())
 
@@ -38,7 +39,9 @@ def _env_escape(text: str) -> str:
 
 def env_variable_name(*, tenant_slug: str, path: str) -> str:
     """``acme`` + ``deploy-token`` -> ``OPS_SECRET_ACME__DEPLOY_2D_TOKEN`` (docs/secrets.md)."""
-    return f"{settings.SECRETS_ENV_PREFIX}{_env_escape(tenant_slug)}__{_env_escape(path)}"
+    return (
+        f"{settings.SECRETS_ENV_PREFIX}{_env_escape(tenant_slug, path=False)}__{_env_escape(path, path=True)}"
+    )
 
 
 def _env(tenant_slug: str, ref: SecretRef) -> str:

@@ -12,11 +12,14 @@ from execution.models import Execution, QueueItem
 from execution.services.events import event_record
 from execution.services.transition import transition
 
+CANCEL_REASON_MAX = 500
 NOT_STARTED = frozenset({ExecutionStatus.PENDING_APPROVAL, ExecutionStatus.APPROVED, ExecutionStatus.QUEUED})
 
 
-def execution_cancel(*, execution: Execution, actor: Any = None) -> Execution:
-    """Cancel an execution; idempotent.
+def execution_cancel(*, execution: Execution, actor: Any = None, reason: str = "") -> Execution:
+    """Cancel an execution; idempotent. ``reason`` (optional, at most CANCEL_REASON_MAX
+    characters, masked like every event) is shown in the ``cancelled`` or
+    ``cancel_requested`` event.
 
     Not yet running: ends ``cancelled`` at once, its queue item and approval closed, its
     steps ``cancelled``. Running: records the request (``cancel_requested`` event); the
@@ -24,6 +27,7 @@ def execution_cancel(*, execution: Execution, actor: Any = None) -> Execution:
     Finished: returned unchanged.
     """
     actor_type = ActorType.USER if actor is not None else ActorType.SYSTEM
+    reason = reason.strip()[:CANCEL_REASON_MAX]
     with transaction.atomic():
         # The row lock orders us against the worker's own transitions.
         row = Execution.objects.select_for_update().get(pk=execution.pk)
@@ -34,7 +38,8 @@ def execution_cancel(*, execution: Execution, actor: Any = None) -> Execution:
                 ExecutionStatus.CANCELLED,
                 actor=actor,
                 actor_type=actor_type,
-                reason="cancelled before it ran",
+                reason=f"cancelled before it ran: {reason}" if reason else "cancelled before it ran",
+                details={"cancel_reason": reason} if reason else None,
                 fields={"cancel_requested_at": now, "cancel_requested_by": actor},
             )
             QueueItem.objects.filter(execution=row, status=QueueStatus.PENDING).update(
@@ -47,7 +52,13 @@ def execution_cancel(*, execution: Execution, actor: Any = None) -> Execution:
             row.cancel_requested_at = timezone.now()
             row.cancel_requested_by = actor
             row.save(update_fields=["cancel_requested_at", "cancel_requested_by", "updated_at"])
-            event_record(execution=row, event_type="cancel_requested", actor=actor, actor_type=actor_type)
+            event_record(
+                execution=row,
+                event_type="cancel_requested",
+                actor=actor,
+                actor_type=actor_type,
+                details={"reason": reason} if reason else None,
+            )
         return row
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from execution.models import ApiToken, Asset, Membership, ReadOnlyCommandRule, Tenant
 from execution.services.demo import DEMO_READ_ONLY_COMMANDS, demo_example_plans
@@ -59,7 +60,9 @@ def test_demo_json_shape_and_idempotence() -> None:
     assert set(Asset.objects.values_list("connection_type", flat=True)) == {"local"}
     # The example plans' commands declared read are read in the demo tenant.
     assert ReadOnlyCommandRule.objects.filter(tenant__slug="demo").count() == 3
-    assert authenticate(username="approver2", password="demo-pass-1") is not None
+    # The login throttle (django-axes) needs the request authenticate() is called for.
+    request = RequestFactory().post("/accounts/login/")
+    assert authenticate(request, username="approver2", password="demo-pass-1") is not None
 
 
 def test_generated_password_is_printed_with_the_example_plans() -> None:

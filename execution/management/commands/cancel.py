@@ -1,4 +1,4 @@
-"""``manage.py cancel <execution_id> [--user U]``: cancel an execution (§13)."""
+"""``manage.py cancel <execution_id> [--user U] [--reason TEXT]``: cancel an execution (§13)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from execution.models import Execution
-from execution.services.cancel import execution_cancel
+from execution.services.cancel import CANCEL_REASON_MAX, execution_cancel
 
 
 class Command(BaseCommand):
@@ -18,6 +18,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("execution_id")
         parser.add_argument("--user", help="who cancels (recorded on the event)")
+        parser.add_argument("--reason", default="", help="why (shown in the events, at most 500 characters)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -29,7 +30,9 @@ class Command(BaseCommand):
             actor = get_user_model().objects.filter(username=options["user"]).first()
             if actor is None:
                 raise CommandError(f"no user {options['user']}")
-        execution = execution_cancel(execution=execution, actor=actor)
+        if len(options["reason"]) > CANCEL_REASON_MAX:
+            raise CommandError(f"--reason: at most {CANCEL_REASON_MAX} characters")
+        execution = execution_cancel(execution=execution, actor=actor, reason=options["reason"])
         state = (
             "cancel requested"
             if execution.cancel_requested_at and execution.status == "running"
