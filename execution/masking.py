@@ -123,6 +123,8 @@ def _substitute(pattern: re.Pattern[str], text: str) -> str:
 def _extra_patterns() -> list[Any]:
     from django.conf import settings
 
+    if not settings.configured:  # a log record while the settings module is still importing
+        return []
     return [EXTRA_PATTERNS[name] for name in settings.MASKING_EXTRA_PATTERNS]
 
 

@@ -252,7 +252,11 @@ class ExecutionCancelView(APIView):
     def post(self, request: Request, execution_id: Any) -> Response:
         from execution.services.cancel import execution_cancel
 
-        body = s.CancelIn(data=request.data if isinstance(request.data, dict) else {})
+        try:
+            data = request.data
+        except ParseError as exc:
+            raise _bad("body", str(exc.detail)) from None
+        body = s.CancelIn(data=data if isinstance(data, dict) else {})
         if not body.is_valid():
             field, problems = next(iter(body.errors.items()))
             raise _bad(field, str(problems[0]))

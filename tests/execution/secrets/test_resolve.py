@@ -224,3 +224,22 @@ def test_every_resolution_is_audited_without_the_value() -> None:
         },
     ]
     assert "audited-value-4242" not in str(list(SecretAccess.objects.values()))
+
+
+def test_resolution_queries_one_read_per_db_reference_and_one_audit_insert() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import ExecutionFactory
+
+    acme = TenantFactory(slug="acme")
+    execution = ExecutionFactory(tenant=acme)
+    secret_set(tenant=acme, path="one", value="first-value-111")
+    secret_set(tenant=acme, path="two", value="second-value-222")
+    params = {"a": {"type": "secret", "path": "db:one"}, "b": [{"type": "secret", "path": "db:two"}]}
+    with CaptureQueriesContext(connection) as queries:
+        secrets_resolve_for_step(
+            tenant_slug="acme", params=params, target=None, execution=execution, step_index=0
+        )
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert statements == ["SELECT", "SELECT", "INSERT"], statements
