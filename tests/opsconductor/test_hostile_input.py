@@ -185,10 +185,10 @@ def test_rows_stored_before_the_guard_cannot_break_a_list_or_a_page(operator: An
             "UPDATE executions SET metadata = %s::jsonb, tags = %s::jsonb WHERE execution_id = %s",
             [deep_text(500), json.dumps(["bad \\ud800 tag"]), execution_id],
         )
-        cursor.execute(
-            "UPDATE execution_events SET details = %s::jsonb WHERE execution_id = %s",
-            [deep_text(500), execution_id],
-        )
+    # Events are append-only: an old poison event is a row inserted as it was.
+    ExecutionEvent.objects.create(
+        execution_id=execution_id, tenant_id=tenant.pk, event_type="step_output", details=nested(500)
+    )
     for url in (
         "/api/v1/executions/",
         f"/api/v1/executions/{execution_id}/",
