@@ -68,9 +68,10 @@ class ExtraPattern:
 
 EXTRA_PATTERNS: dict[str, ExtraPattern] = {
     # 13-19 digits, optionally grouped by spaces or dashes, passing the Luhn check (so an
-    # order number or a timestamp of the same length is kept).
+    # order number or a timestamp of the same length is kept), standing alone: not glued to
+    # a letter, so the digit runs of a UUID or a hash are kept.
     "card_number": ExtraPattern(
-        re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"),
+        re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])"),
         lambda m: luhn_valid(re.sub(r"\D", "", m)),
     ),
     # Country code, check digits, 11-30 alphanumerics (grouped by 4 or not), mod-97 checked.

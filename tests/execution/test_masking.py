@@ -155,6 +155,9 @@ def test_card_numbers_masked_by_default_only_when_luhn_valid() -> None:
     assert mask_text("paid with 4111 1111 1111 1111 ok") == f"paid with {MASK} ok"
     assert mask_text("card 5500-0000-0000-0004.") == f"card {MASK}."
     assert mask_text("order 4111111111111112 ok") == "order 4111111111111112 ok"  # Luhn fails
+    # A UUID whose digit run "13-4123-8123-456" would pass the Luhn check.
+    uuid = "4dc2996b-cb13-4123-8123-456ae1e0da16"
+    assert mask_text(f"execution {uuid}") == f"execution {uuid}"
 
 
 def test_iban_and_email_are_settings(settings: Any) -> None:
