@@ -7,13 +7,14 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Max
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from approvals.selectors import tenant_ids_where_admin
 from execution.enums import Role
-from execution.models import Membership, Tenant
+from execution.models import ApiToken, Membership, Tenant
 from execution.realtime.access import watchable_tenant_ids
 from execution.services.members import (
     MemberChangeRefused,
@@ -39,9 +40,14 @@ def tenants_page(request: HttpRequest) -> HttpResponse:
 
 def _member_rows(tenant: Tenant, admin_of: set[int]) -> list[dict[str, Any]]:
     memberships = list(
-        Membership.objects.filter(tenant=tenant)
-        .select_related("user", "user__auth_token")
-        .order_by("user__username")
+        Membership.objects.filter(tenant=tenant).select_related("user").order_by("user__username")
+    )
+    # Tokens are stored hashed (only their dates show): the newest per member, one query.
+    token_created = dict(
+        ApiToken.objects.filter(user_id__in=[m.user_id for m in memberships])
+        .values("user_id")
+        .annotate(newest=Max("created_at"))
+        .values_list("user_id", "newest")
     )
     others = set(
         Membership.objects.filter(user_id__in=[m.user_id for m in memberships])
@@ -50,11 +56,10 @@ def _member_rows(tenant: Tenant, admin_of: set[int]) -> list[dict[str, Any]]:
     )
     rows = []
     for m in memberships:
-        token = getattr(m.user, "auth_token", None)
         rows.append(
             {
                 "membership": m,
-                "token_created": token.created if token is not None else None,
+                "token_created": token_created.get(m.user_id),
                 "token_manageable": m.user_id not in others,
             }
         )

@@ -11,11 +11,11 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from execution.enums import Role
 from execution.errors import DomainError
-from execution.models import AuditLog, Membership, Tenant
+from execution.models import ApiToken, AuditLog, Membership, Tenant
+from execution.services.tokens import api_token_issue
 
 
 class MemberChangeRefused(DomainError):
@@ -109,13 +109,12 @@ def token_manageable(*, user: Any, admin_tenant_ids: set[int]) -> bool:
 @transaction.atomic
 def api_token_rotate(*, tenant: Tenant, actor: Any, user: Any) -> str:
     """Replace ``user``'s API token; returns the new key (shown once)."""
-    Token.objects.filter(user=user).delete()
-    token = Token.objects.create(user=user)
+    key = api_token_issue(user=user, rotate=True)
     _audit(tenant=tenant, actor=actor, event_type="token_rotated", details={"user": user.get_username()})
-    return str(token.key)
+    return key
 
 
 @transaction.atomic
 def api_token_revoke(*, tenant: Tenant, actor: Any, user: Any) -> None:
-    Token.objects.filter(user=user).delete()
+    ApiToken.objects.filter(user=user).delete()
     _audit(tenant=tenant, actor=actor, event_type="token_revoked", details={"user": user.get_username()})
