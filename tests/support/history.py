@@ -21,7 +21,7 @@ SELECT gen_random_uuid(), %(tenant)s, %(actor)s, '{"name": "history"}'::jsonb, '
   %(status)s::execution_status, ts, ts - interval '10 seconds', ts - interval '5 seconds',
   CASE WHEN %(finished)s THEN ts END, '', '', '[]'::jsonb, '{}'::jsonb, ts, 'dev', 'read', 5, false, ''
 FROM (SELECT i, now() - make_interval(days => %(min_days)s)
-             - make_interval(secs => (i * 7919) %% greatest(1, (%(max_days)s - %(min_days)s) * 86400)) AS ts
+             - make_interval(secs => ((i::bigint * 7919) %% greatest(1, (%(max_days)s - %(min_days)s) * 86400))::int) AS ts
       FROM generate_series(1, %(rows)s) AS i) AS g
 RETURNING id, execution_id, status, completed_at, created_at
 ), steps AS (
