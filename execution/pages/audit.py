@@ -1,8 +1,9 @@
 """``/audit/``: who did what in the user's tenants (§19), filterable, paginated.
 
-Two sources, read as one stream: the execution events that record a person's (or the
-policy's) decision -- submissions, votes, cancels, requeues, denials, secret accesses -- and
-the audit log rows written where no execution exists (a refused submission, for example).
+Three sources, read as one stream: the execution events that record a person's (or the
+policy's) decision -- submissions, votes, cancels, requeues, denials --, the audit log rows
+written where no execution exists (a refused submission, membership and token changes), and
+the secret-access audit (every resolution: who, execution, step, path; never a value).
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import CharField, F, Q, QuerySet, UUIDField, Value
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import JSONObject
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from execution.enums import ActorType
-from execution.models import AuditLog, ExecutionEvent, Tenant
+from execution.models import AuditLog, ExecutionEvent, SecretAccess, Tenant
 from execution.realtime.access import watchable_tenant_ids
 
 PAGE_SIZE = 50
+SECRET_ACCESS = "secret_resolved"  # noqa: S105 - the audit's name for a secret_access_audit row
 # kind -> (event types, event type prefix) of execution events and audit-log rows.
 KINDS: dict[str, tuple[tuple[str, ...], str]] = {
     "submission": (("created",), ""),
@@ -135,7 +138,34 @@ def audit_stream(*, tenant_ids: list[int], flt: dict[str, Any]) -> QuerySet[Any]
         info=F("details"),
         text=F("reason"),
     )
-    return event_rows.union(log_rows, all=True).order_by("-at", "-row_id")
+    sources = [log_rows]
+    if "secret" in kinds:
+        sources.append(_secret_accesses(tenant_ids=tenant_ids, flt=flt))
+    return event_rows.union(*sources, all=True).order_by("-at", "-row_id")
+
+
+def _secret_accesses(*, tenant_ids: list[int], flt: dict[str, Any]) -> QuerySet[Any]:
+    """Every resolution of a secret (who, which execution and step, which path; never a value)."""
+    rows = SecretAccess.objects.filter(tenant_id__in=tenant_ids)
+    if flt["actor"]:
+        rows = rows.filter(actor__username=flt["actor"])
+    if flt["from"]:
+        rows = rows.filter(created_at__gte=flt["from"])
+    if flt["to"]:
+        rows = rows.filter(created_at__lt=flt["to"])
+    if flt["tenant"]:
+        rows = rows.filter(tenant__slug=flt["tenant"])
+    return rows.values(
+        source=Value("secret", output_field=CharField()),
+        row_id=F("pk"),
+        at=F("created_at"),
+        type=Value(SECRET_ACCESS, output_field=CharField()),
+        actor_name=F("actor__username"),
+        execution_ref=F("execution_id"),
+        plan=Value("", output_field=CharField()),
+        info=JSONObject(path=F("path"), step_index=F("step_index"), usage=F("usage")),
+        text=Value("", output_field=CharField()),
+    )
 
 
 def _summary(event_type: str, details: dict[str, Any], text: str) -> str:

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from execution.enums import ActorType, ExecutionStatus, Role
-from execution.models import ApiToken, AuditLog, ExecutionEvent, Membership
+from execution.models import ApiToken, AuditLog, ExecutionEvent, Membership, SecretAccess
 from execution.services.events import event_record
 from execution.services.tokens import token_hash
 from execution.services.transition import transition
@@ -42,11 +42,12 @@ def _activity(tenant: Any, operator: Any, approver: Any, admin: Any) -> Any:
         execution=execution, event_type="cancel_requested", actor=operator, actor_type=ActorType.USER
     )
     event_record(execution=execution, event_type="requeued", actor=admin, actor_type=ActorType.USER)
-    event_record(
-        execution=execution,
-        event_type="secret_resolved",
-        actor_type=ActorType.WORKER,
-        details={"path": "db:acme/deploy-token", "step_index": 0},
+    SecretAccess.objects.create(  # what the worker writes for every resolution
+        tenant=tenant,
+        actor=operator,
+        execution_id=execution.execution_id,
+        step_index=0,
+        path="db:acme/deploy-token",
     )
     AuditLog.objects.create(
         tenant=tenant, actor=operator, event_type="rbac_violation", reason="prod deploy denied"
@@ -73,6 +74,9 @@ def test_audit_filters_by_actor_kind_and_date(
     assert by_approver.count("<tr data-kind=") == 1 and 'data-kind="vote"' in by_approver
     denials = client.get("/audit/?kind=denial").content.decode()
     assert denials.count("<tr data-kind=") == 1
+    secrets = client.get("/audit/?kind=secret").content.decode()
+    assert secrets.count("<tr data-kind=") == 1 and "db:acme/deploy-token" in secrets
+    assert client.get("/audit/?kind=vote").content.decode().count("db:acme") == 0
     tomorrow = (timezone.now() + dt.timedelta(days=1)).date().isoformat()
     assert client.get(f"/audit/?from={tomorrow}").content.decode().count("<tr data-kind=") == 0
     assert client.get("/audit/?kind=gossip").status_code == 400
