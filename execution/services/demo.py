@@ -3,6 +3,7 @@ read-only command rules)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from django.db import transaction
 
 from execution.enums import ConnectionType, Role
 from execution.models import Asset, Membership, ReadOnlyCommandRule, Tenant
-from execution.services.tokens import api_token_issue
+from execution.services.tokens import api_token_issue, api_token_user
 
 DEMO_USERS: list[tuple[str, str, str]] = [
     ("operator", "demo", Role.OPERATOR),
@@ -74,6 +75,43 @@ def _remember(password: str) -> None:
     path.chmod(0o600)
 
 
+def _tokens_path() -> Path:
+    from opsconductor import embedded_pg
+
+    return embedded_pg.state_dir() / "demo-tokens.json"
+
+
+def _demo_token(*, user: Any, remembered: dict[str, str]) -> str:
+    """The demo user's remembered key while it still works, else a new one (remembered).
+
+    Keys are stored hashed, so the only copy of a demo key is this file in the state
+    directory (closed to other users, like the demo password beside it): ``serve``'s banner
+    and ``demo --json`` print the same working token until someone rotates it.
+    """
+    key = remembered.get(user.get_username(), "")
+    holder = api_token_user(key=key) if key else None
+    if holder is not None and holder.pk == user.pk:
+        return key
+    key = api_token_issue(user=user, rotate=True)
+    remembered[user.get_username()] = key
+    return key
+
+
+def _tokens_remembered() -> dict[str, str]:
+    path = _tokens_path()
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _tokens_remember(tokens: dict[str, str]) -> None:
+    path = _tokens_path()
+    path.write_text(json.dumps(tokens, sort_keys=True))
+    path.chmod(0o600)
+
+
 def demo_password_choose(*, password: str | None, reset: bool) -> tuple[str, bool]:
     """(the demo password, whether existing demo users get it now).
 
@@ -106,6 +144,7 @@ def demo_seed(*, password: str | None = None, reset_passwords: bool = False) -> 
         for slug in ("demo", "other")
     }
     seed = DemoSeed(tenants=sorted(tenants))
+    tokens = _tokens_remembered()
     for username, tenant_slug, role in DEMO_USERS:
         user, created = user_model.objects.get_or_create(username=username)
         user.is_staff = role == Role.ADMIN
@@ -117,9 +156,9 @@ def demo_seed(*, password: str | None = None, reset_passwords: bool = False) -> 
             "tenant": tenant_slug,
             "role": str(role),
             "password": password,
-            # Tokens are stored hashed: the printed key is a new one (older ones stop working).
-            "token": api_token_issue(user=user, rotate=True),
+            "token": _demo_token(user=user, remembered=tokens),
         }
+    _tokens_remember(tokens)
     for hostname in DEMO_ASSETS:
         asset, _ = Asset.objects.update_or_create(
             tenant=tenants["demo"],
