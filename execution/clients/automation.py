@@ -4,7 +4,7 @@ follow it, cancel it, list active executions and history, health."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 
@@ -45,10 +45,11 @@ class AutomationServiceClient(ServiceClient):
         tenant: str,
         workflow: str,
         target: dict[str, Any],
-        params: dict[str, Any],
+        inputs: dict[str, Any],
+        timeout_seconds: float,
         idempotency_key: str,
     ) -> dict[str, Any]:
-        body = {"tenant": tenant, "target": target, "params": params}
+        body = {"tenant": tenant, "target": target, "inputs": inputs, "timeout_seconds": timeout_seconds}
         return dict(
             self.request(
                 "POST",
@@ -69,15 +70,33 @@ class AutomationServiceClient(ServiceClient):
             self.request("GET", "/api/v1/executions", params={"tenant": tenant, "active": "true"})["results"]
         )
 
-    def jobs_history(self, *, tenant: str, hostname: str = "", limit: int = 50) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"tenant": tenant, "limit": limit}
-        if hostname:
-            params["hostname"] = hostname
+    def jobs_history(
+        self, *, tenant: str, hostname: str = "", workflow: str = "", limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Jobs of a tenant on the service, newest first (of one target / workflow when given)."""
+        params = _history_params(tenant=tenant, hostname=hostname, workflow=workflow, limit=limit)
         return list(self.request("GET", "/api/v1/executions", params=params)["results"])
+
+    def history_url(self, *, tenant: str, hostname: str = "", workflow: str = "") -> str:
+        """The service's address of what ``jobs_history`` reads: the link a step's output keeps."""
+        params = _history_params(tenant=tenant, hostname=hostname, workflow=workflow, limit=50)
+        return f"{self.base_url}/api/v1/executions?{urlencode(params)}"
+
+
+def _history_params(*, tenant: str, hostname: str, workflow: str, limit: int) -> dict[str, Any]:
+    params: dict[str, Any] = {"tenant": tenant}
+    if hostname:
+        params["hostname"] = hostname
+    if workflow:
+        params["workflow"] = workflow
+    params["limit"] = limit
+    return params
 
 
 def automation_service_client() -> AutomationServiceClient | None:
-    url = getattr(settings, "AUTOMATION_SERVICE_URL", None)
-    if not url:
+    """The configured client, or None when AUTOMATION_SERVICE_URL is unset."""
+    if not settings.AUTOMATION_SERVICE_URL:
         return None
-    return AutomationServiceClient(base_url=url, token=getattr(settings, "AUTOMATION_SERVICE_TOKEN", None))
+    return AutomationServiceClient(
+        base_url=settings.AUTOMATION_SERVICE_URL, token=settings.AUTOMATION_SERVICE_TOKEN
+    )

@@ -49,6 +49,7 @@ class ServiceClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = float(timeout if timeout is not None else settings.SERVICE_TIMEOUT_SECONDS)
         retries = int(retries if retries is not None else settings.SERVICE_RETRIES)
+        self.retries = retries
         retry = Retry(
             total=retries,
             connect=retries,
@@ -80,7 +81,8 @@ class ServiceClient:
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise ServiceUnavailable(
-                f"{self.service_name} unreachable at {self.base_url}: {type(exc).__name__}"
+                f"{self.service_name} unreachable at {self.base_url} "
+                f"({type(exc).__name__} after {self.retries} retries)"
             ) from None
         if response.status_code == 404:
             raise NotFound(f"{self.service_name}: {method} {path} -> 404")

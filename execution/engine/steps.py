@@ -169,6 +169,7 @@ def _invoke(state: AttemptState, step: ExecutionStep, planned: dict[str, Any]) -
             target=target,
             timeout_seconds=step_timeout(state, planned),
             dry_run=state.dry_run,
+            attempt=step.retry_count,
             cancel_event=state.watch.interrupt,
             previous_outputs=state.previous_outputs,
             emit_output=step_output_emitter(execution=execution, step_index=step.step_index, secrets=secrets),

@@ -30,9 +30,11 @@ STATIC_TYPES: dict[str, str] = {
     "verify": "validate",
     "noop": "noop",
     "sleep": "sleep",
+    "workflow": "workflow",
+    "automation_workflow": "workflow",
 }
 # §5: no implicit "run it here": these types always name their target.
-NEEDS_TARGET = frozenset({"command", "sql", "file"})
+NEEDS_TARGET = frozenset({"command", "sql", "file", "workflow"})
 
 
 def static_default_action_class(step_type: str, params: dict[str, Any]) -> str:

@@ -41,6 +41,10 @@ class StepContext:
     target: ResolvedTarget | None
     timeout_seconds: float
     dry_run: bool = False
+    # How many times this step ran before (its retry_count): 0 on the first run. Part of every
+    # key a runner gives a remote service, so a retry starts anew and a repeat of the same
+    # attempt does not.
+    attempt: int = 0
     # Set by the engine on cancel or timeout; a runner polls it (or waits on it) and stops.
     cancel_event: threading.Event = field(default_factory=threading.Event)
     # Outputs of earlier steps by index (for validate).

@@ -17,7 +17,7 @@ def _load() -> None:
     # (Modules are added by the issues that build them; a missing module is simply absent.)
     import importlib
 
-    for module in ("noop", "sleep", "command", "http", "sql", "file", "validate"):
+    for module in ("noop", "sleep", "command", "http", "sql", "file", "validate", "workflow"):
         try:
             importlib.import_module(f"execution.runners.{module}")
         except ModuleNotFoundError as exc:
