@@ -9,7 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 
 from execution.enums import ExecutionStatus
 from execution.models import Execution, ExecutionStep
@@ -92,10 +92,20 @@ def statuses(*executions: Execution) -> list[str]:
 
 
 @contextmanager
-def worker_cluster(workers: int = 2, **env: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A real ``manage.py qcluster`` on the test database; stopped (SIGTERM) afterwards."""
+def worker_cluster(
+    workers: int = 2, log: IO[bytes] | None = None, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``manage.py qcluster`` on the test database; stopped (SIGTERM) afterwards.
+
+    ``log``: a file that gets the cluster's stdout and stderr (its logs), else inherited."""
     child_env = subprocess_env(OPS_WORKERS=str(workers), **env)
-    proc = subprocess.Popen(manage_argv("qcluster"), env=child_env, start_new_session=True)
+    proc = subprocess.Popen(
+        manage_argv("qcluster"),
+        env=child_env,
+        start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT if log is not None else None,
+    )
     try:
         yield proc
     finally:
