@@ -97,6 +97,7 @@ def job_follow(ctx: StepContext, client: AutomationServiceClient, job: dict[str,
     interval = POLL_MIN_SECONDS
     sent = {"stdout": 0, "stderr": 0}
     step_states: dict[str, str] = {}
+    ctx.emit_output("automation", f"Automation Service job {job_id} {job.get('status') or 'started'}\n")
     try:
         while True:
             try:
@@ -129,7 +130,7 @@ def _stream(ctx: StepContext, job: dict[str, Any], sent: dict[str, int], states:
         name, status = str(step.get("name") or index), str(step.get("status") or "")
         if status and states.get(name) != status:
             states[name] = status
-            ctx.emit_output("workflow", f"step {name}: {status}\n")
+            ctx.emit_output("automation", f"step {name}: {status}\n")
             changed = True
     for stream in ("stdout", "stderr"):
         text = str(job.get(stream) or "")

@@ -50,13 +50,14 @@ class Job:
     process: subprocess.Popen[bytes] | None = None
 
     def answer(self) -> dict[str, Any]:
+        steps = [{k: s[k] for k in ("name", "status", "exit_code")} for s in self.steps]
         return {
             "id": self.id,
             "status": self.status,
             "tenant": self.tenant,
             "target": self.target,
             "workflow": self.workflow or None,
-            "steps": [{k: s[k] for k in ("name", "status", "exit_code")} for s in self.steps],
+            "steps": steps if self.workflow else None,  # a command job has no steps to show
             "stdout": self.stdout,
             "stderr": self.stderr,
             "exit_code": self.exit_code,

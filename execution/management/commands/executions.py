@@ -9,7 +9,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from execution.api.payloads import execution_payload
+from execution.clients.automation import automation_service_client
 from execution.enums import ExecutionStatus
+from execution.errors import DomainError
+from execution.masking import mask_text
 from execution.models import Execution
 
 
@@ -28,6 +31,11 @@ class Command(BaseCommand):
         show = sub.add_parser("show")
         show.add_argument("execution_id")
         show.add_argument("--json", action="store_true")
+        show.add_argument(
+            "--remote",
+            action="store_true",
+            help="also list each Automation Service step's jobs (every attempt) from the service's history",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "show":
@@ -103,3 +111,36 @@ class Command(BaseCommand):
                 f"  [{step['index']}] {step['name']:<24} {step['type']:<9} {target:<12} {step['status']:<10} "
                 f"{step['duration_ms'] if step['duration_ms'] is not None else '':>6} {step['error_message']}"
             )
+            output = step["output"] or {}
+            if output.get("automation_job_id"):
+                workflow = f" (workflow {output['workflow']})" if output.get("workflow") else ""
+                self.stdout.write(
+                    f"      remote job {output['automation_job_id']}{workflow}  "
+                    f"history: {output.get('automation_history_url') or '-'}"
+                )
+                if options["remote"]:
+                    self._remote_jobs(execution, step, output)
+
+    def _remote_jobs(self, execution: Execution, step: dict[str, Any], output: dict[str, Any]) -> None:
+        """Every attempt's job of this step, from the service's history (keys say which)."""
+        client = automation_service_client()
+        if client is None:
+            self.stdout.write("      remote history: AUTOMATION_SERVICE_URL is not set")
+            return
+        prefix = f"{execution.execution_id}:{step['index']}:"
+        try:
+            history = client.jobs_history(
+                tenant=execution.tenant.slug,
+                hostname=step["target"]["hostname"] or "",
+                workflow=output.get("workflow") or "",
+            )
+        except DomainError as exc:
+            self.stdout.write(f"      remote history unavailable: {mask_text(str(exc))}")
+            return
+        finally:
+            client.close()
+        for job in history:
+            key = str(job.get("idempotency_key") or "")
+            if key.startswith(prefix):
+                attempt = key[len(prefix) :]
+                self.stdout.write(f"        attempt {attempt}: job {job.get('id')} {job.get('status')}")

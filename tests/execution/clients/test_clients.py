@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
@@ -16,6 +15,7 @@ from execution.runners.connections import automation
 from execution.services.assets import asset_resolve
 from tests.execution.runners.conftest import make_ctx
 from tests.factories import AssetFactory
+from tests.support.automation import AutomationStandIn
 from tests.support.httpserver import LoopbackHttpServer, json_answer
 from tests.support.processes import free_port
 
@@ -143,79 +143,36 @@ def test_asset_resolve_uses_the_asset_service_when_configured(tenant: Any, setti
     assert asset_resolve(tenant=tenant, target={"hostname": "web-1"}).address == "192.0.2.1"
 
 
-class FakeAutomation:
-    """Speaks the Automation Service contract of docs/services.md, jobs kept in memory."""
-
-    def __init__(self, finish_after_polls: int | None) -> None:
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.finish_after = finish_after_polls
-        self.lock = threading.Lock()
-
-    def __call__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
-        with self.lock:
-            if method == "POST" and path == "/api/v1/executions":
-                key = headers["Idempotency-Key"]
-                request = json.loads(body)
-                job = self.jobs.setdefault(
-                    key,
-                    {"id": f"job-{len(self.jobs) + 1}", "status": "running", "polls": 0, "request": request},
-                )
-                return json_answer(201, {"id": job["id"], "status": job["status"]})
-            job = next(
-                (j for j in self.jobs.values() if path.startswith(f"/api/v1/executions/{j['id']}")), None
-            )
-            if job is None:
-                return json_answer(404, {})
-            if path.endswith("/cancel"):
-                job["status"] = "cancelled"
-                return json_answer(200, {"id": job["id"], "status": "cancelled"})
-            job["polls"] += 1
-            out = {
-                "id": job["id"],
-                "status": job["status"],
-                "stdout": "step 1\n",
-                "stderr": "",
-                "exit_code": None,
-            }
-            if (
-                self.finish_after is not None
-                and job["polls"] >= self.finish_after
-                and job["status"] == "running"
-            ):
-                job["status"] = "completed"
-            if job["status"] == "completed":
-                out.update(status="completed", stdout="step 1\nstep 2\n", exit_code=0)
-            return json_answer(200, out)
-
-
-def automation_ctx(**kwargs: Any) -> Any:
+def automation_ctx(command: str = "deploy.sh", **kwargs: Any) -> Any:
     target = ResolvedTarget(asset_id="3", hostname="app-3", connection_type="automation")
-    return make_ctx("command", {"command": "deploy.sh", "env": {"TOKEN": "t0k"}}, target=target, **kwargs)
+    return make_ctx("command", {"command": command, "env": {"TOKEN": "t0k"}}, target=target, **kwargs)
 
 
 def test_automation_connection_runs_and_streams(settings: Any) -> None:
-    fake = FakeAutomation(finish_after_polls=2)
     chunks: list[str] = []
-    with LoopbackHttpServer(fake) as server:
-        settings.AUTOMATION_SERVICE_URL = server.url
-        result = automation.run_command(automation_ctx(emit_output=lambda s, t: chunks.append(t)))
+    with AutomationStandIn() as service:
+        settings.AUTOMATION_SERVICE_URL = service.url
+        ctx = automation_ctx(
+            'echo "step 1"; sleep 0.5; echo "step 2 $TOKEN"', emit_output=lambda s, t: chunks.append(t)
+        )
+        result = automation.run_command(ctx)
     assert result.status == "completed", result.error_message
-    assert result.output["stdout"] == "step 1\nstep 2\n" and "".join(chunks) == "step 1\nstep 2\n"
-    (job,) = fake.jobs.values()
-    assert job["request"]["command"] == "deploy.sh" and job["request"]["env"] == {"TOKEN": "t0k"}
-    assert job["request"]["target"]["hostname"] == "app-3"
+    assert result.output["stdout"] == "step 1\nstep 2 t0k\n"
+    assert "".join(c for c in chunks if c.startswith("step ")) == "step 1\nstep 2 t0k\n"
+    (job,) = service.jobs.values()
+    assert job.env == {"TOKEN": "t0k"} and job.target["hostname"] == "app-3"
+    assert result.output["automation_job_id"] == job.id
 
 
 def test_automation_cancel_cancels_the_remote_job(settings: Any) -> None:
-    fake = FakeAutomation(finish_after_polls=None)
-    with LoopbackHttpServer(fake) as server:
-        settings.AUTOMATION_SERVICE_URL = server.url
-        ctx = automation_ctx(timeout=60)
+    with AutomationStandIn() as service:
+        settings.AUTOMATION_SERVICE_URL = service.url
+        ctx = automation_ctx("sleep 30", timeout=60)
         threading.Timer(1.0, ctx.cancel_event.set).start()
         result = automation.run_command(ctx)
     assert result.status == "cancelled"
-    assert [j["status"] for j in fake.jobs.values()] == ["cancelled"]
-    assert any(r["path"].endswith("/cancel") for r in server.requests)
+    assert [j.status for j in service.jobs.values()] == ["cancelled"]
+    assert any(r["path"].endswith("/cancel") for r in service.requests)
 
 
 def test_automation_without_url_fails_clearly(settings: Any) -> None:

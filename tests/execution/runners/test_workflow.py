@@ -68,7 +68,8 @@ def test_a_workflow_runs_to_completed_streams_its_output_and_records_the_job(
     streamed = "".join(t for s, t in chunks if s == "stdout")
     assert streamed == "building 1.4.2\nshipped\n"
     assert "".join(t for s, t in chunks if s == "stderr") == "warming caches\n"
-    assert ("workflow", "step ship: completed\n") in chunks
+    assert chunks[0] == ("automation", f"Automation Service job {job.id} running\n")
+    assert ("automation", "step ship: completed\n") in chunks
     # The history the link points at lists the job (the client's jobs_history reads it).
     from execution.clients.automation import automation_service_client
 
