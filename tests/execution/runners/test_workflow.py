@@ -205,3 +205,27 @@ def test_bad_workflow_steps_name_their_fields() -> None:
         "plan.steps[0].params.inputs",
         "plan.steps[0].params.input",
     }
+
+
+@pytest.mark.django_db
+def test_a_workflow_step_without_a_target_is_a_400_over_rest_and_nothing_is_stored(operator: Any) -> None:
+    from execution.models import Execution
+    from tests.execution.api.conftest import client_for
+
+    step = {"name": "w", "type": "workflow", "params": {"workflow": "deploy", "inputs": {}}}
+    answer = client_for(operator).post("/api/v1/executions/", body(step), format="json")
+    assert answer.status_code == 400
+    assert "plan.steps[0].target" in [e["path"] for e in answer.json()["errors"]]
+    assert not Execution.objects.exists()
+
+
+def test_a_dry_run_names_the_workflow_and_its_input_names_only() -> None:
+    ctx = workflow_ctx("deploy", {"token": {"type": "secret", "path": "db:acme/t"}, "version": "2"})
+    result = get_runner("workflow").dry_run(ctx)
+    assert result.status == "completed"
+    assert result.output["would_run"] == {
+        "type": "workflow",
+        "target": "app-3",
+        "workflow": "deploy",
+        "inputs": ["token", "version"],
+    }
