@@ -177,10 +177,11 @@ def job_result(
             if isinstance(s, dict)
         ]
     if followed.stopped:
+        why = "cancelled" if followed.stopped == ExecutionStatus.CANCELLED else "step timeout"
         return StepResult(
             status=followed.stopped,
             output=output,
-            error_message=f"{followed.stopped}: {what} job {job_id} cancelled on the Automation Service",
+            error_message=f"{why}: {what} job {job_id} cancelled on the Automation Service",
         )
     if followed.error:
         return StepResult(status=ExecutionStatus.FAILED, output=output, error_message=followed.error)

@@ -151,6 +151,25 @@ def test_cancelling_the_execution_cancels_the_remote_job(
     assert steps[0].output_data["automation_job_id"] == job.id
 
 
+def test_the_step_timeout_ends_the_step_timeout_and_cancels_the_remote_job(
+    tenant: Any, operator: Any, target: Any, service: AutomationStandIn
+) -> None:
+    execution = make_execution(
+        tenant=tenant, actor=operator, steps=[workflow_step("long", timeout_seconds=2)]
+    )
+    enqueue(execution)
+    execution = run_to_end(execution, service.url)
+    assert execution.status == ExecutionStatus.TIMEOUT
+    (job,) = service.jobs.values()
+    assert job.status == "cancelled" and job.timeout_seconds == 7  # the service's own backstop: 2 + 5
+    step = step0(execution)
+    assert step.status == ExecutionStatus.TIMEOUT
+    assert (
+        step.error_message
+        == f"step timeout: workflow 'long' job {job.id} cancelled on the Automation Service"
+    )
+
+
 def test_the_service_down_fails_the_step_after_the_clients_retries(
     tenant: Any, operator: Any, target: Any
 ) -> None:

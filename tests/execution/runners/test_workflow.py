@@ -113,7 +113,9 @@ def test_a_cancel_cancels_the_remote_job_and_leaves_its_process_dead(service: Au
 def test_the_step_timeout_cancels_the_remote_job(service: AutomationStandIn) -> None:
     result = run(workflow_ctx("long", timeout=1.0))
     assert result.status == "timeout"
-    assert "cancelled on the Automation Service" in result.error_message
+    assert (
+        result.error_message == "step timeout: workflow 'long' job job-1 cancelled on the Automation Service"
+    )
     assert service.job(result.output["automation_job_id"]).status == "cancelled"
 
 
