@@ -13,6 +13,10 @@ from execution.enums import ACTION_CLASS_RANK, ActionClass, ExecutionMode, SlaCl
 from execution.plans.schema import PlanInvalid, Problem
 from execution.plans.types import step_default_action_class
 
+# A read-only rule vouches for the command text alone: shell syntax that chains, pipes,
+# redirects or substitutes (`df -h /;id`, `df -h $(id)`) runs more than the rule shows.
+_SHELL_SYNTAX = re2.compile(r"[;&|<>`$()\\\n\r]")
+
 
 class ActionClassLowered(ValueError):
     """A step declared an action class below its type's default (§5)."""
@@ -43,9 +47,11 @@ def step_action_class(step: dict[str, Any], *, read_only_patterns: Sequence[str]
     """The step's class: its type's default, raised by a declared class (§5).
 
     A declared class never lowers the default. A ``command`` declared ``read`` is read only
-    when its command fully matches one of the tenant's read-only command rules; otherwise
-    it keeps its type's class (modify), and so the approval level of a modify. Any other
-    lower declaration raises ActionClassLowered (a 400 naming the field).
+    when its command fully matches one of the tenant's read-only command rules, holds no
+    shell syntax (``_SHELL_SYNTAX``) and sets no ``env`` (PATH, LD_PRELOAD or BASH_ENV
+    change what runs); otherwise it keeps its type's class (modify), and so the approval
+    level of a modify. Any other lower declaration raises ActionClassLowered (a 400 naming
+    the field).
     """
     params = step.get("params") or {}
     default = step_default_action_class(step.get("type", ""), params)
@@ -56,7 +62,8 @@ def step_action_class(step: dict[str, Any], *, read_only_patterns: Sequence[str]
         return str(declared)
     if step.get("type") == "command" and declared == ActionClass.READ:
         command = str(params.get("command") or "")
-        return ActionClass.READ if command_is_read_only(command, read_only_patterns) else default
+        plain = not params.get("env") and _SHELL_SYNTAX.search(command) is None
+        return ActionClass.READ if plain and command_is_read_only(command, read_only_patterns) else default
     raise ActionClassLowered(
         f"{declared!r} is lower than this step's class {default!r}; a declared class may only raise it"
     )

@@ -98,6 +98,38 @@ def test_a_prod_command_declared_read_matching_a_read_only_rule_is_read(tenant: 
 
 
 @pytest.mark.parametrize(
+    ("command", "env"),
+    [
+        ("df -h /;id", None),
+        ("df -h $(id)", None),
+        ("df -h `id`", None),
+        ("df -h /|sh", None),
+        ("df -h />/tmp/x", None),
+        ("df -h /\\", None),
+        ("df -h /", {"LD_PRELOAD": "/tmp/x.so"}),
+        ("df -h /", {"PATH": "/tmp/planted"}),
+    ],
+)
+def test_a_read_only_rule_does_not_vouch_for_shell_syntax_or_a_step_env(
+    tenant: Any, deployer: Any, command: str, env: dict[str, str] | None
+) -> None:
+    # The finding: the demo rule `df -h( \S+)?` let `df -h /;id` (and an LD_PRELOAD or PATH
+    # env) run in prod at approval level 0 as a read.
+    ReadOnlyCommandRuleFactory(tenant=tenant, pattern=r"df -h( \S+)?")
+    body = _prod_command(tenant, command)
+    body["plan"]["estimated_duration_seconds"] = 30  # background: this test has no worker
+    if env is not None:
+        body["plan"]["steps"][0]["params"]["env"] = env
+    response = client_for(deployer).post(URL, body, format="json")
+    assert response.status_code == 202, response.content
+    data = response.json()
+    assert (data["action_class"], data["approval_level"], data["status"]) == ("modify", 1, "pending_approval")
+    plain = _prod_command(tenant, "df -h /")
+    plain["plan"]["estimated_duration_seconds"] = 30
+    assert client_for(deployer).post(URL, plain, format="json").json()["approval_level"] == 0
+
+
+@pytest.mark.parametrize(
     "step",
     [
         {
