@@ -26,6 +26,9 @@ from execution.runners.registry import register
 from execution.runners.support import step_declared_action_class
 
 READ_STATEMENT = re.compile(r"^\s*(\(\s*)*(select|show|values|table)\b", re.I)
+# A second statement after a `;` (`SELECT 1; COMMIT; DELETE ...`) would end the READ ONLY
+# transaction and run outside it: such a query is never read (a `;` in a literal counts too).
+MORE_STATEMENTS = re.compile(r";\s*\S")
 
 
 def _query(params: dict[str, Any]) -> str:
@@ -55,7 +58,9 @@ class SqlRunner(Runner):
     needs_target = True
 
     def default_action_class(self, params: dict[str, Any]) -> str:
-        return ActionClass.READ if READ_STATEMENT.match(_query(params)) else ActionClass.MODIFY
+        query = _query(params)
+        read = READ_STATEMENT.match(query) and not MORE_STATEMENTS.search(query)
+        return ActionClass.READ if read else ActionClass.MODIFY
 
     def validate_params(self, params: dict[str, Any]) -> list[ParamProblem]:
         problems = []
@@ -84,6 +89,11 @@ class SqlRunner(Runner):
                 error_message="no database name (params.database or the asset's metadata.database)",
             )
         read_only = self._read_only(ctx)
+        if read_only and MORE_STATEMENTS.search(_query(ctx.params)):
+            return StepResult(
+                status=ExecutionStatus.FAILED,
+                error_message="a read sql step runs one statement (a second one would leave READ ONLY)",
+            )
         row_cap = min(int(ctx.params.get("max_rows") or settings.SQL_ROW_CAP), int(settings.SQL_ROW_CAP))
         timeout_ms = max(int(ctx.timeout_seconds * 1000), 1)
         try:

@@ -26,6 +26,7 @@ def _plan(environment: str, *steps: dict[str, Any], estimate: float | None = Non
         ({"type": "sql", "params": {"query": "DELETE FROM t"}}, "modify"),
         ({"type": "command", "params": {"command": "ls"}}, "modify"),
         ({"type": "file", "params": {}}, "modify"),
+        ({"type": "sql", "params": {"query": "SELECT 1; COMMIT; DELETE FROM t"}}, "modify"),
         ({"type": "command", "params": {"command": "ls"}, "action_class": "deploy"}, "deploy"),
     ],
 )

@@ -57,6 +57,23 @@ def test_declared_read_step_runs_read_only(tenant: Any) -> None:
     assert result.output["read_only"] is True
 
 
+def test_a_second_statement_never_runs_as_read(tenant: Any) -> None:
+    # The finding: `SELECT 1; COMMIT; <write>` was a read (level 0 in prod); its COMMIT ended
+    # the READ ONLY transaction and the write ran and stayed.
+    escape = "SELECT 1; COMMIT; CREATE TEMP TABLE opsc_escape(x int)"
+    assert get_runner("sql").default_action_class({"query": escape}) == "modify"
+    assert get_runner("sql").default_action_class({"query": "SELECT 1;  "}) == "read"
+    plan = {
+        "name": "p",
+        "environment": "dev",
+        "steps": [{"name": "s", "type": "sql", "action_class": "read"}],
+    }
+    execution = ExecutionFactory(tenant=tenant, plan_snapshot=plan)
+    result = run({"query": escape}, execution_id=str(execution.execution_id))
+    assert result.status == "failed"
+    assert "one statement" in result.error_message
+
+
 def test_modify_statement_commits() -> None:
     result = run({"query": "CREATE TEMP TABLE opsc_rw(x int)"})
     assert result.status == "completed", result.error_message
