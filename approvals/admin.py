@@ -15,23 +15,22 @@ from django.utils.html import format_html
 
 from approvals.errors import VoteConflict, VoteForbidden
 from approvals.models import Approval, ApprovalVote
-from approvals.selectors import tenant_ids_of
 from approvals.services import approval_vote
-from approvals.services.vote import VOTER_ROLES
+from execution import policy
+from execution.admin.access import TenantScopedAdminMixin
 from execution.admin.executions import ReadOnlyAdminMixin
 from execution.enums import ApprovalState
-from execution.models import Membership
 
 
-class VoteInline(ReadOnlyAdminMixin, admin.TabularInline):
+class VoteInline(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.TabularInline):
+    view_right = policy.Right.VOTE
+    tenant_path = "approval__execution__tenant_id"
+    obj_tenant_path = "execution__tenant_id"
     model = ApprovalVote
     extra = 0
     _columns = ("voter", "decision", "comment", "created_at")
     fields = _columns
     readonly_fields = _columns
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_view_permission(request, obj) or _may_see_approvals(request)
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -57,17 +56,11 @@ class StateFilter(admin.SimpleListFilter):
         return queryset if value == "all" else queryset.filter(state=value)
 
 
-def _may_see_approvals(request: HttpRequest) -> bool:
-    user = request.user
-    if not (user.is_active and user.is_staff):
-        return False
-    return bool(
-        user.is_superuser or Membership.objects.filter(user_id=user.pk, role__in=VOTER_ROLES).exists()
-    )
-
-
 @admin.register(Approval)
-class ApprovalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ApprovalAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Shown to the tenants' voters (approver/admin roles); each vote is decided by the service.
+    view_right = policy.Right.VOTE
+    tenant_path = "execution__tenant_id"
     list_display = [
         "execution_link",
         "tenant",
@@ -99,19 +92,8 @@ class ApprovalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     inlines = [VoteInline]
     actions = ["approve_selected", "reject_selected"]
 
-    # Staff approvers and tenant admins use this admin without model permissions of their own;
-    # what they see is limited to their tenants by get_queryset, what they may vote by the service.
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return super().has_module_permission(request) or _may_see_approvals(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_view_permission(request, obj) or _may_see_approvals(request)
-
     def get_queryset(self, request: HttpRequest) -> QuerySet[Approval]:
-        queryset = super().get_queryset(request).prefetch_related("votes")
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(execution__tenant_id__in=tenant_ids_of(request.user))
+        return super().get_queryset(request).prefetch_related("votes")
 
     @admin.display(description="execution", ordering="execution__created_at")
     def execution_link(self, obj: Approval) -> str:

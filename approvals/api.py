@@ -7,18 +7,20 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.errors import VoteConflict, VoteForbidden
 from approvals.models import Approval, ApprovalVote
-from approvals.selectors import approvals_visible_to, execution_visible_to
 from approvals.services import approval_vote
+from execution import policy
+from execution.api.access import execution_for
 from execution.api.pagination import PAGE_PARAMETERS, StrictLimitOffsetPagination
 from execution.enums import ApprovalState
 from execution.masking import mask_text
+from execution.selectors import approvals_visible_to
 
 
 class VoteInput(serializers.Serializer):
@@ -94,9 +96,7 @@ class _VoteView(APIView):
         },
     )
     def post(self, request: Request, execution_id: Any) -> Response:
-        execution = execution_visible_to(user=request.user, execution_id=execution_id)
-        if execution is None:
-            raise NotFound("no such execution")
+        execution = execution_for(request, execution_id, policy.Right.READ)
         approval = Approval.objects.filter(execution=execution).first()
         if approval is None:
             return Response(

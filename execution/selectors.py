@@ -1,4 +1,8 @@
-"""Reads for the API, pages and commands: everything scoped to the user's tenants (§8)."""
+"""Reads for every door: "visible to this user" is written here once, beside the policy.
+
+Visible = in a tenant where the policy's READ right holds (any role, active user); another
+tenant's rows are simply absent (§8: a 404, never a 403).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,14 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from execution.models import DeadLetter, Execution, ExecutionEvent, Membership
+from approvals.models import Approval
+from execution.models import DeadLetter, Execution, ExecutionEvent
+from execution.policy import Right, tenant_ids_where
 
 
 def tenant_ids_of(user: Any) -> list[int]:
-    """Tenants ``user`` belongs to (any role)."""
-    if not getattr(user, "is_authenticated", False):
-        return []
-    return list(Membership.objects.filter(user_id=user.pk).values_list("tenant_id", flat=True))
-
-
-def membership_role(*, user: Any, tenant_id: int) -> str | None:
-    if not getattr(user, "is_authenticated", False):
-        return None
-    return (
-        Membership.objects.filter(user_id=user.pk, tenant_id=tenant_id).values_list("role", flat=True).first()
-    )
+    """Tenants whose executions ``user`` may read."""
+    return tenant_ids_where(user, Right.READ)
 
 
 def executions_visible_to(user: Any) -> QuerySet[Execution]:
@@ -44,8 +40,16 @@ def execution_events_after(*, execution: Execution, after: int | None) -> QueryS
 
 
 def dead_letters_visible_to(user: Any) -> QuerySet[DeadLetter]:
+    """Dead letters of the user's tenants (archived too), newest failure first."""
     return (
         DeadLetter.objects.filter(execution__tenant_id__in=tenant_ids_of(user))
         .select_related("execution", "execution__tenant", "requeued_by")
         .order_by("-failed_at", "-id")
+    )
+
+
+def approvals_visible_to(user: Any) -> QuerySet[Approval]:
+    """Approvals of the user's tenants."""
+    return Approval.objects.filter(execution__tenant_id__in=tenant_ids_of(user)).select_related(
+        "execution", "execution__tenant", "execution__actor", "approver"
     )

@@ -219,6 +219,10 @@ else:
     # the PostgreSQL LISTEN/NOTIFY bridge (live-progress issue).
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# An open socket re-checks its user's right every this many seconds and closes with 4403
+# once the membership is gone or the user deactivated (§8 asks for within 5 s).
+REALTIME_RECHECK_SECONDS = env_float("REALTIME_RECHECK_SECONDS", 2.0, minimum=0.05, maximum=4.0)
+
 # --- Workers (django-q2, ORM broker on the same PostgreSQL) -----------------------------
 Q_CLUSTER = {
     "name": env_str("OPS_Q_CLUSTER_NAME", "opsconductor"),

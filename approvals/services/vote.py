@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -10,45 +9,33 @@ from django.utils import timezone
 
 from approvals.errors import VoteConflict, VoteForbidden
 from approvals.models import Approval, ApprovalVote
-from execution.enums import ActorType, ApprovalState, ExecutionMode, ExecutionStatus, Role
+from execution import policy
+from execution.enums import ActorType, ApprovalState, ExecutionMode, ExecutionStatus
 from execution.masking import mask_text
-from execution.models import Execution, Membership
+from execution.models import Execution
 from execution.plans.hashing import plan_hash
 from execution.services.events import event_record
 from execution.services.transition import transition
 
-logger = logging.getLogger(__name__)
-
-VOTER_ROLES = (Role.APPROVER, Role.ADMIN)
 Decision = ApprovalVote.Decision
+
+
+def _forbidden(refusal: policy.Decision) -> VoteForbidden:
+    # Another tenant's member simply lacks the role there (no hint that the tenant exists).
+    code = "missing_role" if refusal.code == "not_member" else refusal.code
+    return VoteForbidden(code, refusal.reason)
 
 
 def approval_vote_forbidden(*, approval: Approval, voter: Any) -> VoteForbidden | None:
     """Why ``voter`` may never vote on ``approval`` (the requester, no role), or None.
 
-    Pages use it to decide whether to show the vote buttons; ``approval_vote`` applies it again.
+    Pages use it to decide whether to show the vote buttons; ``approval_vote`` enforces it.
     """
-    execution = approval.execution
-    if voter is None or not getattr(voter, "is_authenticated", False):
-        return VoteForbidden("not_authenticated", "only a signed-in user may vote")
-    if voter.pk == execution.actor_id:
-        return VoteForbidden("requester", "the requester cannot vote on their own execution")
-    has_role = Membership.objects.filter(
-        tenant_id=execution.tenant_id, user_id=voter.pk, role__in=VOTER_ROLES
-    ).exists()
-    if not has_role:
-        return VoteForbidden(
-            "missing_role",
-            f"only a tenant member with the approver or admin role may vote ({voter} has neither "
-            f"in tenant {execution.tenant})",
-        )
-    return None
+    decision = policy.decide(voter, policy.Right.VOTE, execution=approval.execution)
+    return None if decision.allowed else _forbidden(decision)
 
 
 def _refusal(*, approval: Approval, voter: Any, now: Any) -> VoteForbidden | VoteConflict | None:
-    forbidden = approval_vote_forbidden(approval=approval, voter=voter)
-    if forbidden is not None:
-        return forbidden
     if approval.state != ApprovalState.PENDING:
         return VoteConflict("already_decided", f"the approval is already {approval.state}")
     if approval.execution.status != ExecutionStatus.PENDING_APPROVAL:
@@ -80,6 +67,11 @@ def approval_vote(*, approval: Approval, voter: Any, decision: str, comment: str
     """
     if decision not in Decision.values:
         raise ValueError(f"decision must be one of {Decision.values}, not {decision!r}")
+    try:
+        # Before the transaction: the rbac_violation of a refusal must outlive its rollback.
+        policy.require(voter, policy.Right.VOTE, execution=approval.execution, door="vote")
+    except policy.RightDenied as denied:
+        raise _forbidden(policy.Decision(False, denied.reason, denied.code)) from None
     with transaction.atomic():
         # Lock order everywhere in approvals: execution row, then approval row (as transition()
         # and cancellation do). The lock serialises the votes of one approval, so the N-th
@@ -153,11 +145,8 @@ def _apply_outcome(*, execution: Execution, outcome: str, voter: Any, comment: s
 def _continue_approved(*, execution: Execution) -> None:
     """§9: approved background executions are queued; approved immediate ones run on a
     worker at the highest priority."""
-    try:
-        from execution.services.queue import queue_enqueue
-    except ModuleNotFoundError:  # the engine's queue has not landed in this checkout
-        logger.warning("execution %s approved; no queue service to enqueue it", execution.execution_id)
-        return
+    from execution.services.queue import queue_enqueue
+
     if execution.execution_mode == ExecutionMode.IMMEDIATE:
         queue_enqueue(execution=execution, priority=1)
     else:

@@ -14,10 +14,11 @@ from django.views.decorators.http import require_http_methods
 
 from approvals.errors import VoteConflict, VoteForbidden
 from approvals.models import Approval, ApprovalVote
-from approvals.selectors import approvals_pending_for, approvals_visible_to
+from approvals.selectors import approvals_pending_for
 from approvals.services import approval_vote, approval_vote_forbidden
 from execution.enums import ApprovalState
 from execution.masking import mask_data
+from execution.selectors import approvals_visible_to
 
 
 def time_left(approval: Approval, now: Any = None) -> str:

@@ -10,20 +10,25 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from approvals.selectors import dead_letters_visible_to, tenant_ids_where_admin
+from execution import policy
 from execution.errors import DomainError
+from execution.models import DeadLetter
+from execution.selectors import dead_letters_visible_to
+from execution.services import dlq as dlq_service
 
 
 @login_required
 def dlq_list(request: HttpRequest) -> HttpResponse:
-    admin_of = tenant_ids_where_admin(request.user)
+    # REQUEUE is decided by role alone: the set form of the policy marks the buttons.
+    requeue_in = set(policy.tenant_ids_where(request.user, policy.Right.REQUEUE))
     entries = []
-    for entry in dead_letters_visible_to(request.user)[:200]:
-        is_admin = entry.execution.tenant_id in admin_of
+    for entry in (
+        dead_letters_visible_to(request.user).filter(archived=False).order_by("requeued", "-failed_at")[:200]
+    ):
         why_not = ""
         if entry.requeued:
             why_not = "already requeued"
-        elif not is_admin:
+        elif entry.execution.tenant_id not in requeue_in:
             why_not = f"only an admin of {entry.execution.tenant.slug} may requeue"
         entries.append({"entry": entry, "can_requeue": not why_not, "why_not": why_not})
     return render(request, "approvals/dlq_list.html", {"entries": entries})
@@ -32,19 +37,21 @@ def dlq_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def dlq_requeue_view(request: HttpRequest, dlq_id: Any) -> HttpResponse:
-    entry = dead_letters_visible_to(request.user).filter(dlq_id=dlq_id).first()
+    entry = DeadLetter.objects.select_related("execution", "execution__tenant").filter(dlq_id=dlq_id).first()
     if entry is None:
         raise Http404("no such dead letter")
-    if entry.execution.tenant_id not in tenant_ids_where_admin(request.user):
-        messages.error(request, "Requeue refused: only an admin of the tenant may requeue dead letters.")
+    try:
+        policy.require(request.user, policy.Right.REQUEUE, execution=entry.execution, door="page")
+    except policy.RightDenied as denied:
+        if denied.hidden:
+            raise Http404("no such dead letter") from None
+        messages.error(request, f"Requeue refused: {denied.reason}.")
         return _list_with_status(request, 403)
     if entry.requeued:
         messages.error(request, "Requeue refused: this dead letter was already requeued.")
         return _list_with_status(request, 409)
-    from execution.services.dlq import dlq_requeue  # the engine's service; imported when used
-
     try:
-        execution = dlq_requeue(entry=entry, operator=request.user)
+        execution = dlq_service.dlq_requeue(entry=entry, operator=request.user)
     except DomainError as error:
         messages.error(request, f"Requeue refused: {error}.")
         return _list_with_status(request, 409)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from execution import policy
+from execution.admin.access import TenantScopedAdminMixin, admin_require
+from execution.errors import DomainError
 from execution.models import Execution, ExecutionEvent, ExecutionStep
+from execution.services.cancel import execution_cancel
 
 
 class ReadOnlyAdminMixin:
@@ -23,7 +28,9 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class StepInline(ReadOnlyAdminMixin, admin.TabularInline):
+class StepInline(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.TabularInline):
+    tenant_path = "execution__tenant_id"
+    obj_tenant_path = "tenant_id"
     model = ExecutionStep
     extra = 0
     _columns = (
@@ -41,7 +48,7 @@ class StepInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Execution)
-class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ExecutionAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "execution_id",
         "tenant",
@@ -66,10 +73,25 @@ class ExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["tenant", "actor"]
     inlines = [StepInline]
+    actions = ["cancel_selected"]
+
+    @admin.action(description="Cancel selected executions")
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
+        for execution in queryset:
+            label = str(execution.execution_id)
+            if not admin_require(self, request, policy.Right.CANCEL, label, execution=execution):
+                continue
+            try:
+                execution = execution_cancel(execution=execution, actor=request.user)
+            except DomainError as error:
+                self.message_user(request, f"{label}: refused, {error}", messages.ERROR)
+                continue
+            self.message_user(request, f"{label}: {execution.status}", messages.SUCCESS)
 
 
 @admin.register(ExecutionStep)
-class ExecutionStepAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ExecutionStepAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    tenant_path = "execution__tenant_id"
     list_display = [
         "execution",
         "step_index",
@@ -84,7 +106,7 @@ class ExecutionStepAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ExecutionEvent)
-class ExecutionEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ExecutionEventAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "execution",

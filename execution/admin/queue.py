@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from approvals.dlq_admin import requeue_dead_letters
+from approvals.dlq_admin import archive_dead_letters, requeue_dead_letters
+from execution.admin.access import TenantScopedAdminMixin
 from execution.admin.executions import ReadOnlyAdminMixin
 from execution.models import DeadLetter, ExecutionLock, QueueItem, TimeoutPolicy, WorkerHeartbeat
 
 
 @admin.register(QueueItem)
-class QueueItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class QueueItemAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    tenant_path = "execution__tenant_id"
     list_display = [
         "execution",
         "status",
@@ -26,9 +28,10 @@ class QueueItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    # The confirmed requeue action (tenant admins only) lives with the approvals pages.
-    actions = [requeue_dead_letters]
+class DeadLetterAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    # The confirmed requeue/archive actions (the policy's REQUEUE/ARCHIVE) live with the pages.
+    tenant_path = "execution__tenant_id"
+    actions = [requeue_dead_letters, archive_dead_letters]
     list_display = [
         "execution",
         "failure_reason",
@@ -49,7 +52,7 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ExecutionLock)
-class ExecutionLockAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ExecutionLockAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "asset_id",
         "tenant",

@@ -8,6 +8,8 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from execution import policy
+from execution.admin.access import TenantEditAdminMixin
 from execution.admin.executions import ReadOnlyAdminMixin
 from execution.models import OutboundAllowRule, SecretAccess, SecretEntry
 from execution.secrets.crypto import encrypt  # also registers the encryption-key check
@@ -37,7 +39,9 @@ class SecretEntryForm(forms.ModelForm):
 
 
 @admin.register(SecretEntry)
-class SecretEntryAdmin(admin.ModelAdmin):
+class SecretEntryAdmin(TenantEditAdminMixin, admin.ModelAdmin):
+    view_right = policy.Right.SECRET_LIST
+    edit_right = policy.Right.SECRET_SET
     form = SecretEntryForm
     list_display = ["path", "tenant", "description", "updated_at"]
     list_filter = ["tenant"]
@@ -49,7 +53,7 @@ class SecretEntryAdmin(admin.ModelAdmin):
         if value:
             # Encrypted before it reaches the row; the plaintext is dropped with the request.
             obj.ciphertext = encrypt(value)
-        obj.save()
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(OutboundAllowRule)

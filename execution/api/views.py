@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC
 from typing import Any
 
@@ -10,13 +9,15 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from execution import policy
 from execution.api import serializers as s
+from execution.api.access import dead_letter_for, execution_for
 from execution.api.pagination import PAGE_PARAMETERS, StrictLimitOffsetPagination
 from execution.api.payloads import dead_letter_payload, event_payload, execution_payload
 from execution.clients.base import ServiceError
@@ -25,13 +26,7 @@ from execution.errors import Conflict
 from execution.masking import mask_text
 from execution.plans import PlanInvalid
 from execution.realtime.reader import event_types_parse
-from execution.selectors import (
-    dead_letters_visible_to,
-    execution_events_after,
-    execution_get_visible,
-    executions_visible_to,
-)
-from execution.services.rbac import rbac_check_cancel, rbac_check_requeue, rbac_violation_record
+from execution.selectors import dead_letters_visible_to, execution_events_after, executions_visible_to
 from execution.services.submit import SubmitDenied, execution_submit_body
 
 _detail = inline_serializer("Detail", {"detail": serializers.CharField()})
@@ -67,21 +62,6 @@ def _refused(reason: str) -> Response:
 
 def _bad(field: str, message: str) -> ValidationError:
     return ValidationError({"detail": f"{field}: {message}", "errors": [{"path": field, "message": message}]})
-
-
-def _uuid_or_404(value: Any, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound(f"no such {what}") from None
-
-
-def _visible(request: Request, execution_id: Any) -> Any:
-    execution_id = _uuid_or_404(execution_id, "execution")
-    execution = execution_get_visible(user=request.user, execution_id=execution_id)
-    if execution is None:
-        raise NotFound("no such execution")
-    return execution
 
 
 def _datetime_param(request: Request, name: str) -> Any:
@@ -207,7 +187,7 @@ class ExecutionListCreateView(APIView):
 class ExecutionDetailView(APIView):
     @extend_schema(responses={200: s.ExecutionOut, 401: _detail, 404: _detail})
     def get(self, request: Request, execution_id: Any) -> Response:
-        return Response(execution_payload(_visible(request, execution_id)))
+        return Response(execution_payload(execution_for(request, execution_id, policy.Right.READ)))
 
 
 class ExecutionEventsView(APIView):
@@ -224,7 +204,7 @@ class ExecutionEventsView(APIView):
         responses={200: s.EventPageOut, 400: s.InvalidOut, 401: _detail, 404: _detail},
     )
     def get(self, request: Request, execution_id: Any) -> Response:
-        execution = _visible(request, execution_id)
+        execution = execution_for(request, execution_id, policy.Right.READ)
         try:
             after = int(request.query_params["after"]) if request.query_params.get("after") else None
             limit = int(request.query_params.get("limit") or EVENTS_PAGE)
@@ -260,11 +240,7 @@ class ExecutionCancelView(APIView):
         if not body.is_valid():
             field, problems = next(iter(body.errors.items()))
             raise _bad(field, str(problems[0]))
-        execution = _visible(request, execution_id)
-        refused = rbac_check_cancel(user=request.user, execution=execution)
-        if refused:
-            rbac_violation_record(execution=execution, actor=request.user, reason=refused, action="cancel")
-            return _refused(refused)
+        execution = execution_for(request, execution_id, policy.Right.CANCEL)
         execution = execution_cancel(
             execution=execution, actor=request.user, reason=body.validated_data.get("reason", "")
         )
@@ -303,17 +279,7 @@ class DeadLetterRequeueView(APIView):
     def post(self, request: Request, dlq_id: Any) -> Response:
         from execution.services.dlq import dlq_requeue
 
-        entry = (
-            dead_letters_visible_to(request.user).filter(dlq_id=_uuid_or_404(dlq_id, "dead letter")).first()
-        )
-        if entry is None:
-            raise NotFound("no such dead letter")
-        refused = rbac_check_requeue(user=request.user, tenant_id=entry.execution.tenant_id)
-        if refused:
-            rbac_violation_record(
-                execution=entry.execution, actor=request.user, reason=refused, action="dlq_requeue"
-            )
-            return _refused(refused)
+        entry = dead_letter_for(request, dlq_id, policy.Right.REQUEUE)
         try:
             execution = dlq_requeue(entry=entry, operator=request.user)
         except Conflict as exc:

@@ -95,7 +95,7 @@ def _start(execution: Execution) -> str | None:
     no ``started_at`` (run-time figures count only executions that ran).
     """
     from approvals.services.hashing import plan_matches_approval
-    from execution.services.rbac import rbac_recheck_before_start
+    from execution import policy
 
     if execution.cancel_requested_at is not None:
         transition(execution, ExecutionStatus.CANCELLED, actor_type=W, reason="cancel requested before start")
@@ -103,8 +103,12 @@ def _start(execution: Execution) -> str | None:
     mismatch = plan_matches_approval(execution=execution)
     if mismatch:
         return _refuse_start(execution, "plan_tampered", mismatch, f"plan tampered: {mismatch}")
-    denied = rbac_recheck_before_start(execution=execution)
-    if denied:
+    # The actor must still hold the rights submission checked (§8), targets resolved as then.
+    decision = policy.decide(
+        execution.actor, policy.Right.SUBMIT, execution=execution, assets=policy.targets_of(execution)
+    )
+    if not decision.allowed:
+        denied = decision.reason
         return _refuse_start(execution, "rbac_violation", denied, f"permission denied: {denied}")
     return None
 

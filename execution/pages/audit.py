@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from execution.enums import ActorType
 from execution.models import AuditLog, ExecutionEvent, SecretAccess, Tenant
-from execution.realtime.access import watchable_tenant_ids
+from execution.selectors import tenant_ids_of
 
 PAGE_SIZE = 50
 SECRET_ACCESS = "secret_resolved"  # noqa: S105 - the audit's name for a secret_access_audit row
@@ -184,7 +184,7 @@ def _summary(event_type: str, details: dict[str, Any], text: str) -> str:
 
 @login_required
 def audit_page(request: HttpRequest) -> HttpResponse:
-    tenant_ids = watchable_tenant_ids(request.user)
+    tenant_ids = tenant_ids_of(request.user)
     try:
         flt = audit_filter_parse(request.GET)
     except AuditFilterInvalid as bad:

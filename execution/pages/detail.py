@@ -11,15 +11,16 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from approvals.models import Approval
-from execution.enums import FINISHED_STATUSES, ExecutionStatus, Role
+from execution import policy
+from execution.enums import FINISHED_STATUSES, ExecutionStatus
 from execution.errors import DomainError
 from execution.models import Execution, ExecutionStep
+from execution.pages.access import page_allows, page_require
 from execution.pages.history import (
     cancel_reason,
     execution_history,
@@ -27,24 +28,20 @@ from execution.pages.history import (
     output_text,
 )
 from execution.plans import PlanInvalid
-from execution.realtime.access import can_cancel, watchable_tenant_ids
-from execution.selectors import membership_role
 from execution.services.cancel import execution_cancel
 from execution.services.progress import progress_for
 from execution.services.submit import SubmitDenied, execution_submit
 
-# Roles that may submit anything at all; the submit service decides the plan itself.
-SUBMIT_ROLES = frozenset({Role.OPERATOR, Role.DEPLOYER, Role.ADMIN})
 
-
-def visible_execution(request: HttpRequest, execution_id: uuid.UUID) -> Execution:
-    execution = (
-        Execution.objects.select_related("tenant", "actor")
-        .filter(execution_id=execution_id, tenant_id__in=watchable_tenant_ids(request.user))
-        .first()
-    )
+def visible_execution(
+    request: HttpRequest, execution_id: uuid.UUID, right: policy.Right = policy.Right.READ
+) -> Execution:
+    """The execution if the user holds ``right`` on it: another tenant's is a 404, a missing
+    right a 403 (both recorded by the policy)."""
+    execution = Execution.objects.select_related("tenant", "actor").filter(execution_id=execution_id).first()
     if execution is None:
-        raise Http404("No such execution")  # another tenant's execution is simply unknown
+        raise Http404("No such execution")
+    page_require(request, right, what="execution", execution=execution)
     return execution
 
 
@@ -102,7 +99,6 @@ def execution_detail_page(request: HttpRequest, execution_id: uuid.UUID) -> Http
     events = execution_history(execution=execution)
     steps = _step_rows(execution)
     approval, votes = _approval(execution)
-    role = membership_role(user=request.user, tenant_id=execution.tenant_id)
     parent = None
     if execution.parent_execution_id:
         parent = Execution.objects.filter(
@@ -126,8 +122,12 @@ def execution_detail_page(request: HttpRequest, execution_id: uuid.UUID) -> Http
             .order_by("-created_at")
             .values("execution_id", "status", "created_at")[:10]
         ),
-        "can_cancel": execution.status not in FINISHED_STATUSES and can_cancel(request.user, execution),
-        "can_run_again": role in SUBMIT_ROLES,
+        "can_cancel": execution.status not in FINISHED_STATUSES
+        and page_allows(request, policy.Right.CANCEL, execution=execution),
+        # The same plan again: would the policy let this user submit it (the service decides)?
+        "can_run_again": page_allows(
+            request, policy.Right.SUBMIT, execution=execution, assets=policy.targets_of(execution)
+        ),
     }
     return render(request, "executions/detail.html", context)
 
@@ -135,9 +135,7 @@ def execution_detail_page(request: HttpRequest, execution_id: uuid.UUID) -> Http
 @login_required
 @require_POST
 def execution_cancel_page(request: HttpRequest, execution_id: uuid.UUID) -> HttpResponse:
-    execution = visible_execution(request, execution_id)
-    if not can_cancel(request.user, execution):
-        raise PermissionDenied("You may not cancel this execution.")
+    execution = visible_execution(request, execution_id, policy.Right.CANCEL)
     try:
         execution_cancel(execution=execution, actor=request.user, reason=request.POST.get("reason", ""))
     except DomainError as exc:

@@ -27,8 +27,8 @@ from execution.pages.listing import (
     row_progress,
     with_step_counts,
 )
-from execution.realtime.access import watchable_tenant_ids
 from execution.realtime.reader import stream_head
+from execution.selectors import tenant_ids_of
 
 ROWS_LIMIT = 20
 
@@ -52,7 +52,7 @@ def decorate(executions: list[Any]) -> list[Any]:
 
 @login_required
 def executions_list_page(request: HttpRequest) -> HttpResponse:
-    tenant_ids = watchable_tenant_ids(request.user)
+    tenant_ids = tenant_ids_of(request.user)
     try:
         flt = filter_parse(request.GET)
     except FilterInvalid as bad:
@@ -90,7 +90,7 @@ def executions_list_page(request: HttpRequest) -> HttpResponse:
 @login_required
 def executions_rows_fragment(request: HttpRequest) -> HttpResponse:
     """``<tr>`` rows of the given ``ids`` that match the filter in the query string (live rows)."""
-    tenant_ids = watchable_tenant_ids(request.user)
+    tenant_ids = tenant_ids_of(request.user)
     try:
         flt = filter_parse(request.GET)
         ids = [uuid.UUID(raw) for raw in request.GET.get("ids", "").split(",") if raw][:ROWS_LIMIT]

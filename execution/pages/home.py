@@ -22,7 +22,7 @@ from execution.enums import ExecutionStatus, Role
 from execution.models import DeadLetter, Membership
 from execution.pages.executions import decorate, live_tenants
 from execution.pages.listing import ExecutionFilter, executions_for_console, with_step_counts
-from execution.realtime.access import watchable_tenant_ids
+from execution.selectors import tenant_ids_of
 
 VOTER_ROLES = (Role.APPROVER, Role.ADMIN)
 ACTIVE = [ExecutionStatus.QUEUED, ExecutionStatus.RUNNING, ExecutionStatus.APPROVED]
@@ -48,7 +48,7 @@ def approvals_awaiting_vote(user: Any, tenant_ids: list[int]) -> list[Any]:
 
 @login_required
 def home_page(request: HttpRequest) -> HttpResponse:
-    tenant_ids = watchable_tenant_ids(request.user)
+    tenant_ids = tenant_ids_of(request.user)
     tenants = live_tenants(tenant_ids)
     now = timezone.now()
     approvals = [

@@ -12,10 +12,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from approvals.selectors import tenant_ids_where_admin
+from execution import policy
 from execution.enums import Role
 from execution.models import ApiToken, Membership, Tenant
-from execution.realtime.access import watchable_tenant_ids
+from execution.pages.access import page_require
+from execution.selectors import tenant_ids_of
 from execution.services.members import (
     MemberChangeRefused,
     api_token_revoke,
@@ -29,9 +30,8 @@ from execution.services.members import (
 
 @login_required
 def tenants_page(request: HttpRequest) -> HttpResponse:
-    tenant_ids = watchable_tenant_ids(request.user)
-    admin_of = tenant_ids_where_admin(request.user)
-    mine = list(Tenant.objects.filter(pk__in=tenant_ids).order_by("slug"))
+    admin_of = set(policy.tenant_ids_where(request.user, policy.Right.MANAGE_MEMBERS))
+    mine = list(Tenant.objects.filter(pk__in={*tenant_ids_of(request.user), *admin_of}).order_by("slug"))
     if len(mine) == 1:
         return redirect("members_page", slug=mine[0].slug)
     tenants = [{"tenant": t, "admin": t.pk in admin_of} for t in mine]
@@ -69,16 +69,20 @@ def _member_rows(tenant: Tenant, admin_of: set[int]) -> list[dict[str, Any]]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def members_page(request: HttpRequest, slug: str) -> HttpResponse:
-    tenant = Tenant.objects.filter(slug=slug, pk__in=watchable_tenant_ids(request.user)).first()
+    tenant = Tenant.objects.filter(slug=slug).first()
     if tenant is None:
-        raise Http404("no such tenant")  # another tenant is simply unknown
-    admin_of = tenant_ids_where_admin(request.user)
+        raise Http404("no such tenant")
+    admin_of = set(policy.tenant_ids_where(request.user, policy.Right.MANAGE_MEMBERS))
     is_admin = tenant.pk in admin_of
+    if not is_admin:  # members read the list; another tenant is simply unknown (recorded)
+        page_require(request, policy.Right.READ, what="tenant", tenant=tenant)
     new_token = ""
     status = 200
     if request.method == "POST":
-        if not is_admin:
-            messages.error(request, "Refused: only an admin of the tenant manages its members.")
+        try:
+            policy.require(request.user, policy.Right.MANAGE_MEMBERS, tenant=tenant, door="page")
+        except policy.RightDenied as denied:
+            messages.error(request, f"Refused: {denied.reason}.")
             status = 403
         else:
             try:

@@ -1,7 +1,9 @@
 """WebSocket consumers of §11: one execution's events, or all events of a tenant.
 
-On connect: authenticate (4401), authorise (4403/4404), join the groups, then send every
-event after ``?after=<id>`` from the table. Afterwards each pointer that arrives (and a
+On connect: authenticate (4401), authorise through the policy's SUBSCRIBE right (4403/4404,
+the refusal recorded), join the groups, then send every event after ``?after=<id>`` from the
+table. Every ``REALTIME_RECHECK_SECONDS`` the right is decided again: a socket whose user lost
+the membership or was deactivated is closed with 4403 (§8). Afterwards each pointer that arrives (and a
 periodic catch-up) makes the consumer read the table after the last id it sent. All reads
 go through one lock and one cursor, so every event is sent once and in id order.
 """
@@ -18,8 +20,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from execution import policy
 from execution.models import Execution, Tenant
-from execution.realtime.access import can_watch_tenant
 from execution.realtime.groups import CATCHUP_GROUP, execution_group, tenant_group
 from execution.realtime.reader import StreamRead, event_types_parse, stream_head, stream_read
 
@@ -38,6 +40,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
 
     stream_filter: dict[str, Any]
     stream_groups: list[str]
+    tenant_id: int
     last_id: int = 0
 
     async def authorize(self, user: Any) -> int | None:
@@ -79,6 +82,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         self.last_id = after if after is not None else await self.default_after()
         await self.catch_up()
         self._spawn(self._periodic_catch_up())
+        self._spawn(self._periodic_recheck(user))
 
     def _ensure_bridge(self) -> None:
         if getattr(settings, "REDIS_URL", None):
@@ -102,6 +106,21 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         while True:
             await asyncio.sleep(CATCHUP_SECONDS)
             await self.catch_up()
+
+    async def _periodic_recheck(self, user: Any) -> None:
+        while True:
+            await asyncio.sleep(settings.REALTIME_RECHECK_SECONDS)
+            try:
+                decision = await database_sync_to_async(policy.decide)(
+                    user, policy.Right.SUBSCRIBE, tenant=self.tenant_id
+                )
+            except Exception:  # the database is away: keep the socket, ask again next round
+                logger.exception("re-checking a socket's right failed")
+                continue
+            if not decision.allowed:
+                logger.info("closing a socket of %s: %s", user, decision.reason)
+                await self.close(code=CLOSE_FORBIDDEN)
+                return
 
     async def _retry_soon(self) -> None:
         await asyncio.sleep(HELD_BACK_RETRY_SECONDS)
@@ -148,16 +167,19 @@ class ExecutionEventsConsumer(EventStreamConsumer):
             execution_id = uuid.UUID(str(self.scope["url_route"]["kwargs"]["execution_id"]))
         except ValueError:
             return CLOSE_UNKNOWN
-        tenant_id = await database_sync_to_async(
-            lambda: (
-                Execution.objects.filter(execution_id=execution_id)
-                .values_list("tenant_id", flat=True)
-                .first()
-            )
+        execution = await database_sync_to_async(
+            lambda: Execution.objects.filter(execution_id=execution_id).first()
         )()
-        # Another tenant's execution is simply unknown (§8: no 403/404 leak across tenants).
-        if tenant_id is None or not await database_sync_to_async(can_watch_tenant)(user, tenant_id):
+        if execution is None:
             return CLOSE_UNKNOWN
+        try:
+            await database_sync_to_async(policy.require)(
+                user, policy.Right.SUBSCRIBE, execution=execution, door="websocket"
+            )
+        except policy.RightDenied as denied:
+            # Another tenant's execution is simply unknown (§8: no 403/404 leak across tenants).
+            return CLOSE_UNKNOWN if denied.hidden else CLOSE_FORBIDDEN
+        self.tenant_id = execution.tenant_id
         self.stream_filter = {"execution_id": execution_id}
         self.stream_groups = [execution_group(execution_id)]
         return None
@@ -176,8 +198,15 @@ class TenantEventsConsumer(EventStreamConsumer):
             lambda: Tenant.objects.filter(slug=slug).values_list("id", flat=True).first()
         )()
         # Unknown and not-a-member look the same: forbidden.
-        if tenant_id is None or not await database_sync_to_async(can_watch_tenant)(user, tenant_id):
+        if tenant_id is None:
             return CLOSE_FORBIDDEN
+        try:
+            await database_sync_to_async(policy.require)(
+                user, policy.Right.SUBSCRIBE, tenant=tenant_id, door="websocket"
+            )
+        except policy.RightDenied:
+            return CLOSE_FORBIDDEN
+        self.tenant_id = tenant_id
         self.stream_filter = {"tenant_id": tenant_id}
         self.stream_groups = [tenant_group(tenant_id)]
         return None

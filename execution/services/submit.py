@@ -16,11 +16,11 @@ from execution.masking import mask_data
 from execution.models import Execution, ExecutionStep, StoredPolicy, Tenant, TimeoutPolicy
 from execution.plans import PlanInvalid, Problem, SubmissionInput, plan_hash, submission_validate
 from execution.plans.hashing import plan_normalize
+from execution.policy import Right, RightDenied, Target, decide, rbac_audit, require
 from execution.services.classify import Classification, plan_classify
 from execution.services.events import event_record
 from execution.services.idempotency import idempotency_claim, idempotency_key_compute
 from execution.services.immediate import execution_await
-from execution.services.rbac import StepRight, rbac_audit, rbac_check_on_behalf, rbac_check_submit
 
 
 class SubmitDenied(DomainError):
@@ -88,9 +88,7 @@ def _actor_for(*, submitter: Any, tenant: Tenant | None, inp: SubmissionInput) -
         raise _deny(
             tenant=None, actor=submitter, reason=f"not a member of tenant {inp.tenant!r}", details=details
         )
-    refused = rbac_check_on_behalf(submitter=submitter, tenant=tenant)
-    if refused:
-        raise _deny(tenant=tenant, actor=submitter, reason=refused, details=details)
+    _require_submit(submitter, tenant=tenant, on_behalf=True, details=details)
     actor = get_user_model().objects.filter(username=inp.on_behalf_of, memberships__tenant=tenant).first()
     if actor is None:
         raise _deny(
@@ -100,6 +98,13 @@ def _actor_for(*, submitter: Any, tenant: Tenant | None, inp: SubmissionInput) -
             details=details,
         )
     return actor
+
+
+def _require_submit(user: Any, *, details: dict[str, Any], **context: Any) -> None:
+    try:
+        require(user, Right.SUBMIT, door="submit", details=details, **context)
+    except RightDenied as denied:
+        raise SubmitDenied(denied.reason) from None
 
 
 def execution_submit_body(
@@ -153,8 +158,7 @@ def _submit(*, submitter: Any, inp: SubmissionInput, idempotency_header: str | N
     actor = _actor_for(submitter=submitter, tenant=tenant, inp=inp)
     # Membership before asset lookups: a 400 on an unknown asset must not reveal another
     # tenant's inventory. Unknown and foreign tenants get the same answer.
-    refused = None if tenant is None else rbac_check_submit(user=actor, tenant=tenant, rights=[])
-    if tenant is None or refused:
+    if tenant is None or not decide(actor, Right.SUBMIT, tenant=tenant):
         raise _deny(
             tenant=tenant,
             actor=submitter,
@@ -170,23 +174,17 @@ def _submit(*, submitter: Any, inp: SubmissionInput, idempotency_header: str | N
         priority=inp.priority,
         read_only_patterns=list(tenant.read_only_command_rules.values_list("pattern", flat=True)),
     )
-    rights = [
-        StepRight(
-            environment=inp.plan["environment"],
-            action_class=cls,
-            hostname=r.hostname if r else "",
-            tags=r.tags if r else (),
-        )
-        for cls, r in zip(classification.step_action_classes, resolved, strict=True)
-    ]
-    refused = rbac_check_submit(user=actor, tenant=tenant, rights=rights)
-    if refused:
-        raise _deny(
-            tenant=tenant,
-            actor=submitter,
-            reason=refused,
-            details={"plan_name": inp.plan.get("name"), "environment": inp.plan["environment"]},
-        )
+    _require_submit(
+        actor,
+        tenant=tenant,
+        environment=inp.plan["environment"],
+        action_class=classification.action_class,
+        assets=[
+            Target(hostname=r.hostname if r else "", tags=r.tags if r else (), action_class=cls)
+            for cls, r in zip(classification.step_action_classes, resolved, strict=True)
+        ],
+        details={"plan_name": inp.plan.get("name"), "environment": inp.plan["environment"]},
+    )
     key = idempotency_key_compute(
         tenant=tenant, actor=actor, plan=inp.plan, dry_run=inp.dry_run, header=idempotency_header
     )

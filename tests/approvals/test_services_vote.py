@@ -104,7 +104,8 @@ def test_requester_cannot_vote_on_own_execution(tenant: Any) -> None:
     assert refused.value.code == "requester"
     assert "own execution" in refused.value.reason
     assert not ApprovalVote.objects.exists()
-    assert events_of(approval) == ["approval_requested"]
+    # The refusal is recorded on the execution (§8: every denial writes rbac_violation).
+    assert events_of(approval) == ["approval_requested", "rbac_violation"]
 
 
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.OPERATOR, Role.DEPLOYER])

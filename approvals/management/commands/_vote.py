@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from approvals.errors import VoteConflict, VoteForbidden
 from approvals.models import Approval
 from approvals.services import approval_vote
+from execution.management.access import command_user
 
 
 class VoteCommand(BaseCommand):
@@ -26,9 +26,7 @@ class VoteCommand(BaseCommand):
             execution_id = uuid.UUID(options["execution_id"])
         except ValueError:
             raise CommandError(f"not an execution id: {options['execution_id']!r}") from None
-        voter = get_user_model().objects.filter(username=options["user"]).first()
-        if voter is None:
-            raise CommandError(f"no such user: {options['user']!r}")
+        voter = command_user(options["user"])
         approval = (
             Approval.objects.select_related("execution").filter(execution__execution_id=execution_id).first()
         )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from execution import policy
+from execution.management.access import command_require, command_user
 from execution.models import Execution
 from execution.services.cancel import CANCEL_REASON_MAX, execution_cancel
 
@@ -17,7 +18,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("execution_id")
-        parser.add_argument("--user", help="who cancels (recorded on the event)")
+        parser.add_argument(
+            "--user", help="who cancels: their right to cancel is checked and recorded (default: the shell)"
+        )
         parser.add_argument("--reason", default="", help="why (shown in the events, at most 500 characters)")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -27,9 +30,8 @@ class Command(BaseCommand):
             raise CommandError(f"no execution {options['execution_id']}") from None
         actor = None
         if options["user"]:
-            actor = get_user_model().objects.filter(username=options["user"]).first()
-            if actor is None:
-                raise CommandError(f"no user {options['user']}")
+            actor = command_user(options["user"])
+            command_require(actor, policy.Right.CANCEL, execution=execution)
         if len(options["reason"]) > CANCEL_REASON_MAX:
             raise CommandError(f"--reason: at most {CANCEL_REASON_MAX} characters")
         execution = execution_cancel(execution=execution, actor=actor, reason=options["reason"])

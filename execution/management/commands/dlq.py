@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from execution import policy
 from execution.errors import Conflict
+from execution.management.access import command_require, command_user
 from execution.models import DeadLetter
 from execution.services.dlq import dlq_archive, dlq_requeue
 
@@ -37,9 +38,8 @@ class Command(BaseCommand):
             return
         if not options["ids"] or not options["user"]:
             raise CommandError(f"dlq {options['action']} needs at least one id and --user")
-        operator = get_user_model().objects.filter(username=options["user"]).first()
-        if operator is None:
-            raise CommandError(f"no user {options['user']}")
+        operator = command_user(options["user"])
+        right = policy.Right.REQUEUE if options["action"] == "requeue" else policy.Right.ARCHIVE
         for raw in options["ids"]:
             try:
                 key = uuid.UUID(raw)
@@ -51,6 +51,7 @@ class Command(BaseCommand):
             )
             if entry is None:
                 raise CommandError(f"no dead letter {raw}")
+            command_require(operator, right, execution=entry.execution)
             try:
                 if options["action"] == "requeue":
                     execution = dlq_requeue(entry=entry, operator=operator)

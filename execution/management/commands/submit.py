@@ -10,11 +10,11 @@ import json
 import sys
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from execution.api.payloads import execution_payload
 from execution.clients.base import ServiceError
+from execution.management.access import command_user
 from execution.masking import mask_text
 from execution.plans import PlanInvalid
 from execution.services.submit import SubmitDenied, execution_submit_body
@@ -42,9 +42,7 @@ class Command(BaseCommand):
             raise CommandError("the file must hold a JSON object")
         if options["tenant"]:
             body["tenant"] = options["tenant"]
-        user = get_user_model().objects.filter(username=options["user"]).first()
-        if user is None:
-            raise CommandError(f"no user {options['user']!r}")
+        user = command_user(options["user"])
         try:
             outcome = execution_submit_body(
                 submitter=user, body=body, idempotency_header=options["idempotency_key"]

@@ -7,12 +7,12 @@ from django.contrib.admin import helpers
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from execution.enums import ExecutionStatus, QueueStatus
+from execution.enums import ExecutionStatus, QueueStatus, Role
 from execution.models import DeadLetter, Execution, QueueItem
 from execution.services.dlq import dlq_record
 from execution.services.transition import transition
 from tests.execution.engine.helpers import enqueue, make_execution
-from tests.factories import UserFactory
+from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +65,8 @@ def test_reap_command_returns_an_expired_lease(tenant, operator, capsys) -> None
 
 def test_the_dead_letter_admin_offers_the_confirmed_requeue_action(client, tenant, operator) -> None:  # type: ignore[no-untyped-def]
     entry = _dead_letter(tenant, operator)
-    boss = UserFactory(username="root-boss", is_staff=True, is_superuser=True)
+    boss = UserFactory(username="root-boss", is_staff=True)
+    MembershipFactory(tenant=tenant, user=boss, role=Role.ADMIN)  # the policy's REQUEUE: tenant admins
     client.force_login(boss)
     url = "/admin/execution/deadletter/"
     data = {"action": "requeue_dead_letters", helpers.ACTION_CHECKBOX_NAME: [entry.pk]}

@@ -14,7 +14,7 @@ from execution.models import SecretEntry
 from execution.runners.base import ResolvedTarget
 from execution.secrets import SecretError, secrets_resolve_for_step
 from execution.secrets.store import secret_set
-from tests.factories import TenantFactory, UserFactory
+from tests.factories import MembershipFactory, TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +90,8 @@ def test_manage_secret_set_reads_stdin_and_list_shows_paths_only(monkeypatch: py
 
 def test_admin_value_is_write_only(client: Any) -> None:
     acme = TenantFactory(slug="acme")
-    admin_user = UserFactory(username="root-admin", is_staff=True, is_superuser=True)
+    admin_user = UserFactory(username="root-admin", is_staff=True)
+    MembershipFactory(tenant=acme, user=admin_user, role="admin")  # the policy's SECRET_SET
     client.force_login(admin_user)
     response = client.post(
         "/admin/execution/secretentry/add/",

@@ -1,4 +1,4 @@
-"""RBAC rules (§8): roles, grants, strict mode, the worker's re-check before start."""
+"""The policy (§8): role table, grants, strict mode, the worker's re-check before start."""
 
 from __future__ import annotations
 
@@ -6,13 +6,20 @@ from typing import Any
 
 import pytest
 
-from execution.models import AuditLog, Membership
-from execution.services.rbac import StepRight, rbac_check_submit, rbac_recheck_before_start
+from execution import policy
+from execution.models import AuditLog, Execution, ExecutionEvent, Membership
+from execution.policy import Right, Target
 from execution.services.submit import execution_submit
 from tests.execution.api.conftest import noop_body
 from tests.factories import AccessGrantFactory
 
 pytestmark = pytest.mark.django_db
+
+
+def _submit(user: Any, tenant: Any, environment: str, action: str, *targets: Target) -> policy.Decision:
+    return policy.decide(
+        user, Right.SUBMIT, tenant=tenant, environment=environment, action_class=action, assets=targets
+    )
 
 
 @pytest.mark.parametrize(
@@ -36,40 +43,64 @@ def test_role_table(
     allowed: bool,
 ) -> None:
     user = request.getfixturevalue(role_fixture)
-    reason = rbac_check_submit(user=user, tenant=tenant, rights=[StepRight(environment, action)])
-    assert (reason is None) is allowed
+    assert _submit(user, tenant, environment, action).allowed is allowed
 
 
 def test_grant_adds_a_right_for_matching_assets_only(tenant: Any, operator: Any) -> None:
     AccessGrantFactory(
         tenant=tenant, user=operator, environment="prod", action_class="modify", asset_pattern="web-*"
     )
-    assert (
-        rbac_check_submit(user=operator, tenant=tenant, rights=[StepRight("prod", "read", "web-1")]) is None
-    )
-    assert rbac_check_submit(user=operator, tenant=tenant, rights=[StepRight("prod", "modify", "db-1")])
-    assert rbac_check_submit(user=operator, tenant=tenant, rights=[StepRight("prod", "deploy", "web-1")])
+    assert _submit(operator, tenant, "prod", "read", Target("web-1", action_class="read"))
+    assert not _submit(operator, tenant, "prod", "modify", Target("db-1", action_class="modify"))
+    assert not _submit(operator, tenant, "prod", "deploy", Target("web-1", action_class="deploy"))
 
 
 def test_non_strict_mode_warns_instead_of_refusing(tenant: Any, operator: Any, settings: Any) -> None:
     settings.RBAC_STRICT = False
-    assert rbac_check_submit(user=operator, tenant=tenant, rights=[StepRight("prod", "modify")]) is None
+    decision = policy.require(
+        operator, Right.SUBMIT, tenant=tenant, environment="prod", action_class="modify"
+    )
+    assert decision.allowed and decision.warning
     assert AuditLog.objects.filter(event_type="rbac_warning", actor=operator).exists()
 
 
 def test_outsider_is_never_allowed(tenant: Any, outsider: Any, settings: Any) -> None:
     settings.RBAC_STRICT = False
-    assert rbac_check_submit(user=outsider, tenant=tenant, rights=[]) == "not a member of tenant 'acme'"
+    decision = policy.decide(outsider, Right.SUBMIT, tenant=tenant)
+    assert not decision and decision.reason == "not a member of tenant 'acme'"
+
+
+def test_decide_writes_nothing_and_require_records_the_refusal(tenant: Any, viewer: Any) -> None:
+    assert not policy.decide(viewer, Right.REQUEUE, tenant=tenant)
+    assert not AuditLog.objects.exists()
+    with pytest.raises(policy.RightDenied, match="only an admin"):
+        policy.require(viewer, Right.REQUEUE, tenant=tenant, door="test")
+    row = AuditLog.objects.get(event_type="rbac_violation")
+    assert row.actor == viewer and row.details == {"right": "requeue", "door": "test"}
+
+
+def test_a_deactivated_user_holds_no_right(tenant: Any, tenant_admin: Any) -> None:
+    tenant_admin.is_active = False
+    tenant_admin.save()
+    for right in Right:
+        assert policy.decide(tenant_admin, right, tenant=tenant).code == "inactive"
+
+
+def _recheck(execution: Any) -> policy.Decision:
+    execution = Execution.objects.select_related("tenant", "actor").get(pk=execution.pk)  # as the worker
+    return policy.decide(
+        execution.actor, Right.SUBMIT, execution=execution, assets=policy.targets_of(execution)
+    )
 
 
 def test_recheck_before_start_reports_a_right_revoked_after_submission(operator: Any) -> None:
     body = noop_body(environment="staging", level=1)
     execution = execution_submit(tenant="acme", actor=operator, plan=body["plan"], approval_level=1).execution
-    assert rbac_recheck_before_start(execution=execution) is None
+    assert _recheck(execution)
     Membership.objects.filter(user=operator).update(role="viewer")
-    assert "viewer" in (rbac_recheck_before_start(execution=execution) or "")
+    assert "viewer" in _recheck(execution).reason
     Membership.objects.filter(user=operator).delete()
-    assert rbac_recheck_before_start(execution=execution) == "not a member of tenant 'acme'"
+    assert _recheck(execution).reason == "not a member of tenant 'acme'"
 
 
 def test_worker_ends_a_revoked_execution_failed_with_a_permission_event(operator: Any) -> None:
@@ -93,4 +124,6 @@ def test_worker_ends_a_revoked_execution_failed_with_a_permission_event(operator
     execution.refresh_from_db()
     assert execution.status == "failed" and "permission denied" in execution.error_message
     assert execution.started_at is None, "it never started (queued -> failed)"
-    assert execution.events.filter(event_type="rbac_violation").exists()
+    assert ExecutionEvent.objects.filter(
+        execution_id=execution.execution_id, event_type="rbac_violation"
+    ).exists()

@@ -1,0 +1,111 @@
+"""The Django admin's door to the policy: who sees a tenant-scoped admin, and its actions.
+
+Tenant-scoped admins answer ``has_*_permission`` and ``get_queryset`` from the policy
+instead of Django's model permissions, so the admin allows exactly what REST and the pages
+allow: a staff flag opens the admin, a membership decides what is in it (a superuser too).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from execution import policy
+
+
+def staff_tenant_ids(request: HttpRequest, right: policy.Right) -> list[int]:
+    """Tenants where the signed-in staff user holds ``right`` by role."""
+    user = request.user
+    if not (user.is_active and user.is_staff):
+        return []
+    return policy.tenant_ids_where(user, right)
+
+
+def admin_require(
+    model_admin: Any, request: HttpRequest, right: policy.Right, label: str, **context: Any
+) -> bool:
+    """``require`` for one object of an admin action; a refusal becomes an error message."""
+    try:
+        policy.require(request.user, right, door="admin", **context)
+    except policy.RightDenied as denied:
+        model_admin.message_user(request, f"{label}: refused, {denied.reason}", messages.ERROR)
+        return False
+    return True
+
+
+class TenantScopedAdminMixin:
+    """Read-only visibility from the policy: ``view_right`` by role, rows of those tenants.
+
+    ``tenant_path`` is the lookup from the model to its tenant id (``tenant_id``,
+    ``execution__tenant_id``); ``obj_tenant_path`` the one from the object the
+    ``has_*_permission`` methods receive (an inline gets its parent's object).
+    """
+
+    view_right: policy.Right = policy.Right.READ
+    tenant_path: str = "tenant_id"
+    obj_tenant_path: str = ""
+
+    def _tenant_of(self, obj: Any) -> int:
+        value = obj
+        for part in (self.obj_tenant_path or self.tenant_path).split("__"):
+            value = getattr(value, part)
+        return int(value)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(staff_tenant_ids(request, self.view_right))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = staff_tenant_ids(request, self.view_right)
+        return bool(allowed) and (obj is None or self._tenant_of(obj) in allowed)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
+        return queryset.filter(**{f"{self.tenant_path}__in": staff_tenant_ids(request, self.view_right)})
+
+
+class TenantEditAdminMixin(TenantScopedAdminMixin):
+    """Rows of a tenant edited in the admin (members, grants, secrets): ``edit_right`` decides
+    add/change/delete, limits the tenant choices and is ``require``d again on save/delete."""
+
+    edit_right: policy.Right = policy.Right.MANAGE_MEMBERS
+
+    def _may_edit(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = staff_tenant_ids(request, self.edit_right)
+        return bool(allowed) and (obj is None or self._tenant_of(obj) in allowed)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request, obj)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "tenant":
+            from execution.models import Tenant
+
+            kwargs["queryset"] = Tenant.objects.filter(pk__in=staff_tenant_ids(request, self.edit_right))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+
+    def _require_edit(self, request: HttpRequest, obj: Any) -> None:
+        from django.core.exceptions import PermissionDenied
+
+        try:
+            policy.require(request.user, self.edit_right, tenant=self._tenant_of(obj), door="admin")
+        except policy.RightDenied as denied:
+            raise PermissionDenied(denied.reason) from None
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:  # moving a row out of a tenant needs the right there too
+            self._require_edit(request, type(obj).objects.get(pk=obj.pk))
+        self._require_edit(request, obj)
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self._require_edit(request, obj)
+        super().delete_model(request, obj)  # type: ignore[misc]

@@ -1,0 +1,19 @@
+"""One policy, every door (docs/contract.md#rbac): ``decide`` and ``require`` per ``Right``."""
+
+from execution.policy.enforce import RightDenied, rbac_audit, rbac_violation_record, require
+from execution.policy.rules import ROLE_RIGHTS, Decision, Right, Target, decide, tenant_ids_where
+from execution.policy.targets import targets_of
+
+__all__ = [
+    "ROLE_RIGHTS",
+    "Decision",
+    "Right",
+    "RightDenied",
+    "Target",
+    "decide",
+    "rbac_audit",
+    "rbac_violation_record",
+    "require",
+    "targets_of",
+    "tenant_ids_where",
+]

@@ -1,0 +1,344 @@
+"""Who may do what (contract §8, docs/contract.md#rbac): one function per right.
+
+``decide`` is pure (reads, never writes) and is the only place a right is decided; every
+door (REST, pages, admin, WebSocket, ``manage.py --user``, the worker's re-check) asks it.
+
+Roles: viewer reads; operator submits read/modify work in dev and staging; deployer adds
+deploy and prod; approver votes; admin may do everything in its tenant (DLQ requeue and
+archive, secrets, members). Grants (``AccessGrant``) add submit rights per environment,
+action class (a grant covers its class and the lower ones) and asset (hostname pattern or
+tag). With ``RBAC_STRICT`` off, role limits on environment/action class are a warning
+(``Decision.warning``) instead of a refusal; membership is always required. A deactivated
+user holds no right; a user acts in a tenant only through a membership (a superuser too,
+except for managing members: the bootstrap of a tenant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from fnmatch import fnmatchcase
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q
+
+from execution.enums import ACTION_CLASS_RANK, ActionClass, Environment, Role
+from execution.models import AccessGrant, Execution, Membership, Tenant
+
+
+class Right(StrEnum):
+    SUBMIT = "submit"
+    READ = "read"
+    CANCEL = "cancel"
+    VOTE = "vote"
+    REQUEUE = "requeue"
+    ARCHIVE = "archive"
+    SECRET_SET = "secret_set"  # noqa: S105 - a right's name, not a secret
+    SECRET_LIST = "secret_list"  # noqa: S105 - a right's name, not a secret
+    MANAGE_MEMBERS = "manage_members"
+    SUBSCRIBE = "subscribe"
+
+
+# The rights a role alone grants, whatever the execution (the set form, used by selectors).
+ALL_ROLES = frozenset(Role)
+ADMIN_ONLY = frozenset({Role.ADMIN})
+ROLE_RIGHTS: dict[Right, frozenset[Role]] = {
+    Right.READ: ALL_ROLES,
+    Right.SUBSCRIBE: ALL_ROLES,
+    Right.VOTE: frozenset({Role.APPROVER, Role.ADMIN}),
+    Right.REQUEUE: ADMIN_ONLY,
+    Right.ARCHIVE: ADMIN_ONLY,
+    Right.SECRET_SET: ADMIN_ONLY,
+    Right.SECRET_LIST: ADMIN_ONLY,
+    Right.MANAGE_MEMBERS: ADMIN_ONLY,
+}
+SUBMIT_ROLES = frozenset({Role.OPERATOR, Role.DEPLOYER, Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class Target:
+    """One step's target as a grant sees it: hostname, tags and the step's action class."""
+
+    hostname: str = ""
+    tags: tuple[str, ...] = ()
+    action_class: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+    # A short machine word for the refusal: inactive, not_member, role, requester, ...
+    code: str = ""
+    # Non-strict mode: allowed, but strict mode would have refused for this reason.
+    warning: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+ALLOWED = Decision(True)
+
+
+@dataclass(frozen=True)
+class _Member:
+    tenant: Tenant | int
+    role: str
+    can_submit_on_behalf: bool
+
+
+@dataclass(frozen=True)
+class _Ask:
+    user: Any
+    right: Right
+    member: _Member
+    execution: Execution | None
+    environment: str | None
+    action_class: str | None
+    assets: Iterable[Target]
+    on_behalf: bool
+
+
+def _deny(reason: str, code: str) -> Decision:
+    return Decision(False, reason, code)
+
+
+def _tenant_label(tenant: Tenant | int) -> str:
+    return repr(tenant.slug) if isinstance(tenant, Tenant) else f"#{tenant}"
+
+
+def role_allows(*, role: str, environment: str, action_class: str) -> bool:
+    """The role table for running work (submit, and cancel of someone else's work)."""
+    if role in (Role.ADMIN, Role.DEPLOYER):
+        return True
+    if role == Role.OPERATOR:
+        return environment in (Environment.DEV, Environment.STAGING) and action_class in (
+            ActionClass.READ,
+            ActionClass.MODIFY,
+        )
+    return False
+
+
+def _grant_matches(grant: AccessGrant, environment: str, target: Target) -> bool:
+    if grant.environment and grant.environment != environment:
+        return False
+    if (
+        grant.action_class
+        and target.action_class
+        and (
+            ACTION_CLASS_RANK[ActionClass(grant.action_class)]
+            < ACTION_CLASS_RANK[ActionClass(target.action_class)]
+        )
+    ):
+        return False
+    if grant.asset_pattern and not (target.hostname and fnmatchcase(target.hostname, grant.asset_pattern)):
+        return False
+    return not (grant.asset_tag and grant.asset_tag not in target.tags)
+
+
+def _grants(user: Any, tenant: Tenant | int) -> list[AccessGrant]:
+    tenant_id = tenant if isinstance(tenant, int) else tenant.pk
+    group_ids = list(user.groups.values_list("pk", flat=True))
+    return list(
+        AccessGrant.objects.filter(tenant_id=tenant_id).filter(Q(user_id=user.pk) | Q(group_id__in=group_ids))
+    )
+
+
+def strict() -> bool:
+    return bool(settings.RBAC_STRICT)
+
+
+def _submit(ask: _Ask) -> Decision:
+    member = ask.member
+    if ask.on_behalf:
+        if not member.can_submit_on_behalf:
+            return _deny("this account may not submit on behalf of other users", "on_behalf")
+        return ALLOWED
+    if ask.environment is None:
+        return ALLOWED  # membership is enough to ask; the plan's rights are decided with it
+    overall = ask.action_class or ActionClass.READ
+    if member.role in SUBMIT_ROLES and role_allows(
+        role=member.role, environment=ask.environment, action_class=overall
+    ):
+        return ALLOWED
+    grants: list[AccessGrant] | None = None
+    targets = list(ask.assets) or [Target(action_class=overall)]
+    for index, target in enumerate(targets):
+        step_class = target.action_class or overall
+        if member.role in SUBMIT_ROLES and role_allows(
+            role=member.role, environment=ask.environment, action_class=step_class
+        ):
+            continue
+        if grants is None:
+            grants = _grants(ask.user, member.tenant)
+        step = Target(target.hostname, target.tags, step_class)
+        if any(_grant_matches(g, ask.environment, step) for g in grants):
+            continue
+        reason = f"role {member.role!r} may not run {step_class} steps in {ask.environment} (step {index})"
+        if not strict() and member.role in SUBMIT_ROLES:
+            return Decision(True, warning=reason)
+        return _deny(reason, "role")
+    return ALLOWED
+
+
+def _read(ask: _Ask) -> Decision:
+    return _by_role(ask, "read executions")
+
+
+def _subscribe(ask: _Ask) -> Decision:
+    # Watching a stream shows exactly what reading does.
+    return _read(ask)
+
+
+def _cancel(ask: _Ask) -> Decision:
+    """Admin; the requester of the execution; anyone whose role may run that work."""
+    member, execution = ask.member, ask.execution
+    if member.role == Role.ADMIN:
+        return ALLOWED
+    if execution is not None and execution.actor_id == ask.user.pk:
+        return ALLOWED
+    environment = ask.environment or (execution.environment if execution else None)
+    action_class = ask.action_class or (execution.action_class if execution else None)
+    if (
+        environment
+        and member.role in SUBMIT_ROLES
+        and role_allows(
+            role=member.role, environment=environment, action_class=action_class or ActionClass.DEPLOY
+        )
+    ):
+        return ALLOWED
+    return _deny(
+        f"role {member.role!r} may not cancel {action_class or 'any'} work in {environment or 'this tenant'}",
+        "role",
+    )
+
+
+def _vote(ask: _Ask) -> Decision:
+    if ask.execution is not None and ask.execution.actor_id == ask.user.pk:
+        return _deny("the requester cannot vote on their own execution", "requester")
+    if ask.member.role not in ROLE_RIGHTS[Right.VOTE]:
+        return _deny(
+            f"only a tenant member with the approver or admin role may vote ({ask.user} is "
+            f"{ask.member.role} in tenant {_tenant_label(ask.member.tenant)})",
+            "missing_role",
+        )
+    return ALLOWED
+
+
+def _by_role(ask: _Ask, what: str) -> Decision:
+    if ask.member.role in ROLE_RIGHTS[ask.right]:
+        return ALLOWED
+    if ROLE_RIGHTS[ask.right] == ADMIN_ONLY:
+        return _deny(f"only an admin of the tenant may {what} (role {ask.member.role!r})", "role")
+    roles = " or ".join(sorted(ROLE_RIGHTS[ask.right]))
+    return _deny(f"role {ask.member.role!r} may not {what} ({roles} only)", "role")
+
+
+def _requeue(ask: _Ask) -> Decision:
+    return _by_role(ask, "requeue dead letters")
+
+
+def _archive(ask: _Ask) -> Decision:
+    return _by_role(ask, "archive dead letters")
+
+
+def _secret_set(ask: _Ask) -> Decision:
+    return _by_role(ask, "set secrets")
+
+
+def _secret_list(ask: _Ask) -> Decision:
+    return _by_role(ask, "list secrets")
+
+
+def _manage_members(ask: _Ask) -> Decision:
+    if getattr(ask.user, "is_superuser", False):
+        return ALLOWED  # the installation's owner bootstraps tenants and their first admin
+    return _by_role(ask, "manage members")
+
+
+RULES: dict[Right, Callable[[_Ask], Decision]] = {
+    Right.SUBMIT: _submit,
+    Right.READ: _read,
+    Right.SUBSCRIBE: _subscribe,
+    Right.CANCEL: _cancel,
+    Right.VOTE: _vote,
+    Right.REQUEUE: _requeue,
+    Right.ARCHIVE: _archive,
+    Right.SECRET_SET: _secret_set,
+    Right.SECRET_LIST: _secret_list,
+    Right.MANAGE_MEMBERS: _manage_members,
+}
+
+
+def _member_of(user: Any, tenant: Tenant | int) -> tuple[_Member | None, bool]:
+    """The membership (or None) and whether the user is active, read fresh from the database
+    (an open socket's user object may be older than a deactivation)."""
+    tenant_id = tenant if isinstance(tenant, int) else tenant.pk
+    row = (
+        Membership.objects.filter(user_id=user.pk, tenant_id=tenant_id)
+        .values_list("role", "can_submit_on_behalf", "user__is_active")
+        .first()
+    )
+    if row is None:
+        return None, True
+    role, on_behalf, active = row
+    return _Member(tenant, role, on_behalf), bool(active)
+
+
+def decide(
+    user: Any,
+    right: Right,
+    *,
+    tenant: Tenant | int | None = None,
+    execution: Execution | None = None,
+    environment: str | None = None,
+    action_class: str | None = None,
+    assets: Iterable[Target] = (),
+    on_behalf: bool = False,
+) -> Decision:
+    """May ``user`` exercise ``right`` in ``tenant`` (default: the execution's)? Never writes.
+
+    ``environment``/``action_class`` default to the execution's. ``assets`` (one Target per
+    step) is only iterated when a grant has to decide, so a lazy resolution costs nothing
+    when the role already allows the work. ``on_behalf`` (SUBMIT): may ``user`` submit for
+    another member (the service account's flag), not whether the plan is allowed.
+    """
+    right = Right(right)
+    if execution is not None and tenant is None:
+        # The tenant row when already loaded (a reason names its slug), else its id.
+        tenant = execution.tenant if Execution.tenant.is_cached(execution) else execution.tenant_id
+    if execution is not None:
+        environment = environment or execution.environment or None
+        action_class = action_class or execution.action_class or None
+    if tenant is None:
+        raise ValueError("decide() needs a tenant or an execution")
+    if user is None or not getattr(user, "is_authenticated", False):
+        return _deny("not signed in", "anonymous")
+    if not user.is_active:
+        return _deny(f"user {user.get_username()!r} is deactivated", "inactive")
+    member, active = _member_of(user, tenant)
+    if not active:
+        return _deny(f"user {user.get_username()!r} is deactivated", "inactive")
+    if member is None:
+        if right == Right.MANAGE_MEMBERS and getattr(user, "is_superuser", False):
+            return ALLOWED
+        return _deny(f"not a member of tenant {_tenant_label(tenant)}", "not_member")
+    ask = _Ask(user, right, member, execution, environment, action_class, assets, on_behalf)
+    return RULES[right](ask)
+
+
+def tenant_ids_where(user: Any, right: Right) -> list[int]:
+    """The tenants where ``user``'s role alone grants ``right`` (the set form of decide, for
+    selectors and admin querysets). Submit and cancel depend on the work: not listed here."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return []
+    if Right(right) == Right.MANAGE_MEMBERS and getattr(user, "is_superuser", False):
+        return list(Tenant.objects.values_list("pk", flat=True))
+    roles = ROLE_RIGHTS[Right(right)]
+    return list(
+        Membership.objects.filter(user_id=user.pk, user__is_active=True, role__in=list(roles)).values_list(
+            "tenant_id", flat=True
+        )
+    )
