@@ -16,14 +16,12 @@ from django.utils.html import format_html
 from approvals.errors import VoteConflict, VoteForbidden
 from approvals.models import Approval, ApprovalVote
 from approvals.services import approval_vote
-from execution import policy
 from execution.admin.access import TenantScopedAdminMixin
 from execution.admin.executions import ReadOnlyAdminMixin
 from execution.enums import ApprovalState
 
 
 class VoteInline(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.TabularInline):
-    view_right = policy.Right.VOTE
     tenant_path = "approval__execution__tenant_id"
     obj_tenant_path = "execution__tenant_id"
     model = ApprovalVote
@@ -58,8 +56,8 @@ class StateFilter(admin.SimpleListFilter):
 
 @admin.register(Approval)
 class ApprovalAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    # Shown to the tenants' voters (approver/admin roles); each vote is decided by the service.
-    view_right = policy.Right.VOTE
+    # Listed to every member (as REST lists them); each vote is decided (and a refusal
+    # recorded) by the vote service.
     tenant_path = "execution__tenant_id"
     list_display = [
         "execution_link",

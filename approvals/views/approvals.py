@@ -16,9 +16,10 @@ from approvals.errors import VoteConflict, VoteForbidden
 from approvals.models import Approval, ApprovalVote
 from approvals.selectors import approvals_pending_for
 from approvals.services import approval_vote, approval_vote_forbidden
+from execution import policy
 from execution.enums import ApprovalState
 from execution.masking import mask_data
-from execution.selectors import approvals_visible_to
+from execution.pages.access import page_require
 
 
 def time_left(approval: Approval, now: Any = None) -> str:
@@ -104,9 +105,14 @@ def _detail_context(request: HttpRequest, approval: Approval) -> dict[str, Any]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def approval_detail(request: HttpRequest, approval_id: Any) -> HttpResponse:
-    approval = approvals_visible_to(request.user).filter(approval_id=approval_id).first()
+    approval = (
+        Approval.objects.select_related("execution", "execution__tenant", "execution__actor", "approver")
+        .filter(approval_id=approval_id)
+        .first()
+    )
     if approval is None:
         raise Http404("no such approval")
+    page_require(request, policy.Right.READ, what="approval", execution=approval.execution)
     if request.method == "GET":
         return render(request, "approvals/approval_detail.html", _detail_context(request, approval))
     decision = request.POST.get("decision", "")

@@ -7,9 +7,12 @@ allow: a staff flag opens the admin, a membership decides what is in it (a super
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -44,6 +47,7 @@ class TenantScopedAdminMixin:
     ``has_*_permission`` methods receive (an inline gets its parent's object).
     """
 
+    model: Any  # provided by the ModelAdmin / InlineModelAdmin this is mixed into
     view_right: policy.Right = policy.Right.READ
     tenant_path: str = "tenant_id"
     obj_tenant_path: str = ""
@@ -64,6 +68,53 @@ class TenantScopedAdminMixin:
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
         return queryset.filter(**{f"{self.tenant_path}__in": staff_tenant_ids(request, self.view_right)})
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]
+        if obj is None:  # not in the user's tenants: recorded when it exists elsewhere
+            with contextlib.suppress(ValueError, ValidationError):
+                hidden = self.model._default_manager.filter(pk=object_id).first()
+                if hidden is not None:
+                    self._record_hidden(request, hidden)
+        return obj
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        # A member without the right in any tenant is refused here: recorded, then 403.
+        user = request.user
+        if user.is_active and user.is_staff and not staff_tenant_ids(request, self.view_right):
+            from django.core.exceptions import PermissionDenied
+
+            from execution.models import Membership
+
+            tenant_id = Membership.objects.filter(user_id=user.pk).values_list("tenant_id", flat=True).first()
+            if tenant_id is not None:
+                try:
+                    policy.require(user, self.view_right, tenant=tenant_id, door="admin")
+                except policy.RightDenied as denied:
+                    raise PermissionDenied(denied.reason) from None
+        return super().changelist_view(request, extra_context)  # type: ignore[misc]
+
+    def _record_hidden(self, request: HttpRequest, obj: Any) -> None:
+        tenant_id = obj
+        for part in self.tenant_path.split("__"):
+            tenant_id = getattr(tenant_id, part)
+        with contextlib.suppress(policy.RightDenied):  # recorded; the row stays out of reach
+            policy.require(request.user, self.view_right, tenant=int(tenant_id), door="admin")
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        """Rows posted to an action that the user cannot see are refused like at every door:
+        recorded (an audit row) and never touched (Django drops them from the queryset)."""
+        selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
+        try:
+            visible = {str(pk) for pk in queryset.filter(pk__in=selected).values_list("pk", flat=True)}
+            hidden = list(
+                self.model._default_manager.filter(pk__in=[pk for pk in selected if pk not in visible])
+            )
+        except (ValueError, ValidationError):
+            hidden = []
+        for obj in hidden:
+            self._record_hidden(request, obj)
+        return super().response_action(request, queryset)  # type: ignore[misc]
 
 
 class TenantEditAdminMixin(TenantScopedAdminMixin):
@@ -93,12 +144,7 @@ class TenantEditAdminMixin(TenantScopedAdminMixin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
 
     def _require_edit(self, request: HttpRequest, obj: Any) -> None:
-        from django.core.exceptions import PermissionDenied
-
-        try:
-            policy.require(request.user, self.edit_right, tenant=self._tenant_of(obj), door="admin")
-        except policy.RightDenied as denied:
-            raise PermissionDenied(denied.reason) from None
+        self._require_tenant(request, self._tenant_of(obj))
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if change:  # moving a row out of a tenant needs the right there too
@@ -109,3 +155,29 @@ class TenantEditAdminMixin(TenantScopedAdminMixin):
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         self._require_edit(request, obj)
         super().delete_model(request, obj)  # type: ignore[misc]
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> Any:
+        # A refused post is recorded before Django's own 403 (add: the posted tenant).
+        if request.method == "POST":
+            obj = self.get_object(request, object_id) if object_id else None
+            if obj is None and not object_id and request.POST.get("tenant", "").isdigit():
+                tenant_id = int(request.POST["tenant"])
+                if tenant_id not in staff_tenant_ids(request, self.edit_right):
+                    self._require_tenant(request, tenant_id)
+            elif obj is not None and not self._may_edit(request, obj):
+                self._require_edit(request, obj)
+        return super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+
+    def _require_tenant(self, request: HttpRequest, tenant_id: int) -> None:
+        from django.core.exceptions import PermissionDenied
+
+        try:
+            policy.require(request.user, self.edit_right, tenant=tenant_id, door="admin")
+        except policy.RightDenied as denied:
+            raise PermissionDenied(denied.reason) from None

@@ -95,8 +95,23 @@ def test_the_change_page_shows_votes_inline(tenant: Any, requester: Any, approve
     assert f"/executions/{approval.execution.execution_id}/" in html
 
 
-def test_staff_without_an_approving_role_does_not_see_approvals(
+def test_staff_without_an_approving_role_sees_approvals_but_a_vote_is_refused_and_recorded(
     tenant: Any, requester: Any, viewer: Any
 ) -> None:
-    make_approval(tenant=tenant, actor=requester)
-    assert staff(viewer).get(CHANGELIST).status_code == 403
+    from execution.models import ExecutionEvent
+
+    approval = make_approval(tenant=tenant, actor=requester)
+    client = staff(viewer)
+    assert client.get(CHANGELIST).status_code == 200  # as GET /api/v1/approvals/ lists it to members
+    form = {
+        "action": "approve_selected",
+        ACTION_CHECKBOX_NAME: [approval.pk],
+        "confirm": "yes",
+        "comment": "",
+    }
+    html = client.post(CHANGELIST, form, follow=True).content.decode()
+    assert "vote refused" in html
+    assert Approval.objects.get(pk=approval.pk).state == "pending"
+    assert ExecutionEvent.objects.filter(
+        execution_id=approval.execution.execution_id, event_type="rbac_violation"
+    ).exists()

@@ -1,0 +1,368 @@
+"""The doors of each right, driven like a person would: REST, page POST, admin action,
+``manage.py --user`` and WebSocket subscribe. Each returns whether the door *did* it,
+judged by the effect (the row changed, the socket stayed open), not by what it said."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.management import CommandError, call_command
+from django.test import Client
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from approvals.models import Approval, ApprovalVote
+from approvals.services import approval_request
+from execution.enums import ExecutionStatus, Role
+from execution.models import (
+    AuditLog,
+    DeadLetter,
+    Execution,
+    ExecutionEvent,
+    ExecutionStep,
+    Membership,
+    Tenant,
+)
+from execution.policy import Right
+from tests.factories import DeadLetterFactory, ExecutionFactory, MembershipFactory, TenantFactory, UserFactory
+
+PERSONAS = ["viewer", "operator", "deployer", "approver", "admin", "outsider", "deactivated"]
+# The work of each environment: its action class (a mix, so the operator's limits show).
+WORK = {"dev": "read", "staging": "deploy", "prod": "deploy"}
+
+
+@dataclass
+class World:
+    tenant: Tenant
+    requester: Any
+    users: dict[str, Any] = field(default_factory=dict)
+
+
+def world_build() -> World:
+    tenant = TenantFactory(slug="acme")
+    other = TenantFactory(slug="other")
+    requester = UserFactory(username="rita-requester")
+    MembershipFactory(tenant=tenant, user=requester, role=Role.DEPLOYER)
+    world = World(tenant=tenant, requester=requester)
+    roles = {p: p for p in ("viewer", "operator", "deployer", "approver", "admin")}
+    for persona in PERSONAS:
+        user = UserFactory(username=f"{persona}-user", is_staff=True)
+        MembershipFactory(
+            tenant=other if persona == "outsider" else tenant,
+            user=user,
+            role=roles.get(persona, Role.ADMIN),
+        )
+        Token.objects.get_or_create(user=user)
+        world.users[persona] = user
+    return world
+
+
+def deactivate_after_login(user: Any) -> None:
+    """Sessions and tokens exist already; the account is switched off afterwards."""
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+
+def records() -> int:
+    """rbac_violation rows so far: events on executions plus audit rows."""
+    return (
+        ExecutionEvent.objects.filter(event_type="rbac_violation").count()
+        + AuditLog.objects.filter(event_type="rbac_violation").count()
+    )
+
+
+def rest(user: Any) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get(user=user).key}")
+    return client
+
+
+def browser(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+# --- objects -------------------------------------------------------------------------------
+
+
+def execution_make(world: World, environment: str, status: str = ExecutionStatus.QUEUED) -> Execution:
+    action = WORK[environment]
+    plan = {
+        "name": f"{action} in {environment}",
+        "environment": environment,
+        "steps": [{"name": "work", "type": "noop", "params": {}, "action_class": action}],
+    }
+    execution = ExecutionFactory(
+        tenant=world.tenant,
+        actor=world.requester,
+        plan_snapshot=plan,
+        environment=environment,
+        action_class=action,
+        status=status,
+    )
+    ExecutionStep.objects.create(
+        execution=execution, step_index=0, step_name="work", step_type="noop", action_class=action
+    )
+    return execution
+
+
+def dead_letter_make(world: World, environment: str) -> DeadLetter:
+    return DeadLetterFactory(execution=execution_make(world, environment, ExecutionStatus.FAILED))
+
+
+def approval_make(world: World, environment: str) -> Approval:
+    execution = execution_make(world, environment, ExecutionStatus.PENDING_APPROVAL)
+    execution.approval_level = 2
+    execution.save(update_fields=["approval_level"])
+    return approval_request(execution=execution, level=2)
+
+
+def _command(*args: str) -> bool:
+    try:
+        call_command(*args)
+    except CommandError as refused:
+        print(f"command refused: {refused}")
+        return False
+    return True
+
+
+def _admin_action(user: Any, changelist: str, action: str, pk: Any, **extra: str) -> None:
+    browser(user).post(changelist, {"action": action, ACTION_CHECKBOX_NAME: [pk], "index": 0, **extra})
+
+
+# --- doors per right: (world, user, environment) -> did it happen -----------------------------
+
+Door = Callable[[World, Any, str], bool]
+
+
+def _cancelled(execution: Execution) -> bool:
+    return Execution.objects.get(pk=execution.pk).status == ExecutionStatus.CANCELLED
+
+
+def cancel_rest(w: World, user: Any, env: str) -> bool:
+    execution = execution_make(w, env)
+    rest(user).post(f"/api/v1/executions/{execution.execution_id}/cancel/")
+    return _cancelled(execution)
+
+
+def cancel_page(w: World, user: Any, env: str) -> bool:
+    execution = execution_make(w, env)
+    browser(user).post(f"/executions/{execution.execution_id}/cancel/")
+    return _cancelled(execution)
+
+
+def cancel_admin(w: World, user: Any, env: str) -> bool:
+    execution = execution_make(w, env)
+    _admin_action(user, "/admin/execution/execution/", "cancel_selected", execution.pk)
+    return _cancelled(execution)
+
+
+def cancel_command(w: World, user: Any, env: str) -> bool:
+    execution = execution_make(w, env)
+    _command("cancel", str(execution.execution_id), "--user", user.username)
+    return _cancelled(execution)
+
+
+def _requeued(entry: DeadLetter) -> bool:
+    return DeadLetter.objects.get(pk=entry.pk).requeued
+
+
+def requeue_rest(w: World, user: Any, env: str) -> bool:
+    entry = dead_letter_make(w, env)
+    rest(user).post(f"/api/v1/dlq/{entry.dlq_id}/requeue/")
+    return _requeued(entry)
+
+
+def requeue_page(w: World, user: Any, env: str) -> bool:
+    entry = dead_letter_make(w, env)
+    browser(user).post(f"/dlq/{entry.dlq_id}/requeue/")
+    return _requeued(entry)
+
+
+def requeue_admin(w: World, user: Any, env: str) -> bool:
+    entry = dead_letter_make(w, env)
+    _admin_action(user, "/admin/execution/deadletter/", "requeue_dead_letters", entry.pk, confirm="yes")
+    return _requeued(entry)
+
+
+def requeue_command(w: World, user: Any, env: str) -> bool:
+    entry = dead_letter_make(w, env)
+    _command("dlq", "requeue", str(entry.dlq_id), "--user", user.username)
+    return _requeued(entry)
+
+
+def archive_admin(w: World, user: Any, env: str) -> bool:
+    entry = dead_letter_make(w, env)
+    _admin_action(user, "/admin/execution/deadletter/", "archive_dead_letters", entry.pk, confirm="yes")
+    return DeadLetter.objects.get(pk=entry.pk).archived
+
+
+def archive_command(w: World, user: Any, env: str) -> bool:
+    entry = dead_letter_make(w, env)
+    _command("dlq", "archive", str(entry.dlq_id), "--user", user.username)
+    return DeadLetter.objects.get(pk=entry.pk).archived
+
+
+def _voted(approval: Approval, user: Any) -> bool:
+    return ApprovalVote.objects.filter(approval=approval, voter_id=user.pk).exists()
+
+
+def vote_rest(w: World, user: Any, env: str) -> bool:
+    approval = approval_make(w, env)
+    rest(user).post(f"/api/v1/executions/{approval.execution.execution_id}/approve/", {}, format="json")
+    return _voted(approval, user)
+
+
+def vote_page(w: World, user: Any, env: str) -> bool:
+    approval = approval_make(w, env)
+    browser(user).post(f"/approvals/{approval.approval_id}/", {"decision": "approve"})
+    return _voted(approval, user)
+
+
+def vote_admin(w: World, user: Any, env: str) -> bool:
+    approval = approval_make(w, env)
+    _admin_action(
+        user, "/admin/approvals/approval/", "approve_selected", approval.pk, confirm="yes", comment=""
+    )
+    return _voted(approval, user)
+
+
+def vote_command(w: World, user: Any, env: str) -> bool:
+    approval = approval_make(w, env)
+    _command("approve", str(approval.execution.execution_id), "--user", user.username)
+    return _voted(approval, user)
+
+
+def read_rest(w: World, user: Any, env: str) -> bool:
+    execution = execution_make(w, env)
+    return rest(user).get(f"/api/v1/executions/{execution.execution_id}/").status_code == 200
+
+
+def read_page(w: World, user: Any, env: str) -> bool:
+    execution = execution_make(w, env)
+    return browser(user).get(f"/executions/{execution.execution_id}/").status_code == 200
+
+
+def read_admin(w: World, user: Any, env: str) -> bool:
+    execution = execution_make(w, env)
+    return browser(user).get(f"/admin/execution/execution/{execution.pk}/change/").status_code == 200
+
+
+def _submit_body(env: str, door: str) -> dict[str, Any]:
+    return {
+        "tenant": "acme",
+        "plan": {
+            "name": f"submitted to {env} through {door}",  # distinct: no idempotent replay
+            "environment": env,
+            "estimated_duration_seconds": 30,
+            "steps": [{"name": "work", "type": "noop", "params": {}, "action_class": WORK[env]}],
+        },
+    }
+
+
+def submit_rest(w: World, user: Any, env: str) -> bool:
+    before = Execution.objects.count()
+    rest(user).post("/api/v1/executions/", _submit_body(env, "rest"), format="json")
+    return Execution.objects.count() > before
+
+
+def submit_command(w: World, user: Any, env: str) -> bool:
+    import json
+    import tempfile
+
+    before = Execution.objects.count()
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
+        json.dump(_submit_body(env, "command"), handle)
+        handle.flush()
+        _command("submit", handle.name, "--user", user.username)
+    return Execution.objects.count() > before
+
+
+def secret_set_admin(w: World, user: Any, env: str) -> bool:
+    path = f"acme/{user.username}"
+    browser(user).post(
+        "/admin/execution/secretentry/add/",
+        {"tenant": w.tenant.pk, "path": path, "description": "", "value": "a-long-enough-value"},
+    )
+    from execution.models import SecretEntry
+
+    return SecretEntry.objects.filter(path=path).exists()
+
+
+def secret_list_admin(w: World, user: Any, env: str) -> bool:
+    from execution.secrets.store import secret_set
+
+    secret_set(tenant=w.tenant, path="acme/listed-here", value="a-long-enough-value")
+    response = browser(user).get("/admin/execution/secretentry/")
+    return response.status_code == 200 and "acme/listed-here" in response.content.decode()
+
+
+def members_admin(w: World, user: Any, env: str) -> bool:
+    newcomer = UserFactory(username=f"new-for-{user.username}")
+    browser(user).post(
+        "/admin/execution/membership/add/",
+        {"tenant": w.tenant.pk, "user": newcomer.pk, "role": Role.VIEWER, "created_at": ""},
+    )
+    return Membership.objects.filter(user=newcomer).exists()
+
+
+async def _subscribe(path: str, token: str) -> bool:
+    from channels.testing import WebsocketCommunicator
+
+    from opsconductor.asgi import application
+
+    communicator = WebsocketCommunicator(application, f"{path}?token={token}")
+    connected, _ = await communicator.connect(timeout=10)
+    if not connected:
+        return False
+    # Refused sockets are accepted, then closed with 4401/4403/4404 (a code needs a handshake).
+    while not await communicator.receive_nothing(timeout=1):
+        output = await communicator.receive_output(timeout=1)
+        if output["type"] == "websocket.close":
+            await communicator.disconnect()
+            return False
+    await communicator.disconnect()
+    return True
+
+
+def subscribe_execution(w: World, user: Any, env: str) -> bool:
+    execution = execution_make(w, env)
+    token = Token.objects.get(user=user).key
+    return asyncio.run(_subscribe(f"/ws/executions/{execution.execution_id}/", token))
+
+
+def subscribe_tenant(w: World, user: Any, env: str) -> bool:
+    token = Token.objects.get(user=user).key
+    return asyncio.run(_subscribe("/ws/tenants/acme/executions/", token))
+
+
+DOORS: dict[Right, dict[str, Door]] = {
+    Right.CANCEL: {
+        "rest": cancel_rest,
+        "page": cancel_page,
+        "admin": cancel_admin,
+        "command": cancel_command,
+    },
+    Right.REQUEUE: {
+        "rest": requeue_rest,
+        "page": requeue_page,
+        "admin": requeue_admin,
+        "command": requeue_command,
+    },
+    Right.ARCHIVE: {"admin": archive_admin, "command": archive_command},
+    Right.VOTE: {"rest": vote_rest, "page": vote_page, "admin": vote_admin, "command": vote_command},
+    Right.READ: {"rest": read_rest, "page": read_page, "admin": read_admin},
+    Right.SUBMIT: {"rest": submit_rest, "command": submit_command},
+    Right.SECRET_SET: {"admin": secret_set_admin},
+    Right.SECRET_LIST: {"admin": secret_list_admin},
+    Right.MANAGE_MEMBERS: {"admin": members_admin},
+    Right.SUBSCRIBE: {"websocket-execution": subscribe_execution, "websocket-tenant": subscribe_tenant},
+}
+# Doors that authenticate a request before the policy sees it: a deactivated account is
+# refused there (401, login page, 4401) without an rbac_violation; commands name the user.
+AUTHENTICATED_DOORS = {"rest", "page", "admin", "websocket-execution", "websocket-tenant"}

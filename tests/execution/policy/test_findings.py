@@ -1,0 +1,149 @@
+"""Regressions of the doors that disagreed: each failed before one policy decided for all."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from django.core.management import CommandError, call_command
+from rest_framework.authtoken.models import Token
+
+from execution.enums import ExecutionStatus
+from execution.models import DeadLetter, Execution, ExecutionEvent, Membership
+from execution.services.submit import execution_submit
+from tests.execution.policy.doors import browser, dead_letter_make, execution_make, world_build
+from tests.factories import AccessGrantFactory
+from tests.support.httpserver import LoopbackHttpServer, json_answer
+
+
+@pytest.mark.django_db
+def test_an_operator_cannot_cancel_a_prod_deploy_from_the_page() -> None:
+    world = world_build()
+    execution = execution_make(world, "prod")
+    client = browser(world.users["operator"])
+    assert "cancel-button" not in client.get(f"/executions/{execution.execution_id}/").content.decode()
+    response = client.post(f"/executions/{execution.execution_id}/cancel/")
+    assert response.status_code == 403
+    assert Execution.objects.get(pk=execution.pk).status == ExecutionStatus.QUEUED
+    event = ExecutionEvent.objects.get(execution_id=execution.execution_id, event_type="rbac_violation")
+    assert event.details["action"] == "cancel" and "operator" in event.details["reason"]
+
+
+@pytest.mark.django_db
+def test_dlq_requeue_command_refuses_an_operator_with_a_one_line_reason() -> None:
+    world = world_build()
+    entry = dead_letter_make(world, "dev")
+    with pytest.raises(CommandError) as refused:
+        call_command("dlq", "requeue", str(entry.dlq_id), "--user", "operator-user")
+    # manage.py prints a CommandError as one "CommandError: ..." line and exits with its code.
+    assert refused.value.returncode != 0
+    message = str(refused.value)
+    assert "\n" not in message and "permission denied" in message and "only an admin" in message
+    assert not DeadLetter.objects.get(pk=entry.pk).requeued
+    assert ExecutionEvent.objects.filter(
+        execution_id=entry.execution_id, event_type="rbac_violation"
+    ).exists()
+
+
+async def _close_code_after(path: str, token: str, revoke: Any) -> int | None:
+    from channels.testing import WebsocketCommunicator
+
+    from opsconductor.asgi import application
+
+    communicator = WebsocketCommunicator(application, f"{path}?token={token}")
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected and await communicator.receive_nothing(timeout=0.5)  # open and quiet
+    await database_sync_to_async(revoke)()
+    # §8: closed with 4403 within 5 s (the re-check interval is short here).
+    output = await communicator.receive_output(timeout=5)
+    await communicator.disconnect()
+    return output.get("code") if output["type"] == "websocket.close" else None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["membership_deleted", "user_deactivated"])
+def test_an_open_tenant_socket_is_closed_when_the_right_goes(how: str, settings: Any) -> None:
+    settings.REALTIME_RECHECK_SECONDS = 0.2
+    world = world_build()
+    viewer = world.users["viewer"]
+    token = Token.objects.get(user=viewer).key
+
+    def revoke() -> None:
+        if how == "membership_deleted":
+            Membership.objects.filter(user=viewer).delete()
+        else:
+            type(viewer).objects.filter(pk=viewer.pk).update(is_active=False)
+
+    assert asyncio.run(_close_code_after("/ws/tenants/acme/executions/", token, revoke)) == 4403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_open_execution_socket_is_closed_when_the_membership_goes(settings: Any) -> None:
+    settings.REALTIME_RECHECK_SECONDS = 0.2
+    world = world_build()
+    execution = execution_make(world, "dev")
+    viewer = world.users["viewer"]
+    token = Token.objects.get(user=viewer).key
+    path = f"/ws/executions/{execution.execution_id}/"
+
+    def revoke() -> None:
+        Membership.objects.filter(user=viewer).delete()
+
+    assert asyncio.run(_close_code_after(path, token, revoke)) == 4403
+
+
+@pytest.mark.django_db
+def test_a_tag_grant_on_an_asset_service_target_passes_the_workers_recheck(settings: Any) -> None:
+    """The grant matched at submission (tags from the Asset Service, hostname target) and the
+    worker's re-check resolves the target the same way: the execution runs."""
+    from execution.engine.run import run_attempt
+    from execution.services.transition import transition
+
+    world = world_build()
+    operator = world.users["operator"]
+    AccessGrantFactory(
+        tenant=world.tenant, user=operator, environment="prod", action_class="modify", asset_tag="canary"
+    )
+    asset = {
+        "id": "svc-42",
+        "hostname": "canary-1",
+        "connection_type": "local",
+        "address": "127.0.0.1",
+        "tags": ["canary"],
+    }
+
+    def respond(method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        if path.startswith("/api/v1/tenants/acme/assets?hostname=canary-1"):
+            return json_answer(200, {"results": [asset]})
+        if path == "/api/v1/tenants/acme/assets/svc-42":
+            return json_answer(200, asset)
+        return json_answer(200, {"results": []}) if "?" in path else json_answer(404, {})
+
+    plan = {
+        "name": "probe the canary",
+        "environment": "prod",
+        "estimated_duration_seconds": 30,
+        "steps": [
+            {
+                "name": "touch",
+                "type": "noop",
+                "target": {"hostname": "canary-1"},
+                "params": {},
+                "action_class": "modify",
+            }
+        ],
+    }
+    with LoopbackHttpServer(respond) as server:
+        settings.ASSET_SERVICE_URL = server.url
+        execution = execution_submit(tenant="acme", actor=operator, plan=plan, approval_level=0).execution
+        assert execution.status in (ExecutionStatus.PENDING_APPROVAL, ExecutionStatus.QUEUED)
+        Execution.objects.filter(pk=execution.pk).update(status=ExecutionStatus.PENDING_APPROVAL)
+        transition(Execution.objects.get(pk=execution.pk), ExecutionStatus.APPROVED)
+        outcome = run_attempt(execution_pk=execution.pk, claim=None, worker_id="test")
+    execution.refresh_from_db()
+    assert not ExecutionEvent.objects.filter(
+        execution_id=execution.execution_id, event_type="rbac_violation"
+    ).exists(), execution.error_message
+    assert outcome == ExecutionStatus.COMPLETED, execution.error_message
