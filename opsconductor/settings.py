@@ -221,7 +221,7 @@ else:
 
 # An open socket re-checks its user's right every this many seconds and closes with 4403
 # once the membership is gone or the user deactivated (§8 asks for within 5 s).
-REALTIME_RECHECK_SECONDS = env_float("REALTIME_RECHECK_SECONDS", 2.0, minimum=0.05, maximum=4.0)
+REALTIME_RECHECK_SECONDS = env_float("REALTIME_RECHECK_SECONDS", 3.0, minimum=0.05, maximum=4.0)
 
 # --- Workers (django-q2, ORM broker on the same PostgreSQL) -----------------------------
 Q_CLUSTER = {

@@ -127,3 +127,19 @@ def test_worker_ends_a_revoked_execution_failed_with_a_permission_event(operator
     assert ExecutionEvent.objects.filter(
         execution_id=execution.execution_id, event_type="rbac_violation"
     ).exists()
+
+
+def test_the_workers_recheck_costs_one_query_when_the_role_decides(deployer: Any) -> None:
+    """Hot path (every execution start): the membership row only; targets are not resolved."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    body = noop_body(environment="prod", level=0)
+    submitted = execution_submit(tenant="acme", actor=deployer, plan=body["plan"]).execution
+    execution = Execution.objects.select_related("tenant", "actor").get(pk=submitted.pk)
+    with CaptureQueriesContext(connection) as queries:
+        decision = policy.decide(
+            execution.actor, Right.SUBMIT, execution=execution, assets=policy.targets_of(execution)
+        )
+    assert decision.allowed
+    assert len(queries) == 1, [q["sql"] for q in queries]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from opsconductor.env import ConfigError, env_bool, env_int, env_list
+from opsconductor.env import ConfigError, env_bool, env_float, env_int, env_list
 from tests.support.processes import REPO_ROOT
 
 
@@ -21,6 +21,14 @@ def test_env_int_rejects_text_and_out_of_range(monkeypatch: pytest.MonkeyPatch) 
         env_int("X_WORKERS", 1, minimum=1)
     monkeypatch.setenv("X_WORKERS", "4")
     assert env_int("X_WORKERS", 1, minimum=1) == 4
+
+
+def test_env_float_enforces_its_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("X_RECHECK", "6")
+    with pytest.raises(ConfigError, match="X_RECHECK must be <= 4"):
+        env_float("X_RECHECK", 3.0, minimum=0.05, maximum=4.0)
+    monkeypatch.setenv("X_RECHECK", "0.5")
+    assert env_float("X_RECHECK", 3.0, minimum=0.05, maximum=4.0) == 0.5
 
 
 def test_env_bool_accepts_only_known_words(monkeypatch: pytest.MonkeyPatch) -> None:

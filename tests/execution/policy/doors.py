@@ -4,7 +4,6 @@ judged by the effect (the row changed, the socket stayed open), not by what it s
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from execution.models import (
     Tenant,
 )
 from execution.policy import Right
+from tests.execution.realtime.live import run_async
 from tests.factories import DeadLetterFactory, ExecutionFactory, MembershipFactory, TenantFactory, UserFactory
 
 PERSONAS = ["viewer", "operator", "deployer", "approver", "admin", "outsider", "deactivated"]
@@ -333,12 +333,12 @@ async def _subscribe(path: str, token: str) -> bool:
 def subscribe_execution(w: World, user: Any, env: str) -> bool:
     execution = execution_make(w, env)
     token = Token.objects.get(user=user).key
-    return asyncio.run(_subscribe(f"/ws/executions/{execution.execution_id}/", token))
+    return run_async(_subscribe(f"/ws/executions/{execution.execution_id}/", token))
 
 
 def subscribe_tenant(w: World, user: Any, env: str) -> bool:
     token = Token.objects.get(user=user).key
-    return asyncio.run(_subscribe("/ws/tenants/acme/executions/", token))
+    return run_async(_subscribe("/ws/tenants/acme/executions/", token))
 
 
 DOORS: dict[Right, dict[str, Door]] = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from execution.enums import ExecutionStatus
 from execution.models import DeadLetter, Execution, ExecutionEvent, Membership
 from execution.services.submit import execution_submit
 from tests.execution.policy.doors import browser, dead_letter_make, execution_make, world_build
+from tests.execution.realtime.live import run_async
 from tests.factories import AccessGrantFactory
 from tests.support.httpserver import LoopbackHttpServer, json_answer
 
@@ -76,7 +76,7 @@ def test_an_open_tenant_socket_is_closed_when_the_right_goes(how: str, settings:
         else:
             type(viewer).objects.filter(pk=viewer.pk).update(is_active=False)
 
-    assert asyncio.run(_close_code_after("/ws/tenants/acme/executions/", token, revoke)) == 4403
+    assert run_async(_close_code_after("/ws/tenants/acme/executions/", token, revoke)) == 4403
 
 
 @pytest.mark.django_db(transaction=True)
@@ -91,7 +91,7 @@ def test_an_open_execution_socket_is_closed_when_the_membership_goes(settings: A
     def revoke() -> None:
         Membership.objects.filter(user=viewer).delete()
 
-    assert asyncio.run(_close_code_after(path, token, revoke)) == 4403
+    assert run_async(_close_code_after(path, token, revoke)) == 4403
 
 
 @pytest.mark.django_db
