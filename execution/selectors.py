@@ -29,11 +29,6 @@ def executions_visible_to(user: Any) -> QuerySet[Execution]:
     )
 
 
-def execution_get_visible(*, user: Any, execution_id: Any) -> Execution | None:
-    """The execution when it belongs to one of the user's tenants, else None (a 404)."""
-    return executions_visible_to(user).filter(execution_id=execution_id).first()
-
-
 def execution_events_after(*, execution: Execution, after: int | None) -> QuerySet[ExecutionEvent]:
     events = ExecutionEvent.objects.filter(execution_id=execution.execution_id).order_by("id")  # type: ignore[misc]
     return events.filter(id__gt=after) if after is not None else events
