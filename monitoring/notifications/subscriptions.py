@@ -7,18 +7,15 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from approvals.selectors import tenant_ids_where_admin
+from execution import policy
 from execution.secrets.crypto import encrypt
 from monitoring.notifications.models import Channel, NotificationDelivery, NotificationSubscription
 
 
 def tenant_ids_managing_notifications(user: Any) -> set[int]:
-    """Tenants whose subscriptions ``user`` manages: tenant admins (superusers: every tenant)."""
-    if getattr(user, "is_superuser", False) and user.is_active:
-        from execution.models import Tenant
-
-        return set(Tenant.objects.values_list("pk", flat=True))
-    return tenant_ids_where_admin(user)
+    """Tenants whose subscriptions ``user`` manages: tenant admins (superusers: every tenant),
+    i.e. who administers the tenant's members in the policy (execution/policy/)."""
+    return set(policy.tenant_ids_where(user, policy.Right.MANAGE_MEMBERS))
 
 
 def subscriptions_managed_by(user: Any) -> QuerySet[NotificationSubscription]:

@@ -98,7 +98,10 @@ def test_an_open_execution_socket_is_closed_when_the_membership_goes(settings: A
 def test_a_tag_grant_on_an_asset_service_target_passes_the_workers_recheck(settings: Any) -> None:
     """The grant matched at submission (tags from the Asset Service, hostname target) and the
     worker's re-check resolves the target the same way: the execution runs."""
+    from approvals.models import Approval
     from execution.engine.run import run_attempt
+    from execution.models import QueueItem
+    from execution.services.queue import queue_claim, queue_enqueue
     from execution.services.transition import transition
 
     world = world_build()
@@ -109,7 +112,7 @@ def test_a_tag_grant_on_an_asset_service_target_passes_the_workers_recheck(setti
     asset = {
         "id": "svc-42",
         "hostname": "canary-1",
-        "connection_type": "local",
+        "connection_type": "ssh",  # a noop step never connects
         "address": "127.0.0.1",
         "tags": ["canary"],
     }
@@ -137,11 +140,16 @@ def test_a_tag_grant_on_an_asset_service_target_passes_the_workers_recheck(setti
     }
     with LoopbackHttpServer(respond) as server:
         settings.ASSET_SERVICE_URL = server.url
-        execution = execution_submit(tenant="acme", actor=operator, plan=plan, approval_level=0).execution
-        assert execution.status in (ExecutionStatus.PENDING_APPROVAL, ExecutionStatus.QUEUED)
-        Execution.objects.filter(pk=execution.pk).update(status=ExecutionStatus.PENDING_APPROVAL)
+        execution = execution_submit(tenant="acme", actor=operator, plan=plan).execution
+        assert execution.status == ExecutionStatus.PENDING_APPROVAL  # prod modify: one approver
+        Approval.objects.filter(execution=execution).update(state="approved")
         transition(Execution.objects.get(pk=execution.pk), ExecutionStatus.APPROVED)
-        outcome = run_attempt(execution_pk=execution.pk, claim=None, worker_id="test")
+        queue_enqueue(execution=Execution.objects.get(pk=execution.pk))
+        # Claimable now: inside this test's transaction PostgreSQL's now() is its start.
+        QueueItem.objects.filter(execution=execution).update(available_at=None)
+        claim = queue_claim(worker_id="test")
+        assert claim is not None
+        outcome = run_attempt(execution_pk=execution.pk, claim=claim, worker_id="test")
     execution.refresh_from_db()
     assert not ExecutionEvent.objects.filter(
         execution_id=execution.execution_id, event_type="rbac_violation"
