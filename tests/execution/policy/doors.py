@@ -311,6 +311,14 @@ def members_admin(w: World, user: Any, env: str) -> bool:
     return Membership.objects.filter(user=newcomer).exists()
 
 
+def members_page(w: World, user: Any, env: str) -> bool:
+    newcomer = UserFactory(username=f"paged-for-{user.username}")
+    browser(user).post(
+        "/tenants/acme/members/", {"action": "add", "username": newcomer.username, "role": Role.VIEWER}
+    )
+    return Membership.objects.filter(user=newcomer).exists()
+
+
 async def _subscribe(path: str, token: str) -> bool:
     from channels.testing import WebsocketCommunicator
 
@@ -360,7 +368,7 @@ DOORS: dict[Right, dict[str, Door]] = {
     Right.SUBMIT: {"rest": submit_rest, "command": submit_command},
     Right.SECRET_SET: {"admin": secret_set_admin},
     Right.SECRET_LIST: {"admin": secret_list_admin},
-    Right.MANAGE_MEMBERS: {"admin": members_admin},
+    Right.MANAGE_MEMBERS: {"admin": members_admin, "page": members_page},
     Right.SUBSCRIBE: {"websocket-execution": subscribe_execution, "websocket-tenant": subscribe_tenant},
 }
 # Doors that authenticate a request before the policy sees it: a deactivated account is
