@@ -11,7 +11,6 @@ from typing import Any
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.management import CommandError, call_command
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from approvals.models import Approval, ApprovalVote
@@ -27,6 +26,7 @@ from execution.models import (
     Tenant,
 )
 from execution.policy import Right
+from execution.services.tokens import api_token_issue
 from tests.execution.realtime.live import run_async
 from tests.factories import DeadLetterFactory, ExecutionFactory, MembershipFactory, TenantFactory, UserFactory
 
@@ -56,7 +56,6 @@ def world_build() -> World:
             user=user,
             role=roles.get(persona, Role.ADMIN),
         )
-        Token.objects.get_or_create(user=user)
         world.users[persona] = user
     return world
 
@@ -77,7 +76,7 @@ def records() -> int:
 
 def rest(user: Any) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=user)}")
     return client
 
 
@@ -340,12 +339,12 @@ async def _subscribe(path: str, token: str) -> bool:
 
 def subscribe_execution(w: World, user: Any, env: str) -> bool:
     execution = execution_make(w, env)
-    token = Token.objects.get(user=user).key
+    token = api_token_issue(user=user)
     return run_async(_subscribe(f"/ws/executions/{execution.execution_id}/", token))
 
 
 def subscribe_tenant(w: World, user: Any, env: str) -> bool:
-    token = Token.objects.get(user=user).key
+    token = api_token_issue(user=user)
     return run_async(_subscribe("/ws/tenants/acme/executions/", token))
 
 

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
 
 from execution.enums import ExecutionStatus
 from execution.models import DeadLetter, Execution, ExecutionEvent, Membership
 from execution.services.submit import execution_submit
+from execution.services.tokens import api_token_issue
 from tests.execution.policy.doors import browser, dead_letter_make, execution_make, world_build
 from tests.execution.realtime.live import run_async
 from tests.factories import AccessGrantFactory
@@ -68,7 +68,7 @@ def test_an_open_tenant_socket_is_closed_when_the_right_goes(how: str, settings:
     settings.REALTIME_RECHECK_SECONDS = 0.2
     world = world_build()
     viewer = world.users["viewer"]
-    token = Token.objects.get(user=viewer).key
+    token = api_token_issue(user=viewer)
 
     def revoke() -> None:
         if how == "membership_deleted":
@@ -85,7 +85,7 @@ def test_an_open_execution_socket_is_closed_when_the_membership_goes(settings: A
     world = world_build()
     execution = execution_make(world, "dev")
     viewer = world.users["viewer"]
-    token = Token.objects.get(user=viewer).key
+    token = api_token_issue(user=viewer)
     path = f"/ws/executions/{execution.execution_id}/"
 
     def revoke() -> None:
