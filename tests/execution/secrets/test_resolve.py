@@ -165,7 +165,9 @@ def test_short_values_are_refused_by_the_command_and_the_admin(
     monkeypatch.setattr("sys.stdin", io.StringIO("short7\n"))
     with pytest.raises(CommandError, match="at least 8 characters"):
         call_command("secret", "set", "db:acme/short", "--tenant", "acme", stdout=io.StringIO())
-    client.force_login(UserFactory(username="root-admin", is_staff=True, is_superuser=True))
+    admin_user = UserFactory(username="root-admin", is_staff=True)
+    MembershipFactory(tenant=acme, user=admin_user, role="admin")  # the policy's SECRET_SET
+    client.force_login(admin_user)
     response = client.post(
         "/admin/execution/secretentry/add/",
         {"tenant": acme.pk, "path": "acme/short", "description": "d", "value": "1234567"},
