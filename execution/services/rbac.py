@@ -83,9 +83,12 @@ def models_q_user_or_groups(*, user_id: int, group_ids: list[int]) -> Any:
     return Q(user_id=user_id) | Q(group_id__in=group_ids)
 
 
-def rbac_check_submit(*, user: Any, tenant: Tenant, rights: list[StepRight]) -> str | None:
-    """None when ``user`` may run every step, else the reason (the first refused step)."""
-    membership = membership_of(user=user, tenant=tenant)
+def rbac_check_submit(
+    *, user: Any, tenant: Tenant, rights: list[StepRight], membership: Membership | None = None
+) -> str | None:
+    """None when ``user`` may run every step, else the reason (the first refused step).
+    ``membership``: the user's membership in ``tenant`` when the caller already read it."""
+    membership = membership if membership is not None else membership_of(user=user, tenant=tenant)
     if membership is None:
         return f"not a member of tenant {tenant.slug!r}"
     grants: list[AccessGrant] | None = None
@@ -119,11 +122,6 @@ def rbac_check_on_behalf(*, submitter: Any, tenant: Tenant) -> str | None:
     return None
 
 
-def rbac_can_read(*, user: Any, tenant_id: int) -> bool:
-    membership = membership_of(user=user, tenant=tenant_id)
-    return membership is not None and membership.role in READ_ROLES
-
-
 def rbac_check_cancel(*, user: Any, execution: Execution) -> str | None:
     """Cancel needs the right to run the execution (its requester counts) or admin."""
     membership = membership_of(user=user, tenant=execution.tenant_id)
@@ -148,7 +146,7 @@ def rbac_check_requeue(*, user: Any, tenant_id: int) -> str | None:
 
 
 def strict() -> bool:
-    return bool(getattr(settings, "RBAC_STRICT", True))
+    return settings.RBAC_STRICT
 
 
 def rbac_audit(
