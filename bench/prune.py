@@ -39,8 +39,8 @@ def main() -> None:
     from django.db import connection
 
     from execution.models import Tenant
-    from execution.services.queue import queue_claim
     from execution.services.retention import retention_prune
+    from execution.worker.store import claim_with_context
     from tests.support.history import history_seed
 
     days_since_1971 = (datetime.now(UTC) - datetime(1971, 1, 1, tzinfo=UTC)).days
@@ -71,7 +71,7 @@ def main() -> None:
         try:
             while not stop.is_set():
                 t0 = time.perf_counter()
-                queue_claim(worker_id="bench-prune")
+                claim_with_context(worker_id="bench-prune")
                 latencies.append((time.perf_counter() - t0) * 1000)
                 time.sleep(0.01)
         finally:

@@ -202,9 +202,9 @@ def naive_one(execution_pk: int) -> None:
 
     from django.db import connection
 
-    from execution.engine.run import run_attempt
-    from execution.engine.worker import worker_id
-    from execution.services.queue import Claim
+    from execution.worker import store
+    from execution.worker.attempt import attempt_run
+    from execution.worker.runtime import worker_id
 
     token = uuid.uuid4()
     with connection.cursor() as cursor:
@@ -212,9 +212,10 @@ def naive_one(execution_pk: int) -> None:
         row = cursor.fetchone()
     if row is None:
         return
-    item_id, attempt, max_attempts, visibility = row
-    claim = Claim(item_id, execution_pk, token, attempt, max_attempts, visibility)
-    run_attempt(execution_pk=execution_pk, claim=claim, worker_id=worker_id())
+    ctx = store.context_for(pk=execution_pk)
+    ctx.item_id, ctx.attempt, ctx.max_attempts, _ = row
+    ctx.lease_token = token
+    attempt_run(ctx=ctx, worker_id=worker_id())
 
 
 def delete_executions(pks: list[int]) -> None:

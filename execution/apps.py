@@ -20,3 +20,6 @@ class ExecutionConfig(AppConfig):
         from execution.realtime.publisher import publisher_install  # §11 live progress
 
         publisher_install()
+        from execution.worker.wake import notify_clusters, register_waker  # §6 wake-ups
+
+        register_waker(notify_clusters)

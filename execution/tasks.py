@@ -1,4 +1,4 @@
-"""django-q2 task adapters: each looks things up and calls one service."""
+"""django-q2 task adapters: each calls one function of the worker runtime or a service."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ WAKE_TASK = "execution.tasks.drain_queue"
 
 
 def drain_queue() -> int:
-    from execution.engine.worker import drain
+    from execution.worker.runtime import drain
 
     return drain()
 
@@ -32,7 +32,8 @@ def prune() -> str:
 
 def wake_workers(wanted: int = 1) -> int:
     """Queue up to ``wanted`` drain tasks (never more than the cluster's worker count), minus
-    those waiting in the broker not yet picked up. Returns how many were queued.
+    those waiting in the broker not yet picked up. Returns how many were queued. Called by
+    the cluster's main loop only (execution/worker/runtime.py).
 
     Rows a worker has pulled (``lock`` set) are not counted: a killed worker's row stays
     locked for django-q2's ``retry`` period and would otherwise block every wake-up.
@@ -43,7 +44,7 @@ def wake_workers(wanted: int = 1) -> int:
     cluster = settings.Q_CLUSTER["name"]
     workers = int(str(settings.Q_CLUSTER["workers"]))
     in_broker = OrmQ.objects.filter(key=cluster, lock__isnull=True).count()
-    count = max(0, min(wanted, workers) - in_broker) if wanted > 1 else int(in_broker < workers)
+    count = max(0, min(wanted, workers) - in_broker)
     for _ in range(count):
         async_task(WAKE_TASK, save=False)
     return count

@@ -265,7 +265,12 @@ RETRY_BACKOFF_MAX_SECONDS = env_float("OPS_RETRY_BACKOFF_MAX_SECONDS", 300.0, mi
 LOCK_RETRY_SECONDS = env_float("OPS_LOCK_RETRY_SECONDS", 1.0, minimum=0.0)
 LOCK_WAIT_LIMIT_SECONDS = env_float("OPS_LOCK_WAIT_LIMIT_SECONDS", 300.0, minimum=0.0)
 DRAIN_BUDGET_SECONDS = env_float("OPS_DRAIN_BUDGET_SECONDS", 15.0, minimum=0.1)
+# After SIGTERM a busy worker finishes its execution for this long, then hands it back.
+SHUTDOWN_GRACE_SECONDS = env_float("OPS_SHUTDOWN_GRACE_SECONDS", 8.0, minimum=0.0)
 REAPER_INTERVAL_SECONDS = env_float("OPS_REAPER_INTERVAL_SECONDS", 15.0, minimum=1.0)
+# The worker's hot statements as server-side prepared statements (planned once per
+# connection). Turn off behind PgBouncer in transaction mode (no session state there).
+DB_PREPARE = env_bool("OPS_DB_PREPARE", True)
 
 # Retention (docs/operations.md#retention): the daily prune deletes finished executions older
 # than RETENTION_DAYS (0 = keep forever), RETENTION_BATCH_SIZE executions per short transaction.

@@ -11,24 +11,37 @@ from typing import Any
 from execution.plans.hashing import plan_hash
 
 
-def plan_matches_approval(*, execution: Any) -> str | None:
-    """None when the stored plan is the plan that was submitted and approved, else why not.
+def plan_mismatch(
+    *, snapshot: Any, submitted_hash: str, approval_level: int, approved_hashes: list[str]
+) -> str | None:
+    """None when ``snapshot`` is the plan that was submitted and approved, else why not.
 
     The snapshot is hashed again and compared with the hash taken at submission and, for a
     plan that needed approval, with the hash the approval was given for. A database trigger
-    already refuses an UPDATE of the snapshot; this catches what bypassed it.
+    already refuses an UPDATE of the snapshot; this catches what bypassed it. The worker
+    calls it with the claim's context (no query).
     """
+    current = plan_hash(snapshot)
+    if current != submitted_hash:
+        return f"plan hash {current[:12]} differs from the submitted {submitted_hash[:12] or '(none)'}"
+    for bound in approved_hashes:
+        if bound != current:
+            return f"plan hash {current[:12]} differs from the approved {bound[:12]}"
+    if approval_level >= 1 and not approved_hashes:
+        return "the execution needs an approval and has none"
+    return None
+
+
+def plan_matches_approval(*, execution: Any) -> str | None:
+    """:func:`plan_mismatch` of an execution row (one query: its approval's hash)."""
     from approvals.models import Approval
 
-    current = plan_hash(execution.plan_snapshot)
-    if current != execution.plan_hash:
-        return f"plan hash {current[:12]} differs from the submitted {execution.plan_hash[:12] or '(none)'}"
     approved = Approval.objects.filter(execution_id=execution.execution_id).values_list(
         "plan_hash", flat=True
     )
-    for bound in approved:
-        if bound != current:
-            return f"plan hash {current[:12]} differs from the approved {bound[:12]}"
-    if execution.approval_level >= 1 and not approved:
-        return "the execution needs an approval and has none"
-    return None
+    return plan_mismatch(
+        snapshot=execution.plan_snapshot,
+        submitted_hash=execution.plan_hash,
+        approval_level=execution.approval_level,
+        approved_hashes=list(approved),
+    )

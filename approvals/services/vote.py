@@ -145,7 +145,7 @@ def _apply_outcome(*, execution: Execution, outcome: str, voter: Any, comment: s
 def _continue_approved(*, execution: Execution) -> None:
     """§9: approved background executions are queued; approved immediate ones run on a
     worker at the highest priority."""
-    from execution.services.queue import queue_enqueue
+    from execution.services.queue import queue_enqueue  # looked up now: tests replace it
 
     if execution.execution_mode == ExecutionMode.IMMEDIATE:
         queue_enqueue(execution=execution, priority=1)

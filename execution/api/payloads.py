@@ -66,15 +66,17 @@ def links_for(execution: Execution) -> dict[str, str]:
     }
 
 
-def _progress(execution: Execution) -> dict[str, Any] | None:
-    try:
-        from execution.services.progress import progress_for
-    except ImportError:  # live progress not installed
-        return None
-    return progress_for(execution=execution)
+def _progress(execution: Execution, steps: list[ExecutionStep], *, cached_history: bool) -> dict[str, Any]:
+    from execution.services.progress import progress_for
+
+    return progress_for(execution=execution, steps=steps, cached_history=cached_history)
 
 
-def execution_payload(execution: Execution, *, with_steps: bool = True) -> dict[str, Any]:
+def execution_payload(
+    execution: Execution, *, with_steps: bool = True, steps: list[ExecutionStep] | None = None
+) -> dict[str, Any]:
+    """The §5 body of an execution. ``steps``: its step rows when the caller has them (a
+    fresh submission), so the body costs no query; progress then uses cached history only."""
     body: dict[str, Any] = {
         "execution_id": str(execution.execution_id),
         "tenant": execution.tenant.slug,
@@ -102,9 +104,11 @@ def execution_payload(execution: Execution, *, with_steps: bool = True) -> dict[
         "links": links_for(execution),
     }
     if with_steps:
-        body["steps"] = [step_payload(s) for s in execution.steps.all().order_by("step_index")]
-        body["approval"] = approval_summary(execution)
-        progress = _progress(execution)
+        rows = steps if steps is not None else list(execution.steps.all().order_by("step_index"))
+        body["steps"] = [step_payload(s) for s in rows]
+        # Only a plan with an approval level has an approval row.
+        body["approval"] = approval_summary(execution) if execution.approval_level else None
+        progress = _progress(execution, rows, cached_history=steps is not None)
         if progress is not None:
             body["progress"] = progress
     return mask_data(body)  # type: ignore[no-any-return]

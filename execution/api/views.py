@@ -131,7 +131,7 @@ class ExecutionListCreateView(APIView):
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
                 headers={"Retry-After": "5"},
             )
-        payload = execution_payload(outcome.execution)
+        payload = execution_payload(outcome.execution, steps=outcome.steps)
         if outcome.replayed:
             return Response(payload, status=status.HTTP_200_OK, headers={"Idempotent-Replay": "true"})
         # 201 only for an immediate execution that ended while the request waited (§2).

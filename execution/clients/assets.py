@@ -36,7 +36,7 @@ class AssetServiceClient(ServiceClient):
 
 def asset_service_client() -> AssetServiceClient | None:
     """The configured client, or None when ASSET_SERVICE_URL is unset (built-in inventory)."""
-    url = getattr(settings, "ASSET_SERVICE_URL", None)
+    url = settings.ASSET_SERVICE_URL
     if not url:
         return None
-    return AssetServiceClient(base_url=url, token=getattr(settings, "ASSET_SERVICE_TOKEN", None))
+    return AssetServiceClient(base_url=url, token=settings.ASSET_SERVICE_TOKEN)

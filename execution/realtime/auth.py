@@ -53,6 +53,6 @@ def _same_origin(scope: dict[str, Any]) -> bool:
     origin = headers.get(b"origin", b"").decode("latin-1")
     if not origin:
         return True  # not a browser: nothing to forge
-    if origin in getattr(settings, "CSRF_TRUSTED_ORIGINS", []):
+    if origin in settings.CSRF_TRUSTED_ORIGINS:
         return True
     return urlsplit(origin).netloc == headers.get(b"host", b"").decode("latin-1")

@@ -160,10 +160,6 @@ def bridge_ensure_started(*, loop: asyncio.AbstractEventLoop, layer: Any) -> PgN
         return _bridge
 
 
-def bridge_current() -> PgNotifyBridge | None:
-    return _bridge
-
-
 def bridge_wait_connected(timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

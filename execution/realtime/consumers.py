@@ -85,7 +85,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         self._spawn(self._periodic_recheck(user))
 
     def _ensure_bridge(self) -> None:
-        if getattr(settings, "REDIS_URL", None):
+        if settings.REDIS_URL:
             return
         from execution.realtime.bridge import bridge_ensure_started
 

@@ -42,7 +42,7 @@ async def pointer_group_send(layer: Any, pointer: dict[str, Any]) -> None:
 def event_pointer_publish(event: ExecutionEvent) -> None:
     """Send the pointer of a committed event across processes (the registered publisher)."""
     pointer = event_pointer(event)
-    if getattr(settings, "REDIS_URL", None):
+    if settings.REDIS_URL:
         layer = get_channel_layer()
         try:
             loop = asyncio.get_running_loop()
@@ -62,4 +62,6 @@ def publisher_install() -> None:
     """Register the publisher (called from ExecutionConfig.ready)."""
     from execution.services.events import register_publisher
 
-    register_publisher(event_pointer_publish)
+    # Without Redis this publisher is a NOTIFY, which the worker's statements send themselves
+    # (they say so with publish_event(..., pointer_sent=True)).
+    register_publisher(event_pointer_publish, pg_pointer=True)

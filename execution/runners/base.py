@@ -1,4 +1,4 @@
-"""The one small interface every step runner implements (§7, STYLE.md "vertical slices").
+"""The one small interface every step runner implements (§7; one vertical slice per type).
 
 A runner gets a :class:`StepContext` (parameters with secrets already resolved, the resolved
 target, its timeout, a cancel flag) and returns a :class:`StepResult`. The engine owns
@@ -49,6 +49,8 @@ class StepContext:
     cancel_event: threading.Event = field(default_factory=threading.Event)
     # Outputs of earlier steps by index (for validate).
     previous_outputs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Statuses of earlier steps by index (completed, or failed past a continue_on_error).
+    previous_statuses: dict[int, str] = field(default_factory=dict)
     # Streams a chunk of output to live progress (masked and batched by the engine).
     emit_output: Callable[[str, str], None] = lambda stream, text: None
     # Resolved credential of the target (password or private key), never stored.
@@ -61,8 +63,6 @@ class StepResult:
     output: dict[str, Any] = field(default_factory=dict)
     error_message: str = ""
     exit_code: int | None = None
-    logs: str = ""
-    artifacts: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

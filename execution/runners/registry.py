@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from execution.runners.base import Runner
 
 _RUNNER_CLASSES: list[type[Runner]] = []
@@ -14,37 +16,30 @@ def register(cls: type[Runner]) -> type[Runner]:
 
 def _load() -> None:
     # One import per step type module; each module decorates its class with @register.
-    # (Modules are added by the issues that build them; a missing module is simply absent.)
-    import importlib
-
-    for module in ("noop", "sleep", "command", "http", "sql", "file", "validate", "workflow"):
-        try:
-            importlib.import_module(f"execution.runners.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"execution.runners.{module}":
-                raise
+    from execution.runners import command, file, http, noop, sleep, sql, validate, workflow  # noqa: F401
 
 
-_loaded = False
-
-
-def _ensure_loaded() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        _load()
+_table: dict[str, Runner] | None = None
+_table_lock = threading.Lock()
 
 
 def runners_by_name() -> dict[str, Runner]:
-    """Every accepted step type name (canonical and alias) -> a runner instance."""
-    _ensure_loaded()
-    table: dict[str, Runner] = {}
-    for cls in _RUNNER_CLASSES:
-        instance = cls()
-        table[cls.step_type] = instance
-        for alias in cls.aliases:
-            table[alias] = instance
-    return table
+    """Every accepted step type name (canonical and alias) -> a runner instance (shared: do
+    not modify). Built once per process, under a lock: web requests run in threads, and a
+    thread must never see a half-loaded table."""
+    global _table
+    if _table is None:
+        with _table_lock:
+            if _table is None:
+                _load()
+                table: dict[str, Runner] = {}
+                for cls in _RUNNER_CLASSES:
+                    instance = cls()
+                    table[cls.step_type] = instance
+                    for alias in cls.aliases:
+                        table[alias] = instance
+                _table = table
+    return _table
 
 
 def canonical_type(name: str) -> str | None:

@@ -41,16 +41,15 @@ def _json_field(data: Any, path: str) -> tuple[bool, Any]:
 
 def _assert(ctx: StepContext, spec: dict[str, Any]) -> tuple[bool, str]:
     index = int(spec.get("step", ctx.step_index - 1))
+    if "status" in spec:
+        got = ctx.previous_statuses.get(index)
+        return got == spec["status"], f"step {index} status {got or 'not run'} (want {spec['status']})"
     output = ctx.previous_outputs.get(index)
     if output is None:
         return False, f"step {index} has no output"
     if "exit_code" in spec:
         got = output.get("exit_code")
         return got == int(spec["exit_code"]), f"step {index} exit_code {got} (want {spec['exit_code']})"
-    if "status" in spec:
-        # The engine passes the outputs of completed steps; their output has no status key.
-        got = output.get("status", "completed")
-        return got == spec["status"], f"step {index} status {got} (want {spec['status']})"
     if "http_status" in spec:
         got = output.get("status_code")
         return got == int(spec["http_status"]), f"step {index} HTTP status {got} (want {spec['http_status']})"

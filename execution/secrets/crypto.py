@@ -24,10 +24,10 @@ def _derived_dev_key() -> bytes:
 
 
 def _fernet() -> MultiFernet:
-    raw = getattr(settings, "SECRETS_ENCRYPTION_KEY", None)
+    raw = settings.SECRETS_ENCRYPTION_KEY
     if raw:
         keys = [k.strip().encode() for k in raw.split(",") if k.strip()]
-    elif getattr(settings, "DEV_MODE", True):
+    elif settings.DEV_MODE:
         keys = [_derived_dev_key()]
     else:
         raise ImproperlyConfigured("SECRETS_ENCRYPTION_KEY must be set when OPS_DEV is false")
@@ -52,7 +52,7 @@ def decrypt(token: str) -> str:
 
 @register("security", deploy=False)
 def check_encryption_key(app_configs: object, **kwargs: object) -> list[Error]:
-    if getattr(settings, "DEV_MODE", True) or getattr(settings, "SECRETS_ENCRYPTION_KEY", None):
+    if settings.DEV_MODE or settings.SECRETS_ENCRYPTION_KEY:
         try:
             _fernet()
         except ImproperlyConfigured as exc:

@@ -13,6 +13,7 @@ from execution.masking import mask_data, mask_text, secrets_of
 from execution.models import DeadLetter, Execution, QueueItem
 from execution.services.events import event_record
 from execution.services.transition import transition
+from execution.worker.wake import request_wake
 
 
 def dlq_record(
@@ -54,7 +55,7 @@ def dlq_requeue(*, entry: DeadLetter, operator: Any) -> Execution:
     """Put a dead-lettered execution back in the queue with fresh attempts (who and when
     recorded on the entry and in a ``requeued`` event). It resumes at the first step that
     did not complete."""
-    from execution.services.queue import _queue_item_reset, queue_wake
+    from execution.services.queue import _queue_item_reset
 
     with transaction.atomic():
         # Compare-and-swap: two operators clicking at once requeue it once.
@@ -74,7 +75,7 @@ def dlq_requeue(*, entry: DeadLetter, operator: Any) -> Execution:
             fields={"cancel_requested_at": None, "error_message": ""},
         )
         _queue_item_reset(execution=execution)
-    transaction.on_commit(queue_wake)
+        request_wake()
     return execution
 
 

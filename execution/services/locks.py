@@ -47,9 +47,12 @@ def execution_asset_ids(execution: Execution) -> list[str]:
     return sorted(set(ids), key=lambda a: (len(a), a))
 
 
-def locks_acquire(*, execution: Execution, worker_id: str) -> LockBusy | None:
-    """Take every asset lock of the execution, or none: returns the first busy asset."""
-    assets = execution_asset_ids(execution)
+def locks_acquire(
+    *, execution: Execution, worker_id: str, assets: list[str] | None = None
+) -> LockBusy | None:
+    """Take every asset lock of the execution (``assets`` in lock order, else read from its
+    steps), or none: returns the first busy asset."""
+    assets = execution_asset_ids(execution) if assets is None else assets
     if not assets:
         return None
     tag = owner_tag(execution, worker_id)

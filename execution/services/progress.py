@@ -184,12 +184,14 @@ HISTORY_TTL_SECONDS = 30.0
 _history: dict[tuple[str, str], tuple[float, float | None]] = {}
 
 
-def _average_ms(step_type: str, step_name: str | None) -> float | None:
+def _average_ms(step_type: str, step_name: str | None, *, cached_only: bool = False) -> float | None:
     key = (step_type, step_name or "")
     cached = _history.get(key)
     now = time.monotonic()
-    if cached is not None and now - cached[0] < HISTORY_TTL_SECONDS:
+    if cached is not None and (cached_only or now - cached[0] < HISTORY_TTL_SECONDS):
         return cached[1]
+    if cached_only:
+        return None
     # Uses the steps_type_status index (step_type, status).
     qs = ExecutionStep.objects.filter(
         step_type=step_type, status=ExecutionStatus.COMPLETED, duration_ms__isnull=False
@@ -203,21 +205,39 @@ def _average_ms(step_type: str, step_name: str | None) -> float | None:
     return value
 
 
-def step_expected_ms(*, step_type: str, step_name: str) -> float | None:
+def step_expected_ms(*, step_type: str, step_name: str, cached_only: bool = False) -> float | None:
     """Expected duration of a step: history of the same name and type, else of the type."""
-    by_name = _average_ms(step_type, step_name)
-    return by_name if by_name is not None else _average_ms(step_type, None)
+    by_name = _average_ms(step_type, step_name, cached_only=cached_only)
+    return by_name if by_name is not None else _average_ms(step_type, None, cached_only=cached_only)
 
 
-def progress_for(*, execution: Execution) -> dict[str, Any]:
-    """Percent, steps done/total and ETA (seconds, or None without any history) of an execution."""
-    steps = list(
-        ExecutionStep.objects.filter(execution__execution_id=execution.execution_id).values(
-            "step_name", "step_type", "status", "started_at"
+def progress_for(
+    *, execution: Execution, steps: list[ExecutionStep] | None = None, cached_history: bool = False
+) -> dict[str, Any]:
+    """Percent, steps done/total and ETA (seconds, or None without any history) of an execution.
+
+    ``steps``: its step rows when the caller has them; ``cached_history``: the ETA from this
+    process's history cache only (a fresh submission's answer costs no query; None when the
+    process has no history yet)."""
+    if steps is None:
+        rows = list(
+            ExecutionStep.objects.filter(execution__execution_id=execution.execution_id).values(
+                "step_name", "step_type", "status", "started_at"
+            )
         )
-    )
-    total = len(steps)
-    done = sum(1 for s in steps if s["status"] in FINISHED_STATUSES)
+    else:
+        rows = [
+            {
+                "step_name": s.step_name,
+                "step_type": s.step_type,
+                "status": s.status,
+                "started_at": s.started_at,
+            }
+            for s in steps
+        ]
+    steps_total = rows
+    total = len(steps_total)
+    done = sum(1 for s in steps_total if s["status"] in FINISHED_STATUSES)
     if execution.status in FINISHED_STATUSES:
         percent = 100 if execution.status == ExecutionStatus.COMPLETED or total == 0 else done * 100 // total
         return {"percent": percent, "steps_done": done, "steps_total": total, "eta_seconds": 0}
@@ -227,10 +247,12 @@ def progress_for(*, execution: Execution) -> dict[str, Any]:
     # Without any history of a step, its share of the plan's own estimate stands in.
     estimate = (execution.plan_snapshot or {}).get("estimated_duration_seconds")
     share_ms = float(estimate) * 1000 / total if isinstance(estimate, int | float) and total else None
-    for step in steps:
+    for step in steps_total:
         if step["status"] in FINISHED_STATUSES:
             continue
-        expected = step_expected_ms(step_type=step["step_type"], step_name=step["step_name"])
+        expected = step_expected_ms(
+            step_type=step["step_type"], step_name=step["step_name"], cached_only=cached_history
+        )
         if expected is None:
             expected = share_ms
         if expected is None:

@@ -17,8 +17,9 @@ from execution.enums import ActorType, ExecutionStatus, QueueStatus
 from execution.models import Execution, QueueItem
 from execution.services.dlq import dlq_record
 from execution.services.locks import locks_release, locks_release_expired
-from execution.services.queue import backoff_seconds, queue_wake
+from execution.services.queue import backoff_seconds
 from execution.services.transition import execution_fail_unstarted, transition
+from execution.worker.wake import request_wake
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def reap_expired() -> dict[str, int]:
             item.save()
     freed = locks_release_expired()
     if returned:
-        transaction.on_commit(queue_wake)
+        request_wake()
     if returned or dead or freed:
         logger.info("reaper: %s returned, %s dead-lettered, %s locks freed", returned, dead, freed)
     return {"returned": returned, "dead_lettered": dead, "locks_freed": freed}

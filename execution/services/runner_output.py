@@ -3,8 +3,6 @@ exception raised around one, is masked here before anything stores, caps, logs o
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from execution.masking import mask_capped, mask_data, mask_text
 from execution.runners.base import StepResult
 
@@ -12,13 +10,10 @@ ERROR_MESSAGE_CAP = 4000
 
 
 def step_result_mask(*, result: StepResult, secrets: tuple[str, ...]) -> StepResult:
-    """Mask a runner's result in place: error text and logs are masked, then capped (a cap
-    never keeps part of a secret); output and artifacts are masked whole."""
+    """Mask a runner's result in place: the error text is masked, then capped (a cap never
+    keeps part of a secret); the output is masked whole (the step's log is built from it)."""
     result.error_message = mask_capped(result.error_message, secrets, cap=ERROR_MESSAGE_CAP)
-    result.logs = mask_capped(result.logs, secrets, cap=settings.STEP_OUTPUT_CAP_BYTES)
     result.output = mask_data(result.output, secrets)
-    if result.artifacts:
-        result.artifacts = mask_data(result.artifacts, secrets)
     return result
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Exists
 
 from execution.enums import FINISHED_STATUSES, ActorType, ExecutionMode, ExecutionStatus
 from execution.errors import DomainError, NotFound
@@ -18,9 +19,10 @@ from execution.plans import PlanInvalid, Problem, SubmissionInput, plan_hash, su
 from execution.plans.hashing import plan_normalize
 from execution.policy import Right, RightDenied, Target, decide, rbac_audit, require
 from execution.services.classify import Classification, plan_classify
-from execution.services.events import event_record
+from execution.services.events import event_record, events_record
 from execution.services.idempotency import idempotency_claim, idempotency_key_compute
 from execution.services.immediate import execution_await
+from execution.services.queue import queue_item_create
 
 
 class SubmitDenied(DomainError):
@@ -35,6 +37,8 @@ class SubmitDenied(DomainError):
 class SubmitOutcome:
     execution: Execution
     replayed: bool
+    # The step rows, when the submission has them in hand (the answer needs no query).
+    steps: list[ExecutionStep] | None = None
 
     @property
     def finished(self) -> bool:
@@ -153,11 +157,23 @@ def execution_submit(
     return execution_submit_body(submitter=actor, body=body, idempotency_header=idempotency_header)
 
 
+def _read_only_patterns(tenant: Tenant, plan: dict[str, Any]) -> list[str]:
+    """The tenant's read-only command rules, read only when a command step is declared read."""
+    from execution.runners.registry import canonical_type
+
+    if not any(
+        canonical_type(str(s.get("type"))) == "command" and s.get("action_class") == "read"
+        for s in plan["steps"]
+    ):
+        return []
+    return list(tenant.read_only_command_rules.values_list("pattern", flat=True))
+
+
 def _submit(*, submitter: Any, inp: SubmissionInput, idempotency_header: str | None) -> SubmitOutcome:
-    tenant = Tenant.objects.filter(slug=inp.tenant).first()
-    actor = _actor_for(submitter=submitter, tenant=tenant, inp=inp)
     # Membership before asset lookups: a 400 on an unknown asset must not reveal another
     # tenant's inventory. Unknown and foreign tenants get the same answer.
+    tenant = Tenant.objects.filter(slug=inp.tenant).first()
+    actor = _actor_for(submitter=submitter, tenant=tenant, inp=inp)
     if tenant is None or not decide(actor, Right.SUBMIT, tenant=tenant):
         raise _deny(
             tenant=tenant,
@@ -172,7 +188,7 @@ def _submit(*, submitter: Any, inp: SubmissionInput, idempotency_header: str | N
         requested_level=inp.approval_level,
         sla_class=inp.sla_class,
         priority=inp.priority,
-        read_only_patterns=list(tenant.read_only_command_rules.values_list("pattern", flat=True)),
+        read_only_patterns=_read_only_patterns(tenant, inp.plan),
     )
     _require_submit(
         actor,
@@ -209,6 +225,7 @@ def _submit(*, submitter: Any, inp: SubmissionInput, idempotency_header: str | N
             and outcome.execution.status == ExecutionStatus.QUEUED
         ):
             outcome.execution = execution_await(execution=outcome.execution)
+            outcome.steps = None  # they ran meanwhile: the answer reads them again
         return outcome
     raise DomainError("could not claim the idempotency key; retry the request")
 
@@ -224,15 +241,26 @@ def _create(
     classification: Classification,
     resolved: list[_Resolved | None],
 ) -> SubmitOutcome:
-    holder = idempotency_claim(tenant=tenant, key=key)
-    if holder is not None:
-        return SubmitOutcome(execution=holder, replayed=True)
-    # The policy is fixed now (§6): a later edit of the row changes only later submissions.
-    policy = StoredPolicy.of(
-        TimeoutPolicy.objects.get(
+    # The policy and whether the key has a holder, in one read; only an existing holder is
+    # locked and examined (the unique index is the race guard for a new key).
+    row = (
+        TimeoutPolicy.objects.filter(
             sla_class=classification.sla_class, action_class=classification.action_class
         )
+        .annotate(held=Exists(Execution.objects.filter(tenant=tenant, idempotency_key=key)))
+        .get()
     )
+    if row.held:  # type: ignore[attr-defined]
+        holder = idempotency_claim(tenant=tenant, key=key)
+        if holder is not None:
+            return SubmitOutcome(execution=holder, replayed=True)
+    # The policy is fixed now (§6): a later edit of the row changes only later submissions.
+    policy = StoredPolicy.of(row)
+    # A level-0 plan is approved by the system and queued at once: the row is inserted in
+    # its final state, its three transitions recorded by their events (§4). Immediate plans
+    # run on a worker too (never in a web process), ahead of everything.
+    direct = classification.approval_level == 0
+    immediate = classification.execution_mode == ExecutionMode.IMMEDIATE
     metadata = dict(inp.metadata)
     if submitter.pk != actor.pk:
         metadata["submitted_by"] = submitter.get_username()
@@ -246,7 +274,8 @@ def _create(
         execution_mode=classification.execution_mode,
         sla_class=classification.sla_class,
         approval_level=classification.approval_level,
-        status=ExecutionStatus.PENDING_APPROVAL,
+        status=ExecutionStatus.QUEUED if direct else ExecutionStatus.PENDING_APPROVAL,
+        previous_status=ExecutionStatus.APPROVED if direct else None,
         environment=inp.plan["environment"],
         action_class=classification.action_class,
         priority=classification.priority,
@@ -256,7 +285,7 @@ def _create(
         trace_id=inp.trace_id,
         parent_execution_id=inp.parent_execution_id,
     )
-    ExecutionStep.objects.bulk_create(
+    steps = ExecutionStep.objects.bulk_create(
         ExecutionStep(
             execution=execution,
             step_index=index,
@@ -271,13 +300,12 @@ def _create(
         )
         for index, (step, r) in enumerate(zip(inp.plan["steps"], resolved, strict=True))
     )
-    event_record(
-        execution=execution,
-        event_type="created",
-        actor=actor,
-        actor_type=ActorType.USER,
-        to_status=ExecutionStatus.PENDING_APPROVAL,
-        details={
+    created = {
+        "event_type": "created",
+        "actor": actor,
+        "actor_type": ActorType.USER,
+        "to_status": ExecutionStatus.PENDING_APPROVAL,
+        "details": {
             "plan_name": inp.plan["name"],
             "environment": execution.environment,
             "action_class": execution.action_class,
@@ -287,24 +315,30 @@ def _create(
             "steps": len(inp.plan["steps"]),
             "submitted_by": submitter.get_username(),
         },
-    )
-    if classification.approval_level >= 1:
-        from approvals.services.request import approval_request
-
-        approval_request(execution=execution, level=classification.approval_level)
-    else:
-        from execution.services.transition import transition
-
-        execution = transition(
-            execution,
-            ExecutionStatus.APPROVED,
-            actor_type=ActorType.SYSTEM,
-            reason="approval level 0: approved by policy",
+    }
+    if direct:
+        events_record(
+            execution=execution,
+            events=[
+                created,
+                {
+                    "event_type": "approved",
+                    "from_status": ExecutionStatus.PENDING_APPROVAL,
+                    "to_status": ExecutionStatus.APPROVED,
+                    "details": {"reason": "approval level 0: approved by policy"},
+                },
+                {
+                    "event_type": "queued",
+                    "from_status": ExecutionStatus.APPROVED,
+                    "to_status": ExecutionStatus.QUEUED,
+                },
+            ],
         )
-        from execution.services.queue import queue_enqueue
+        queue_item_create(execution=execution, policy=policy, priority=1 if immediate else None)
+        return SubmitOutcome(execution=execution, replayed=False, steps=steps)
+    from approvals.services.request import approval_request
 
-        # Immediate plans run on a worker too (never in a web process), ahead of everything.
-        immediate = classification.execution_mode == ExecutionMode.IMMEDIATE
-        queue_enqueue(execution=execution, priority=1 if immediate else None)
+    event_record(execution=execution, **created)
+    approval_request(execution=execution, level=classification.approval_level)
     execution.refresh_from_db()
     return SubmitOutcome(execution=execution, replayed=False)

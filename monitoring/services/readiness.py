@@ -23,7 +23,6 @@ from django.utils import timezone
 from execution.enums import ActionClass, SlaClass
 from execution.models import TimeoutPolicy, WorkerHeartbeat
 
-EXPECTED_POLICIES = len(SlaClass) * len(ActionClass)  # 9 rows (§3)
 CHANNEL_ROUND_TRIP_SECONDS = 3.0
 
 

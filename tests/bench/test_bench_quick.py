@@ -42,6 +42,13 @@ def test_queue_throughput_quick() -> None:
     assert re.search(rf"raw async_task no-op .* {NUMBER} tasks/s", out), out
 
 
+def test_rest_submit_quick_drains_every_submission() -> None:
+    out = run_bench("rest_submit.py", "--quick")
+    assert re.search(rf"REST submissions: 100 from 8 clients: {NUMBER} submissions/s", out), out
+    assert re.search(r"completed in all: 100/100", out), out
+    assert re.search(rf"GET /healthz on the same web process: {NUMBER} requests/s", out), out
+
+
 def test_ws_latency_quick_on_both_paths_delivers_every_event() -> None:
     out = run_bench("ws_latency.py", "--quick")
     for path in ("redis", "bridge"):

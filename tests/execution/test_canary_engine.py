@@ -57,8 +57,8 @@ def test_canary_through_the_engine(
 
     import boto3
 
-    from execution.engine.worker import drain
     from execution.realtime.reader import event_messages
+    from execution.worker.runtime import drain
     from tests.execution.engine.helpers import enqueue, make_execution
 
     stack = contextlib.ExitStack()

@@ -66,8 +66,8 @@ def test_failing_steps_of_every_runner_leak_nothing(
     request_cleanup: list[Any],  # noqa: F811
     capture_events: Any,
 ) -> None:
-    from execution.engine.worker import drain
     from execution.realtime.reader import event_messages
+    from execution.worker.runtime import drain
     from tests.execution.engine.helpers import enqueue, make_execution
     from tests.support.sshd import keygen
 

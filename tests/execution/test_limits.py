@@ -12,7 +12,7 @@ from django.db import connection
 from execution.enums import QueueStatus
 from execution.models import ConcurrencyLimit, Execution, ExecutionEvent, QueueItem
 from execution.services.limits import limits_waits_record
-from execution.services.queue import queue_claim, queue_complete
+from execution.worker.store import claim_with_context, hand_back
 from tests.execution.engine.helpers import enqueue, make_execution, wait_until, worker_cluster
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
 
@@ -52,7 +52,7 @@ def test_racing_claims_never_exceed_a_tenants_limit_and_skip_to_other_tenants(te
         try:
             start.wait()
             for _ in range(3):
-                claim = queue_claim(worker_id=f"racer-{n}")
+                claim = claim_with_context(worker_id=f"racer-{n}")
                 if claim is not None:
                     claims.append(claim)
         finally:
@@ -76,17 +76,17 @@ def test_an_environment_limit_holds_only_that_environment_and_a_freed_slot_is_cl
     actor = _operator(tenant, "a-op")
     prod = _queued(tenant, actor, 3, environment="prod")
     dev = _queued(tenant, actor, 2, environment="dev")
-    first = queue_claim(worker_id="w")
-    assert first is not None and first.execution_pk == prod[0].pk
-    taken = [queue_claim(worker_id="w") for _ in range(3)]
-    assert sorted(c.execution_pk for c in taken if c) == sorted(e.pk for e in dev)  # prod is full
+    first = claim_with_context(worker_id="w")
+    assert first is not None and first.pk == prod[0].pk
+    taken = [claim_with_context(worker_id="w") for _ in range(3)]
+    assert sorted(c.pk for c in taken if c) == sorted(e.pk for e in dev)  # prod is full
     assert limits_waits_record() == 2 and limits_waits_record() == 0  # once per waiting execution
     waits = ExecutionEvent.objects.filter(event_type="concurrency_wait")
     assert sorted(waits.values_list("execution__pk", flat=True)) == sorted(e.pk for e in prod[1:])
     assert "1 of 1 running" in waits.first().details["reason"]
-    queue_complete(claim=first)
-    second = queue_claim(worker_id="w")
-    assert second is not None and second.execution_pk == prod[1].pk  # the slot freed: next in line
+    hand_back(ctx=first, status=QueueStatus.COMPLETED, error="", give_back=False)
+    second = claim_with_context(worker_id="w")
+    assert second is not None and second.pk == prod[1].pk  # the slot freed: next in line
 
 
 @pytest.mark.django_db(transaction=True)
@@ -141,7 +141,7 @@ def test_the_dashboard_shows_each_limit_with_its_usage_to_the_tenants_members(
     ConcurrencyLimit.objects.create(tenant=other, max_running=5)
     actor = _operator(tenant, "a-op")
     _queued(tenant, actor, 3, environment="prod")
-    assert queue_claim(worker_id="w") is not None
+    assert claim_with_context(worker_id="w") is not None
     client.force_login(actor)
     page = client.get("/monitoring/").content.decode()
     row = page[page.index('data-tenant="acme"') :].split("</tr>")[0]
@@ -150,16 +150,16 @@ def test_the_dashboard_shows_each_limit_with_its_usage_to_the_tenants_members(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_claim_costs_one_statement_unlimited_and_three_for_a_limited_tenant(tenant: Any) -> None:
+def test_the_claim_costs_one_statement_unlimited_and_five_for_a_limited_tenant(tenant: Any) -> None:
     from django.test.utils import CaptureQueriesContext
 
     other = TenantFactory(slug="other")
     _queued(other, _operator(other, "b-op"), 1)
     with CaptureQueriesContext(connection) as queries:
-        assert queue_claim(worker_id="w") is not None
-    assert len(queries) == 3, [q["sql"][:80] for q in queries.captured_queries]  # BEGIN, claim, COMMIT
+        assert claim_with_context(worker_id="w") is not None
+    assert len(queries) == 1, [q["sql"][:80] for q in queries.captured_queries]  # the claim (autocommit)
     ConcurrencyLimit.objects.create(tenant=tenant, max_running=3)
     _queued(tenant, _operator(tenant, "a-op"), 1)
     with CaptureQueriesContext(connection) as queries:
-        assert queue_claim(worker_id="w") is not None
-    assert len(queries) == 5  # BEGIN, the claim, the tenant's advisory lock, the re-count, COMMIT
+        assert claim_with_context(worker_id="w") is not None
+    assert len(queries) == 5  # the claim, BEGIN, the tenant's advisory lock, the re-count, COMMIT

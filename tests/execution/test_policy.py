@@ -105,10 +105,11 @@ def test_recheck_before_start_reports_a_right_revoked_after_submission(operator:
 
 def test_worker_ends_a_revoked_execution_failed_with_a_permission_event(operator: Any) -> None:
     from approvals.models import Approval
-    from execution.engine.run import run_attempt
     from execution.models import Execution, QueueItem
-    from execution.services.queue import queue_claim, queue_enqueue
+    from execution.services.queue import queue_enqueue
     from execution.services.transition import transition
+    from execution.worker.attempt import attempt_run
+    from execution.worker.store import claim_with_context
 
     body = noop_body(environment="staging", level=1)
     execution = execution_submit(tenant="acme", actor=operator, plan=body["plan"], approval_level=1).execution
@@ -117,10 +118,10 @@ def test_worker_ends_a_revoked_execution_failed_with_a_permission_event(operator
     queue_enqueue(execution=Execution.objects.get(pk=execution.pk))
     # Claimable now: inside this test's transaction PostgreSQL's now() is its start.
     QueueItem.objects.filter(execution=execution).update(available_at=None)
-    claim = queue_claim(worker_id="test")
+    claim = claim_with_context(worker_id="test")
     assert claim is not None
     Membership.objects.filter(user=operator).update(role="viewer")
-    assert run_attempt(execution_pk=execution.pk, claim=claim, worker_id="test") == "failed"
+    assert attempt_run(ctx=claim, worker_id="test") == "failed"
     execution.refresh_from_db()
     assert execution.status == "failed" and "permission denied" in execution.error_message
     assert execution.started_at is None, "it never started (queued -> failed)"

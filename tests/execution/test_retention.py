@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection
 
-from execution.enums import ExecutionStatus
+from execution.enums import ExecutionStatus, QueueStatus
 from execution.models import (
     AuditLog,
     DeadLetter,
@@ -77,8 +77,9 @@ def _counts(tenant: Any) -> dict[str, int]:
 
 def _keep_the_queue_busy(tenant: Any, actor: Any, stop: threading.Event, report: dict[str, Any]) -> None:
     """Submit, claim, run and finish executions in a loop; waiting > 1 s for any lock fails."""
-    from execution.services.queue import queue_claim, queue_complete, queue_enqueue
+    from execution.services.queue import queue_enqueue
     from execution.services.transition import transition
+    from execution.worker.store import claim_with_context, hand_back
     from tests.execution.engine.helpers import make_execution
 
     try:
@@ -87,11 +88,11 @@ def _keep_the_queue_busy(tenant: Any, actor: Any, stop: threading.Event, report:
         while not stop.is_set():
             execution = make_execution(tenant=tenant, actor=actor, steps=[{"type": "noop"}])
             queue_enqueue(execution=execution)
-            claim = queue_claim(worker_id="retention-test")
+            claim = claim_with_context(worker_id="retention-test")
             if claim is not None:
-                transition(claim.execution_pk, ExecutionStatus.RUNNING)
-                transition(claim.execution_pk, ExecutionStatus.COMPLETED)
-                queue_complete(claim=claim)
+                transition(claim.pk, ExecutionStatus.RUNNING)
+                transition(claim.pk, ExecutionStatus.COMPLETED)
+                hand_back(ctx=claim, status=QueueStatus.COMPLETED, error="", give_back=False)
                 report["ran"] += 1
     except DatabaseError as error:  # lock_timeout: a statement waited longer than 1 s
         report["errors"].append(repr(error))

@@ -53,6 +53,13 @@ def test_policy_minimums_are_configurable(settings: Any) -> None:
     assert plan_classify(plan=_plan("dev", {"type": "noop"})).approval_level == 1
 
 
+def test_an_empty_minimums_setting_means_no_minimum(settings: Any) -> None:
+    """The typed setting is the one source: an operator's empty table is not replaced by a
+    copy of the defaults in the code."""
+    settings.APPROVAL_POLICY_MINIMUMS = {}
+    assert plan_classify(plan=_plan("prod", {"type": "noop", "action_class": "deploy"})).approval_level == 0
+
+
 def test_sla_and_mode() -> None:
     assert sla_class_for(estimated_seconds=9.9, explicit=None) == "fast"
     assert sla_class_for(estimated_seconds=30, explicit=None) == "medium"

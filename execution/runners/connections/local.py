@@ -178,13 +178,12 @@ def _run(ctx: StepContext, workdir: str, run_as: RunAs | None) -> StepResult:
             if time.monotonic() >= deadline:
                 ended = ExecutionStatus.TIMEOUT
                 break
-        if ended:
-            kill_tree(proc)
     finally:
-        with _running_lock:
-            _running.pop(key, None)
+        if not ended:  # still registered when cancelled or timed out: cleanup() kills it
+            with _running_lock:
+                _running.pop(key, None)
     for pump in pumps:
-        pump.join(5)
+        pump.join(0.2 if ended else 5)  # a stopped step answers now with the output so far
     output: dict[str, Any] = {
         "stdout": buffers["stdout"].decode(errors="replace"),
         "stderr": buffers["stderr"].decode(errors="replace"),
@@ -210,9 +209,11 @@ def _run(ctx: StepContext, workdir: str, run_as: RunAs | None) -> StepResult:
 
 
 def cleanup(ctx: StepContext, reason: str) -> None:
+    """After a cancelled or timed-out run: kill the step's process group (the engine calls
+    it at once; run() left the process registered for it)."""
     with _running_lock:
         proc = _running.pop((ctx.execution_id, ctx.step_index), None)
-    if proc is not None and proc.poll() is None:
+    if proc is not None:
         kill_tree(proc)
 
 

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_section5_example_completes_after_approval(
     operator: Any, approver: Any, assets: dict[str, Any]
 ) -> None:
-    from execution.engine.run import run_attempt
-    from execution.services.queue import queue_claim
+    from execution.worker.attempt import attempt_run
+    from execution.worker.store import claim_with_context
 
     body = example_body(assets["web-2"].pk)
     body["plan"]["steps"][0]["params"] = {"command": "echo config ok"}
@@ -30,9 +30,9 @@ def test_section5_example_completes_after_approval(
     vote = client_for(approver).post(f"/api/v1/executions/{eid}/approve/", {"comment": "ok"}, format="json")
     assert vote.status_code == 200, vote.content
     assert Execution.objects.get(execution_id=eid).status == "queued"
-    claim = queue_claim(worker_id="api-test")
+    claim = claim_with_context(worker_id="api-test")
     assert claim is not None
-    run_attempt(execution_pk=Execution.objects.get(execution_id=eid).pk, claim=claim, worker_id="api-test")
+    attempt_run(ctx=claim, worker_id="api-test")
     data = client_for(operator).get(f"/api/v1/executions/{eid}/").json()
     assert data["status"] == "completed", data
     assert [s["status"] for s in data["steps"]] == ["completed"] * 3

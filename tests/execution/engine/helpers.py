@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from execution.enums import ExecutionStatus
-from execution.models import Execution, ExecutionStep
+from execution.models import Execution, ExecutionStep, TimeoutPolicy
 from execution.services.queue import queue_enqueue
 from execution.services.transition import transition
 from tests.factories import ExecutionFactory, plan_hash
@@ -45,9 +45,12 @@ def make_execution(
         priority=priority,
         **fields,
     )
+    # As the submission does: a step may run max_retries + 1 times, by default the policy's attempts.
+    attempts = TimeoutPolicy.objects.get(sla_class=sla_class, action_class=action_class).max_attempts
     for index, step in enumerate(steps):
         target = step.get("target") or {}
         ExecutionStep.objects.create(
+            max_retries=step.get("max_retries", attempts - 1),
             execution=execution,
             step_index=index,
             step_name=step.get("name", f"step {index}"),
@@ -66,7 +69,7 @@ def enqueue(execution: Execution, priority: int | None = None) -> None:
 
 def drain_until_done(execution: Execution, timeout: float = 60) -> Execution:
     """Drain in this process until ``execution`` has left queued/running; the fresh row."""
-    from execution.engine.worker import drain
+    from execution.worker.runtime import drain
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -12,7 +12,6 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from execution.engine.worker import drain
 from execution.enums import ExecutionStatus, QueueStatus
 from execution.models import (
     DeadLetter,
@@ -25,8 +24,9 @@ from execution.models import (
 from execution.services.cancel import execution_cancel
 from execution.services.dlq import dlq_requeue
 from execution.services.locks import locks_acquire
-from execution.services.queue import queue_claim
 from execution.services.reaper import reap_expired
+from execution.worker.runtime import drain
+from execution.worker.store import claim_with_context
 from tests.execution.engine.helpers import drain_until_done, enqueue, make_execution, pid_alive, wait_until
 from tests.factories import AssetFactory
 
@@ -70,6 +70,7 @@ def test_a_command_plan_runs_to_completed_with_recorded_steps(
     assert first.status == ExecutionStatus.COMPLETED
     assert first.exit_code == 0
     assert first.output_data["stdout"].startswith("hello")
+    assert first.logs == "[stdout]\nhello\n", "the step's log is its streams as text"
     assert first.duration_ms is not None and first.started_at and first.completed_at
     types = event_types(execution)
     assert types[:2] == ["approved", "queued"]
@@ -292,7 +293,7 @@ def test_the_reaper_returns_an_expired_lease_and_the_run_resumes(
         ],
     )
     enqueue(execution)
-    claim = queue_claim(worker_id="dead-worker")
+    claim = claim_with_context(worker_id="dead-worker")
     assert claim is not None
     # Simulate a worker that started, completed step 0, began step 1 and died.
     from execution.services.transition import transition

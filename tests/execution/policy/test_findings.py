@@ -99,10 +99,11 @@ def test_a_tag_grant_on_an_asset_service_target_passes_the_workers_recheck(setti
     """The grant matched at submission (tags from the Asset Service, hostname target) and the
     worker's re-check resolves the target the same way: the execution runs."""
     from approvals.models import Approval
-    from execution.engine.run import run_attempt
     from execution.models import QueueItem
-    from execution.services.queue import queue_claim, queue_enqueue
+    from execution.services.queue import queue_enqueue
     from execution.services.transition import transition
+    from execution.worker.attempt import attempt_run
+    from execution.worker.store import claim_with_context
 
     world = world_build()
     operator = world.users["operator"]
@@ -147,9 +148,9 @@ def test_a_tag_grant_on_an_asset_service_target_passes_the_workers_recheck(setti
         queue_enqueue(execution=Execution.objects.get(pk=execution.pk))
         # Claimable now: inside this test's transaction PostgreSQL's now() is its start.
         QueueItem.objects.filter(execution=execution).update(available_at=None)
-        claim = queue_claim(worker_id="test")
+        claim = claim_with_context(worker_id="test")
         assert claim is not None
-        outcome = run_attempt(execution_pk=execution.pk, claim=claim, worker_id="test")
+        outcome = attempt_run(ctx=claim, worker_id="test")
     execution.refresh_from_db()
     assert not ExecutionEvent.objects.filter(
         execution_id=execution.execution_id, event_type="rbac_violation"

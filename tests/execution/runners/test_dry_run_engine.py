@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_dry_run_plan_sends_nothing_writes_nothing_and_says_what_would_run(
     tenant: Any, operator: Any, tmp_path: Path, settings: Any
 ) -> None:
-    from execution.engine.worker import drain
+    from execution.worker.runtime import drain
     from tests.execution.engine.helpers import enqueue, make_execution
 
     settings.HTTP_OUTBOUND_ALLOWLIST = ["127.0.0.1"]
@@ -55,4 +55,4 @@ def test_dry_run_plan_sends_nothing_writes_nothing_and_says_what_would_run(
     assert steps[1].output_data["would_run"]["remote_path"] == str(remote)
     assert ExecutionEvent.objects.filter(execution=execution, event_type="step_completed").count() == 2
     # §7 also wants the *events* to say what would have run: that is the engine's
-    # step_completed details (execution/engine/steps.py), which do not carry would_run yet.
+    # step_completed details (execution/worker/steps.py), which do not carry would_run yet.

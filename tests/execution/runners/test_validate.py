@@ -15,14 +15,21 @@ from tests.support.processes import free_port
 pytestmark = pytest.mark.django_db
 
 PREVIOUS = {
-    0: {"exit_code": 0, "stdout": "nginx: configuration file test is successful\n", "status": "completed"},
+    0: {"exit_code": 0, "stdout": "nginx: configuration file test is successful\n"},
     1: {"status_code": 200, "json": {"service": {"state": "up", "pods": [1, 2]}}, "body": "{}"},
 }
 
 
 def validate(params: dict[str, Any], **kwargs: Any) -> Any:
     return get_runner("verify").run(
-        make_ctx("validate", params, step_index=2, previous_outputs=PREVIOUS, **kwargs)
+        make_ctx(
+            "validate",
+            params,
+            step_index=2,
+            previous_outputs=PREVIOUS,
+            previous_statuses={0: "completed", 1: "completed"},
+            **kwargs,
+        )
     )
 
 

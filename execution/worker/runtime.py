@@ -1,0 +1,245 @@
+"""The worker runtime: the drain loop of a worker process, SIGTERM, heartbeats, the cluster loop.
+
+- A django-q2 worker runs :func:`drain` (execution/tasks.py): it claims and runs queue items
+  one after the other until nothing is runnable or its budget is spent, so one django-q2
+  task serves many executions. When more work waits it asks for another drain (a wake-up)
+  at most twice a second, so idle workers join in.
+- SIGTERM in a worker process (sent to it alone, or to the whole process group as systemd,
+  ``docker stop`` on a shell-less image and Kubernetes do): an idle worker exits at once;
+  a busy one takes no new item, lets the current execution finish for up to
+  ``SHUTDOWN_GRACE_SECONDS`` and otherwise hands it back to the queue (the interrupted
+  step runs again on the next attempt), then exits. Nothing is left for the reaper.
+- :func:`cluster_run` is ``manage.py qcluster``: django-q2's cluster plus a loop in the
+  main process that LISTENs for wake-ups (execution/worker/wake.py) and hands drain tasks to
+  idle workers, polls once a second for items whose back-off ended (and notification
+  deliveries whose retry is due), writes the cluster's heartbeat row and runs the reaper.
+  On SIGTERM it passes the signal to the cluster's processes and waits for its workers to
+  hand back or finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import logging
+import os
+import select
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from django.conf import settings
+from django.db import close_old_connections, connections
+from django.utils import timezone
+
+from execution.models import WorkerHeartbeat
+from execution.worker import store
+from execution.worker.attempt import attempt_run
+from execution.worker.wake import WAKE_CHANNEL
+from execution.worker.watch import shutdown, worker_id
+
+logger = logging.getLogger(__name__)
+FAN_OUT_EVERY_SECONDS = 0.5
+CLUSTER_POLL_SECONDS = 1.0
+CLUSTER_HEARTBEAT_SECONDS = 5.0
+
+
+class _State:
+    # True from a claim to the end of its attempt: SIGTERM must not interrupt it
+    busy = False
+    installed = False
+
+
+state = _State()
+
+
+def _on_sigterm_in_worker(signum: int, frame: Any) -> None:
+    shutdown.request()
+    if not state.busy:
+        raise SystemExit(0)  # idle, or between two items: nothing to hand back
+
+
+def _install_worker_signals() -> None:
+    # django-q2 leaves SIGTERM at its default (die at once) in its worker processes.
+    if not state.installed:
+        signal.signal(signal.SIGTERM, _on_sigterm_in_worker)
+        state.installed = True
+
+
+def drain(*, budget_seconds: float | None = None) -> int:
+    """Run queue items until none is runnable, the budget is spent or SIGTERM came."""
+    _install_worker_signals()
+    budget = budget_seconds if budget_seconds is not None else settings.DRAIN_BUDGET_SECONDS
+    deadline = time.monotonic() + budget
+    me = worker_id()
+    ran = 0
+    fanned_out_at = -FAN_OUT_EVERY_SECONDS
+    while time.monotonic() < deadline and shutdown.requested_at is None:
+        state.busy = True
+        try:
+            ctx = store.claim_with_context(worker_id=me)
+            if ctx is None:
+                break
+            if time.monotonic() - fanned_out_at >= FAN_OUT_EVERY_SECONDS:
+                # More work waiting: another idle worker should start on it now.
+                store.wake_if_runnable()
+                fanned_out_at = time.monotonic()
+            try:
+                attempt_run(ctx=ctx, worker_id=me)
+            except Exception:
+                # The lease will expire and the reaper will count this as a failed attempt.
+                logger.exception("attempt of execution %s crashed", ctx.execution_id)
+                close_old_connections()
+            ran += 1
+        finally:
+            state.busy = False
+    if shutdown.requested_at is not None:
+        logger.info("worker %s stops (SIGTERM) after %s executions", me, ran)
+        with contextlib.suppress(Exception):
+            store.worker_heartbeat(worker=me, current=None, stopped=True)
+        connections.close_all()
+        raise SystemExit(0)
+    return ran
+
+
+# --- the cluster's main process ----------------------------------------------------------
+
+
+def heartbeat_write(*, worker: str, cluster_name: str, started_at: object, stopped: bool = False) -> None:
+    now = timezone.now()
+    WorkerHeartbeat.objects.update_or_create(
+        worker_id=worker,
+        defaults={
+            "cluster_name": cluster_name,
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": started_at,
+            "last_seen_at": now,
+            "stopped_at": now if stopped else None,
+        },
+    )
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return stat[0] != "Z"
+
+
+class _Listener:
+    """The cluster's LISTEN connection for wake-ups (reconnects on the next wait)."""
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for a wake-up; True when one (or more) arrived."""
+        try:
+            if self.conn is None:
+                params = dict(connections["default"].get_connection_params())
+                params.pop("cursor_factory", None)
+                params["application_name"] = "opsconductor-cluster"
+                self.conn = psycopg2.connect(**params)
+                self.conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+                self.conn.cursor().execute(f"LISTEN {WAKE_CHANNEL}")
+            if select.select([self.conn], [], [], timeout)[0]:
+                self.conn.poll()
+                woken = bool(self.conn.notifies)
+                self.conn.notifies.clear()
+                return woken
+            return False
+        except (psycopg2.Error, OSError):
+            logger.warning("wake-up listener lost its connection; reconnecting")
+            self.close()
+            time.sleep(timeout)
+            return True  # look at the queue anyway
+
+    def close(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
+
+
+def cluster_run() -> None:
+    """``manage.py qcluster``: django-q2's cluster, wake-ups, heartbeat, reaper, SIGTERM."""
+    from django_q.cluster import Cluster
+
+    from execution.services.limits import limits_waits_record
+    from execution.services.reaper import reap_expired
+    from execution.tasks import wake_workers
+    from monitoring.notifications.tasks import deliveries_wake
+
+    # Operators (and tests) can ask a stuck cluster where it is: kill -USR1 <pid>.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    connections.close_all()  # never share a connection with the forked sentinel
+    cluster = Cluster()
+    signal.signal(signal.SIGTERM, _on_sigterm_in_main)  # replaces django-q2's handler
+    signal.signal(signal.SIGINT, _on_sigterm_in_main)
+    cluster.start()
+    me = f"cluster:{worker_id()}"
+    name = str(settings.Q_CLUSTER["name"])
+    workers = int(str(settings.Q_CLUSTER["workers"]))
+    started = timezone.now()
+    listener = _Listener()
+    next_reap = next_beat = 0.0
+    try:
+        while cluster.sentinel is not None and cluster.sentinel.is_alive() and shutdown.requested_at is None:
+            now = time.monotonic()
+            try:
+                if now >= next_beat:
+                    heartbeat_write(worker=me, cluster_name=name, started_at=started)
+                    next_beat = now + CLUSTER_HEARTBEAT_SECONDS
+                if now >= next_reap:
+                    reap_expired()
+                    next_reap = now + settings.REAPER_INTERVAL_SECONDS
+                waiting = store.runnable_count(limit=workers)
+                if waiting:
+                    wake_workers(waiting)
+                deliveries_wake()  # notification retries whose back-off ended
+                limits_waits_record()  # one concurrency_wait event per held-back execution
+            except Exception:
+                logger.exception("cluster tick failed")
+                close_old_connections()
+            listener.wait(CLUSTER_POLL_SECONDS)
+    finally:
+        listener.close()
+        _stop_cluster(cluster)
+        with contextlib.suppress(Exception):
+            heartbeat_write(worker=me, cluster_name=name, started_at=started, stopped=True)
+
+
+def _on_sigterm_in_main(signum: int, frame: Any) -> None:
+    shutdown.request()
+
+
+def _stop_cluster(cluster: Any) -> None:
+    """Pass SIGTERM to the sentinel's processes and wait for the workers to leave."""
+    sentinel = cluster.sentinel
+    if sentinel is None:
+        return
+    pids = _children_of(sentinel.pid) if sentinel.pid else []
+    for pid in [*pids, sentinel.pid]:
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + settings.SHUTDOWN_GRACE_SECONDS + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    with contextlib.suppress(Exception):
+        sentinel.join(1)

@@ -1,0 +1,160 @@
+"""The worker's statements: round-trip budgets of the hot path and the CAS guarantees.
+
+The budgets are deterministic query counts (every statement of the worker's connection is
+captured), never timings: a one-step noop execution costs 3 statements (claim with context,
+start, finish), an n-step one n + 2.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from execution.enums import ExecutionStatus, QueueStatus
+from execution.models import DeadLetter, Execution, ExecutionEvent, ExecutionStep, QueueItem
+from execution.services.cancel import execution_cancel
+from execution.services.transition import transition
+from execution.state_machine import is_legal
+from execution.worker import store
+from execution.worker.attempt import attempt_run
+from tests.execution.engine.helpers import enqueue, make_execution
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _worker_path(execution: Execution) -> tuple[str, int]:
+    with CaptureQueriesContext(connection) as queries:
+        ctx = store.claim_with_context(worker_id="budget")
+        assert ctx is not None and ctx.pk == execution.pk
+        outcome = attempt_run(ctx=ctx, worker_id="budget")
+    return outcome, len(queries)
+
+
+def _types(execution: Execution) -> list[str]:
+    return list(
+        ExecutionEvent.objects.filter(execution=execution).order_by("id").values_list("event_type", flat=True)
+    )
+
+
+def test_a_one_step_noop_execution_costs_at_most_5_round_trips(tenant: Any, operator: Any) -> None:
+    execution = make_execution(tenant=tenant, actor=operator, steps=[{"type": "noop"}], action_class="read")
+    enqueue(execution)
+    outcome, round_trips = _worker_path(execution)
+    assert outcome == ExecutionStatus.COMPLETED
+    assert round_trips <= 5, round_trips
+    assert _types(execution)[2:] == ["started", "step_started", "step_completed", "completed"]
+    assert QueueItem.objects.get(execution=execution).status == QueueStatus.COMPLETED
+
+
+@pytest.mark.parametrize("n", [2, 5])
+def test_an_n_step_noop_execution_costs_at_most_n_plus_4_round_trips(
+    tenant: Any, operator: Any, n: int
+) -> None:
+    steps = [{"type": "noop", "name": f"s{i}"} for i in range(n)]
+    execution = make_execution(tenant=tenant, actor=operator, steps=steps, action_class="read")
+    enqueue(execution)
+    outcome, round_trips = _worker_path(execution)
+    assert outcome == ExecutionStatus.COMPLETED
+    assert round_trips <= n + 4, round_trips
+    types = _types(execution)
+    assert types.count("step_started") == n and types.count("step_completed") == n
+    rows = ExecutionStep.objects.filter(execution=execution).order_by("step_index")
+    assert [s.status for s in rows] == ["completed"] * n
+    # Events are ordered: each step starts after the previous one completed.
+    indexes = list(
+        ExecutionEvent.objects.filter(execution=execution, event_type__startswith="step_")
+        .order_by("id")
+        .values_list("event_type", "step_index")
+    )
+    assert indexes == [(t, i) for i in range(n) for t in ("step_started", "step_completed")]
+
+
+def test_every_edge_of_the_store_is_legal_in_the_state_machine() -> None:
+    assert store.EDGES and all(is_legal(a, b) for a, b in store.EDGES)
+
+
+def test_start_loses_to_a_cancel_and_writes_nothing(tenant: Any, operator: Any) -> None:
+    """The set-based form of transition(): a CAS on the status; the loser changes nothing."""
+    execution = make_execution(tenant=tenant, actor=operator, steps=[{"type": "noop"}], action_class="read")
+    enqueue(execution)
+    ctx = store.claim_with_context(worker_id="w")
+    assert ctx is not None
+    execution_cancel(execution=execution)  # queued -> cancelled while we held the claim
+    before = _types(execution)
+    assert (
+        store.start(ctx=ctx, expected="queued", first_step=0, retry_count=0, events=[{"type": "started"}])
+        is None
+    )
+    assert _types(execution) == before
+    assert ExecutionStep.objects.get(execution=execution).status == ExecutionStatus.CANCELLED
+
+
+def test_a_lost_lease_makes_finish_a_no_op(tenant: Any, operator: Any) -> None:
+    execution = make_execution(tenant=tenant, actor=operator, steps=[{"type": "noop"}], action_class="read")
+    enqueue(execution)
+    ctx = store.claim_with_context(worker_id="w")
+    assert ctx is not None
+    assert store.start(ctx=ctx, expected="queued", first_step=0, retry_count=0, events=[]) is not None
+    ctx.lease_token = uuid.uuid4()  # the reaper (or another worker) holds the item now
+    written = store.finish(
+        ctx=ctx,
+        to=ExecutionStatus.FAILED,
+        done=None,
+        result=None,
+        error="x",
+        cancel_rest=True,
+        queue_status=QueueStatus.FAILED,
+        dlq_reason="max_attempts_exceeded",
+        events=[{"type": "failed"}],
+    )
+    assert written is False
+    assert Execution.objects.get(pk=execution.pk).status == ExecutionStatus.RUNNING
+    assert "failed" not in _types(execution) and not DeadLetter.objects.exists()
+
+
+def test_finish_after_a_concurrent_transition_writes_nothing(tenant: Any, operator: Any) -> None:
+    execution = make_execution(tenant=tenant, actor=operator, steps=[{"type": "noop"}], action_class="read")
+    enqueue(execution)
+    ctx = store.claim_with_context(worker_id="w")
+    assert ctx is not None
+    store.start(ctx=ctx, expected="queued", first_step=0, retry_count=0, events=[])
+    transition(execution, ExecutionStatus.TIMEOUT, reason="sweeper")  # the row-lock form won
+    assert not store.finish(
+        ctx=ctx,
+        to=ExecutionStatus.COMPLETED,
+        done=None,
+        result=None,
+        error=None,
+        cancel_rest=False,
+        queue_status=QueueStatus.COMPLETED,
+        events=[{"type": "completed"}],
+    )
+    assert Execution.objects.get(pk=execution.pk).status == ExecutionStatus.TIMEOUT
+    assert "completed" not in _types(execution)
+
+
+def test_a_cancel_is_seen_by_the_step_boundary_and_the_next_step_never_starts(
+    tenant: Any, operator: Any
+) -> None:
+    execution = make_execution(
+        tenant=tenant, actor=operator, steps=[{"type": "noop"}, {"type": "noop"}], action_class="read"
+    )
+    enqueue(execution)
+    ctx = store.claim_with_context(worker_id="w")
+    assert ctx is not None
+    store.start(ctx=ctx, expected="queued", first_step=0, retry_count=0, events=[])
+    execution_cancel(execution=execution)  # running: the request is recorded
+    boundary = store.step_boundary(
+        ctx=ctx,
+        done={"index": 0, "status": "completed", "output": {}, "logs": "", "error": ""},
+        next_step=1,
+        retry_count=0,
+        events=[{"type": "step_started", "step": 1, "when": "next"}],
+    )
+    assert boundary.cancelled and not boundary.started_next
+    assert ExecutionStep.objects.get(execution=execution, step_index=1).status == ExecutionStatus.QUEUED
+    assert "step_started" not in _types(execution)
