@@ -1,7 +1,15 @@
 """One policy, every door (docs/contract.md#rbac): ``decide`` and ``require`` per ``Right``."""
 
 from execution.policy.enforce import RightDenied, rbac_audit, rbac_violation_record, require
-from execution.policy.rules import ROLE_RIGHTS, Decision, Right, Target, decide, tenant_ids_where
+from execution.policy.rules import (
+    ROLE_RIGHTS,
+    Decision,
+    Right,
+    Target,
+    decide,
+    membership_read,
+    tenant_ids_where,
+)
 from execution.policy.targets import targets_of
 
 __all__ = [
@@ -11,6 +19,7 @@ __all__ = [
     "RightDenied",
     "Target",
     "decide",
+    "membership_read",
     "rbac_audit",
     "rbac_violation_record",
     "require",

@@ -287,11 +287,29 @@ def _member_of(user: Any, tenant: Tenant | int) -> tuple[_Member | None, bool]:
     return _Member(tenant, role, on_behalf), bool(active)
 
 
+MemberRead = tuple[_Member | None, bool]
+
+
+def membership_read(user: Any, *, tenant_slug: str) -> tuple[Tenant | None, MemberRead]:
+    """The tenant and ``user``'s membership in it, in one query: the submit path decides
+    twice (membership first, then the plan) and passes this to :func:`decide` both times."""
+    found = (
+        Membership.objects.select_related("tenant", "user")
+        .filter(user_id=user.pk, tenant__slug=tenant_slug)
+        .first()
+    )
+    if found is None:
+        return Tenant.objects.filter(slug=tenant_slug).first(), (None, True)
+    member = _Member(found.tenant, found.role, found.can_submit_on_behalf)
+    return found.tenant, (member, bool(found.user.is_active))
+
+
 def decide(
     user: Any,
     right: Right,
     *,
     tenant: Tenant | int | None = None,
+    membership: MemberRead | None = None,
     execution: Execution | None = None,
     environment: str | None = None,
     action_class: str | None = None,
@@ -304,6 +322,7 @@ def decide(
     step) is only iterated when a grant has to decide, so a lazy resolution costs nothing
     when the role already allows the work. ``on_behalf`` (SUBMIT): may ``user`` submit for
     another member (the service account's flag), not whether the plan is allowed.
+    ``membership``: what :func:`membership_read` returned for this user and tenant.
     """
     right = Right(right)
     if execution is not None and tenant is None:
@@ -318,7 +337,7 @@ def decide(
         return _deny("not signed in", "anonymous")
     if not user.is_active:
         return _deny(f"user {user.get_username()!r} is deactivated", "inactive")
-    member, active = _member_of(user, tenant)
+    member, active = membership if membership is not None else _member_of(user, tenant)
     if not active:
         return _deny(f"user {user.get_username()!r} is deactivated", "inactive")
     if member is None:

@@ -17,7 +17,7 @@ from execution.masking import mask_data
 from execution.models import Execution, ExecutionStep, StoredPolicy, Tenant, TimeoutPolicy
 from execution.plans import PlanInvalid, Problem, SubmissionInput, plan_hash, submission_validate
 from execution.plans.hashing import plan_normalize
-from execution.policy import Right, RightDenied, Target, decide, rbac_audit, require
+from execution.policy import Right, RightDenied, Target, decide, membership_read, rbac_audit, require
 from execution.services.classify import Classification, plan_classify
 from execution.services.events import event_record, events_record
 from execution.services.idempotency import idempotency_claim, idempotency_key_compute
@@ -172,9 +172,15 @@ def _read_only_patterns(tenant: Tenant, plan: dict[str, Any]) -> list[str]:
 def _submit(*, submitter: Any, inp: SubmissionInput, idempotency_header: str | None) -> SubmitOutcome:
     # Membership before asset lookups: a 400 on an unknown asset must not reveal another
     # tenant's inventory. Unknown and foreign tenants get the same answer.
-    tenant = Tenant.objects.filter(slug=inp.tenant).first()
-    actor = _actor_for(submitter=submitter, tenant=tenant, inp=inp)
-    if tenant is None or not decide(actor, Right.SUBMIT, tenant=tenant):
+    # The submitter's own membership (with its tenant) is read once and serves both checks.
+    membership = None
+    if not inp.on_behalf_of or inp.on_behalf_of == submitter.get_username():
+        tenant, membership = membership_read(submitter, tenant_slug=inp.tenant)
+        actor = submitter
+    else:
+        tenant = Tenant.objects.filter(slug=inp.tenant).first()
+        actor = _actor_for(submitter=submitter, tenant=tenant, inp=inp)
+    if tenant is None or not decide(actor, Right.SUBMIT, tenant=tenant, membership=membership):
         raise _deny(
             tenant=tenant,
             actor=submitter,
@@ -193,6 +199,7 @@ def _submit(*, submitter: Any, inp: SubmissionInput, idempotency_header: str | N
     _require_submit(
         actor,
         tenant=tenant,
+        membership=membership,
         environment=inp.plan["environment"],
         action_class=classification.action_class,
         assets=[

@@ -118,9 +118,9 @@ def test_worker_ends_a_revoked_execution_failed_with_a_permission_event(operator
     queue_enqueue(execution=Execution.objects.get(pk=execution.pk))
     # Claimable now: inside this test's transaction PostgreSQL's now() is its start.
     QueueItem.objects.filter(execution=execution).update(available_at=None)
+    Membership.objects.filter(user=operator).update(role="viewer")
     claim = claim_with_context(worker_id="test")
     assert claim is not None
-    Membership.objects.filter(user=operator).update(role="viewer")
     assert attempt_run(ctx=claim, worker_id="test") == "failed"
     execution.refresh_from_db()
     assert execution.status == "failed" and "permission denied" in execution.error_message

@@ -12,7 +12,7 @@ def _bridge_stopped_after_the_test() -> Iterator[None]:
     yield
     from execution.realtime import bridge
 
-    running = bridge.bridge_current()
+    running = bridge._bridge
     if running is not None:
         running.stop()
         bridge._bridge = None
