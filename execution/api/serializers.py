@@ -189,3 +189,7 @@ class InvalidOut(serializers.Serializer):
 class RefusedOut(serializers.Serializer):
     detail = serializers.CharField()
     reason = serializers.CharField()
+
+
+class FinishedOut(RefusedOut):
+    status = serializers.CharField(help_text="the status the execution has")

@@ -21,7 +21,7 @@ from execution.api.pagination import PAGE_PARAMETERS, StrictLimitOffsetPaginatio
 from execution.api.payloads import dead_letter_payload, event_payload, execution_payload
 from execution.clients.base import ServiceError
 from execution.enums import Environment, ExecutionStatus
-from execution.errors import Conflict
+from execution.errors import AlreadyFinished, Conflict
 from execution.masking import mask_text
 from execution.plans import PlanInvalid
 from execution.realtime.reader import event_types_parse
@@ -247,7 +247,14 @@ class ExecutionEventsView(APIView):
 class ExecutionCancelView(APIView):
     @extend_schema(
         request=s.CancelIn,
-        responses={200: s.ExecutionOut, 400: s.InvalidOut, 401: _detail, 403: s.RefusedOut, 404: _detail},
+        responses={
+            200: s.ExecutionOut,
+            400: s.InvalidOut,
+            401: _detail,
+            403: s.RefusedOut,
+            404: _detail,
+            409: s.FinishedOut,
+        },
     )
     def post(self, request: Request, execution_id: Any) -> Response:
         from execution.services.cancel import execution_cancel
@@ -265,9 +272,15 @@ class ExecutionCancelView(APIView):
         if refused:
             rbac_violation_record(execution=execution, actor=request.user, reason=refused, action="cancel")
             return _refused(refused)
-        execution = execution_cancel(
-            execution=execution, actor=request.user, reason=body.validated_data.get("reason", "")
-        )
+        try:
+            execution = execution_cancel(
+                execution=execution, actor=request.user, reason=body.validated_data.get("reason", "")
+            )
+        except AlreadyFinished as exc:
+            return Response(
+                {"detail": str(exc), "reason": "already_finished", "status": exc.status},
+                status=status.HTTP_409_CONFLICT,
+            )
         return Response(execution_payload(execution))
 
 

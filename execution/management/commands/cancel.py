@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from execution.errors import AlreadyFinished
 from execution.models import Execution
 from execution.services.cancel import CANCEL_REASON_MAX, execution_cancel
 
@@ -32,7 +33,10 @@ class Command(BaseCommand):
                 raise CommandError(f"no user {options['user']}")
         if len(options["reason"]) > CANCEL_REASON_MAX:
             raise CommandError(f"--reason: at most {CANCEL_REASON_MAX} characters")
-        execution = execution_cancel(execution=execution, actor=actor, reason=options["reason"])
+        try:
+            execution = execution_cancel(execution=execution, actor=actor, reason=options["reason"])
+        except AlreadyFinished as exc:
+            raise CommandError(f"{exc}; nothing to cancel") from None
         state = (
             "cancel requested"
             if execution.cancel_requested_at and execution.status == "running"
