@@ -39,6 +39,9 @@ class Command(BaseCommand):
         self.stdout.write("assets: " + ", ".join(f"{a['hostname']} (id {a['id']})" for a in seed.assets))
         plans = demo_example_plans()
         if plans:
-            self.stdout.write("example plans (POST them to /api/v1/executions/ with a token above):")
+            self.stdout.write(
+                "example plans (POST them to /api/v1/executions/ with the operator's token above;"
+                " a prod or deploy plan with the deployer's):"
+            )
             for plan in plans:
                 self.stdout.write(f"  {plan}")
