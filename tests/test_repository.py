@@ -72,3 +72,12 @@ def test_readme_examples_work_as_written() -> None:
     assert "--tenant acme" not in readme, "the demo tenant is demo"
     assert re.search(r"dlq requeue <id> --user \w+", readme), "requeue needs --user"
     assert "Token $DP" in readme and "deploy-prod.json" in readme, "the prod deploy needs the deployer"
+
+
+def test_ci_runs_exactly_readme_command_2() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("**2. Run the whole test suite")[1]
+    command = section.split("```sh\n")[1].split("\n```")[0].strip()
+    ci = (REPO_ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1] == command
+    assert "--cov" in command
