@@ -1,4 +1,5 @@
-"""The admin's confirmed "Requeue" action for dead letters (§6, §8: tenant admins only).
+"""The admin's confirmed "Requeue" action for dead letters (docs/contract.md#queue-and-workers,
+docs/contract.md#rbac: tenant admins only).
 
 For ``DeadLetterAdmin.actions`` (execution/admin/queue.py, owned by the engine): it asks
 for confirmation on an intermediate page, then calls the engine's ``dlq_requeue`` for each

@@ -1,4 +1,4 @@
-"""Commit-to-client latency of live progress over both delivery paths (§11).
+"""Commit-to-client latency of live progress over both delivery paths (docs/contract.md#live-progress).
 
 For each path -- channels_redis (REDIS_URL) and the PostgreSQL LISTEN/NOTIFY bridge -- this
 starts a daphne server, connects a WebSocket client to one execution's stream, and runs a

@@ -1,4 +1,4 @@
-"""Reads for the API, pages and commands: everything scoped to the user's tenants (§8)."""
+"""Reads for the API, pages and commands: everything scoped to the user's tenants (docs/contract.md#rbac)."""
 
 from __future__ import annotations
 

@@ -240,7 +240,7 @@ Q_CLUSTER = {
 EXECUTION_DARK_LAUNCH = env_bool("EXECUTION_DARK_LAUNCH", False)
 RBAC_STRICT = env_bool("RBAC_STRICT", True)
 IDEMPOTENCY_WINDOW_SECONDS = env_int("IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600, minimum=1)
-# Minimum approval level per environment x action class (§2); unlisted pairs are 0.
+# Minimum approval level per environment x action class (docs/contract.md#vocabulary); unlisted pairs are 0.
 # APPROVAL_POLICY_MINIMUMS="prod:deploy=2,prod:modify=1,staging:deploy=1" (the default).
 APPROVAL_POLICY_MINIMUMS: dict[str, int] = {}
 for _item in env_list("APPROVAL_POLICY_MINIMUMS", ["prod:deploy=2", "prod:modify=1", "staging:deploy=1"]):
@@ -252,7 +252,8 @@ for _item in env_list("APPROVAL_POLICY_MINIMUMS", ["prod:deploy=2", "prod:modify
         raise ConfigError(f"APPROVAL_POLICY_MINIMUMS: level of {_item!r} must be 0-3")
     APPROVAL_POLICY_MINIMUMS[_pair] = int(_level)
 LEASE_SECONDS = env_int("OPS_LEASE_SECONDS", 30, minimum=1)
-# How long an immediate submission waits for its worker before answering 202 (§2: the fast
+# How long an immediate submission waits for its worker before answering 202 (docs/contract.md#vocabulary:
+# the fast
 # SLA bound).
 IMMEDIATE_WAIT_SECONDS = env_float("OPS_IMMEDIATE_WAIT_SECONDS", 10.0, minimum=0.0)
 # Engine (docs/engine.md): retry back-off, lock waits, drain budget, reaper cadence.
@@ -365,7 +366,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # mask_secrets: §10's logging sink; on the handler, so records of every logger pass it.
+    # mask_secrets: docs/contract.md#secrets-and-masking's logging sink; on the handler, so records of every
+    # logger pass it.
     "filters": {"mask_secrets": {"()": "opsconductor.logging_filters.MaskSecretsFilter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secrets"]}

@@ -1,5 +1,9 @@
-"""The repository stands on its own: every environment variable the code reads is listed in
-.env.example, with nothing listed that nothing reads.
+"""The repository stands on its own: what it cites is inside it, and its settings are listed.
+
+Someone who clones the repository gets only the repository, so no tracked file may point
+at a file outside it, at a tracker's numbered issues, or at contract sections by bare
+numbers (the contract is docs/contract.md, cited by anchor). And every environment variable
+the code reads is listed in .env.example, with nothing listed that nothing reads.
 """
 
 from __future__ import annotations
@@ -9,6 +13,14 @@ import subprocess
 
 from tests.support.processes import REPO_ROOT
 
+# Spelled in pieces so this file does not name what it forbids.
+OUTSIDE = [
+    re.compile(re.escape("../" + "shared")),
+    re.compile(r"\b(?:SPEC|STYLE|DESIGN)" + re.escape(".md")),
+    re.compile(r"(?<![\w.~-])/(?:work|home|root|Users)/[\w.-]+"),
+    re.compile(r"\bissue #?\d+\b", re.IGNORECASE),
+    re.compile("\u00a7"),  # a bare section sign: cite docs/contract.md#<anchor> instead
+]
 HELPER = re.compile(r'\benv_(?:str|bool|int|float|list)\(\s*"([A-Z][A-Z0-9_]*)"')
 READS = [
     re.compile(r'os\.environ\.get\(\s*"([A-Z][A-Z0-9_]*)"'),
@@ -30,6 +42,36 @@ def _text(name: str) -> str | None:
         return (REPO_ROOT / name).read_text(encoding="utf-8")
     except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
         return None  # binary, or deleted in the work tree
+
+
+def test_no_tracked_file_points_outside_the_repository() -> None:
+    offenders = []
+    for name in tracked():
+        text = _text(name)
+        if text is None:
+            continue
+        for number, line in enumerate(text.splitlines(), start=1):
+            for pattern in OUTSIDE:
+                match = pattern.search(line)
+                if match:
+                    offenders.append(f"{name}:{number}: {match.group(0)!r} in {line.strip()[:100]!r}")
+    assert offenders == [], "\n".join(offenders)
+
+
+def test_the_outside_reference_check_catches_each_kind() -> None:
+    samples = [
+        "see ../" + "shared/x",
+        "see SPEC" + ".md",
+        "see STYLE" + ".md",
+        "rules in /wo" + "rk/main/README",
+        "fixed in Iss" + "ue 12",
+        "fixed in iss" + "ue #3",
+        "as \u00a74 says",
+    ]
+    for sample in samples:
+        assert any(p.search(sample) for p in OUTSIDE), sample
+    for fine in ("docs/contract.md#rbac", "/api/v1/executions/", "a tissue 5", "/usr/sbin/sshd"):
+        assert not any(p.search(fine) for p in OUTSIDE), fine
 
 
 def environment_reads() -> dict[str, set[str]]:

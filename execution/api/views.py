@@ -1,4 +1,4 @@
-"""REST views of §5: thin adapters over services and selectors."""
+"""REST views of docs/contract.md#submission: thin adapters over services and selectors."""
 
 from __future__ import annotations
 
@@ -154,7 +154,8 @@ class ExecutionListCreateView(APIView):
         payload = execution_payload(outcome.execution, steps=outcome.steps)
         if outcome.replayed:
             return Response(payload, status=status.HTTP_200_OK, headers={"Idempotent-Replay": "true"})
-        # 201 only for an immediate execution that ended while the request waited (§2).
+        # 201 only for an immediate execution that ended while the request waited
+        # (docs/contract.md#vocabulary).
         code = status.HTTP_201_CREATED if outcome.finished else status.HTTP_202_ACCEPTED
         return Response(payload, status=code, headers={"Location": payload["links"]["self"]})
 

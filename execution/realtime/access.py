@@ -1,4 +1,5 @@
-"""Who may watch what (§8, §11): any member of the execution's tenant, whatever the role.
+"""Who may watch what (docs/contract.md#rbac, docs/contract.md#live-progress): any member of the execution's
+tenant, whatever the role.
 
 Kept tiny on purpose; the API's selectors own the general RBAC queries.
 """

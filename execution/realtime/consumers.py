@@ -1,4 +1,4 @@
-"""WebSocket consumers of §11: one execution's events, or all events of a tenant.
+"""WebSocket consumers of docs/contract.md#live-progress: one execution's events, or all events of a tenant.
 
 On connect: authenticate (4401), authorise (4403/4404), join the groups, then send every
 event after ``?after=<id>`` from the table. Afterwards each pointer that arrives (and a
@@ -155,7 +155,8 @@ class ExecutionEventsConsumer(EventStreamConsumer):
                 .first()
             )
         )()
-        # Another tenant's execution is simply unknown (§8: no 403/404 leak across tenants).
+        # Another tenant's execution is simply unknown (docs/contract.md#rbac: no 403/404 leak across
+        # tenants).
         if tenant_id is None or not await database_sync_to_async(can_watch_tenant)(user, tenant_id):
             return CLOSE_UNKNOWN
         self.stream_filter = {"execution_id": execution_id}

@@ -1,4 +1,5 @@
-"""``execution_cancel`` (§13): one cancel service for the API, pages, admin and command."""
+"""``execution_cancel`` (docs/contract.md#cancellation): one cancel service for the API, pages, admin and
+command."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RBAC of §8: memberships and roles, optional grants, strict by default.
+"""RBAC of docs/contract.md#rbac: memberships and roles, optional grants, strict by default.
 
 Roles: viewer reads; operator submits read/modify in dev and staging; deployer adds deploy
 and prod; approver votes; admin may do everything in its tenant (incl. DLQ requeue).
@@ -42,7 +42,7 @@ def membership_of(*, user: Any, tenant: Tenant | int) -> Membership | None:
 
 
 def role_allows(*, role: str, environment: str, action_class: str) -> bool:
-    """The role table of §8 for submitting (and cancelling) work."""
+    """The role table of docs/contract.md#rbac for submitting (and cancelling) work."""
     if role in (Role.ADMIN, Role.DEPLOYER):
         return True
     if role == Role.OPERATOR:
@@ -113,7 +113,8 @@ def rbac_check_submit(
 
 
 def rbac_check_on_behalf(*, submitter: Any, tenant: Tenant) -> str | None:
-    """A service account may submit for members when its membership allows it (§5)."""
+    """A service account may submit for members when its membership allows it
+    (docs/contract.md#submission)."""
     membership = membership_of(user=submitter, tenant=tenant)
     if membership is None:
         return f"not a member of tenant {tenant.slug!r}"

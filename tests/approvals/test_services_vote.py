@@ -1,4 +1,4 @@
-"""approval_vote: the rules of §9, the events it writes, and how approved executions continue."""
+"""approval_vote: the rules of docs/contract.md#approvals, the events it writes, and how approved executions continue."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RBAC rules (§8): roles, grants, strict mode, the worker's re-check before start."""
+"""RBAC rules (docs/contract.md#rbac): roles, grants, strict mode, the worker's re-check before start."""
 
 from __future__ import annotations
 

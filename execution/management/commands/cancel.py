@@ -1,4 +1,5 @@
-"""``manage.py cancel <execution_id> [--user U] [--reason TEXT]``: cancel an execution (§13)."""
+"""``manage.py cancel <execution_id> [--user U] [--reason TEXT]``: cancel an execution
+(docs/contract.md#cancellation)."""
 
 from __future__ import annotations
 

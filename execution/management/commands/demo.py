@@ -1,4 +1,5 @@
-"""``manage.py demo [--password P | --reset-passwords] [--json]``: seed the demo tenant (§12).
+"""``manage.py demo [--password P | --reset-passwords] [--json]``: seed the demo tenant
+(docs/contract.md#monitoring).
 
 Idempotent; a plain re-run keeps every demo user's password (the one ``serve`` printed).
 """
