@@ -74,6 +74,10 @@ def test_the_outside_reference_check_catches_each_kind() -> None:
         assert not any(p.search(fine) for p in OUTSIDE), fine
 
 
+# The operating system's own variables, passed through to child processes, not settings.
+SYSTEM = {"PATH", "HOME", "LANG", "USER", "TMPDIR"}
+
+
 def environment_reads() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for name in tracked("*.py"):
@@ -83,6 +87,8 @@ def environment_reads() -> dict[str, set[str]]:
         patterns = READS if name.startswith("tests/") else [*READS, HELPER]
         for pattern in patterns:
             for match in pattern.finditer(text):
+                if match.group(1) in SYSTEM:
+                    continue
                 found.setdefault(match.group(1), set()).add(name)
     return found
 
