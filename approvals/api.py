@@ -1,4 +1,4 @@
-"""REST votes: ``POST /api/v1/executions/{id}/approve/`` and ``.../reject/`` (§9)."""
+"""REST votes: ``POST /api/v1/executions/{id}/approve/`` and ``.../reject/`` (docs/contract.md#approvals)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REST under /api/v1/: executions/<id>/approve|reject/ and approvals/ (issue 5)."""
+"""REST under /api/v1/: executions/<id>/approve|reject/ and approvals/."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The admin's confirmed "Requeue" and "Archive" actions for dead letters (§6, §8).
+"""The admin's confirmed "Requeue" and "Archive" actions for dead letters
+(docs/contract.md#queue-and-workers, docs/contract.md#rbac).
 
 For ``DeadLetterAdmin.actions`` (execution/admin/queue.py): each asks for confirmation on an
 intermediate page, then ``require``s the right (REQUEUE or ARCHIVE: tenant admins) for each

@@ -1,4 +1,4 @@
-"""``approvals`` (§3, §9) and the votes kept beside it."""
+"""``approvals`` (docs/contract.md#data-model, docs/contract.md#approvals) and the votes kept beside it."""
 
 from __future__ import annotations
 

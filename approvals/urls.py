@@ -1,4 +1,4 @@
-"""Operator pages /approvals/ and /dlq/ (issue 5)."""
+"""Operator pages /approvals/ and /dlq/."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Cost of the one masking function (§10) on step-sized outputs, and of the SSH runner.
+"""Cost of the one masking function (docs/contract.md#secrets-and-masking) on step-sized outputs, and of the
+SSH runner.
 
     .venv/bin/python bench/masking.py
 

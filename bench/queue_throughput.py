@@ -72,7 +72,8 @@ def make_executions(n: int) -> list[int]:
 
     tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "bench"})
     actor, _ = get_user_model().objects.get_or_create(username="bench")
-    # The worker re-checks the actor's rights before starting (§8): the actor is an operator.
+    # The worker re-checks the actor's rights before starting (docs/contract.md#rbac): the actor is an
+    # operator.
     Membership.objects.get_or_create(tenant=tenant, user=actor, defaults={"role": Role.OPERATOR})
     plan = {"name": "bench noop", "environment": "dev", "steps": [{"name": "noop", "type": "noop"}]}
     policy = StoredPolicy.of(TimeoutPolicy.objects.get(sla_class="fast", action_class="read")).as_json()

@@ -1,4 +1,4 @@
-"""Commit-to-client latency of live progress over both delivery paths (§11).
+"""Commit-to-client latency of live progress over both delivery paths (docs/contract.md#live-progress).
 
 For each path -- channels_redis (REDIS_URL) and the PostgreSQL LISTEN/NOTIFY bridge -- this
 starts a daphne server, connects a WebSocket client to one execution's stream, and runs a
@@ -10,8 +10,8 @@ the script prints p50/p95/p99/max of the difference.
     DATABASE_URL=postgres://... .venv/bin/python bench/ws_latency.py --quick  # 100 events
 
 The database is migrated first; a tenant ``bench-ws`` with a user and a token is created.
-Without DATABASE_URL the embedded PostgreSQL is used. REDIS_URL defaults to
-redis://127.0.0.1:6379/14 for the Redis run (``--paths bridge`` skips it).
+Without DATABASE_URL the embedded PostgreSQL is used. The Redis run uses ``--redis-url`` (default:
+REDIS_URL); without either it is skipped and says so (``--paths bridge`` skips it too).
 """
 
 from __future__ import annotations
@@ -206,7 +206,9 @@ def main() -> None:
         "--rate", type=float, default=100.0, help="events per second committed by the producer"
     )
     parser.add_argument("--paths", default="redis,bridge", help="comma-separated: redis, bridge")
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/14")
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL"), help="Redis URL (default: REDIS_URL)"
+    )
     parser.add_argument(
         "--produce", nargs=3, metavar=("EXECUTION_PK", "COUNT", "RATE"), help=argparse.SUPPRESS
     )
@@ -218,6 +220,9 @@ def main() -> None:
     os.environ.pop("REDIS_URL", None)  # this process only sets up rows; each path sets its own
     print(f"commit-to-client latency, {count} events per path at {args.rate:g}/s (goal p99 <= 100 ms)")
     for path in [p.strip() for p in args.paths.split(",") if p.strip()]:
+        if path == "redis" and not args.redis_url:
+            print(" redis: skipped (set REDIS_URL or --redis-url)", flush=True)
+            continue
         r = run_path(path, count, args.rate, args.redis_url)
         print(
             f"{r['path']:>6}: received {r['received']}/{r['events']}  p50 {r['p50_ms']} ms  "

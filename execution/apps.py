@@ -17,9 +17,11 @@ class ExecutionConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_ensure_schedules, sender=self, dispatch_uid="opsconductor-schedules")
-        from execution.realtime.publisher import publisher_install  # §11 live progress
+        # docs/contract.md#live-progress
+        from execution.realtime.publisher import publisher_install
 
         publisher_install()
-        from execution.worker.wake import notify_clusters, register_waker  # §6 wake-ups
+        # docs/contract.md#queue-and-workers wake-ups
+        from execution.worker.wake import notify_clusters, register_waker
 
         register_waker(notify_clusters)

@@ -93,7 +93,7 @@ PG_ENUMS: dict[str, list[str]] = {
 }
 
 # Statuses in which an execution has ended. failed and timeout may still be requeued by an
-# operator from the dead-letter queue (§4); the others are terminal for good.
+# operator from the dead-letter queue (docs/contract.md#state-machine); the others are terminal for good.
 FINISHED_STATUSES = frozenset(
     {
         ExecutionStatus.COMPLETED,

@@ -25,3 +25,11 @@ class PermissionDenied(DomainError):
 
 class Conflict(DomainError):
     pass
+
+
+class AlreadyFinished(Conflict):
+    """A request that needs an unfinished execution (cancel) met a finished one."""
+
+    def __init__(self, execution_id: object, status: str) -> None:
+        super().__init__(f"execution {execution_id} already finished: {status}")
+        self.status = status

@@ -1,4 +1,5 @@
-"""The one masking function of §10, used by every sink (step output, error messages, retry
+"""The one masking function of docs/contract.md#secrets-and-masking, used by every sink (step output, error
+messages, retry
 and dead-letter reasons, events, API, WebSocket, logging). Callers use ``mask_text``,
 ``mask_capped`` and ``mask_data``; docs/contract.md#secrets-and-masking.
 

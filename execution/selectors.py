@@ -1,7 +1,7 @@
 """Reads for every door: "visible to this user" is written here once, beside the policy.
 
 Visible = in a tenant where the policy's READ right holds (any role, active user); another
-tenant's rows are simply absent (§8: a 404, never a 403).
+tenant's rows are simply absent (docs/contract.md#rbac: a 404, never a 403).
 """
 
 from __future__ import annotations

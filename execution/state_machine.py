@@ -1,4 +1,5 @@
-"""The legal status transitions of §4 (data only; execution/services/transition.py applies them)."""
+"""The legal status transitions of docs/contract.md#state-machine (data only;
+execution/services/transition.py applies them)."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ class MetricsSummaryView(APIView):
         slug = request.query_params.get("tenant")
         if slug:
             tenant = Tenant.objects.filter(slug=slug).first()
-            # Another tenant is simply unknown (§8: never 403 vs 404 across tenants).
+            # Another tenant is simply unknown (docs/contract.md#rbac: never 403 vs 404 across tenants).
             if tenant is None or (tenant_ids is not None and tenant.pk not in tenant_ids):
                 raise NotFound("no such tenant")
             tenant_ids = [tenant.pk]

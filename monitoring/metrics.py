@@ -30,7 +30,7 @@ def _histogram(name: str, doc: str, label: str, data: dict[str, Histogram]) -> H
 
 
 class DatabaseCollector(Collector):
-    """Yields the §12 figures; one short read-only query per family."""
+    """Yields the docs/contract.md#monitoring figures; one short read-only query per family."""
 
     def collect(self) -> Iterator[Metric]:
         executions = GaugeMetricFamily(

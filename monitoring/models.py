@@ -1,4 +1,5 @@
-"""``sla_alerts``: one row per SLA violation, so each violation alerts exactly once (§12)."""
+"""``sla_alerts``: one row per SLA violation, so each violation alerts exactly once
+(docs/contract.md#monitoring)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/healthz, /readyz, /metrics, /monitoring/, /api/v1/metrics/summary (§12)."""
+"""/healthz, /readyz, /metrics, /monitoring/, /api/v1/metrics/summary (docs/contract.md#monitoring)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""/healthz, /readyz, /metrics and the /monitoring/ dashboard (§12): thin adapters."""
+"""/healthz, /readyz, /metrics and the /monitoring/ dashboard (docs/contract.md#monitoring): thin adapters."""
 
 from __future__ import annotations
 

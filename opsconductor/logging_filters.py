@@ -1,4 +1,5 @@
-"""Python logging as a masking sink (§10): every record passes through ``mask_text``."""
+"""Python logging as a masking sink (docs/contract.md#secrets-and-masking): every record passes through
+``mask_text``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WebSocket routes (§11): the consumers live in execution/realtime/."""
+"""WebSocket routes (docs/contract.md#live-progress): the consumers live in execution/realtime/."""
 
 from __future__ import annotations
 

@@ -220,7 +220,7 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # An open socket re-checks its user's right every this many seconds and closes with 4403
-# once the membership is gone or the user deactivated (§8 asks for within 5 s).
+# once the membership is gone or the user deactivated (docs/contract.md#rbac asks for within 5 s).
 REALTIME_RECHECK_SECONDS = env_float("REALTIME_RECHECK_SECONDS", 3.0, minimum=0.05, maximum=4.0)
 
 # --- Workers (django-q2, ORM broker on the same PostgreSQL) -----------------------------
@@ -244,7 +244,7 @@ Q_CLUSTER = {
 EXECUTION_DARK_LAUNCH = env_bool("EXECUTION_DARK_LAUNCH", False)
 RBAC_STRICT = env_bool("RBAC_STRICT", True)
 IDEMPOTENCY_WINDOW_SECONDS = env_int("IDEMPOTENCY_WINDOW_SECONDS", 24 * 3600, minimum=1)
-# Minimum approval level per environment x action class (§2); unlisted pairs are 0.
+# Minimum approval level per environment x action class (docs/contract.md#vocabulary); unlisted pairs are 0.
 # APPROVAL_POLICY_MINIMUMS="prod:deploy=2,prod:modify=1,staging:deploy=1" (the default).
 APPROVAL_POLICY_MINIMUMS: dict[str, int] = {}
 for _item in env_list("APPROVAL_POLICY_MINIMUMS", ["prod:deploy=2", "prod:modify=1", "staging:deploy=1"]):
@@ -256,7 +256,8 @@ for _item in env_list("APPROVAL_POLICY_MINIMUMS", ["prod:deploy=2", "prod:modify
         raise ConfigError(f"APPROVAL_POLICY_MINIMUMS: level of {_item!r} must be 0-3")
     APPROVAL_POLICY_MINIMUMS[_pair] = int(_level)
 LEASE_SECONDS = env_int("OPS_LEASE_SECONDS", 30, minimum=1)
-# How long an immediate submission waits for its worker before answering 202 (§2: the fast
+# How long an immediate submission waits for its worker before answering 202 (docs/contract.md#vocabulary:
+# the fast
 # SLA bound).
 IMMEDIATE_WAIT_SECONDS = env_float("OPS_IMMEDIATE_WAIT_SECONDS", 10.0, minimum=0.0)
 # Engine (docs/engine.md): retry back-off, lock waits, drain budget, reaper cadence.
@@ -369,7 +370,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # mask_secrets: §10's logging sink; on the handler, so records of every logger pass it.
+    # mask_secrets: docs/contract.md#secrets-and-masking's logging sink; on the handler, so records of every
+    # logger pass it.
     "filters": {"mask_secrets": {"()": "opsconductor.logging_filters.MaskSecretsFilter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secrets"]}

@@ -18,7 +18,10 @@ from tests.support.browser import browser, page  # noqa: F401 - pytest fixtures
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Stop the suite's own embedded cluster (.state/test) when the controller finishes."""
+    """Stop this process's Redis; the controller also stops the embedded cluster (.state/test)."""
+    from tests.support.redis import stop_suite_redis
+
+    stop_suite_redis()
     if hasattr(session.config, "workerinput"):
         return  # an xdist worker: the controller stops it once everyone is done
     from django.conf import settings

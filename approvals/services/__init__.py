@@ -1,4 +1,4 @@
-"""The approval services (§9): request, vote, expire. Adapters import from here."""
+"""The approval services (docs/contract.md#approvals): request, vote, expire. Adapters import from here."""
 
 from approvals.services.expire import approvals_expire
 from approvals.services.request import approval_request

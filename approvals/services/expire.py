@@ -1,4 +1,4 @@
-"""``approvals_expire``: the sweeper that ends overdue approvals (§9)."""
+"""``approvals_expire``: the sweeper that ends overdue approvals (docs/contract.md#approvals)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The plan hash an approval is bound to (§9) and the worker's check before the first step (§6).
+"""The plan hash an approval is bound to (docs/contract.md#approvals) and the worker's check before the first
+step (docs/contract.md#queue-and-workers).
 
 The hash is the canonical plan hash of execution/plans/hashing.py, the same function that
 computes ``executions.plan_hash`` at submission.

@@ -1,4 +1,4 @@
-"""``approval_request``: open the approval of a level >= 1 execution (§9)."""
+"""``approval_request``: open the approval of a level >= 1 execution (docs/contract.md#approvals)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``approval_vote``: one vote on an approval, deciding its outcome exactly once (§9)."""
+"""``approval_vote``: one vote on an approval, deciding its outcome exactly once
+(docs/contract.md#approvals)."""
 
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ def _apply_outcome(*, execution: Execution, outcome: str, voter: Any, comment: s
 
 
 def _continue_approved(*, execution: Execution) -> None:
-    """§9: approved background executions are queued; approved immediate ones run on a
+    """docs/contract.md#approvals: approved background executions are queued; approved immediate ones run on a
     worker at the highest priority."""
     from execution.services.queue import queue_enqueue  # looked up now: tests replace it
 

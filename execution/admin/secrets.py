@@ -65,7 +65,8 @@ class OutboundAllowRuleAdmin(admin.ModelAdmin):
 
 @admin.register(SecretAccess)
 class SecretAccessAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """The audit of secret resolutions (§10): who, execution, step, path — never a value."""
+    """The audit of secret resolutions (docs/contract.md#secrets-and-masking): who, execution, step, path —
+    never a value."""
 
     list_display = ["created_at", "tenant", "actor", "path", "usage", "execution_id", "step_index", "worker"]
     list_filter = ["tenant", "usage"]

@@ -1,4 +1,4 @@
-"""The REST door to the policy: look an object up, ``require`` the right, answer like §8.
+"""The REST door to the policy: look an object up, ``require`` the right, answer like docs/contract.md#rbac.
 
 A user of another tenant gets a 404 (the object is simply unknown to them), a member
 without the right a 403 with the reason; both refusals are recorded by ``require``.

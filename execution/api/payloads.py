@@ -1,4 +1,5 @@
-"""JSON bodies of the API (§5). Every body leaves through ``mask_data`` (§10)."""
+"""JSON bodies of the API (docs/contract.md#submission). Every body leaves through ``mask_data``
+(docs/contract.md#secrets-and-masking)."""
 
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ def _progress(execution: Execution, steps: list[ExecutionStep], *, cached_histor
 def execution_payload(
     execution: Execution, *, with_steps: bool = True, steps: list[ExecutionStep] | None = None
 ) -> dict[str, Any]:
-    """The §5 body of an execution. ``steps``: its step rows when the caller has them (a
+    """The docs/contract.md#submission body of an execution. ``steps``: its step rows when the caller has
+    them (a
     fresh submission), so the body costs no query; progress then uses cached history only."""
     body: dict[str, Any] = {
         "execution_id": str(execution.execution_id),

@@ -18,7 +18,9 @@ class TargetIn(serializers.Serializer):
 
 class StepIn(serializers.Serializer):
     name = serializers.CharField(min_length=1, max_length=200)
-    type = serializers.CharField(help_text="command, http, sql, file, validate, noop, sleep or an alias (§7)")
+    type = serializers.CharField(
+        help_text="command, http, sql, file, validate, noop, sleep or an alias (docs/contract.md#steps)"
+    )
     target = TargetIn(required=False)
     params = serializers.DictField(required=False)
     action_class = serializers.ChoiceField(choices=ActionClass.choices, required=False)
@@ -189,3 +191,7 @@ class InvalidOut(serializers.Serializer):
 class RefusedOut(serializers.Serializer):
     detail = serializers.CharField()
     reason = serializers.CharField()
+
+
+class FinishedOut(RefusedOut):
+    status = serializers.CharField(help_text="the status the execution has")

@@ -1,4 +1,4 @@
-"""REST API under /api/v1/ (issue 4); the vote endpoints live in approvals/api_urls.py.
+"""REST API under /api/v1/; the vote endpoints live in approvals/api_urls.py.
 
 Ids are matched as strings and parsed in the views, so a malformed id is a JSON 404, not
 Django's HTML one.

@@ -1,4 +1,4 @@
-"""REST views of §5: thin adapters over services and selectors."""
+"""REST views of docs/contract.md#submission: thin adapters over services and selectors."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from execution.api.pagination import PAGE_PARAMETERS, StrictLimitOffsetPaginatio
 from execution.api.payloads import dead_letter_payload, event_payload, execution_payload
 from execution.clients.base import ServiceError
 from execution.enums import Environment, ExecutionStatus
-from execution.errors import Conflict
+from execution.errors import AlreadyFinished, Conflict
 from execution.masking import mask_text
 from execution.plans import PlanInvalid
 from execution.realtime.reader import event_types_parse
@@ -134,7 +134,8 @@ class ExecutionListCreateView(APIView):
         payload = execution_payload(outcome.execution, steps=outcome.steps)
         if outcome.replayed:
             return Response(payload, status=status.HTTP_200_OK, headers={"Idempotent-Replay": "true"})
-        # 201 only for an immediate execution that ended while the request waited (§2).
+        # 201 only for an immediate execution that ended while the request waited
+        # (docs/contract.md#vocabulary).
         code = status.HTTP_201_CREATED if outcome.finished else status.HTTP_202_ACCEPTED
         return Response(payload, status=code, headers={"Location": payload["links"]["self"]})
 
@@ -227,7 +228,14 @@ class ExecutionEventsView(APIView):
 class ExecutionCancelView(APIView):
     @extend_schema(
         request=s.CancelIn,
-        responses={200: s.ExecutionOut, 400: s.InvalidOut, 401: _detail, 403: s.RefusedOut, 404: _detail},
+        responses={
+            200: s.ExecutionOut,
+            400: s.InvalidOut,
+            401: _detail,
+            403: s.RefusedOut,
+            404: _detail,
+            409: s.FinishedOut,
+        },
     )
     def post(self, request: Request, execution_id: Any) -> Response:
         from execution.services.cancel import execution_cancel
@@ -241,9 +249,15 @@ class ExecutionCancelView(APIView):
             field, problems = next(iter(body.errors.items()))
             raise _bad(field, str(problems[0]))
         execution = execution_for(request, execution_id, policy.Right.CANCEL)
-        execution = execution_cancel(
-            execution=execution, actor=request.user, reason=body.validated_data.get("reason", "")
-        )
+        try:
+            execution = execution_cancel(
+                execution=execution, actor=request.user, reason=body.validated_data.get("reason", "")
+            )
+        except AlreadyFinished as exc:
+            return Response(
+                {"detail": str(exc), "reason": "already_finished", "status": exc.status},
+                status=status.HTTP_409_CONFLICT,
+            )
         return Response(execution_payload(execution))
 
 

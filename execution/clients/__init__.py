@@ -1,4 +1,4 @@
-"""Clients of the two optional external services of §7 (contracts: docs/services.md)."""
+"""Clients of the two optional external services of docs/contract.md#steps (contracts: docs/services.md)."""
 
 from execution.clients.assets import AssetServiceClient, asset_service_client
 from execution.clients.automation import AutomationServiceClient, automation_service_client

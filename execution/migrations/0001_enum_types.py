@@ -1,4 +1,4 @@
-"""The four PostgreSQL ENUM types of §3, created before any table uses them."""
+"""The four PostgreSQL ENUM types of docs/contract.md#data-model, created before any table uses them."""
 
 from django.db import migrations
 

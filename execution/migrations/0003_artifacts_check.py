@@ -1,4 +1,4 @@
-"""Artifacts are capped at 10 KB per step (§3): enforced by the database too."""
+"""Artifacts are capped at 10 KB per step (docs/contract.md#data-model): enforced by the database too."""
 
 from django.db import migrations
 

@@ -1,4 +1,4 @@
-"""Seeds the nine timeout policies of §3 (step / execution / lease / approval seconds, attempts)."""
+"""Seeds the nine timeout policies of docs/contract.md#data-model (step / execution / lease / approval seconds, attempts)."""
 
 from django.db import migrations
 

@@ -21,7 +21,8 @@ class Asset(models.Model):
     port = models.PositiveIntegerField(null=True, blank=True)
     username = models.CharField(max_length=100, blank=True)
     tags = models.JSONField(default=list, blank=True)
-    # A secret reference (§10), e.g. "db:acme/web-1-ssh#password"; never the secret itself.
+    # A secret reference (docs/contract.md#secrets-and-masking), e.g. "db:acme/web-1-ssh#password"; never the
+    # secret itself.
     credential_ref = models.CharField(max_length=500, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -68,7 +69,8 @@ class Asset(models.Model):
 
 
 class ReadOnlyCommandRule(models.Model):
-    """A command a tenant declares read-only (§5): a ``command`` step declared ``read``
+    """A command a tenant declares read-only (docs/contract.md#submission): a ``command`` step declared
+    ``read``
     whose command fully matches ``pattern`` (RE2 syntax, e.g. ``nginx -t``) is classified
     read; without a matching rule, declaring ``read`` on a command is refused."""
 

@@ -1,4 +1,5 @@
-"""``execution_events``: the append-only audit trail and the source of live progress (§3, §11)."""
+"""``execution_events``: the append-only audit trail and the source of live progress
+(docs/contract.md#data-model, docs/contract.md#live-progress)."""
 
 from __future__ import annotations
 

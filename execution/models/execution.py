@@ -1,4 +1,4 @@
-"""``executions`` and ``execution_steps`` (§3)."""
+"""``executions`` and ``execution_steps`` (docs/contract.md#data-model)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class Execution(models.Model):
     tags = models.JSONField(default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # Extra columns the behaviour needs (§3 allows them).
+    # Extra columns the behaviour needs (docs/contract.md#data-model allows them).
     environment = models.CharField(max_length=16, choices=Environment.choices, default=Environment.DEV)
     action_class = models.CharField(max_length=16, choices=ActionClass.choices, default=ActionClass.READ)
     priority = models.PositiveSmallIntegerField(default=5)
@@ -72,7 +72,7 @@ class Execution(models.Model):
         db_table = "executions"
         ordering = ["-created_at", "-id"]
         constraints = [
-            # Idempotency lookup and the race guard of §5.
+            # Idempotency lookup and the race guard of docs/contract.md#submission.
             models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="executions_tenant_idem_key"),
             models.CheckConstraint(
                 condition=models.Q(approval_level__gte=0, approval_level__lte=3),

@@ -1,4 +1,5 @@
-"""``timeout_policies`` (§3): seeded with nine rows by migration 0004, edited in the admin."""
+"""``timeout_policies`` (docs/contract.md#data-model): seeded with nine rows by migration 0004, edited in the
+admin."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ class TimeoutPolicy(models.Model):
         return f"{self.sla_class} x {self.action_class}"
 
 
-# The values an execution keeps from its policy at submission (§6: a later edit of the
+# The values an execution keeps from its policy at submission (docs/contract.md#queue-and-workers: a later
+# edit of the
 # policy changes only executions submitted afterwards). Stored in executions.timeout_policy.
 POLICY_FIELDS = (
     "step_timeout_seconds",

@@ -1,4 +1,5 @@
-"""``execution_queue``, ``execution_dlq`` and ``execution_locks`` (§3, §6)."""
+"""``execution_queue``, ``execution_dlq`` and ``execution_locks`` (docs/contract.md#data-model,
+docs/contract.md#queue-and-workers)."""
 
 from __future__ import annotations
 

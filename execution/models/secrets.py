@@ -1,4 +1,5 @@
-"""The encrypted secret store (§10 ``db`` backend) and the HTTP outbound allow-list (§7)."""
+"""The encrypted secret store (docs/contract.md#secrets-and-masking ``db`` backend) and the HTTP outbound
+allow-list (docs/contract.md#steps)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ class OutboundAllowRule(models.Model):
 
 
 class SecretAccess(models.Model):
-    """One resolution of a secret reference (§10 audit): who, which execution and step, which
+    """One resolution of a secret reference (docs/contract.md#secrets-and-masking audit): who, which
+    execution and step, which
     path; never the value. Kept by execution id (not a foreign key) so the audit outlives
     the execution rows."""
 

@@ -1,4 +1,4 @@
-"""Tenants, memberships with roles (§8), fine-grained grants and the RBAC audit log."""
+"""Tenants, memberships with roles (docs/contract.md#rbac), fine-grained grants and the RBAC audit log."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class Membership(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices)
-    # A service account may submit on behalf of members of this tenant (§5).
+    # A service account may submit on behalf of members of this tenant (docs/contract.md#submission).
     can_submit_on_behalf = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -44,7 +44,7 @@ class Membership(models.Model):
 
 
 class AccessGrant(models.Model):
-    """An optional fine-grained grant: who may run which action class where (§8)."""
+    """An optional fine-grained grant: who may run which action class where (docs/contract.md#rbac)."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="grants")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE)

@@ -1,4 +1,5 @@
-"""API tokens (§10: stored hashed). The key is shown once when issued; the row keeps its
+"""API tokens (docs/contract.md#secrets-and-masking: stored hashed). The key is shown once when issued; the
+row keeps its
 SHA-256 only, so a database dump gives no usable token."""
 
 from __future__ import annotations

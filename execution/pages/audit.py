@@ -1,4 +1,4 @@
-"""``/audit/``: who did what in the user's tenants (§19), filterable, paginated.
+"""``/audit/``: who did what in the user's tenants (docs/contract.md#operator-console), filterable, paginated.
 
 Three sources, read as one stream: the execution events that record a person's (or the
 policy's) decision -- submissions, votes, cancels, requeues, denials --, the audit log rows

@@ -1,4 +1,5 @@
-"""``/executions/<id>/``: one execution, its whole history, then live (§11, §19).
+"""``/executions/<id>/``: one execution, its whole history, then live (docs/contract.md#live-progress,
+docs/contract.md#operator-console).
 
 Also the page's actions: cancel, Run again (a new execution of the same plan under the
 caller's own rights, linked by ``parent_execution_id``) and the output download.

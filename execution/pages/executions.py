@@ -1,4 +1,5 @@
-"""``/executions/``: search, filters, pages, live (§11, §19); ``/executions/rows/`` for live rows.
+"""``/executions/``: search, filters, pages, live (docs/contract.md#live-progress,
+docs/contract.md#operator-console); ``/executions/rows/`` for live rows.
 
 The list is rendered from one filtered, paginated query. The browser then follows each
 tenant's socket; an execution it has no row for is fetched from ``/executions/rows/`` with

@@ -1,4 +1,4 @@
-"""An execution's stored history for its page and its output download (§19).
+"""An execution's stored history for its page and its output download (docs/contract.md#operator-console).
 
 The page renders the whole history from ``execution_events`` and then follows the socket
 from the last id it rendered, so a reload shows exactly what a client that watched live saw.
@@ -30,7 +30,8 @@ def execution_history(*, execution: Execution) -> list[ExecutionEvent]:
 
 
 def history_messages(events: list[ExecutionEvent]) -> list[dict[str, Any]]:
-    """The same §11 messages the socket sends, for the page to render before it goes live."""
+    """The same docs/contract.md#live-progress messages the socket sends, for the page to render before it
+    goes live."""
     return event_messages(events)
 
 

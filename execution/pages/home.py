@@ -1,4 +1,5 @@
-"""``/``: the operator's home (§19) -- where the work is, in a fixed number of queries.
+"""``/``: the operator's home (docs/contract.md#operator-console) -- where the work is, in a fixed number of
+queries.
 
 Pending approvals the user may vote on first (approvers land where their work is), then
 their tenants' running executions (live), recent failures and the dead-letter count.

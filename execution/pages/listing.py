@@ -1,4 +1,5 @@
-"""The filters of ``/executions/`` (§19): parsed from the query string, applied in one query.
+"""The filters of ``/executions/`` (docs/contract.md#operator-console): parsed from the query string, applied
+in one query.
 
 The filter lives in the URL, so a filtered list can be bookmarked, shared and reloaded; the
 live page asks the server (``/executions/rows/``) whether a new execution matches it.

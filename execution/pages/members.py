@@ -1,5 +1,6 @@
 """``/tenants/`` and ``/tenants/<slug>/members/``: tenant admins manage members, roles and
-API tokens without being superusers (§8, §19). Other members see the list read-only."""
+API tokens without being superusers (docs/contract.md#rbac, docs/contract.md#operator-console).
+Other members see the list read-only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Operator pages (§11, §19): home, executions, one execution and its actions, audit, members."""
+"""Operator pages (docs/contract.md#live-progress, docs/contract.md#operator-console): home, executions, one
+execution and its actions, audit, members."""
 
 from __future__ import annotations
 

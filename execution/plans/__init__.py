@@ -1,4 +1,4 @@
-"""Plan schema validation and canonical hashing (§5)."""
+"""Plan schema validation and canonical hashing (docs/contract.md#submission)."""
 
 from execution.plans.hashing import canonical_json, plan_hash
 from execution.plans.schema import (

@@ -1,4 +1,4 @@
-"""Canonical plan JSON and its sha256 (the plan hash approvals are bound to, §9).
+"""Canonical plan JSON and its sha256 (the plan hash approvals are bound to, docs/contract.md#approvals).
 
 Canonical = sorted keys, no whitespace, UTF-8. Targets are objects, so sorted keys make
 their order deterministic too. The approvals app hashes ``plan_snapshot`` the same way

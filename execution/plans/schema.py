@@ -1,4 +1,5 @@
-"""Submission body validation (§5): every problem with its field path, no database access.
+"""Submission body validation (docs/contract.md#submission): every problem with its field path, no database
+access.
 
 Asset existence is checked later by ``execution_submit`` (it needs the tenant and must not
 leak another tenant's inventory before the membership check).

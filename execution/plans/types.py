@@ -17,12 +17,14 @@ def step_type_info(name: str) -> tuple[str | None, Any]:
 
 
 def step_default_action_class(step_type: str, params: dict[str, Any]) -> str:
-    """§5: validate, http GET, sql SELECT -> read; command, file, other http/sql -> modify."""
+    """docs/contract.md#submission: validate, http GET, sql SELECT -> read; command, file, other http/sql ->
+    modify."""
     _canonical, runner = step_type_info(step_type)
     return str(runner.default_action_class(params)) if runner is not None else ActionClass.MODIFY
 
 
 def step_needs_target(step_type: str) -> bool:
-    """§5: command, file and sql steps always name their target (no implicit "run it here")."""
+    """docs/contract.md#submission: command, file and sql steps always name their target (no implicit "run it
+    here")."""
     _canonical, runner = step_type_info(step_type)
     return bool(runner is not None and runner.needs_target)

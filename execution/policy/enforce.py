@@ -1,4 +1,4 @@
-"""``require``: decide, and on a refusal leave the trace §8 asks for, then raise.
+"""``require``: decide, and on a refusal leave the trace docs/contract.md#rbac asks for, then raise.
 
 A refusal about an execution is an ``rbac_violation`` event on it; one where no execution
 exists yet (submission, a tenant stream, secrets, members) is an ``AuditLog`` row. Both are

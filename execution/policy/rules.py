@@ -1,4 +1,4 @@
-"""Who may do what (contract §8, docs/contract.md#rbac): one function per right.
+"""Who may do what (docs/contract.md#rbac): one function per right.
 
 ``decide`` is pure (reads, never writes) and is the only place a right is decided; every
 door (REST, pages, admin, WebSocket, ``manage.py --user``, the worker's re-check) asks it.

@@ -1,4 +1,4 @@
-"""Live progress over WebSockets (§11).
+"""Live progress over WebSockets (docs/contract.md#live-progress).
 
 A committed event becomes a *pointer* (execution, tenant, event id) on two Channels groups:
 through ``channels_redis`` when ``REDIS_URL`` is set, otherwise through PostgreSQL

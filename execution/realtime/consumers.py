@@ -1,11 +1,12 @@
-"""WebSocket consumers of §11: one execution's events, or all events of a tenant.
+"""WebSocket consumers of docs/contract.md#live-progress: one execution's events, or all events of a tenant.
 
 On connect: authenticate (4401), authorise through the policy's SUBSCRIBE right (4403/4404,
 the refusal recorded), join the groups, then send every event after ``?after=<id>`` from the
 table. Every ``REALTIME_RECHECK_SECONDS`` the right is decided again: a socket whose user lost
-the membership or was deactivated is closed with 4403 (§8). Afterwards each pointer that arrives (and a
-periodic catch-up) makes the consumer read the table after the last id it sent. All reads
-go through one lock and one cursor, so every event is sent once and in id order.
+the membership or was deactivated is closed with 4403 (docs/contract.md#rbac). Afterwards each
+pointer that arrives (and a periodic catch-up) makes the consumer read the table after the last
+id it sent. All reads go through one lock and one cursor, so every event is sent once and in id
+order.
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ class ExecutionEventsConsumer(EventStreamConsumer):
                 user, policy.Right.SUBSCRIBE, execution=execution, door="websocket"
             )
         except policy.RightDenied as denied:
-            # Another tenant's execution is simply unknown (§8: no 403/404 leak across tenants).
+            # Another tenant's execution is simply unknown (docs/contract.md#rbac: no 403/404
+            # leak across tenants).
             return CLOSE_UNKNOWN if denied.hidden else CLOSE_FORBIDDEN
         self.tenant_id = execution.tenant_id
         self.stream_filter = {"execution_id": execution_id}

@@ -1,4 +1,5 @@
-"""Reading a stream of events from ``execution_events`` for a consumer, gap-free (§11).
+"""Reading a stream of events from ``execution_events`` for a consumer, gap-free
+(docs/contract.md#live-progress).
 
 Ids come from one sequence but transactions commit in any order: event 21 can be visible
 while event 20 is still being committed by another process. A consumer that sent 21 and
@@ -157,7 +158,8 @@ def stream_head(*, execution_id: Any = None, tenant_id: int | None = None) -> in
 
 
 def event_messages(rows: list[ExecutionEvent]) -> list[dict[str, Any]]:
-    """§11 messages for a batch of events; progress computed once per execution per batch."""
+    """docs/contract.md#live-progress messages for a batch of events; progress computed once per execution
+    per batch."""
     if not rows:
         return []
     executions = {

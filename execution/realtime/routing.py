@@ -1,4 +1,4 @@
-"""WebSocket routes of §11 (included by opsconductor/routing.py)."""
+"""WebSocket routes of docs/contract.md#live-progress (included by opsconductor/routing.py)."""
 
 from __future__ import annotations
 

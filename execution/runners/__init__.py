@@ -1,1 +1,1 @@
-"""Step runners (§7): one module per step type, registered in registry.py."""
+"""Step runners (docs/contract.md#steps): one module per step type, registered in registry.py."""

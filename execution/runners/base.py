@@ -1,4 +1,4 @@
-"""The one small interface every step runner implements (§7; one vertical slice per type).
+"""The one small interface every step runner implements (docs/contract.md#steps; one vertical slice per type).
 
 A runner gets a :class:`StepContext` (parameters with secrets already resolved, the resolved
 target, its timeout, a cancel flag) and returns a :class:`StepResult`. The engine owns

@@ -1,4 +1,4 @@
-"""``command`` steps (§7): run on the target's connection (local, ssh, automation)."""
+"""``command`` steps (docs/contract.md#steps): run on the target's connection (local, ssh, automation)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from execution.runners.registry import register
 
 
 def _connection_type(ctx: StepContext) -> str | None:
-    # No target, no connection: only a `local` asset runs anything on the worker host (§7).
+    # No target, no connection: only a `local` asset runs anything on the worker host
+    # (docs/contract.md#steps).
     return ctx.target.connection_type if ctx.target else None
 
 

@@ -1,4 +1,4 @@
-"""``file`` steps (§7): SFTP upload or download to/from an ``ssh`` asset, sha256-verified.
+"""``file`` steps (docs/contract.md#steps): SFTP upload or download to/from an ``ssh`` asset, sha256-verified.
 
 Params: ``direction`` (``upload``|``download``), ``remote_path``, and ``local_path`` (relative
 to ``<FILE_TRANSFER_DIR>/<tenant>/``: a tenant cannot read or write the worker's other
@@ -142,7 +142,7 @@ class FileRunner(Runner):
             return StepResult(status=ExecutionStatus.COMPLETED, output=output)
         except _Cancelled:
             if direction == "upload":
-                # A cancelled upload leaves no partial file behind (§13 cleanup).
+                # A cancelled upload leaves no partial file behind (docs/contract.md#cancellation cleanup).
                 with contextlib.suppress(OSError):
                     sftp.remove(remote)
             return StepResult(status=ExecutionStatus.CANCELLED, error_message="transfer cancelled")

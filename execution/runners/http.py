@@ -1,4 +1,4 @@
-"""``http`` steps (§7): one request to an allow-listed host, expected status, capped body.
+"""``http`` steps (docs/contract.md#steps): one request to an allow-listed host, expected status, capped body.
 
 Params: ``method`` (GET), ``url``, ``headers``, ``body`` (text) or ``json``, ``expect_status``
 (an int or a list; default any 2xx), ``timeout_seconds`` (bounded by the step timeout),
@@ -65,7 +65,8 @@ def http_request(
     deadline = time.monotonic() + ctx.timeout_seconds
     while not done.wait(0.05):
         if ctx.cancel_event.is_set() or time.monotonic() >= deadline:
-            session.close()  # abandon the call (§13); the daemon thread ends with its socket
+            # abandon the call (docs/contract.md#cancellation); the daemon thread ends with its socket
+            session.close()
             return None, "cancelled" if ctx.cancel_event.is_set() else "timeout"
     session.close()
     if "error" in box:

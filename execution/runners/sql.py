@@ -1,4 +1,4 @@
-"""``sql`` steps (§7): one statement against a ``database`` asset with psycopg2.
+"""``sql`` steps (docs/contract.md#steps): one statement against a ``database`` asset with psycopg2.
 
 The asset gives address, port and username; the password comes from its credential_ref
 (``ctx.credential["password"]``); the database name from ``params.database`` or the asset's
@@ -112,7 +112,7 @@ class SqlRunner(Runner):
         finished = threading.Event()
 
         def watch_cancel() -> None:
-            # A cancel (§13) interrupts the running statement on the server.
+            # A cancel (docs/contract.md#cancellation) interrupts the running statement on the server.
             while not finished.wait(0.1):
                 if ctx.cancel_event.is_set():
                     conn.cancel()

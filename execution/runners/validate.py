@@ -1,4 +1,4 @@
-"""``validate`` steps (§7): assertions on earlier steps' outputs, and probes.
+"""``validate`` steps (docs/contract.md#steps): assertions on earlier steps' outputs, and probes.
 
 Params (every part optional, at least one check):
 - ``assertions``: a list of ``{"step": <index, default the previous step>, <check>}`` where the

@@ -1,4 +1,4 @@
-"""``workflow`` steps (§7): run a workflow of the Automation Service on the target.
+"""``workflow`` steps (docs/contract.md#steps): run a workflow of the Automation Service on the target.
 
 ``params: {"workflow": "<name>", "inputs": {...}}``. Secret references in ``inputs`` are
 resolved just in time by the engine like any param and travel to the service in the start

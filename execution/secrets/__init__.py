@@ -1,4 +1,5 @@
-"""Secrets of §10: references in params and assets, resolved just in time in the worker.
+"""Secrets of docs/contract.md#secrets-and-masking: references in params and assets, resolved just in time in
+the worker.
 
 The engine calls ``secrets_resolve_for_step`` right before a step runs, hands the resolved
 params and credential to the runner, masks every sink with ``ResolvedSecrets.values`` and

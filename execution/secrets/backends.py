@@ -1,4 +1,5 @@
-"""The five secret backends of §10. Each maps (tenant, path) -> the stored string.
+"""The five secret backends of docs/contract.md#secrets-and-masking. Each maps (tenant, path) -> the stored
+string.
 
 Every backend is tenant-scoped by construction, so a plan of one tenant cannot name a
 secret of another:

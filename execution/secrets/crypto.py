@@ -1,4 +1,4 @@
-"""Fernet encryption of the db backend's values (§10: encrypted at rest).
+"""Fernet encryption of the db backend's values (docs/contract.md#secrets-and-masking: encrypted at rest).
 
 The key comes from ``settings.SECRETS_ENCRYPTION_KEY`` (comma-separated Fernet keys: the first
 encrypts, every one decrypts, so keys can be rotated). In development and tests, when it is

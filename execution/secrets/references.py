@@ -1,4 +1,5 @@
-"""The §10 reference format: ``{"type": "secret", "path": "<backend>:<path>[#field]"}``."""
+"""The docs/contract.md#secrets-and-masking reference format: ``{"type": "secret", "path":
+"<backend>:<path>[#field]"}``."""
 
 from __future__ import annotations
 

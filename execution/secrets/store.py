@@ -6,7 +6,8 @@ from execution.models import SecretEntry, Tenant
 from execution.secrets.crypto import encrypt
 from execution.secrets.references import SecretError
 
-# Shorter values are refused (§10): a 3-character value masked everywhere would blank out
+# Shorter values are refused (docs/contract.md#secrets-and-masking): a 3-character value masked everywhere
+# would blank out
 # ordinary text, and left alone it would be a secret in clear.
 SECRET_MIN_LENGTH = 8
 

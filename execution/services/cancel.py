@@ -1,4 +1,5 @@
-"""``execution_cancel`` (§13): one cancel service for the API, pages, admin and command."""
+"""``execution_cancel`` (docs/contract.md#cancellation): one cancel service for the API, pages, admin and
+command."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from execution.enums import ActorType, ApprovalState, ExecutionStatus, QueueStatus
+from execution.enums import FINISHED_STATUSES, ActorType, ApprovalState, ExecutionStatus, QueueStatus
+from execution.errors import AlreadyFinished
 from execution.models import Execution, QueueItem
 from execution.services.events import event_record
 from execution.services.transition import transition
@@ -24,13 +26,16 @@ def execution_cancel(*, execution: Execution, actor: Any = None, reason: str = "
     Not yet running: ends ``cancelled`` at once, its queue item and approval closed, its
     steps ``cancelled``. Running: records the request (``cancel_requested`` event); the
     worker notices within a second, kills the current step and ends it ``cancelled``.
-    Finished: returned unchanged.
+    Already cancelled: returned unchanged. Otherwise finished: ``AlreadyFinished`` naming the
+    status (nothing to cancel; the adapters answer 409 / exit non-zero).
     """
     actor_type = ActorType.USER if actor is not None else ActorType.SYSTEM
     reason = reason.strip()[:CANCEL_REASON_MAX]
     with transaction.atomic():
         # The row lock orders us against the worker's own transitions.
         row = Execution.objects.select_for_update().get(pk=execution.pk)
+        if row.status in FINISHED_STATUSES and row.status != ExecutionStatus.CANCELLED:
+            raise AlreadyFinished(row.execution_id, row.status)
         if row.status in NOT_STARTED:
             now = timezone.now()
             row = transition(

@@ -1,4 +1,5 @@
-"""Classification of §2: action class, SLA class, mode, effective approval level, priority."""
+"""Classification of docs/contract.md#vocabulary: action class, SLA class, mode, effective approval level,
+priority."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ _SHELL_SYNTAX = re2.compile(r"[;&|<>`$()\\\n\r]")
 
 
 class ActionClassLowered(ValueError):
-    """A step declared an action class below its type's default (§5)."""
+    """A step declared an action class below its type's default (docs/contract.md#submission)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def command_is_read_only(command: str, patterns: Sequence[str]) -> bool:
 
 
 def step_action_class(step: dict[str, Any], *, read_only_patterns: Sequence[str] = ()) -> str:
-    """The step's class: its type's default, raised by a declared class (§5).
+    """The step's class: its type's default, raised by a declared class (docs/contract.md#submission).
 
     A declared class never lowers the default. A ``command`` declared ``read`` is read only
     when its command fully matches one of the tenant's read-only command rules, holds no
@@ -86,7 +87,8 @@ def sla_class_for(*, estimated_seconds: float | None, explicit: str | None) -> s
 
 
 def approval_minimum(*, environment: str, action_class: str) -> int:
-    # (environment:action class) -> minimum level; unlisted pairs are 0 (settings, §2).
+    # (environment:action class) -> minimum level; unlisted pairs are 0 (settings,
+    # docs/contract.md#vocabulary).
     table: dict[str, int] = settings.APPROVAL_POLICY_MINIMUMS
     return int(table.get(f"{environment}:{action_class}", 0))
 

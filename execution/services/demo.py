@@ -1,4 +1,5 @@
-"""``demo_seed``: the idempotent demo tenant of §12 (users per role, tokens, local assets,
+"""``demo_seed``: the idempotent demo tenant of docs/contract.md#monitoring (users per role, tokens, local
+assets,
 read-only command rules)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The dead-letter queue (§6): entries, operator requeue and archive."""
+"""The dead-letter queue (docs/contract.md#queue-and-workers): entries, operator requeue and archive."""
 
 from __future__ import annotations
 

@@ -50,8 +50,8 @@ def event_record(
 ) -> ExecutionEvent:
     """Append one event row (in the current transaction) and publish it after commit.
 
-    A sink of §10: details and error message are masked here once more with the values
-    resolved for the execution in this process, whatever the caller already did.
+    A sink of docs/contract.md#secrets-and-masking: details and error message are masked here
+    once more with the values resolved for the execution in this process, whatever the caller already did.
     """
     values = secrets_of(execution.execution_id)
     event = ExecutionEvent.objects.create(
@@ -75,7 +75,8 @@ def events_record(*, execution: Execution, events: list[dict[str, Any]]) -> list
     """Append several events of one transaction in one multi-row INSERT; their pointer goes
     out as one NOTIFY with the highest id (delivered at commit), the publishers get each
     event after commit. Each dict holds :func:`event_record`'s keyword arguments."""
-    values = secrets_of(execution.execution_id)  # §10: this writer is a sink too
+    # docs/contract.md#secrets-and-masking: this writer is a sink too
+    values = secrets_of(execution.execution_id)
     rows = ExecutionEvent.objects.bulk_create(
         ExecutionEvent(
             execution_id=execution.execution_id,

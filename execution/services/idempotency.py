@@ -1,4 +1,4 @@
-"""Idempotency of §5 (docs/idempotency.md).
+"""Idempotency of docs/contract.md#submission (docs/idempotency.md).
 
 key = sha256(part + "\\x1f" + tenant slug + "\\x1f" + actor id [+ "\\x1fdry_run"]), part = the
 canonical plan JSON, or ``"header:" + Idempotency-Key`` when the header is given. A dry run

@@ -1,4 +1,4 @@
-"""Immediate mode (§2): the request waits while a worker runs the execution.
+"""Immediate mode (docs/contract.md#vocabulary): the request waits while a worker runs the execution.
 
 No step ever runs in a web process. An immediate execution is queued at priority 1 like any
 other; the request polls its row until it ends or the fast SLA bound

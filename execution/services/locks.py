@@ -1,4 +1,5 @@
-"""Per-asset locks on ``execution_locks`` (§3, §6): one row per (asset, tenant), reused.
+"""Per-asset locks on ``execution_locks`` (docs/contract.md#data-model, docs/contract.md#queue-and-workers):
+one row per (asset, tenant), reused.
 
 All of an execution's assets are taken in sorted order (deadlock-free), all or nothing,
 heartbeated with the lease, and released on every exit path.

@@ -1,4 +1,5 @@
-"""Tenant membership and API tokens, managed by the tenant's admins (§8, §19).
+"""Tenant membership and API tokens, managed by the tenant's admins (docs/contract.md#rbac,
+docs/contract.md#operator-console).
 
 Every change is one audit-log row in the same transaction. A tenant keeps at least one
 admin. Tokens belong to users, not tenants, so a tenant admin may only touch the token of a

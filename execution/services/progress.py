@@ -1,4 +1,5 @@
-"""Live-progress services (§11): batched step output and the progress of an execution.
+"""Live-progress services (docs/contract.md#live-progress): batched step output and the progress of an
+execution.
 
 ``step_output_record`` turns chunks of a running step's output into ``step_output`` events:
 masked, then capped per event and per step (a value split across two chunks is held back
@@ -31,7 +32,7 @@ from execution.services.events import event_record
 STEP_OUTPUT_CHUNK_LIMIT = 4096  # characters per step_output event
 STEP_OUTPUT_STEP_LIMIT = 64 * 1024  # characters of live output per step; the rest is dropped
 # Raw characters kept past a limit until the flush masks them: a secret cut by the limit is
-# still whole when masking runs (masking happens before capping, §10).
+# still whole when masking runs (masking happens before capping, docs/contract.md#secrets-and-masking).
 MASK_MARGIN = 1024
 STEP_OUTPUT_EVENTS_PER_SECOND = 4  # flushes per execution per second (one event per stream)
 PENDING_PRUNE_AT = 256  # executions with output state in this process before idle ones go

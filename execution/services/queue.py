@@ -1,4 +1,5 @@
-"""The domain moves of the queue of §6 on ``execution_queue``: enqueue, a fresh item, back-off.
+"""The domain moves of the queue of docs/contract.md#queue-and-workers on ``execution_queue``: enqueue, a
+fresh item, back-off.
 
 Claims, leases and the end of an attempt are the worker's statements
 (execution/worker/store.py). Our table is the truth about order and attempts; django-q2
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def policy_for(execution: Execution) -> StoredPolicy:
-    """The timeout policy stored on the execution at submission (§6)."""
+    """The timeout policy stored on the execution at submission (docs/contract.md#queue-and-workers)."""
     return StoredPolicy.from_json(execution.timeout_policy)
 
 

@@ -1,4 +1,5 @@
-"""The reaper (§6): items whose lease expired go back to the queue; expired locks are freed.
+"""The reaper (docs/contract.md#queue-and-workers): items whose lease expired go back to the queue; expired
+locks are freed.
 
 A lease expires when its worker died (SIGKILL, lost machine) or held the item past the
 policy's lease timeout. The attempt counts; past ``max_attempts`` the execution is

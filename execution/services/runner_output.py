@@ -1,4 +1,5 @@
-"""The runner adapter's boundary (§10, docs/secrets.md): what leaves a runner, or an
+"""The runner adapter's boundary (docs/contract.md#secrets-and-masking, docs/secrets.md): what leaves a
+runner, or an
 exception raised around one, is masked here before anything stores, caps, logs or sends it."""
 
 from __future__ import annotations

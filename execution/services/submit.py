@@ -1,4 +1,5 @@
-"""``execution_submit``: the §5 pipeline (validate -> RBAC -> idempotency -> classify ->
+"""``execution_submit``: the docs/contract.md#submission pipeline (validate -> RBAC -> idempotency ->
+classify ->
 create -> route). Views and the ``submit`` command are thin adapters over it."""
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def _require_submit(user: Any, *, details: dict[str, Any], **context: Any) -> No
 def execution_submit_body(
     *, submitter: Any, body: Any, idempotency_header: str | None = None
 ) -> SubmitOutcome:
-    """Validate a §5 request body and submit it (see :func:`execution_submit`)."""
+    """Validate a docs/contract.md#submission request body and submit it (see :func:`execution_submit`)."""
     inp = submission_validate(body)
     inp.plan = plan_normalize(inp.plan)
     return _submit(submitter=submitter, inp=inp, idempotency_header=idempotency_header)
@@ -261,10 +262,12 @@ def _create(
         holder = idempotency_claim(tenant=tenant, key=key)
         if holder is not None:
             return SubmitOutcome(execution=holder, replayed=True)
-    # The policy is fixed now (§6): a later edit of the row changes only later submissions.
+    # The policy is fixed now (docs/contract.md#queue-and-workers): a later edit of the row changes only
+    # later submissions.
     policy = StoredPolicy.of(row)
     # A level-0 plan is approved by the system and queued at once: the row is inserted in
-    # its final state, its three transitions recorded by their events (§4). Immediate plans
+    # its final state, its three transitions recorded by their events (docs/contract.md#state-machine).
+    # Immediate plans
     # run on a worker too (never in a web process), ahead of everything.
     direct = classification.approval_level == 0
     immediate = classification.execution_mode == ExecutionMode.IMMEDIATE

@@ -1,4 +1,4 @@
-"""``transition()``: the single owner of every execution status change (§4)."""
+"""``transition()``: the single owner of every execution status change (docs/contract.md#state-machine)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def transition(
 ) -> Execution:
     """Move an execution to status ``to``.
 
-    Locks the row (SELECT ... FOR UPDATE), checks the transition against §4's table, writes
+    Locks the row (SELECT ... FOR UPDATE), checks the transition against docs/contract.md#state-machine's
+    table, writes
     ``previous_status``/``status_changed_at`` and one ``execution_events`` row in the same
     transaction; the event is published after commit. An illegal transition raises
     :class:`IllegalTransition` and changes nothing. ``expected_from`` narrows the legal
@@ -61,7 +62,8 @@ def transition(
                 raise IllegalTransition(locked.execution_id, current, to)
         if not is_legal(current, to):
             raise IllegalTransition(locked.execution_id, current, to)
-        # §10: a reason or error message may carry text from a runner or an exception.
+        # docs/contract.md#secrets-and-masking: a reason or error message may carry text from a runner or an
+        # exception.
         values = secrets_of(locked.execution_id)
         reason = mask_text(reason, values)
         if fields.get("error_message"):
@@ -109,7 +111,8 @@ def transition(
 def execution_fail_unstarted(
     *, execution: Execution | Any, reason: str, actor_type: str = ActorType.WORKER
 ) -> Execution:
-    """queued -> failed for an execution that could not start (§4): a revoked right, a plan
+    """queued -> failed for an execution that could not start (docs/contract.md#state-machine): a revoked
+    right, a plan
     that no longer matches its approval, the lock wait limit, attempts used up by dead
     workers. It never ran: no ``started`` event, ``started_at`` stays empty."""
     with transaction.atomic():
@@ -121,6 +124,6 @@ def execution_fail_unstarted(
             expected_from=ExecutionStatus.QUEUED,
             fields={"error_message": reason[:4000]},
         )
-        # Its steps will not run either (§13: steps not run end cancelled).
+        # Its steps will not run either (docs/contract.md#cancellation: steps not run end cancelled).
         failed.steps.filter(status=ExecutionStatus.QUEUED).update(status=ExecutionStatus.CANCELLED)
     return failed

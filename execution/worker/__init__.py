@@ -1,4 +1,5 @@
-"""The worker runtime: everything that runs inside a django-q2 worker process (§6, §7, §13).
+"""The worker runtime: everything that runs inside a django-q2 worker process
+(docs/contract.md#queue-and-workers, docs/contract.md#steps, docs/contract.md#cancellation).
 
 - ``store.py``: the hot path's SQL, one function per statement (claim with context, start,
   step boundary, finish, hand back, heartbeat);

@@ -1,4 +1,5 @@
-"""One attempt of an execution, from its claim (or an immediate start) to its outcome (§4, §6, §13).
+"""One attempt of an execution, from its claim (or an immediate start) to its outcome
+(docs/contract.md#state-machine, docs/contract.md#queue-and-workers, docs/contract.md#cancellation).
 
 The hot path is three statements for a one-step plan (execution/worker/store.py): the claim
 returns the attempt's whole context, ``start`` moves it to running with its first step,
@@ -69,7 +70,7 @@ def _stand_in(ctx: store.AttemptContext) -> Execution:
 
 
 def _rbac_denied(ctx: store.AttemptContext) -> str | None:
-    """The re-check before start (§8), decided from the claim's context without a query
+    """The re-check before start (docs/contract.md#rbac), decided from the claim's context without a query
     when the role alone allows every step; grants and non-strict mode take the full check."""
     if not ctx.actor_active:
         return f"actor {ctx.actor_username!r} is deactivated"
@@ -179,7 +180,8 @@ def attempt_run(*, ctx: store.AttemptContext, worker_id: str) -> str:
     finally:
         watcher.release()
         step_output_forget(execution=execution)
-        # The attempt is over: its resolved values leave this process's memory (§10).
+        # The attempt is over: its resolved values leave this process's memory
+        # (docs/contract.md#secrets-and-masking).
         secrets_forget(execution_id=ctx.execution_id)
         if assets and not state.locks_released:  # lease lost, or a crash
             locks_release(execution=execution, reason="attempt ended")
@@ -347,7 +349,7 @@ def _finish(
     common: dict[str, Any] = {"ctx": ctx, "done": done, "result": result, "has_locks": bool(state.assets)}
     if outcome == "shutdown":
         # SIGTERM and the grace period is over: back to the queue at once, the attempt not
-        # counted; the interrupted step runs again on the next attempt (§6).
+        # counted; the interrupted step runs again on the next attempt (docs/contract.md#queue-and-workers).
         events.append(
             {
                 "type": "retry_scheduled",

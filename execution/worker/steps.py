@@ -1,4 +1,5 @@
-"""One step through its runner: secrets just in time, timeout, cleanup, masking (§7, §10, §13).
+"""One step through its runner: secrets just in time, timeout, cleanup, masking (docs/contract.md#steps,
+docs/contract.md#secrets-and-masking, docs/contract.md#cancellation).
 
 The step's rows and events are written by the attempt (execution/worker/attempt.py) through
 the store; this module runs the runner and turns its result into the masked, capped record
@@ -137,7 +138,7 @@ def step_event(
         "exit_code": record["exit_code"],
     }
     if state.dry_run:
-        # Dry run / dark launch (§7): the events say what would have run.
+        # Dry run / dark launch (docs/contract.md#steps): the events say what would have run.
         details["dry_run"] = True
         details["would_run"] = record["output"].get("would_run")
     return {
@@ -215,7 +216,8 @@ def _invoke(state: AttemptState, step: StepRow, planned: dict[str, Any]) -> tupl
     except Exception as exc:
         logger.exception("runner %s crashed", step.step_type)
         result = StepResult(status=ExecutionStatus.FAILED, error_message=exception_text(exc, secrets))
-    # §10: nothing of the runner's leaves unmasked (the error text builds the execution's
+    # docs/contract.md#secrets-and-masking: nothing of the runner's leaves unmasked (the error text builds
+    # the execution's
     # error, retry and dead-letter reasons).
     step_result_mask(result=result, secrets=secrets)
     reason = state.watched.reason

@@ -42,7 +42,8 @@ from execution.services.limits import AT_LIMIT_SQL, FULL_SCOPES_CTE, LIMITED_SQL
 from execution.state_machine import is_legal
 from execution.worker.wake import WAKE_CHANNEL
 
-# Every status edge these statements take; each must be legal in the state machine (§4).
+# Every status edge these statements take; each must be legal in the state machine
+# (docs/contract.md#state-machine).
 EDGES: frozenset[tuple[str, str]] = frozenset(
     {(S.QUEUED, S.RUNNING), (S.APPROVED, S.RUNNING)}
     | {(S.RUNNING, to) for to in (S.COMPLETED, S.PARTIAL, S.FAILED, S.CANCELLED, S.TIMEOUT, S.QUEUED)}
@@ -363,7 +364,8 @@ done AS (
 
 
 def _params(ctx: AttemptContext, events: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    # §10: the store writes events and step rows, so it masks once more with the values
+    # docs/contract.md#secrets-and-masking: the store writes events and step rows, so it masks once more with
+    # the values
     # resolved for the execution in this process, whatever the caller already did.
     values = secrets_of(ctx.execution_id)
     if values:
@@ -531,7 +533,8 @@ _FINISH_WHEN = """(v.e->>'when' IS NULL
        OR (v.e->>'when' = 'locks' AND EXISTS (SELECT 1 FROM released)))"""
 
 # running -> the outcome, with the last step's result, the asset locks released, the steps
-# that will not run now ``cancelled`` (§13), the queue item closed (or handed back for a
+# that will not run now ``cancelled`` (docs/contract.md#cancellation), the queue item closed (or handed back
+# for a
 # retry) and, for a dead letter, its DLQ entry (refreshed after an earlier requeue): one
 # statement.
 FINISH_SQL = f"""

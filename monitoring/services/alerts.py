@@ -1,4 +1,5 @@
-"""Acknowledging SLA alerts (§12, §19): who, when, why; the alert leaves the active list."""
+"""Acknowledging SLA alerts (docs/contract.md#monitoring, docs/contract.md#operator-console): who, when, why;
+the alert leaves the active list."""
 
 from __future__ import annotations
 

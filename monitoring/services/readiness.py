@@ -1,4 +1,5 @@
-"""Readiness checks of §12, shared by ``/readyz``, ``manage.py health`` and ``go_no_go``.
+"""Readiness checks of docs/contract.md#monitoring, shared by ``/readyz``, ``manage.py health`` and
+``go_no_go``.
 
 Each check returns a :class:`CheckResult` and never raises: a failing dependency is a
 result with ``ok=False`` and a one-line reason, so the caller can name it.

@@ -1,4 +1,5 @@
-"""The release checklist of §12, executed: ``manage.py go_no_go`` prints GO or NO-GO."""
+"""The release checklist of docs/contract.md#monitoring, executed: ``manage.py go_no_go`` prints GO or
+NO-GO."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SLA violation detection (§12): run by the ``sla_sweep`` schedule or called directly.
+"""SLA violation detection (docs/contract.md#monitoring): run by the ``sla_sweep`` schedule or called
+directly.
 
 Two kinds of violation:
 

@@ -1,4 +1,4 @@
-"""approval_vote: the rules of §9, the events it writes, and how approved executions continue."""
+"""approval_vote: the rules of docs/contract.md#approvals, the events it writes, and how approved executions continue."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_requester_cannot_vote_on_own_execution(tenant: Any) -> None:
     assert refused.value.code == "requester"
     assert "own execution" in refused.value.reason
     assert not ApprovalVote.objects.exists()
-    # The refusal is recorded on the execution (§8: every denial writes rbac_violation).
+    # The refusal is recorded on the execution (docs/contract.md#rbac: every denial writes rbac_violation).
     assert events_of(approval) == ["approval_requested", "rbac_violation"]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import processes
+from tests.support.redis import suite_redis_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -50,7 +51,7 @@ def test_rest_submit_quick_drains_every_submission() -> None:
 
 
 def test_ws_latency_quick_on_both_paths_delivers_every_event() -> None:
-    out = run_bench("ws_latency.py", "--quick")
+    out = run_bench("ws_latency.py", "--quick", "--redis-url", suite_redis_url())
     for path in ("redis", "bridge"):
         assert re.search(rf"{path}: received 100/100 +p50 {NUMBER} ms .* p99 {NUMBER} ms", out), out
 

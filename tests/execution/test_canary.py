@@ -1,4 +1,4 @@
-"""The end-to-end canary of §10, as far as this issue reaches.
+"""The end-to-end canary of docs/contract.md#secrets-and-masking, step by step, without the engine.
 
 A random 32-character value is stored in each backend (env, file, db, Vault KV v2, AWS) and
 used by a step of each type whose output echoes it: an environment variable of an SSH

@@ -1,12 +1,10 @@
-"""The §10 canary through the engine: a plan run by the worker code path (queue -> drain ->
+"""The docs/contract.md#secrets-and-masking canary through the engine: a plan run by the worker code path (queue -> drain ->
 steps -> masking -> rows -> events), then every sink this checkout has is searched.
 
 Sinks checked: a full dump of the database (pg_dump and every row of every table as text),
 the captured logs (the settings' console handler), the events published after commit, and
 the WebSocket messages built from every event row by ``execution.realtime.reader.event_messages``
-(what the consumers send). API responses are not checked here yet: the REST API (issue 4) is
-not in the checkout when this is written; once it is, GET the execution and its events with a
-token and search those bodies too.
+(what the consumers send), and the API responses an operator reads (detail, events, list).
 """
 
 from __future__ import annotations

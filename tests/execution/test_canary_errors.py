@@ -1,4 +1,4 @@
-"""The §10 canary on the error paths: every runner FAILS while echoing the secret, and the
+"""The docs/contract.md#secrets-and-masking canary on the error paths: every runner FAILS while echoing the secret, and the
 execution is retried and dead-lettered, so the value travels through error messages, retry
 and dead-letter reasons, queue errors, events and step output cut by the 10 KB cap.
 

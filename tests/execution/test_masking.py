@@ -1,4 +1,4 @@
-"""The one masking function (§10): exact values, one test per pattern, sensitive keys."""
+"""The one masking function (docs/contract.md#secrets-and-masking): exact values, one test per pattern, sensitive keys."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The policy (§8): role table, grants, strict mode, the worker's re-check before start."""
+"""The policy (docs/contract.md#rbac): role table, grants, strict mode, the worker's re-check before start."""
 
 from __future__ import annotations
 

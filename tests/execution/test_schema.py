@@ -1,4 +1,4 @@
-"""§3 in the database itself: enum types, table columns, constraints, seeded policies."""
+"""docs/contract.md#data-model in the database itself: enum types, table columns, constraints, seeded policies."""
 
 from __future__ import annotations
 

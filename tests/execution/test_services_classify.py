@@ -1,4 +1,4 @@
-"""Classification of §2."""
+"""Classification of docs/contract.md#vocabulary."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Idempotency of §5: window, supersede on failure, released keys."""
+"""Idempotency of docs/contract.md#submission: window, supersede on failure, released keys."""
 
 from __future__ import annotations
 

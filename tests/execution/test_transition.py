@@ -1,4 +1,4 @@
-"""The single transition() of §4: every pair of the status matrix, and a race."""
+"""The single transition() of docs/contract.md#state-machine: every pair of the status matrix, and a race."""
 
 from __future__ import annotations
 

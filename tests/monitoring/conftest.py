@@ -1,4 +1,4 @@
-"""Fixtures of the monitoring tests: the nine policies of §3 and a live worker heartbeat."""
+"""Fixtures of the monitoring tests: the nine policies of docs/contract.md#data-model and a live worker heartbeat."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``manage.py demo``: idempotent, ``--json`` in exactly the shape of §12, example plans."""
+"""``manage.py demo``: idempotent, ``--json`` in exactly the shape of docs/contract.md#monitoring, example plans."""
 
 from __future__ import annotations
 

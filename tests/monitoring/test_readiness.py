@@ -1,4 +1,4 @@
-"""/healthz, /readyz, ``manage.py health`` and ``manage.py go_no_go`` (§12)."""
+"""/healthz, /readyz, ``manage.py health`` and ``manage.py go_no_go`` (docs/contract.md#monitoring)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``manage.py cancel <execution_id> [--user U] [--reason TEXT]``: cancel an execution (§13)."""
+"""``manage.py cancel <execution_id> [--user U] [--reason TEXT]``: cancel an execution
+(docs/contract.md#cancellation)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from execution import policy
+from execution.errors import AlreadyFinished
 from execution.management.access import command_require, command_user
 from execution.models import Execution
 from execution.services.cancel import CANCEL_REASON_MAX, execution_cancel
@@ -34,7 +36,10 @@ class Command(BaseCommand):
             command_require(actor, policy.Right.CANCEL, execution=execution)
         if len(options["reason"]) > CANCEL_REASON_MAX:
             raise CommandError(f"--reason: at most {CANCEL_REASON_MAX} characters")
-        execution = execution_cancel(execution=execution, actor=actor, reason=options["reason"])
+        try:
+            execution = execution_cancel(execution=execution, actor=actor, reason=options["reason"])
+        except AlreadyFinished as exc:
+            raise CommandError(f"{exc}; nothing to cancel") from None
         state = (
             "cancel requested"
             if execution.cancel_requested_at and execution.status == "running"

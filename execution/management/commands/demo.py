@@ -1,4 +1,5 @@
-"""``manage.py demo [--password P | --reset-passwords] [--json]``: seed the demo tenant (§12).
+"""``manage.py demo [--password P | --reset-passwords] [--json]``: seed the demo tenant
+(docs/contract.md#monitoring).
 
 Idempotent; a plain re-run keeps every demo user's password (the one ``serve`` printed).
 """
@@ -39,6 +40,9 @@ class Command(BaseCommand):
         self.stdout.write("assets: " + ", ".join(f"{a['hostname']} (id {a['id']})" for a in seed.assets))
         plans = demo_example_plans()
         if plans:
-            self.stdout.write("example plans (POST them to /api/v1/executions/ with a token above):")
+            self.stdout.write(
+                "example plans (POST them to /api/v1/executions/ with the operator's token above;"
+                " a prod or deploy plan with the deployer's):"
+            )
             for plan in plans:
                 self.stdout.write(f"  {plan}")

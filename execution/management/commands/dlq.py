@@ -1,4 +1,5 @@
-"""``manage.py dlq list|requeue|archive``: the dead-letter queue from a shell (§6, §12)."""
+"""``manage.py dlq list|requeue|archive``: the dead-letter queue from a shell
+(docs/contract.md#queue-and-workers, docs/contract.md#monitoring)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """``manage.py secret set <path> --tenant T`` (value from stdin, never echoed) and
-``manage.py secret list --tenant T`` (paths only) for the db backend (§10)."""
+``manage.py secret list --tenant T`` (paths only) for the db backend
+(docs/contract.md#secrets-and-masking)."""
 
 from __future__ import annotations
 

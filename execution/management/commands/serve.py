@@ -1,4 +1,5 @@
-"""``manage.py serve``: web (daphne) + worker cluster (qcluster) on one machine (§12, §14).
+"""``manage.py serve``: web (daphne) + worker cluster (qcluster) on one machine (docs/contract.md#monitoring,
+docs/contract.md#scale-out).
 
 Migrates, seeds the demo tenant, prints the URL and logins, and runs until Ctrl-C/SIGTERM;
 then stops the workers (they drain), the web server and, when it is in use, the embedded

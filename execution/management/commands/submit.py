@@ -1,6 +1,7 @@
 """``manage.py submit plan.json --tenant T --user U``: submit a plan like the pipeline does.
 
-The file is either a §5 request body (``{"tenant": ..., "plan": {...}, ...}``) or a bare
+The file is either a docs/contract.md#submission request body (``{"tenant": ..., "plan": {...}, ...}``) or a
+bare
 plan (``{"name": ..., "environment": ..., "steps": [...]}``); ``--tenant`` overrides.
 """
 

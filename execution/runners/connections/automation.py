@@ -1,4 +1,4 @@
-"""``command`` steps on an ``automation`` asset: delegated to the Automation Service (§7).
+"""``command`` steps on an ``automation`` asset: delegated to the Automation Service (docs/contract.md#steps).
 
 The job is started with the key ``<execution_id>:<step_index>:<attempt>``, followed until it
 ends and cancelled there on a cancel or a step timeout (execution/runners/automation_jobs.py).

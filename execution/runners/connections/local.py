@@ -1,4 +1,4 @@
-"""``command`` steps on the worker host, for assets whose connection is ``local`` (§7).
+"""``command`` steps on the worker host, for assets whose connection is ``local`` (docs/contract.md#steps).
 
 Only a superuser creates such an asset (docs/security.md). The command still gets nothing
 of the worker: a scrubbed environment (PATH, HOME, LANG and the step's own ``env``), a

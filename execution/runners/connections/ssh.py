@@ -1,4 +1,4 @@
-"""``command`` steps on an ``ssh`` asset (paramiko), §7 and §13.
+"""``command`` steps on an ``ssh`` asset (paramiko), docs/contract.md#steps and docs/contract.md#cancellation.
 
 Authentication: the asset's ``credential_ref`` is resolved by the engine into
 ``ctx.credential`` (``password``, or ``private_key`` with an optional ``passphrase``).

@@ -1,4 +1,4 @@
-/* Live operator pages (§11, §19): plain JavaScript, no build step.
+/* Live operator pages (docs/contract.md#live-progress, docs/contract.md#operator-console): plain JavaScript, no build step.
  *
  * OpsLive.socket() keeps one WebSocket open: it remembers the id of the last event it
  * handled and reconnects with ?after=<that id> (back-off 0.5 s .. 10 s), so the server

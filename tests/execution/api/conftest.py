@@ -1,4 +1,4 @@
-"""Fixtures of the API tests: the §5 example against a demo-like tenant with assets."""
+"""Fixtures of the API tests: the docs/contract.md#submission example against a demo-like tenant with assets."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def client_for(user: Any = None) -> APIClient:
 
 @pytest.fixture
 def assets(tenant: Any) -> dict[str, Any]:
-    # The example declares `nginx -t` read: the tenant's read-only command rule allows it (§5).
+    # The example declares `nginx -t` read: the tenant's read-only command rule allows it (docs/contract.md#submission).
     ReadOnlyCommandRuleFactory(tenant=tenant, pattern="nginx -t")
     return {
         "web-1": AssetFactory(tenant=tenant, hostname="web-1"),
@@ -31,7 +31,7 @@ def assets(tenant: Any) -> dict[str, Any]:
 
 
 def example_body(asset_id: int) -> dict[str, Any]:
-    """The §5 example, verbatim except the asset id of the tenant's second host."""
+    """The docs/contract.md#submission example, verbatim except the asset id of the tenant's second host."""
     return copy.deepcopy(
         {
             "tenant": "acme",

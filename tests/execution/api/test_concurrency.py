@@ -1,4 +1,4 @@
-"""N identical submissions racing produce exactly one execution (§5)."""
+"""N identical submissions racing produce exactly one execution (docs/contract.md#submission)."""
 
 from __future__ import annotations
 

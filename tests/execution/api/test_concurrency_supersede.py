@@ -1,4 +1,4 @@
-"""Racing resubmissions after the earlier execution ended: exactly one successor (§5)."""
+"""Racing resubmissions after the earlier execution ended: exactly one successor (docs/contract.md#submission)."""
 
 from __future__ import annotations
 

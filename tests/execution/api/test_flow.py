@@ -1,4 +1,4 @@
-"""The §5 example end to end in-process: submit -> approve over REST -> a worker attempt."""
+"""The docs/contract.md#submission example end to end in-process: submit -> approve over REST -> a worker attempt."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Immediate mode (§2): a worker runs it at the top priority while the request waits; no
+"""Immediate mode (docs/contract.md#vocabulary): a worker runs it at the top priority while the request waits; no
 step ever runs in the web process."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Size limits, the Idempotency-Key header over HTTP, and tenant-scoped asset lookups (§5)."""
+"""Size limits, the Idempotency-Key header over HTTP, and tenant-scoped asset lookups (docs/contract.md#submission)."""
 
 from __future__ import annotations
 

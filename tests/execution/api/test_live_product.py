@@ -1,4 +1,4 @@
-"""The §5 acceptance against the running product: daphne + a real qcluster on the test
+"""The docs/contract.md#submission acceptance against the running product: daphne + a real qcluster on the test
 database, the demo tenant and its local assets, plain HTTP requests (what curl sends)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ FINISHED = {"completed", "failed", "partial", "cancelled", "timeout", "rejected"
 
 
 def _plan_body(assets: dict[str, int]) -> dict[str, Any]:
-    """The §5 example's shape on the demo assets (commands that succeed on any host)."""
+    """The docs/contract.md#submission example's shape on the demo assets (commands that succeed on any host)."""
     return {
         "tenant": "demo",
         "plan": {

@@ -1,4 +1,4 @@
-"""Permission matrix: every endpoint x persona -> status (§8). Another tenant's objects: 404."""
+"""Permission matrix: every endpoint x persona -> status (docs/contract.md#rbac). Another tenant's objects: 404."""
 
 from __future__ import annotations
 

@@ -58,5 +58,5 @@ def auth_headers(db: Any, keep_test_connection: None) -> dict[str, str]:
 )
 def test_api_conforms_to_its_schema(case: Any, auth_headers: dict[str, str]) -> None:
     # positive_data_acceptance is excluded: a schema-valid body can still name an unknown step
-    # type, a missing command or an asset the tenant lacks, and those are 400 by design (§5).
+    # type, a missing command or an asset the tenant lacks, and those are 400 by design (docs/contract.md#submission).
     case.call_and_validate(headers=auth_headers, excluded_checks=[positive_data_acceptance])

@@ -1,4 +1,4 @@
-"""Submission over REST: the §5 example, replay, validation, classification, routing."""
+"""Submission over REST: the docs/contract.md#submission example, replay, validation, classification, routing."""
 
 from __future__ import annotations
 

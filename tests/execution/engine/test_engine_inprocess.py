@@ -202,7 +202,8 @@ def test_cancel_during_a_long_command_ends_cancelled_quickly_and_kills_the_child
     wait_until(
         lambda: type(execution).objects.get(pk=execution.pk).status == "cancelled", 10, what="cancelled"
     )
-    assert time.monotonic() - asked < 2.0 + 1.0  # §13: noticed within a second; generous on a loaded box
+    # docs/contract.md#cancellation: noticed within a second; generous on a loaded box
+    assert time.monotonic() - asked < 2.0 + 1.0
     thread.join(30)
     wait_until(lambda: not pid_alive(pid), 5, what="child gone")
     assert ExecutionStep.objects.get(execution=execution).status == ExecutionStatus.CANCELLED

@@ -1,5 +1,5 @@
 """``/audit/`` (who did what, filterable) and tenant admins managing members, roles and tokens
-without being superusers -- never another tenant's (§19)."""
+without being superusers -- never another tenant's (docs/contract.md#operator-console)."""
 
 from __future__ import annotations
 

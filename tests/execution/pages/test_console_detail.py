@@ -1,5 +1,5 @@
 """``/executions/<id>/``: the whole history, attempts and streams, votes, reasons, a correct bar,
-Run again and the output download (§19)."""
+Run again and the output download (docs/contract.md#operator-console)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Door agreement (§8 "One policy, every door"): for every right x role x environment, each
+"""Door agreement (docs/contract.md#rbac "One policy, every door"): for every right x role x environment, each
 door that exposes the right does exactly what ``policy.decide`` says, and every refusal of
 a request the policy saw left an ``rbac_violation`` (an event on the execution or an audit
 row). Real database, real views/admin/commands/consumers; sockets through channels'

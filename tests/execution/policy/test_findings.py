@@ -56,7 +56,7 @@ async def _close_code_after(path: str, token: str, revoke: Any) -> int | None:
     connected, _ = await communicator.connect(timeout=10)
     assert connected and await communicator.receive_nothing(timeout=0.5)  # open and quiet
     await database_sync_to_async(revoke)()
-    # §8: closed with 4403 within 5 s (the re-check interval is short here).
+    # docs/contract.md#rbac: closed with 4403 within 5 s (the re-check interval is short here).
     output = await communicator.receive_output(timeout=5)
     await communicator.disconnect()
     return output.get("code") if output["type"] == "websocket.close" else None

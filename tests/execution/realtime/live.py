@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -21,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.processes import REPO_ROOT, free_port, stop_process, subprocess_env, wait_for_port
-
-REDIS_TEST_URL = os.environ.get("OPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+from tests.support.redis import suite_redis_url
 
 
 def run_async(coro: Any) -> Any:
@@ -47,7 +45,7 @@ def delivery_env(path: str) -> dict[str, str]:
     """Environment of child processes for one delivery path: "redis" or "bridge"."""
     env = subprocess_env()
     if path == "redis":
-        env["REDIS_URL"] = REDIS_TEST_URL
+        env["REDIS_URL"] = suite_redis_url()
     else:
         env.pop("REDIS_URL", None)
     return env

@@ -1,4 +1,4 @@
-"""§11 across real processes: daphne serves the sockets, another process writes the events.
+"""docs/contract.md#live-progress across real processes: daphne serves the sockets, another process writes the events.
 
 The producer (tests/execution/realtime/producer.py) is a separate process calling
 transition()/event_record()/step_output_record() -- a stand-in for a worker cluster.

@@ -1,4 +1,4 @@
-"""Dry run through the engine (§7): no side effect, and the record says what would have run."""
+"""Dry run through the engine (docs/contract.md#steps): no side effect, and the record says what would have run."""
 
 from __future__ import annotations
 
@@ -54,5 +54,5 @@ def test_dry_run_plan_sends_nothing_writes_nothing_and_says_what_would_run(
     assert steps[0].output_data["would_run"]["would_send"] == f"POST {server.url}/deploy"
     assert steps[1].output_data["would_run"]["remote_path"] == str(remote)
     assert ExecutionEvent.objects.filter(execution=execution, event_type="step_completed").count() == 2
-    # §7 also wants the *events* to say what would have run: that is the engine's
+    # docs/contract.md#steps also wants the *events* to say what would have run: that is the engine's
     # step_completed details (execution/worker/steps.py), which do not carry would_run yet.

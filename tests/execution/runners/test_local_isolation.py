@@ -1,4 +1,4 @@
-"""A command on a ``local`` asset, run by a real worker, gets nothing of the worker (§7).
+"""A command on a ``local`` asset, run by a real worker, gets nothing of the worker (docs/contract.md#steps).
 
 The finding: a command step without a target ran as root with the worker's environment,
 read a file secret and the admin's API token from PostgreSQL. Now it needs a local asset

@@ -1,4 +1,4 @@
-"""The five backends of §10, each against the real thing where it can run here."""
+"""The five backends of docs/contract.md#secrets-and-masking, each against the real thing where it can run here."""
 
 from __future__ import annotations
 
