@@ -12,6 +12,7 @@ from execution import policy
 from execution.errors import Conflict
 from execution.management.access import command_require, command_user
 from execution.models import DeadLetter
+from execution.selectors import dead_letters_visible_to
 from execution.services.dlq import dlq_archive, dlq_requeue
 
 
@@ -21,12 +22,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=["list", "requeue", "archive"])
         parser.add_argument("ids", nargs="*", help="execution ids or dlq ids (requeue/archive)")
-        parser.add_argument("--user", help="the operator (required for requeue/archive)")
+        parser.add_argument(
+            "--user", help="the operator (required for requeue/archive; list: what they may see)"
+        )
         parser.add_argument("--all", action="store_true", help="list requeued/archived entries too")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "list":
-            entries = DeadLetter.objects.select_related("execution__tenant").order_by("-failed_at")
+            # With --user, what that user may see (the same selector as REST and the pages);
+            # without, the shell's whole view.
+            entries = (
+                dead_letters_visible_to(command_user(options["user"]))
+                if options["user"]
+                else DeadLetter.objects.select_related("execution__tenant").order_by("-failed_at")
+            )
             if not options["all"]:
                 entries = entries.filter(requeued=False, archived=False)
             for e in entries:

@@ -47,6 +47,22 @@ def test_dlq_requeue_command_refuses_an_operator_with_a_one_line_reason() -> Non
     ).exists()
 
 
+@pytest.mark.django_db
+def test_dlq_list_command_with_a_user_lists_only_what_that_user_may_see() -> None:
+    """The shell's list agreed with no other door: an outsider saw every tenant's dead letters."""
+    import io
+
+    world = world_build()
+    entry = dead_letter_make(world, "dev")
+    seen = {}
+    for who in ("outsider-user", "admin-user"):
+        out = io.StringIO()
+        call_command("dlq", "list", "--user", who, stdout=out)
+        seen[who] = out.getvalue()
+    assert str(entry.dlq_id) not in seen["outsider-user"]
+    assert str(entry.dlq_id) in seen["admin-user"]
+
+
 async def _close_code_after(path: str, token: str, revoke: Any) -> int | None:
     from channels.testing import WebsocketCommunicator
 
