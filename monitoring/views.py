@@ -15,15 +15,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from execution import policy
 from monitoring.charts import bar_chart, histogram_chart
 from monitoring.metrics import metrics_render
 from monitoring.models import SlaAlert
-from monitoring.selectors.dashboard import (
-    alert_acknowledger_tenant_ids,
-    dashboard_data,
-    monitoring_allowed,
-    monitoring_tenant_ids,
-)
+from monitoring.selectors.dashboard import dashboard_data, monitoring_allowed
 from monitoring.selectors.figures import EXECUTION_BUCKETS, Histogram
 from monitoring.services.alerts import AlertAlreadyAcknowledged, sla_alert_acknowledge
 from monitoring.services.readiness import readiness_report
@@ -92,23 +88,28 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         y_label="executions",
     )
     data["stale_seconds"] = settings.MONITORING_WORKER_STALE_SECONDS
-    acknowledgers = alert_acknowledger_tenant_ids(request.user)
+    # Acknowledging an alert is acting on its execution: the policy's cancel right decides
+    # (admins, the requester, whoever may run that work), not a role list of our own.
     for row in data["alerts"]:
-        row["can_ack"] = acknowledgers is None or row["alert"].tenant_id in acknowledgers
+        row["can_ack"] = policy.decide(
+            request.user, policy.Right.CANCEL, execution=row["alert"].execution
+        ).allowed
     return render(request, "monitoring/dashboard.html", data)
 
 
 @login_required
 @require_POST
 def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
-    """Acknowledge one SLA alert of a tenant where the user may act (not a viewer)."""
-    allowed = alert_acknowledger_tenant_ids(request.user)
-    alert = SlaAlert.objects.filter(pk=alert_id).first()
-    if alert is None or (allowed is not None and alert.tenant_id not in allowed):
-        visible = monitoring_tenant_ids(request.user)
-        if alert is None or (visible is not None and alert.tenant_id not in visible):
-            raise Http404("no such alert")
-        raise PermissionDenied("viewers cannot acknowledge alerts")
+    """Acknowledge one SLA alert (the cancel right on its execution; refusals recorded)."""
+    alert = SlaAlert.objects.select_related("execution", "execution__tenant").filter(pk=alert_id).first()
+    if alert is None:
+        raise Http404("no such alert")
+    try:
+        policy.require(request.user, policy.Right.CANCEL, execution=alert.execution, door="page")
+    except policy.RightDenied as denied:
+        if denied.hidden:
+            raise Http404("no such alert") from None  # another tenant's alert is simply unknown
+        raise PermissionDenied(f"you may not acknowledge this alert: {denied.reason}") from None
     try:
         sla_alert_acknowledge(alert=alert, actor=request.user, comment=request.POST.get("comment", ""))
     except AlertAlreadyAcknowledged as done:

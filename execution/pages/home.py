@@ -19,13 +19,13 @@ from django.utils import timezone
 from approvals.models import ApprovalVote
 from approvals.selectors import approvals_pending_for
 from approvals.views.approvals import time_left
-from execution.enums import ExecutionStatus, Role
-from execution.models import DeadLetter, Membership
+from execution import policy
+from execution.enums import ExecutionStatus
+from execution.models import DeadLetter
 from execution.pages.executions import decorate, live_tenants
 from execution.pages.listing import ExecutionFilter, executions_for_console, with_step_counts
 from execution.selectors import tenant_ids_of
 
-VOTER_ROLES = (Role.APPROVER, Role.ADMIN)
 ACTIVE = [ExecutionStatus.QUEUED, ExecutionStatus.RUNNING, ExecutionStatus.APPROVED]
 FAILED = [ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT, ExecutionStatus.PARTIAL]
 RECENT = timedelta(hours=24)
@@ -33,11 +33,10 @@ LIMIT = 20
 
 
 def approvals_awaiting_vote(user: Any, tenant_ids: list[int]) -> list[Any]:
-    """Pending approvals in tenants where ``user`` votes, not requested by them, not yet voted.
-
-    A page hint only: the vote service has the last word on every vote.
+    """Pending approvals in tenants where the policy lets ``user`` vote, not requested by
+    them, not yet voted. A page hint only: the vote service has the last word on every vote.
     """
-    voter_tenants = Membership.objects.filter(user_id=user.pk, role__in=VOTER_ROLES).values("tenant_id")
+    voter_tenants = policy.tenant_ids_where(user, policy.Right.VOTE)
     voted = ApprovalVote.objects.filter(approval_id=OuterRef("pk"), voter_id=user.pk)
     return list(
         approvals_pending_for(user)

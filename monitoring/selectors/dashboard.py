@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from execution.enums import FINISHED_STATUSES, ExecutionStatus, Role
+from execution.enums import FINISHED_STATUSES, ExecutionStatus
 from execution.models import Membership, Tenant, WorkerHeartbeat
 from execution.selectors import tenant_ids_of
 from execution.services.limits import limits_usage
@@ -29,17 +29,6 @@ def monitoring_tenant_ids(user: Any) -> list[int] | None:
     if getattr(user, "is_superuser", False):
         return None
     return tenant_ids_of(user)
-
-
-def alert_acknowledger_tenant_ids(user: Any) -> set[int] | None:
-    """None = every tenant (superusers); else tenants where the user holds a role that acts."""
-    if getattr(user, "is_superuser", False):
-        return None
-    return set(
-        Membership.objects.filter(user_id=user.pk)
-        .exclude(role=Role.VIEWER)
-        .values_list("tenant_id", flat=True)
-    )
 
 
 def monitoring_allowed(user: Any) -> bool:

@@ -96,7 +96,7 @@ def test_an_acknowledged_alert_leaves_the_active_list(operator: Any, tenant: Any
 
 def test_viewers_and_other_tenants_cannot_acknowledge(viewer: Any, outsider: Any, tenant: Any) -> None:
     alert = _alert(tenant)
-    assert "viewers cannot" in _client(viewer).get("/monitoring/").content.decode()
+    assert "not yours to acknowledge" in _client(viewer).get("/monitoring/").content.decode()
     assert _client(viewer).post(f"/monitoring/alerts/{alert.pk}/acknowledge/").status_code == 403
     assert _client(outsider).post(f"/monitoring/alerts/{alert.pk}/acknowledge/").status_code == 404
     alert.refresh_from_db()
