@@ -10,7 +10,7 @@
    ``async_task`` per execution, each running one execution) -> executions/s and
    the ratio ours / naive; and N no-op ``async_task`` calls (django-q2's broker ceiling).
 
-Uses DATABASE_URL or the embedded PostgreSQL; the rows it creates are deleted at the end.
+Uses DATABASE_URL or the embedded PostgreSQL (migrated first); the rows it creates are deleted at the end.
 Exits non-zero when an execution does not complete (with its status and error).
 """
 
@@ -283,6 +283,9 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
     ours_rate, latencies = ours(n, args.workers, idle)
     naive_rate = raw(n, args.workers, naive=True)
     raw_rate = raw(n, args.workers, naive=False)

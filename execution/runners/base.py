@@ -77,6 +77,10 @@ class Runner:
     step_type: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
     needs_target: ClassVar[bool] = False
+    # Touches nothing outside this process and ends at once (noop): the engine may run it
+    # before marking the execution running and record start, step and outcome in one
+    # statement (docs/engine.md). A runner with any effect, secret or target must not say so.
+    inline: ClassVar[bool] = False
 
     def default_action_class(self, params: dict[str, Any]) -> str:
         return ActionClass.MODIFY

@@ -10,6 +10,7 @@ from execution.runners.registry import register
 @register
 class NoopRunner(Runner):
     step_type = "noop"
+    inline = True
 
     def default_action_class(self, params: dict) -> str:  # type: ignore[type-arg]
         return ActionClass.READ

@@ -28,6 +28,7 @@ from execution.enums import ActorType, ExecutionStatus, QueueStatus
 from execution.masking import mask_text, secrets_forget
 from execution.models import Execution, ExecutionEvent, Tenant
 from execution.policy.rules import SUBMIT_ROLES, role_allows
+from execution.runners.registry import get_runner
 from execution.services.dlq import dlq_record
 from execution.services.events import event_record
 from execution.services.locks import LockBusy, locks_acquire, locks_release
@@ -138,6 +139,10 @@ def attempt_run(*, ctx: store.AttemptContext, worker_id: str) -> str:
         if ended:
             return ended
     pending = [s for s in ctx.steps if s.status != S.COMPLETED]
+    if pending and not assets and all(get_runner(s.step_type).inline for s in pending):
+        inline = _run_inline(execution, ctx, pending, worker_id)
+        if inline is not None:
+            return inline
     first = pending[0] if pending else None
     retry = retry_count_for(first) if first else 0
     events = [
@@ -158,13 +163,7 @@ def attempt_run(*, ctx: store.AttemptContext, worker_id: str) -> str:
         events=events,
     )
     if timeout_at is None:  # a cancel (or the reaper) came first
-        if assets:
-            locks_release(execution=execution, reason="attempt did not start")
-        row = Execution.objects.filter(pk=ctx.pk).values_list("status", "cancel_requested_at").first()
-        if row and row[0] == expected and row[1] is not None:
-            transition(ctx.pk, S.CANCELLED, actor_type=W, reason="cancel requested before start")
-        store.hand_back(ctx=ctx, status=QueueStatus.COMPLETED, error="did not start", give_back=False)
-        return "skipped"
+        return _not_started(execution, ctx, assets)
     execution.status = S.RUNNING
     state = AttemptState(
         ctx=ctx,
@@ -185,6 +184,74 @@ def attempt_run(*, ctx: store.AttemptContext, worker_id: str) -> str:
         secrets_forget(execution_id=ctx.execution_id)
         if assets and not state.locks_released:  # lease lost, or a crash
             locks_release(execution=execution, reason="attempt ended")
+
+
+def _not_started(execution: Execution, ctx: store.AttemptContext, assets: list[str]) -> str:
+    """The start lost its compare-and-swap: a cancel or the reaper came first."""
+    if assets:
+        locks_release(execution=execution, reason="attempt did not start")
+    row = Execution.objects.filter(pk=ctx.pk).values_list("status", "cancel_requested_at").first()
+    if row and row[0] == ctx.status and row[1] is not None:
+        transition(ctx.pk, S.CANCELLED, actor_type=W, reason="cancel requested before start")
+    store.hand_back(ctx=ctx, status=QueueStatus.COMPLETED, error="did not start", give_back=False)
+    return "skipped"
+
+
+def _run_inline(
+    execution: Execution, ctx: store.AttemptContext, pending: list[store.StepRow], worker_id: str
+) -> str | None:
+    """Steps that touch nothing outside this process (``Runner.inline``: noop) run before the
+    execution is marked running; one statement then records the start, the steps and the
+    outcome with the same rows and events as the step-by-step path (docs/engine.md). None
+    when a step did not complete: the step-by-step path runs them again (they have no effect)."""
+    state = AttemptState(
+        ctx=ctx,
+        execution=execution,
+        watched=Watched(ctx=ctx, timeout_at=None, has_locks=False),
+        dry_run=ctx.dry_run or settings.EXECUTION_DARK_LAUNCH,
+        previous_outputs={s.step_index: s.output_data or {} for s in ctx.steps if s.status == S.COMPLETED},
+        previous_statuses={s.step_index: s.status for s in ctx.steps if s.status == S.COMPLETED},
+    )
+    events: list[dict[str, Any]] = [
+        {
+            "type": "started",
+            "from": ctx.status,
+            "to": S.RUNNING,
+            "details": {"worker": worker_id, "attempt": ctx.attempt},
+        }
+    ]
+    done: list[dict[str, Any]] = []
+    outcomes = {s.step_index: _outcome_of(s) for s in ctx.steps}
+    for step in pending:
+        retry = retry_count_for(step)
+        outcome = step_invoke(state=state, step=step)
+        if outcome.result.status != S.COMPLETED:
+            return None
+        record = step_record(state, step, outcome)
+        events += [step_started_event(step, retry), step_event(state, step, outcome, record)]
+        done.append({**record, "retry_count": retry})
+        state.previous_outputs[step.step_index] = record["output"]
+        state.previous_statuses[step.step_index] = S.COMPLETED
+        outcomes[step.step_index] = {
+            "step_index": step.step_index,
+            "status": S.COMPLETED,
+            "exit_code": record["exit_code"],
+            "duration_ms": outcome.duration_ms,
+        }
+    events.append({"type": S.COMPLETED, "from": S.RUNNING, "to": S.COMPLETED, "details": {}})
+    result = {"steps": [outcomes[i] for i in sorted(outcomes)]}
+    if store.run_inline(ctx=ctx, expected=ctx.status, done=done, result=result, events=events):
+        return S.COMPLETED
+    return _not_started(execution, ctx, [])
+
+
+def _outcome_of(step: store.StepRow) -> dict[str, Any]:
+    return {
+        "step_index": step.step_index,
+        "status": step.status,
+        "exit_code": step.exit_code,
+        "duration_ms": step.duration_ms,
+    }
 
 
 def _acquire_locks(
@@ -254,15 +321,7 @@ def _run(state: AttemptState, pending: list[store.StepRow], retry: int) -> str:
     """Run the steps not yet completed, in order (each already marked running by the statement
     before it), then finish."""
     ctx, watched = state.ctx, state.watched
-    outcomes: dict[int, dict[str, Any]] = {
-        s.step_index: {
-            "step_index": s.step_index,
-            "status": s.status,
-            "exit_code": s.exit_code,
-            "duration_ms": s.duration_ms,
-        }
-        for s in ctx.steps
-    }
+    outcomes: dict[int, dict[str, Any]] = {s.step_index: _outcome_of(s) for s in ctx.steps}
     completed_any = any(s.status == S.COMPLETED for s in ctx.steps)
     had_failure = False
     for position, step in enumerate(pending):

@@ -199,12 +199,19 @@ _CONTEXT_JOINS = """
 # queue_claim_pending: WHERE status = 'pending' ORDER BY priority, enqueued_at, id) and
 # items whose tenant is at a concurrency limit (execution/services/limits.py), and return
 # the attempt's whole context in the same statement, with whether a limit applies at all.
+# The limit test is a filter on each candidate, not a join: the planner then walks the
+# partial index in order and stops at the first free item. The OR keeps PostgreSQL from
+# turning it into an anti-join (whose row estimate, in the prepared statement's generic
+# plan, made it sort every pending item on each claim: O(queue depth)), and when no limit
+# is full (the usual case) the first arm, evaluated once, is all it costs.
 CLAIM_SQL = f"""
 WITH {FULL_SCOPES_CTE},
 next AS (
-    SELECT q.id FROM execution_queue q JOIN executions e ON e.execution_id = q.execution_id
+    SELECT q.id FROM execution_queue q
     WHERE q.status = 'pending' AND (q.available_at IS NULL OR q.available_at <= now())
-      AND NOT {AT_LIMIT_SQL}
+      AND (NOT EXISTS (SELECT 1 FROM full_scopes)
+           OR NOT EXISTS (SELECT 1 FROM executions e
+                          WHERE e.execution_id = q.execution_id AND {AT_LIMIT_SQL}))
     ORDER BY q.priority, q.enqueued_at, q.id
     LIMIT 1
     FOR UPDATE OF q SKIP LOCKED
@@ -465,6 +472,76 @@ def start(
     return timeout_at
 
 
+# --- inline run ---------------------------------------------------------------------------
+
+# Steps that touch nothing outside the worker (``Runner.inline``: noop) ran before this
+# statement; it records the whole attempt: queued (or approved) -> running -> completed as
+# the two edges of EDGES (previous_status running, both events), the steps with their
+# results, the queue item closed. Unless a cancel came first or the lease is gone: then
+# nothing is written and the caller takes the not-started path.
+INLINE_SQL = f"""
+WITH {_LEASE},
+x AS (
+    UPDATE executions e
+    SET status = 'completed', previous_status = 'running', status_changed_at = now(),
+        started_at = coalesce(e.started_at, now()), completed_at = now(),
+        timeout_at = now() + make_interval(secs => %(execution_timeout)s),
+        result = %(result)s::jsonb, updated_at = now()
+    WHERE e.id = %(pk)s AND e.status = %(expected)s::execution_status
+      AND e.cancel_requested_at IS NULL AND {_LEASE_OK}
+    RETURNING e.execution_id, e.tenant_id, e.trace_id
+),
+done AS (
+    UPDATE execution_steps s
+    SET status = (d->>'status')::execution_status, started_at = now(), completed_at = now(),
+        duration_ms = (d->>'duration_ms')::int, exit_code = (d->>'exit_code')::int,
+        output_data = d->'output', logs = d->>'logs', error_message = d->>'error',
+        retry_count = (d->>'retry_count')::int, updated_at = now()
+    FROM x CROSS JOIN jsonb_array_elements(%(done)s::jsonb) AS d
+    WHERE s.execution_id = x.execution_id AND s.step_index = (d->>'index')::int
+    RETURNING s.step_index
+),
+item AS (
+    UPDATE execution_queue q
+    SET status = 'completed', lease_token = NULL, lease_expires_at = NULL, completed_at = now(),
+        attempt_started_at = NULL, last_error = '', updated_at = now()
+    FROM x WHERE q.id = %(item)s
+    RETURNING q.id
+),
+{_EVENTS.format(anchor="x", when="true")}
+SELECT (SELECT count(*) FROM done), {_EVENTS_OUT} FROM x
+"""  # noqa: S608 - composed of constant fragments; every value is a parameter
+INLINE = Prepared("ops_inline", INLINE_SQL)
+
+
+def run_inline(
+    *,
+    ctx: AttemptContext,
+    expected: str,
+    done: list[dict[str, Any]],
+    result: dict[str, Any],
+    events: list[dict[str, Any]],
+) -> bool:
+    """Record an attempt whose steps all ran inline; False when the CAS lost (nothing written)."""
+    assert (expected, S.RUNNING) in EDGES and (S.RUNNING, S.COMPLETED) in EDGES
+    params = _params(
+        ctx,
+        events,
+        item=ctx.item_id,
+        token=str(ctx.lease_token) if ctx.lease_token else None,
+        pk=ctx.pk,
+        expected=expected,
+        execution_timeout=ctx.execution_timeout_seconds,
+        done=json.dumps(done, default=str),
+        result=json.dumps(result, default=str),
+    )
+    row = INLINE.fetchone(params)
+    if row is None:
+        return False
+    _published(row[2])
+    return True
+
+
 # --- step boundary ------------------------------------------------------------------------
 
 # Record step i and start step i+1 in one statement, unless the execution was cancelled or
@@ -562,7 +639,8 @@ item AS (
         completed_at = CASE WHEN %(queue_status)s = 'pending' THEN NULL ELSE now() END,
         available_at = CASE WHEN %(queue_status)s = 'pending'
                             THEN now() + make_interval(secs => %(delay)s) ELSE q.available_at END,
-        attempt_started_at = NULL, worker_id = '', last_error = left(%(queue_error)s, 2000),
+        attempt_started_at = NULL, last_error = left(%(queue_error)s, 2000),
+        worker_id = CASE WHEN %(queue_status)s = 'pending' THEN '' ELSE q.worker_id END,
         attempt_count = CASE WHEN %(give_back)s THEN greatest(q.attempt_count - 1, 0)
                              ELSE q.attempt_count END,
         updated_at = now()
@@ -645,7 +723,8 @@ def finish(
 HAND_BACK_SQL = """
 UPDATE execution_queue
 SET status = %(status)s, lease_token = NULL, lease_expires_at = NULL, attempt_started_at = NULL,
-    worker_id = '', last_error = left(%(error)s, 2000), updated_at = now(),
+    worker_id = CASE WHEN %(status)s = 'pending' THEN '' ELSE worker_id END,
+    last_error = left(%(error)s, 2000), updated_at = now(),
     completed_at = CASE WHEN %(status)s = 'pending' THEN NULL ELSE now() END,
     available_at = CASE WHEN %(status)s = 'pending'
                         THEN now() + make_interval(secs => %(delay)s) ELSE available_at END,
