@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from execution.masking_patterns import EXTRA_PATTERNS, PATTERN_TABLE, PATTERNS
+from execution.masking_patterns import ANY_PATTERN, EXTRA_PATTERNS, PATTERN_TABLE, PATTERNS
 
 __all__ = [
     "EXTRA_PATTERNS",
@@ -129,14 +129,15 @@ def _extra_patterns() -> list[Any]:
     return [EXTRA_PATTERNS[name] for name in settings.MASKING_EXTRA_PATTERNS]
 
 
-def _mask(text: str, values: list[str]) -> str:
+def _mask(text: str, values: list[str], extras: list[Any]) -> str:
     if not text.isascii() and _SURROGATE.search(text):
         text = _SURROGATE.sub("\ufffd", text)
     for value in values:
         text = text.replace(value, MASK)
-    for pattern in PATTERNS:
-        text = _substitute(pattern, text)
-    for extra in _extra_patterns():
+    if ANY_PATTERN.search(text):
+        for pattern in PATTERNS:
+            text = _substitute(pattern, text)
+    for extra in extras:
         text = extra.mask(text, MASK)
     return text
 
@@ -145,7 +146,7 @@ def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Mask resolved secret values and credential-shaped substrings in ``text``."""
     if not text or not isinstance(text, str):
         return text
-    return _mask(text, _values(secrets))
+    return _mask(text, _values(secrets), _extra_patterns())
 
 
 def _trim_partial_tail(text: str, values: list[str]) -> str:
@@ -163,15 +164,15 @@ def mask_capped(text: str, secrets: Iterable[str] = (), *, cap: int) -> str:
     if not text or not isinstance(text, str):
         return text
     values = _values(secrets)
-    masked = _trim_partial_tail(_mask(text, values), values)
+    masked = _trim_partial_tail(_mask(text, values, _extra_patterns()), values)
     if len(masked) <= cap:
         return masked
     return _trim_partial_tail(masked[:cap], values)
 
 
-def _mask_leaf(item: Any, values: list[str]) -> Any:
+def _mask_leaf(item: Any, values: list[str], extras: list[Any]) -> Any:
     if isinstance(item, str):
-        return _trim_partial_tail(_mask(item, values), values) if item else item
+        return _trim_partial_tail(_mask(item, values, extras), values) if item else item
     return item
 
 
@@ -193,8 +194,9 @@ def mask_data(value: Any, secrets: Iterable[str] = (), *, max_depth: int = MAX_D
     ``max_depth`` are replaced by ``TOO_DEEP``.
     """
     values = _values(secrets)
+    extras = _extra_patterns()
     if not isinstance(value, (dict, list, tuple)):
-        return _mask_leaf(value, values)
+        return _mask_leaf(value, values, extras)
     root: dict[Any, Any] | list[Any] = {} if isinstance(value, dict) else []
     stack: list[tuple[Any, Any, int]] = [(value, root, 1)]
     while stack:
@@ -209,7 +211,7 @@ def mask_data(value: Any, secrets: Iterable[str] = (), *, max_depth: int = MAX_D
             elif sensitive is not None:
                 masked = sensitive
             elif isinstance(item, dict) and item.get("type") == "secret" and "path" in item:
-                masked = {"type": "secret", "path": _mask_leaf(str(item["path"]), values)}
+                masked = {"type": "secret", "path": _mask_leaf(str(item["path"]), values, extras)}
             elif isinstance(item, (dict, list, tuple)):
                 if depth >= max_depth:
                     masked = TOO_DEEP
@@ -217,9 +219,9 @@ def mask_data(value: Any, secrets: Iterable[str] = (), *, max_depth: int = MAX_D
                     masked = {} if isinstance(item, dict) else []
                     stack.append((item, masked, depth + 1))
             else:
-                masked = _mask_leaf(item, values)
+                masked = _mask_leaf(item, values, extras)
             if isinstance(target, dict):
-                target[_mask_leaf(key, values) if isinstance(key, str) else key] = masked
+                target[_mask_leaf(key, values, extras) if isinstance(key, str) else key] = masked
             else:
                 target.append(masked)
     return root

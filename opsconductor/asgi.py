@@ -2,10 +2,14 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsconductor.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from opsconductor.asgi_pool import PooledASGIHandler  # noqa: E402
+
+django_asgi_app = PooledASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -219,3 +219,17 @@ def test_streamed_output_holds_back_a_split_secret(db: Any, tenant: Any, operato
         for e in ExecutionEvent.objects.filter(execution=execution, event_type="step_output")
     )
     assert texts == f"line with {MASK} end\n"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_one_search_prefilter_finds_every_pattern_alone(name: str) -> None:
+    """mask_text runs the patterns only when ANY_PATTERN finds one: it must find each of them,
+    with its own flags (case-insensitive ones in another case too), inside other text."""
+    from execution.masking_patterns import ANY_PATTERN
+
+    text = CASES[name][0]
+    for variant in (text, f"prefix {text} suffix", f"line\n{text}\n"):
+        assert ANY_PATTERN.search(variant), variant
+    if PATTERN_TABLE[name].pattern.startswith("(?i)"):
+        swapped = text.swapcase()
+        assert bool(ANY_PATTERN.search(swapped)) == bool(PATTERN_TABLE[name].search(swapped))

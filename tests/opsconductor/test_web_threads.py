@@ -1,0 +1,71 @@
+"""A web process serves HTTP on a fixed pool of threads, each keeping its connection.
+
+Django's own ASGI handler gave every request a new thread and so a new PostgreSQL
+connection; the old ones stayed open until their threads were collected, and a burst of
+requests filled ``max_connections`` (the web process then answered 503). A real daphne
+with ``OPS_WEB_THREADS=3`` answers a burst from 16 clients while holding at most three
+connections for requests (plus its LISTEN bridge), reused from one request to the next.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import pytest
+import requests
+from django.db import connection
+
+from execution.services.tokens import api_token_issue
+from tests.support.processes import REPO_ROOT, free_port, stop_process, subprocess_env, wait_for_port
+
+pytestmark = pytest.mark.django_db(transaction=True)
+APP_NAME = "ops-web-threads-test"
+
+
+def _backends() -> list[tuple[int, Any]]:
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = %s", [APP_NAME]
+        )
+        return list(cur.fetchall())
+
+
+def test_a_burst_of_requests_uses_at_most_web_threads_connections(tenant: Any, operator: Any) -> None:
+    token = api_token_issue(user=operator, rotate=True)
+    port = free_port()
+    # libpq names every connection of the web process (PGAPPNAME), so they can be counted.
+    env = subprocess_env(OPS_WEB_THREADS="3", PGAPPNAME=APP_NAME, REDIS_URL="")
+    web = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "opsconductor.asgi:application"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    statuses: list[int] = []
+    seen: set[tuple[int, Any]] = set()
+    try:
+        wait_for_port(port, timeout=60)
+        url = f"http://127.0.0.1:{port}/api/v1/executions/?tenant={tenant.slug}"
+
+        def client() -> None:
+            with requests.Session() as session:
+                for _ in range(15):
+                    answer = session.get(url, headers={"Authorization": f"Token {token}"}, timeout=60)
+                    statuses.append(answer.status_code)
+
+        for _ in range(2):  # two bursts: the second one reuses the first one's connections
+            threads = [threading.Thread(target=client) for _ in range(16)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            seen |= set(_backends())
+    finally:
+        stop_process(web)
+    assert statuses.count(200) == 2 * 16 * 15, sorted(set(statuses))
+    # Three request threads, and at most one more for the LISTEN bridge of live progress.
+    assert 1 <= len(seen) <= 4, seen
