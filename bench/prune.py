@@ -40,7 +40,7 @@ def main() -> None:
 
     from execution.models import Tenant
     from execution.services.retention import retention_prune
-    from execution.worker.store import claim_with_context
+    from execution.worker.claim import claim_with_context
     from tests.support.history import history_seed
 
     days_since_1971 = (datetime.now(UTC) - datetime(1971, 1, 1, tzinfo=UTC)).days

@@ -214,7 +214,7 @@ def naive_one(execution_pk: int) -> None:
 
     from django.db import connection
 
-    from execution.worker import store
+    from execution.worker import claim
     from execution.worker.attempt import attempt_run
     from execution.worker.runtime import worker_id
 
@@ -224,7 +224,7 @@ def naive_one(execution_pk: int) -> None:
         row = cursor.fetchone()
     if row is None:
         return
-    ctx = store.context_for(pk=execution_pk)
+    ctx = claim.context_for(pk=execution_pk)
     ctx.item_id, ctx.attempt, ctx.max_attempts, _ = row
     ctx.lease_token = token
     attempt_run(ctx=ctx, worker_id=worker_id())

@@ -36,7 +36,7 @@ from django.db import close_old_connections, connections
 from django.utils import timezone
 
 from execution.models import WorkerHeartbeat
-from execution.worker import store
+from execution.worker import beats, claim
 from execution.worker.attempt import attempt_run
 from execution.worker.wake import WAKE_CHANNEL
 from execution.worker.watch import shutdown, worker_id
@@ -80,12 +80,12 @@ def drain(*, budget_seconds: float | None = None) -> int:
     while time.monotonic() < deadline and shutdown.requested_at is None:
         state.busy = True
         try:
-            ctx = store.claim_with_context(worker_id=me)
+            ctx = claim.claim_with_context(worker_id=me)
             if ctx is None:
                 break
             if time.monotonic() - fanned_out_at >= FAN_OUT_EVERY_SECONDS:
                 # More work waiting: another idle worker should start on it now.
-                store.wake_if_runnable()
+                claim.wake_if_runnable()
                 fanned_out_at = time.monotonic()
             try:
                 attempt_run(ctx=ctx, worker_id=me)
@@ -99,7 +99,7 @@ def drain(*, budget_seconds: float | None = None) -> int:
     if shutdown.requested_at is not None:
         logger.info("worker %s stops (SIGTERM) after %s executions", me, ran)
         with contextlib.suppress(Exception):
-            store.worker_heartbeat(worker=me, current=None, stopped=True)
+            beats.worker_heartbeat(worker=me, current=None, stopped=True)
         connections.close_all()
         raise SystemExit(0)
     return ran
@@ -209,7 +209,7 @@ def cluster_run() -> None:
                 if now >= next_reap:
                     reap_expired()
                     next_reap = now + settings.REAPER_INTERVAL_SECONDS
-                waiting = store.runnable_count(limit=workers)
+                waiting = claim.runnable_count(limit=workers)
                 if waiting:
                     wake_workers(waiting)
                 deliveries_wake()  # notification retries whose back-off ended

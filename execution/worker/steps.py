@@ -23,7 +23,7 @@ from execution.runners.base import ResolvedTarget, StepContext, StepResult
 from execution.runners.registry import get_runner
 from execution.services.progress import step_output_emitter, step_output_flush
 from execution.services.runner_output import exception_text, step_result_mask
-from execution.worker.store import AttemptContext, StepRow
+from execution.worker.claim import AttemptContext, StepRow
 from execution.worker.watch import Watched
 
 logger = logging.getLogger(__name__)

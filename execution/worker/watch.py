@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from execution.worker import store
+from execution.worker import beats, claim
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ shutdown = Shutdown()
 class Watched:
     """The watcher's view of one attempt; ``interrupt`` is set when the step must stop."""
 
-    def __init__(self, *, ctx: store.AttemptContext, timeout_at: datetime | None, has_locks: bool) -> None:
+    def __init__(self, *, ctx: claim.AttemptContext, timeout_at: datetime | None, has_locks: bool) -> None:
         self.ctx = ctx
         self.timeout_at = timeout_at
         self.has_locks = has_locks
@@ -117,7 +117,7 @@ class Watcher:
         than a poll) and, every few seconds while busy, that it is alive."""
         if watched is self._reported and (watched is None or time.monotonic() < self._next_report):
             return
-        store.worker_heartbeat(worker=worker_id(), current=watched.ctx.execution_id if watched else None)
+        beats.worker_heartbeat(worker=worker_id(), current=watched.ctx.execution_id if watched else None)
         self._reported = watched
         self._next_report = time.monotonic() + HEARTBEAT_SECONDS
 
@@ -125,11 +125,11 @@ class Watcher:
         if shutdown.due():
             watched.trip("shutdown")
         watched.check_timeout()
-        if store.cancel_requested(pk=watched.ctx.pk):
+        if beats.cancel_requested(pk=watched.ctx.pk):
             watched.trip("cancelled")
         if time.monotonic() >= watched.next_heartbeat:
             watched.next_heartbeat = time.monotonic() + max(1.0, settings.LEASE_SECONDS / 3)
-            if not store.lease_heartbeat(ctx=watched.ctx, has_locks=watched.has_locks):
+            if not beats.lease_heartbeat(ctx=watched.ctx, has_locks=watched.has_locks):
                 logger.warning("lease lost for execution %s", watched.ctx.execution_id)
                 watched.trip("lease_lost")
 

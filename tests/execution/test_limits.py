@@ -12,7 +12,7 @@ from django.db import connection
 from execution.enums import QueueStatus
 from execution.models import ConcurrencyLimit, Execution, ExecutionEvent, QueueItem
 from execution.services.limits import limits_waits_record
-from execution.worker.store import claim_with_context, hand_back
+from execution.worker.claim import claim_with_context, hand_back
 from tests.execution.engine.helpers import enqueue, make_execution, wait_until, worker_cluster
 from tests.factories import MembershipFactory, TenantFactory, UserFactory
 

@@ -109,7 +109,7 @@ def test_worker_ends_a_revoked_execution_failed_with_a_permission_event(operator
     from execution.services.queue import queue_enqueue
     from execution.services.transition import transition
     from execution.worker.attempt import attempt_run
-    from execution.worker.store import claim_with_context
+    from execution.worker.claim import claim_with_context
 
     body = noop_body(environment="staging", level=1)
     execution = execution_submit(tenant="acme", actor=operator, plan=body["plan"], approval_level=1).execution

@@ -79,7 +79,7 @@ def _keep_the_queue_busy(tenant: Any, actor: Any, stop: threading.Event, report:
     """Submit, claim, run and finish executions in a loop; waiting > 1 s for any lock fails."""
     from execution.services.queue import queue_enqueue
     from execution.services.transition import transition
-    from execution.worker.store import claim_with_context, hand_back
+    from execution.worker.claim import claim_with_context, hand_back
     from tests.execution.engine.helpers import make_execution
 
     try:

@@ -27,9 +27,7 @@ APP_NAME = "ops-web-threads-test"
 
 def _backends() -> list[tuple[int, Any]]:
     with connection.cursor() as cur:
-        cur.execute(
-            "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = %s", [APP_NAME]
-        )
+        cur.execute("SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = %s", [APP_NAME])
         return list(cur.fetchall())
 
 

@@ -18,7 +18,7 @@ def test_section5_example_completes_after_approval(
     operator: Any, approver: Any, assets: dict[str, Any]
 ) -> None:
     from execution.worker.attempt import attempt_run
-    from execution.worker.store import claim_with_context
+    from execution.worker.claim import claim_with_context
 
     body = example_body(assets["web-2"].pk)
     body["plan"]["steps"][0]["params"] = {"command": "echo config ok"}

@@ -25,8 +25,8 @@ from execution.services.cancel import execution_cancel
 from execution.services.dlq import dlq_requeue
 from execution.services.locks import locks_acquire
 from execution.services.reaper import reap_expired
+from execution.worker.claim import claim_with_context
 from execution.worker.runtime import drain
-from execution.worker.store import claim_with_context
 from tests.execution.engine.helpers import drain_until_done, enqueue, make_execution, pid_alive, wait_until
 from tests.factories import AssetFactory
 

@@ -119,7 +119,7 @@ def test_a_tag_grant_on_an_asset_service_target_passes_the_workers_recheck(setti
     from execution.services.queue import queue_enqueue
     from execution.services.transition import transition
     from execution.worker.attempt import attempt_run
-    from execution.worker.store import claim_with_context
+    from execution.worker.claim import claim_with_context
 
     world = world_build()
     operator = world.users["operator"]

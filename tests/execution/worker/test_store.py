@@ -20,7 +20,7 @@ from execution.models import DeadLetter, Execution, ExecutionEvent, ExecutionSte
 from execution.services.cancel import execution_cancel
 from execution.services.transition import transition
 from execution.state_machine import is_legal
-from execution.worker import store
+from execution.worker import claim, store
 from execution.worker.attempt import attempt_run
 from tests.execution.engine.helpers import enqueue, make_execution
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _worker_path(execution: Execution) -> tuple[str, int]:
     with CaptureQueriesContext(connection) as queries:
-        ctx = store.claim_with_context(worker_id="budget")
+        ctx = claim.claim_with_context(worker_id="budget")
         assert ctx is not None and ctx.pk == execution.pk
         outcome = attempt_run(ctx=ctx, worker_id="budget")
     return outcome, len(queries)
@@ -89,7 +89,7 @@ def test_the_inline_path_writes_what_the_step_by_step_path_writes(tenant: Any, o
 def test_the_inline_path_loses_to_a_cancel_and_writes_no_start(tenant: Any, operator: Any) -> None:
     execution = make_execution(tenant=tenant, actor=operator, steps=[{"type": "noop"}], action_class="read")
     enqueue(execution)
-    ctx = store.claim_with_context(worker_id="w")
+    ctx = claim.claim_with_context(worker_id="w")
     assert ctx is not None
     execution_cancel(execution=execution)  # queued -> cancelled while we held the claim
     before = _types(execution)
@@ -135,7 +135,7 @@ def test_start_loses_to_a_cancel_and_writes_nothing(tenant: Any, operator: Any) 
     """The set-based form of transition(): a CAS on the status; the loser changes nothing."""
     execution = make_execution(tenant=tenant, actor=operator, steps=[{"type": "noop"}], action_class="read")
     enqueue(execution)
-    ctx = store.claim_with_context(worker_id="w")
+    ctx = claim.claim_with_context(worker_id="w")
     assert ctx is not None
     execution_cancel(execution=execution)  # queued -> cancelled while we held the claim
     before = _types(execution)
@@ -150,7 +150,7 @@ def test_start_loses_to_a_cancel_and_writes_nothing(tenant: Any, operator: Any) 
 def test_a_lost_lease_makes_finish_a_no_op(tenant: Any, operator: Any) -> None:
     execution = make_execution(tenant=tenant, actor=operator, steps=[{"type": "noop"}], action_class="read")
     enqueue(execution)
-    ctx = store.claim_with_context(worker_id="w")
+    ctx = claim.claim_with_context(worker_id="w")
     assert ctx is not None
     assert store.start(ctx=ctx, expected="queued", first_step=0, retry_count=0, events=[]) is not None
     ctx.lease_token = uuid.uuid4()  # the reaper (or another worker) holds the item now
@@ -173,7 +173,7 @@ def test_a_lost_lease_makes_finish_a_no_op(tenant: Any, operator: Any) -> None:
 def test_finish_after_a_concurrent_transition_writes_nothing(tenant: Any, operator: Any) -> None:
     execution = make_execution(tenant=tenant, actor=operator, steps=[{"type": "noop"}], action_class="read")
     enqueue(execution)
-    ctx = store.claim_with_context(worker_id="w")
+    ctx = claim.claim_with_context(worker_id="w")
     assert ctx is not None
     store.start(ctx=ctx, expected="queued", first_step=0, retry_count=0, events=[])
     transition(execution, ExecutionStatus.TIMEOUT, reason="sweeper")  # the row-lock form won
@@ -198,7 +198,7 @@ def test_a_cancel_is_seen_by_the_step_boundary_and_the_next_step_never_starts(
         tenant=tenant, actor=operator, steps=[{"type": "noop"}, {"type": "noop"}], action_class="read"
     )
     enqueue(execution)
-    ctx = store.claim_with_context(worker_id="w")
+    ctx = claim.claim_with_context(worker_id="w")
     assert ctx is not None
     store.start(ctx=ctx, expected="queued", first_step=0, retry_count=0, events=[])
     execution_cancel(execution=execution)  # running: the request is recorded
@@ -225,7 +225,7 @@ def test_the_claim_walks_the_pending_index_instead_of_sorting_the_queue(tenant: 
     for mode in ("force_custom_plan", "force_generic_plan"):
         with transaction.atomic(), connection.cursor() as cur:
             cur.execute(f"SET LOCAL plan_cache_mode = {mode}")
-            cur.execute(store.CLAIM.prepare.replace("PREPARE ops_claim", "PREPARE ops_claim_explained"))
+            cur.execute(claim.CLAIM.prepare.replace("PREPARE ops_claim", "PREPARE ops_claim_explained"))
             cur.execute(
                 "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE ops_claim_explained (%s, %s, %s)",
                 [str(uuid.uuid4()), 60, "w"],

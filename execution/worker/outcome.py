@@ -1,0 +1,143 @@
+"""The end of an attempt: its outcome recorded by one ``finish`` statement (completed,
+partial, cancelled, timeout, retried with back-off, or dead-lettered; docs/contract.md#state-machine).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from execution.enums import ExecutionStatus, QueueStatus
+from execution.masking import mask_text
+from execution.services.queue import backoff_seconds
+from execution.worker import claim, store
+from execution.worker.steps import (
+    AttemptState,
+)
+
+S = ExecutionStatus
+
+
+def step_outcome(step: claim.StepRow) -> dict[str, Any]:
+    return {
+        "step_index": step.step_index,
+        "status": step.status,
+        "exit_code": step.exit_code,
+        "duration_ms": step.duration_ms,
+    }
+
+
+def attempt_finish(
+    state: AttemptState,
+    outcomes: dict[int, dict[str, Any]],
+    outcome: str,
+    error: str,
+    last: tuple[dict[str, Any], dict[str, Any]] | None,
+    *,
+    may_retry: bool = True,
+) -> str:
+    """Record the last step, release the locks and record the outcome: one statement."""
+    ctx = state.ctx
+    if outcome == "lease_lost":
+        return outcome  # someone else owns the item now; touch nothing
+    done, events = (last[0], [last[1]]) if last else (None, [])
+    if state.assets:
+        events.append(
+            {
+                "type": "lock_released",
+                "details": {"assets": sorted(state.assets), "reason": "attempt ended"},
+                "when": "locks",
+            }
+        )
+    error = mask_text(error, state.secrets)
+    result = {"steps": [outcomes[i] for i in sorted(outcomes)]}
+    common: dict[str, Any] = {"ctx": ctx, "done": done, "result": result, "has_locks": bool(state.assets)}
+    if outcome == "shutdown":
+        # SIGTERM and the grace period is over: back to the queue at once, the attempt not
+        # counted; the interrupted step runs again on the next attempt (docs/contract.md#queue-and-workers).
+        events.append(
+            {
+                "type": "retry_scheduled",
+                "from": S.RUNNING,
+                "to": S.QUEUED,
+                "details": {"delay_seconds": 0, "reason": "worker stopped (SIGTERM)"},
+            }
+        )
+        ended = store.finish(
+            **common,
+            to=S.QUEUED,
+            error=None,
+            cancel_rest=False,
+            queue_status=QueueStatus.PENDING,
+            queue_error="worker stopped (SIGTERM)",
+            give_back=True,
+            events=events,
+        )
+    elif outcome in (S.COMPLETED, S.PARTIAL):
+        events.append({"type": outcome, "from": S.RUNNING, "to": outcome, "details": {}})
+        ended = store.finish(
+            **common,
+            to=outcome,
+            error=None,
+            cancel_rest=False,
+            queue_status=QueueStatus.COMPLETED,
+            events=events,
+        )
+    elif outcome == S.FAILED and may_retry and ctx.item_id is not None and ctx.attempt < ctx.max_attempts:
+        delay = backoff_seconds(ctx.attempt)
+        events.append(
+            {
+                "type": "retry_scheduled",
+                "from": S.RUNNING,
+                "to": S.QUEUED,
+                "details": {"delay_seconds": round(delay, 3), "reason": error},
+            }
+        )
+        ended = store.finish(
+            **common,
+            to=S.QUEUED,
+            error=None,
+            cancel_rest=False,
+            queue_status=QueueStatus.PENDING,
+            queue_error=error,
+            delay_seconds=delay,
+            events=events,
+        )
+        outcome = "retry"
+    elif outcome == S.CANCELLED:
+        events.append(
+            {"type": "cancelled", "from": S.RUNNING, "to": S.CANCELLED, "details": {"reason": "cancelled"}}
+        )
+        ended = store.finish(
+            **common,
+            to=S.CANCELLED,
+            error=None,
+            cancel_rest=True,
+            queue_status=QueueStatus.COMPLETED,
+            queue_error="cancelled",
+            events=events,
+        )
+    else:
+        reason = "timeout" if outcome == S.TIMEOUT else "max_attempts_exceeded"
+        events.append(
+            {"type": outcome, "from": S.RUNNING, "to": outcome, "details": {"reason": error}, "error": error}
+        )
+        events.append(
+            {
+                "type": "dead_lettered",
+                "details": {"reason": reason, "attempts": ctx.attempt},
+                "error": error[:2000],
+                "when": "dlq",
+            }
+        )
+        ended = store.finish(
+            **common,
+            to=outcome,
+            error=error[:4000],
+            cancel_rest=True,
+            queue_status=QueueStatus.FAILED,
+            queue_error=error,
+            dlq_reason=reason,
+            events=events,
+        )
+    state.locks_released = ended
+    return outcome if ended else "lease_lost"
