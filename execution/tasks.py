@@ -35,16 +35,17 @@ def wake_workers(wanted: int = 1) -> int:
     those waiting in the broker not yet picked up. Returns how many were queued. Called by
     the cluster's main loop only (execution/worker/runtime.py).
 
-    Rows a worker has pulled (``lock`` set) are not counted: a killed worker's row stays
-    locked for django-q2's ``retry`` period and would otherwise block every wake-up.
+    "Waiting" is django-q2's own ``queue_size()``: rows not yet pulled by the cluster (a
+    pulled row's ``lock`` is pushed into the future), so a killed worker's row does not
+    block wake-ups. A running drain takes new items itself; these tasks only bring idle
+    workers in.
     """
-    from django_q.models import OrmQ
+    from django_q.brokers import get_broker
     from django_q.tasks import async_task
 
-    cluster = settings.Q_CLUSTER["name"]
     workers = int(str(settings.Q_CLUSTER["workers"]))
-    in_broker = OrmQ.objects.filter(key=cluster, lock__isnull=True).count()
-    count = max(0, min(wanted, workers) - in_broker)
+    waiting = get_broker().queue_size()
+    count = max(0, min(wanted, workers) - waiting)
     for _ in range(count):
         async_task(WAKE_TASK, save=False)
     return count

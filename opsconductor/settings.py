@@ -269,6 +269,9 @@ RETRY_BACKOFF_MAX_SECONDS = env_float("OPS_RETRY_BACKOFF_MAX_SECONDS", 300.0, mi
 LOCK_RETRY_SECONDS = env_float("OPS_LOCK_RETRY_SECONDS", 1.0, minimum=0.0)
 LOCK_WAIT_LIMIT_SECONDS = env_float("OPS_LOCK_WAIT_LIMIT_SECONDS", 300.0, minimum=0.0)
 DRAIN_BUDGET_SECONDS = env_float("OPS_DRAIN_BUDGET_SECONDS", 15.0, minimum=0.1)
+# An idle draining worker keeps listening for wake-ups this long before it gives its
+# django-q2 task back (0: give it back at once).
+DRAIN_LINGER_SECONDS = env_float("OPS_DRAIN_LINGER_SECONDS", 1.0, minimum=0.0, maximum=60.0)
 # After SIGTERM a busy worker finishes its execution for this long, then hands it back.
 SHUTDOWN_GRACE_SECONDS = env_float("OPS_SHUTDOWN_GRACE_SECONDS", 8.0, minimum=0.0)
 REAPER_INTERVAL_SECONDS = env_float("OPS_REAPER_INTERVAL_SECONDS", 15.0, minimum=1.0)

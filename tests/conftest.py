@@ -49,6 +49,14 @@ def _fresh_rate_limits() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _drains_in_this_process_do_not_linger(settings: Any) -> None:
+    """Tests drain in their own process until the queue is empty, many times; an idle drain
+    returns at once here. Worker processes started by tests keep the default linger, and
+    tests/execution/worker/test_wake.py tests it."""
+    settings.DRAIN_LINGER_SECONDS = 0.0
+
+
+@pytest.fixture(autouse=True)
 def _seeded_timeout_policies(request: pytest.FixtureRequest) -> None:
     """Re-seed the nine policies of migration 0004 for tests that use the database.
 

@@ -1,7 +1,8 @@
 """The worker runtime: the drain loop of a worker process, SIGTERM, heartbeats, the cluster loop.
 
 - A django-q2 worker runs :func:`drain` (execution/tasks.py): it claims and runs queue items
-  one after the other until nothing is runnable or its budget is spent, so one django-q2
+  one after the other until nothing is runnable (and nothing arrived for
+  ``DRAIN_LINGER_SECONDS`` on the wake-up channel) or its budget is spent, so one django-q2
   task serves many executions. When more work waits it asks for another drain (a wake-up)
   at most twice a second, so idle workers join in.
 - SIGTERM in a worker process (sent to it alone, or to the whole process group as systemd,
@@ -32,7 +33,7 @@ from typing import Any
 
 import psycopg2
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connection, connections
 from django.utils import timezone
 
 from execution.models import WorkerHeartbeat
@@ -77,12 +78,17 @@ def drain(*, budget_seconds: float | None = None) -> int:
     me = worker_id()
     ran = 0
     fanned_out_at = -FAN_OUT_EVERY_SECONDS
+    linger_until = time.monotonic() + settings.DRAIN_LINGER_SECONDS
     while time.monotonic() < deadline and shutdown.requested_at is None:
         state.busy = True
         try:
             ctx = claim.claim_with_context(worker_id=me)
             if ctx is None:
+                state.busy = False
+                if _wait_for_work(until=min(linger_until, deadline)):
+                    continue
                 break
+            linger_until = time.monotonic() + settings.DRAIN_LINGER_SECONDS
             if time.monotonic() - fanned_out_at >= FAN_OUT_EVERY_SECONDS:
                 # More work waiting: another idle worker should start on it now.
                 claim.wake_if_runnable()
@@ -103,6 +109,28 @@ def drain(*, budget_seconds: float | None = None) -> int:
         connections.close_all()
         raise SystemExit(0)
     return ran
+
+
+def _wait_for_work(*, until: float) -> bool:
+    """Idle: wait on the wake-up channel until ``until`` for new work; True when woken.
+
+    A worker that just drained the queue stays listening for a moment, so a steady stream
+    of submissions is taken by the running drains instead of each one costing a django-q2
+    task (enqueue, pull, run, acknowledge). SIGTERM meanwhile ends the process at once."""
+    timeout = until - time.monotonic()
+    if timeout <= 0:
+        return False
+    connection.ensure_connection()
+    raw = connection.connection
+    if getattr(connection, "_ops_listening", None) is not raw:
+        with connection.cursor() as cur:
+            cur.execute(f"LISTEN {WAKE_CHANNEL}")
+        connection._ops_listening = raw  # type: ignore[attr-defined]
+    if not raw.notifies and select.select([raw], [], [], timeout)[0]:
+        raw.poll()
+    woken = bool(raw.notifies)
+    raw.notifies.clear()
+    return woken
 
 
 # --- the cluster's main process ----------------------------------------------------------
