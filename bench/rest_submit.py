@@ -1,14 +1,17 @@
 """REST submissions per second through one daphne web process, with workers draining.
 
-    .venv/bin/python bench/rest_submit.py [--n 2000] [--clients 8] [--workers 2] [--quick]
+    .venv/bin/python bench/rest_submit.py [--n 2000] [--clients 8] [--workers 2] [--web 1] [--quick]
 
-Starts one daphne web process and one ``manage.py qcluster`` (``--workers`` processes) on
-the same database, then ``--clients`` threads POST ``--n`` one-step ``noop`` plans (level 0,
-background: each answered 202 and queued) with a token, as the pipeline does. Prints
+Starts ``--web`` daphne web processes (each on its own port; client i talks to process
+i mod N, as a load balancer would spread them) and one ``manage.py qcluster``
+(``--workers`` processes) on the same database, then ``--clients`` threads POST ``--n``
+one-step ``noop`` plans (level 0, background: each answered 202 and queued) with a token,
+as the pipeline does. Prints
 submissions/s (first request to last answer), the answer latency p50/p99, and how many of
 the submitted executions the workers finished by the time the last answer came and in
 all (the drain is waited for, with a deadline). The baseline in the same run is a GET of
-``/healthz`` (the web process's request ceiling without any database work).
+``/healthz`` (the web processes' request ceiling without any database work). Web and
+workers run as in production (``DEBUG`` off unless set).
 
 Uses DATABASE_URL or the embedded PostgreSQL; the rows it creates are deleted at the end.
 Exits non-zero when a submission is refused or an execution does not complete.
@@ -30,6 +33,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsconductor.settings")
+
+
+ASGI_APP = "opsconductor.asgi:application"
 
 
 def free_port() -> int:
@@ -81,7 +87,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
-def hammer(base: str, n: int, clients: int, send: Any) -> tuple[float, list[float], list[str]]:
+def hammer(bases: list[str], n: int, clients: int, send: Any) -> tuple[float, list[float], list[str]]:
     """``n`` requests from ``clients`` threads; returns (elapsed, latencies, errors)."""
     import requests
 
@@ -90,7 +96,7 @@ def hammer(base: str, n: int, clients: int, send: Any) -> tuple[float, list[floa
     latencies: list[float] = []
     errors: list[str] = []
 
-    def client() -> None:
+    def client(base: str) -> None:
         session = requests.Session()
         while True:
             with lock:
@@ -104,7 +110,7 @@ def hammer(base: str, n: int, clients: int, send: Any) -> tuple[float, list[floa
                 if error:
                     errors.append(error)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(bases[i % len(bases)],)) for i in range(clients)]
     started = time.monotonic()
     for thread in threads:
         thread.start()
@@ -118,6 +124,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--web", type=int, default=1, help="daphne web processes")
     parser.add_argument("--quick", action="store_true", help="100 submissions (for CI)")
     args = parser.parse_args()
     n = 100 if args.quick else args.n
@@ -130,11 +137,13 @@ def main() -> None:
 
     token, tenant = setup()
     run_id = os.urandom(4).hex()
-    port = free_port()
-    daphne = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "opsconductor.asgi:application"]
-    web = start([sys.executable, *daphne], 1)
+    os.environ.setdefault("DEBUG", "false")  # for the children: measure what production runs
+    ports = [free_port() for _ in range(args.web)]
+    webs = [
+        start([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(p), ASGI_APP], 1) for p in ports
+    ]
     cluster = start([sys.executable, str(ROOT / "manage.py"), "qcluster"], args.workers)
-    base = f"http://127.0.0.1:{port}"
+    bases = [f"http://127.0.0.1:{p}" for p in ports]
     headers = {"Authorization": f"Token {token}"}
 
     def submit(session: Any, url: str, i: int) -> str:
@@ -156,10 +165,11 @@ def main() -> None:
 
     mine = Execution.objects.filter(tenant=tenant, plan_snapshot__name__startswith=f"bench {run_id} ")
     try:
-        wait_port(port)
+        for p in ports:
+            wait_port(p)
         time.sleep(2.0)  # let the cluster's workers fork
-        base_elapsed, _, _ = hammer(base, n, args.clients, health)
-        elapsed, latencies, errors = hammer(base, n, args.clients, submit)
+        base_elapsed, _, _ = hammer(bases, n, args.clients, health)
+        elapsed, latencies, errors = hammer(bases, n, args.clients, submit)
         if errors:
             raise SystemExit(f"bench: {len(errors)} submissions refused, e.g. {errors[0]}")
         drained_at_end = mine.filter(status__in=FINISHED_STATUSES).count()
@@ -168,13 +178,17 @@ def main() -> None:
             time.sleep(0.2)
         completed = mine.filter(status="completed").count()
     finally:
-        stop(web)
+        for web in webs:
+            stop(web)
         stop(cluster)
     ms = [v * 1000 for v in latencies]
-    print(f"REST submissions: {n} from {args.clients} clients: {n / elapsed:.1f} submissions/s")
+    print(
+        f"REST submissions: {n} from {args.clients} clients to {args.web} web process(es): "
+        f"{n / elapsed:.1f} submissions/s (goal >= 100)"
+    )
     print(f"answer latency: p50 {percentile(ms, 0.5):.0f} ms, p99 {percentile(ms, 0.99):.0f} ms")
     print(f"drained while submitting: {drained_at_end}/{n}; completed in all: {completed}/{n}")
-    print(f"baseline, GET /healthz on the same web process: {n / base_elapsed:.1f} requests/s")
+    print(f"baseline, GET /healthz on the same web process(es): {n / base_elapsed:.1f} requests/s")
     from execution.services.trail import trail_delete_allowed
 
     with trail_delete_allowed():  # the audit trail's retention escape
