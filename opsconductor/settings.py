@@ -222,8 +222,10 @@ else:
 # An open socket re-checks its user's right every this many seconds and closes with 4403
 # once the membership is gone or the user deactivated (docs/contract.md#rbac asks for within 5 s).
 # Threads of a web process for requests' synchronous work (middleware, views); each keeps
-# one database connection (opsconductor/asgi_pool.py).
-WEB_THREADS = env_int("OPS_WEB_THREADS", 8, minimum=1, maximum=256)
+# one database connection once it has served a request (opsconductor/asgi_pool.py). An
+# immediate submission holds its thread while it waits (OPS_IMMEDIATE_WAIT_SECONDS), so this
+# bounds the immediate submissions one web process waits for at once.
+WEB_THREADS = env_int("OPS_WEB_THREADS", 32, minimum=1, maximum=256)
 REALTIME_RECHECK_SECONDS = env_float("REALTIME_RECHECK_SECONDS", 3.0, minimum=0.05, maximum=4.0)
 
 # --- Workers (django-q2, ORM broker on the same PostgreSQL) -----------------------------
