@@ -8,10 +8,12 @@
   ``POLL_BACKOFF`` while nothing changes, at most ``POLL_MAX_SECONDS``; back to the minimum
   when output arrives), its new output streamed to live progress at each poll. The service
   offers no callback a worker could receive, hence the polling.
-- On the engine's interrupt (cancel, execution timeout, lost lease), at the step timeout, when
-  the service cannot be polled any more, and when the runner itself crashes, the job is
-  cancelled on the service at once; it also carries ``timeout_seconds`` (the step timeout plus
-  ``SERVICE_TIMEOUT_GRACE_SECONDS``), so the service ends it on its own if it cannot be reached.
+- A started job is what the step holds (``ctx.held``): on the engine's interrupt (cancel,
+  execution timeout, lost lease) and at the step timeout the step stops following it and the
+  step's cleanup() cancels it on the service by its id; when the service cannot be polled any
+  more, and when the runner itself crashes, it is cancelled before the step ends. It also
+  carries ``timeout_seconds`` (the step timeout plus ``SERVICE_TIMEOUT_GRACE_SECONDS``), so
+  the service ends it on its own if it cannot be reached.
 """
 
 from __future__ import annotations
@@ -78,47 +80,67 @@ def job_run(
             job = start(client)
         except (ServiceError, NotFound) as exc:
             return StepResult(status=ExecutionStatus.FAILED, error_message=f"{what} could not start: {exc}")
-        return job_result(ctx, client, job_follow(ctx, client, job), what=what, workflow=workflow)
+        job_id = str(job["id"])
+        held = f"automation job {job_id}"
+        ctx.held.hold(held, lambda: job_cancel(job_id))
+        try:
+            followed = job_follow(ctx, client, job)
+        except BaseException:
+            _release_now(ctx, held)  # the runner crashed: leave nothing running on the service
+            raise
+        if followed.error:
+            _release_now(ctx, held)
+        elif not followed.stopped:
+            ctx.held.let_go(held)
+        return job_result(ctx, client, followed, what=what, workflow=workflow)
     finally:
         client.close()
+
+
+def job_cancel(job_id: str) -> None:
+    """Cancel a job on the service: how a step releases the job it holds."""
+    client = automation_client()
+    try:
+        client.job_cancel(job_id=job_id)
+    finally:
+        client.close()
+
+
+def _release_now(ctx: StepContext, held: str) -> None:
+    # Already ended, or unreachable: the job's own timeout_seconds ends it on the service.
+    with contextlib.suppress(ServiceError, NotFound):
+        ctx.held.release(held)
 
 
 @dataclass
 class Followed:
     job: dict[str, Any]  # the service's last answer about the job
-    stopped: str | None = None  # cancelled / timeout: we cancelled it
+    stopped: str | None = None  # cancelled / timeout: the step stopped following it
     error: str = ""  # the job could not be followed to its end
 
 
 def job_follow(ctx: StepContext, client: AutomationServiceClient, job: dict[str, Any]) -> Followed:
-    """Follow a started job (the service's start answer) until it ends or must stop."""
+    """Follow a started job (the service's start answer) until it ends or must stop (it is
+    left running: the caller cancels it)."""
     job_id = str(job["id"])
     deadline = time.monotonic() + ctx.timeout_seconds
     interval = POLL_MIN_SECONDS
     sent = {"stdout": 0, "stderr": 0}
     step_states: dict[str, str] = {}
     ctx.emit_output("automation", f"Automation Service job {job_id} {job.get('status') or 'started'}\n")
-    try:
-        while True:
-            try:
-                job = client.job_get(job_id=job_id)
-            except (ServiceError, NotFound) as exc:
-                _cancel(client, job_id)
-                return Followed(job, error=f"automation job {job_id} could not be followed: {exc}")
-            changed = _stream(ctx, job, sent, step_states)
-            if job.get("status") in TERMINAL:
-                return Followed(job)
-            stopped = None
-            if ctx.cancel_event.wait(max(0.0, min(interval, deadline - time.monotonic()))):
-                stopped = ExecutionStatus.CANCELLED
-            elif time.monotonic() >= deadline:
-                stopped = ExecutionStatus.TIMEOUT
-            if stopped:
-                return Followed({**job, **_cancel(client, job_id)}, stopped=stopped)
-            interval = POLL_MIN_SECONDS if changed else min(interval * POLL_BACKOFF, POLL_MAX_SECONDS)
-    except BaseException:
-        _cancel(client, job_id)  # the runner crashed: leave nothing running on the service
-        raise
+    while True:
+        try:
+            job = client.job_get(job_id=job_id)
+        except (ServiceError, NotFound) as exc:
+            return Followed(job, error=f"automation job {job_id} could not be followed: {exc}")
+        changed = _stream(ctx, job, sent, step_states)
+        if job.get("status") in TERMINAL:
+            return Followed(job)
+        if ctx.cancel_event.wait(max(0.0, min(interval, deadline - time.monotonic()))):
+            return Followed(job, stopped=ExecutionStatus.CANCELLED)
+        if time.monotonic() >= deadline:
+            return Followed(job, stopped=ExecutionStatus.TIMEOUT)
+        interval = POLL_MIN_SECONDS if changed else min(interval * POLL_BACKOFF, POLL_MAX_SECONDS)
 
 
 def _stream(ctx: StepContext, job: dict[str, Any], sent: dict[str, int], states: dict[str, str]) -> bool:
@@ -139,13 +161,6 @@ def _stream(ctx: StepContext, job: dict[str, Any], sent: dict[str, int], states:
             sent[stream] = len(text)
             changed = True
     return changed
-
-
-def _cancel(client: AutomationServiceClient, job_id: str) -> dict[str, Any]:
-    # Already ended, or unreachable: the job's own timeout_seconds ends it on the service.
-    with contextlib.suppress(ServiceError, NotFound):
-        return client.job_cancel(job_id=job_id)
-    return {}
 
 
 def job_result(

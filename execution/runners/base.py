@@ -3,16 +3,22 @@
 A runner gets a :class:`StepContext` (parameters with secrets already resolved, the resolved
 target, its timeout, a cancel flag) and returns a :class:`StepResult`. The engine owns
 everything around it: status transitions, timing, capping and masking of output, events.
+What a step holds outside the worker (a process, a database backend, a remote job) is
+registered on ``ctx.held`` and released by :meth:`Runner.cleanup` on a cancel or a timeout
+(docs/engine.md#cleanup).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from execution.enums import ActionClass
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,55 @@ class ResolvedTarget:
     credential_ref: str = ""
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Held:
+    """What a running step holds outside the worker's thread, each with how to release it: a
+    local process group, a remote process group, a database backend running the statement, a
+    job on the Automation Service (docs/engine.md#cleanup).
+
+    run() calls ``hold()`` as soon as it holds the thing and ``let_go()`` once the thing has
+    ended by itself. On a cancel or a timeout run() stops waiting and returns with the thing
+    still held: the engine's cleanup() releases it. When run() fails on its own it releases
+    what it holds before it returns (``release(name)``).
+    """
+
+    def __init__(self) -> None:
+        self._releases: dict[str, Callable[[], None]] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, name: str, release: Callable[[], None]) -> None:
+        with self._lock:
+            self._releases[name] = release
+
+    def let_go(self, name: str) -> None:
+        with self._lock:
+            self._releases.pop(name, None)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._releases)
+
+    def release(self, name: str | None = None) -> list[str]:
+        """Release ``name``, or everything still held (newest first); returns what was
+        released. An entry leaves before its release runs, so nothing is released twice; a
+        failing release does not stop the others (the first error is raised after them)."""
+        with self._lock:
+            if name is None:
+                taken = list(reversed(self._releases.items()))
+                self._releases.clear()
+            else:
+                release = self._releases.pop(name, None)
+                taken = [(name, release)] if release is not None else []
+        failed: Exception | None = None
+        for _, release in taken:
+            try:
+                release()
+            except Exception as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
+        return [what for what, _ in taken]
 
 
 @dataclass
@@ -55,6 +110,8 @@ class StepContext:
     emit_output: Callable[[str, str], None] = lambda stream, text: None
     # Resolved credential of the target (password or private key), never stored.
     credential: dict[str, str] = field(default_factory=dict)
+    # What the step holds until it ends or cleanup() releases it.
+    held: Held = field(default_factory=Held)
 
 
 @dataclass
@@ -92,7 +149,17 @@ class Runner:
         raise NotImplementedError
 
     def cleanup(self, ctx: StepContext, reason: str) -> None:
-        """Called after run() on cancel or timeout (reason is 'cancelled' or 'timeout')."""
+        """Called by the engine after run() on a cancel or a timeout (reason is 'cancelled' or
+        'timeout'): releases what run() still holds (``ctx.held``)."""
+        released = ctx.held.release()
+        if released:
+            logger.info(
+                "execution %s step %s %s: released %s",
+                ctx.execution_id,
+                ctx.step_index,
+                reason,
+                ", ".join(released),
+            )
 
     def dry_run(self, ctx: StepContext) -> StepResult:
         from execution.enums import ExecutionStatus

@@ -45,11 +45,6 @@ class CommandRunner(Runner):
             )
         return connection_module(kind).run_command(ctx)  # type: ignore[no-any-return]
 
-    def cleanup(self, ctx: StepContext, reason: str) -> None:
-        kind = _connection_type(ctx)
-        if kind is not None and kind in CONNECTIONS:
-            connection_module(kind).cleanup(ctx, reason)
-
     def describe(self, ctx: StepContext) -> dict[str, Any]:
         kind = _connection_type(ctx)
         described: dict[str, Any] = {

@@ -6,6 +6,8 @@ files) or, for an upload, inline ``content`` (may be a secret reference); ``expe
 (optional); ``return_content`` (download: include the capped text in the output).
 Both directions check the sha256 of the bytes sent against the sha256 of the bytes stored
 on the other side (the remote side by ``sha256sum``, falling back to reading it back).
+A cancel or the step timeout stops the transfer at its next chunk; the step's cleanup()
+removes a partial upload and closes the connection (``ctx.held``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import hashlib
 import io
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +28,12 @@ from execution.runners.registry import register
 from execution.runners.support import cap_text
 
 
-class _Cancelled(Exception):
-    pass
+class _Stopped(Exception):
+    """The transfer stops: the step was cancelled or its timeout passed."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 def transfer_root(tenant_slug: str) -> Path:
@@ -57,6 +64,16 @@ def _remote_sha256(client: Any, sftp: Any, remote: str) -> str:
     return digest.hexdigest()
 
 
+def _remove_partial_and_close(client: Any, sftp: Any, remote: str, upload: bool) -> None:
+    """A stopped upload leaves no partial file behind (docs/contract.md#cancellation)."""
+    try:
+        if upload:
+            with contextlib.suppress(OSError):
+                sftp.remove(remote)
+    finally:
+        client.close()
+
+
 @register
 class FileRunner(Runner):
     step_type = "file"
@@ -85,17 +102,25 @@ class FileRunner(Runner):
         params = ctx.params
         direction = params.get("direction", "upload")
         remote = str(params["remote_path"])
+        deadline = time.monotonic() + ctx.timeout_seconds
 
         def progress(done: int, total: int) -> None:
             if ctx.cancel_event.is_set():
-                raise _Cancelled()
+                raise _Stopped(ExecutionStatus.CANCELLED)
+            if time.monotonic() >= deadline:
+                raise _Stopped(ExecutionStatus.TIMEOUT)
 
         try:
             client = ssh_connect(ctx)
         except Exception as exc:
             return StepResult(status=ExecutionStatus.FAILED, error_message=f"ssh connect failed: {exc}")
+        held = f"sftp connection ({direction} {remote})"
+        stopped = False
         try:
             sftp = client.open_sftp()
+            # Held until the transfer ends; on a cancel or a timeout cleanup() releases it.
+            upload = direction == "upload"
+            ctx.held.hold(held, lambda: _remove_partial_and_close(client, sftp, remote, upload))
             output: dict[str, Any] = {"direction": direction, "remote_path": remote}
             if direction == "upload":
                 if "content" in params and not params.get("local_path"):
@@ -140,16 +165,20 @@ class FileRunner(Runner):
                 )
             output["verified"] = True
             return StepResult(status=ExecutionStatus.COMPLETED, output=output)
-        except _Cancelled:
-            if direction == "upload":
-                # A cancelled upload leaves no partial file behind (docs/contract.md#cancellation cleanup).
-                with contextlib.suppress(OSError):
-                    sftp.remove(remote)
-            return StepResult(status=ExecutionStatus.CANCELLED, error_message="transfer cancelled")
+        except _Stopped as stop:
+            stopped = True
+            if stop.status == ExecutionStatus.CANCELLED:
+                return StepResult(status=ExecutionStatus.CANCELLED, error_message="transfer cancelled")
+            return StepResult(
+                status=ExecutionStatus.TIMEOUT,
+                error_message=f"step timeout after {ctx.timeout_seconds:g}s: transfer stopped",
+            )
         except (OSError, ValueError) as exc:
             return StepResult(status=ExecutionStatus.FAILED, error_message=f"{direction} failed: {exc}")
         finally:
-            client.close()
+            if not stopped:
+                ctx.held.let_go(held)
+                client.close()
 
     def describe(self, ctx: StepContext) -> dict[str, Any]:
         params = ctx.params

@@ -5,15 +5,24 @@ The asset gives address, port and username; the password comes from its credenti
 ``metadata.database``. Params: ``query`` (or ``sql``), ``params`` (a list or an object; values
 may be secret references, resolved by the engine), ``max_rows`` (≤ SQL_ROW_CAP).
 A step whose class is read (declared, or a SELECT) runs in a ``READ ONLY`` transaction that
-is rolled back; ``statement_timeout`` is the step timeout; a cancel calls ``connection.cancel()``.
+is rolled back; ``statement_timeout`` is the step timeout (the server's own backstop).
+
+The statement runs in a helper thread; run() holds its backend on ``ctx.held`` and waits. On
+a cancel or at the step timeout (also when the statement turned ``statement_timeout`` off)
+run() stops waiting and the step's cleanup() cancels the statement (``connection.cancel()``,
+what ``pg_cancel_backend`` does) and terminates the backend (``pg_terminate_backend``) if it
+still runs it after ``CANCEL_GRACE_SECONDS``; the transaction is rolled back, never committed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
+import logging
 import re
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -21,7 +30,7 @@ import psycopg2
 from django.conf import settings
 
 from execution.enums import ActionClass, ExecutionStatus
-from execution.runners.base import ParamProblem, Runner, StepContext, StepResult
+from execution.runners.base import ParamProblem, ResolvedTarget, Runner, StepContext, StepResult
 from execution.runners.registry import register
 from execution.runners.support import step_declared_action_class
 
@@ -29,6 +38,9 @@ READ_STATEMENT = re.compile(r"^\s*(\(\s*)*(select|show|values|table)\b", re.I)
 # A second statement after a `;` (`SELECT 1; COMMIT; DELETE ...`) would end the READ ONLY
 # transaction and run outside it: such a query is never read (a `;` in a literal counts too).
 MORE_STATEMENTS = re.compile(r";\s*\S")
+# How long a cancelled statement may take to end before its backend is terminated.
+CANCEL_GRACE_SECONDS = 2.0
+logger = logging.getLogger(__name__)
 
 
 def _query(params: dict[str, Any]) -> str:
@@ -97,59 +109,27 @@ class SqlRunner(Runner):
         row_cap = min(int(ctx.params.get("max_rows") or settings.SQL_ROW_CAP), int(settings.SQL_ROW_CAP))
         timeout_ms = max(int(ctx.timeout_seconds * 1000), 1)
         try:
-            conn = psycopg2.connect(
-                host=target.address or target.hostname,
-                port=target.port or 5432,
-                user=target.username or None,
-                password=ctx.credential.get("password") or None,
-                dbname=str(database),
-                connect_timeout=max(1, min(int(ctx.timeout_seconds), 10)),
-                options=f"-c statement_timeout={timeout_ms}",
-                application_name="opsconductor-sql-step",
-            )
+            conn = _connect(ctx, target, str(database), options=f"-c statement_timeout={timeout_ms}")
         except psycopg2.Error as exc:
             return StepResult(status=ExecutionStatus.FAILED, error_message=f"connect failed: {exc}".strip())
-        finished = threading.Event()
-
-        def watch_cancel() -> None:
-            # A cancel (docs/contract.md#cancellation) interrupts the running statement on the server.
-            while not finished.wait(0.1):
-                if ctx.cancel_event.is_set():
-                    conn.cancel()
-                    return
-
-        watcher = threading.Thread(target=watch_cancel, daemon=True)
-        watcher.start()
-        try:
-            with conn.cursor() as cur:
-                if read_only:
-                    cur.execute("SET TRANSACTION READ ONLY")
-                cur.execute(_query(ctx.params), ctx.params.get("params") or None)
-                output: dict[str, Any] = {"read_only": read_only, "rowcount": cur.rowcount}
-                if cur.description is not None:
-                    rows = cur.fetchmany(row_cap + 1)
-                    output["columns"] = [d.name for d in cur.description]
-                    output["rows"] = [_jsonable(list(r)) for r in rows[:row_cap]]
-                    output["truncated"] = len(rows) > row_cap
-            if read_only:
-                conn.rollback()
-            else:
-                conn.commit()
-            return StepResult(status=ExecutionStatus.COMPLETED, output=output)
-        except psycopg2.Error as exc:
-            conn.rollback()
+        statement = _Statement(ctx, target, str(database), conn, read_only=read_only, row_cap=row_cap)
+        # Held until the statement ends; on a cancel or a timeout cleanup() stops the backend.
+        held = f"database backend {statement.backend_pid}"
+        ctx.held.hold(held, statement.stop)
+        statement.thread.start()
+        deadline = time.monotonic() + ctx.timeout_seconds
+        while not statement.done.wait(0.05):
             if ctx.cancel_event.is_set():
+                statement.abandoned.set()
                 return StepResult(status=ExecutionStatus.CANCELLED, error_message="statement cancelled")
-            if isinstance(exc, psycopg2.errors.QueryCanceled):
-                return StepResult(status=ExecutionStatus.TIMEOUT, error_message="statement_timeout reached")
-            return StepResult(
-                status=ExecutionStatus.FAILED,
-                error_message=f"{type(exc).__name__}: {str(exc).strip()}",
-                output={"read_only": read_only, "sqlstate": exc.pgcode},
-            )
-        finally:
-            finished.set()
-            conn.close()
+            if time.monotonic() >= deadline:
+                statement.abandoned.set()
+                return StepResult(
+                    status=ExecutionStatus.TIMEOUT,
+                    error_message=f"step timeout after {ctx.timeout_seconds:g}s: statement cancelled",
+                )
+        ctx.held.let_go(held)
+        return statement.result
 
     def describe(self, ctx: StepContext) -> dict[str, Any]:
         return {
@@ -161,3 +141,100 @@ class SqlRunner(Runner):
             "parameters": len(ctx.params.get("params") or []),
             "read_only": self._read_only(ctx),
         }
+
+
+def _connect(ctx: StepContext, target: ResolvedTarget, database: str, *, options: str = "") -> Any:
+    return psycopg2.connect(
+        host=target.address or target.hostname,
+        port=target.port or 5432,
+        user=target.username or None,
+        password=ctx.credential.get("password") or None,
+        dbname=database,
+        connect_timeout=max(1, min(int(ctx.timeout_seconds), 10)),
+        options=options,
+        application_name="opsconductor-sql-step",
+    )
+
+
+class _Statement:
+    """The step's statement on its own connection, run in a helper thread so that run() can
+    stop waiting at a cancel or the step timeout; :meth:`stop` (the step's cleanup) ends it on
+    the server."""
+
+    def __init__(
+        self,
+        ctx: StepContext,
+        target: ResolvedTarget,
+        database: str,
+        conn: Any,
+        *,
+        read_only: bool,
+        row_cap: int,
+    ) -> None:
+        self.ctx = ctx
+        self.target = target
+        self.database = database
+        self.conn = conn
+        self.read_only = read_only
+        self.row_cap = row_cap
+        self.backend_pid: int = conn.get_backend_pid()
+        self.done = threading.Event()
+        # run() stopped waiting: whatever the statement did is rolled back, never committed.
+        self.abandoned = threading.Event()
+        self.result = StepResult(status=ExecutionStatus.FAILED)  # set by the thread before done
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"sql-step-{ctx.step_index}")
+
+    def _run(self) -> None:
+        try:
+            self.result = self._execute()
+        except Exception as exc:  # as the engine records a crashed runner
+            logger.exception("sql step %s crashed", self.ctx.step_index)
+            message = f"{type(exc).__name__}: {exc}"
+            self.result = StepResult(status=ExecutionStatus.FAILED, error_message=message)
+        finally:
+            self.conn.close()
+            self.done.set()
+
+    def _execute(self) -> StepResult:
+        ctx, conn, read_only = self.ctx, self.conn, self.read_only
+        try:
+            with conn.cursor() as cur:
+                if read_only:
+                    cur.execute("SET TRANSACTION READ ONLY")
+                cur.execute(_query(ctx.params), ctx.params.get("params") or None)
+                output: dict[str, Any] = {"read_only": read_only, "rowcount": cur.rowcount}
+                if cur.description is not None:
+                    rows = cur.fetchmany(self.row_cap + 1)
+                    output["columns"] = [d.name for d in cur.description]
+                    output["rows"] = [_jsonable(list(r)) for r in rows[: self.row_cap]]
+                    output["truncated"] = len(rows) > self.row_cap
+            if read_only or self.abandoned.is_set():
+                conn.rollback()
+            else:
+                conn.commit()
+            return StepResult(status=ExecutionStatus.COMPLETED, output=output)
+        except psycopg2.Error as exc:
+            with contextlib.suppress(psycopg2.Error):
+                conn.rollback()
+            if isinstance(exc, psycopg2.errors.QueryCanceled):
+                return StepResult(status=ExecutionStatus.TIMEOUT, error_message="statement_timeout reached")
+            return StepResult(
+                status=ExecutionStatus.FAILED,
+                error_message=f"{type(exc).__name__}: {str(exc).strip()}",
+                output={"read_only": read_only, "sqlstate": exc.pgcode},
+            )
+
+    def stop(self) -> None:
+        """Cancel the statement on the server; a backend still running it after
+        ``CANCEL_GRACE_SECONDS`` is terminated (``pg_terminate_backend``, allowed to the same role)."""
+        self.abandoned.set()
+        with contextlib.suppress(psycopg2.Error):
+            self.conn.cancel()
+        if self.done.wait(CANCEL_GRACE_SECONDS):
+            return
+        with contextlib.closing(_connect(self.ctx, self.target, self.database)) as other:
+            other.autocommit = True
+            with other.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(%s)", [self.backend_pid])
+        if not self.done.wait(CANCEL_GRACE_SECONDS):
+            raise RuntimeError(f"database backend {self.backend_pid} still runs the statement")

@@ -1,7 +1,9 @@
 """Where a ``command`` step runs, by the target's connection type.
 
-Each module has ``run_command(ctx) -> StepResult``, ``cleanup(ctx, reason)`` and
-``describe(ctx) -> dict``. Adding a connection type: one module and one line here.
+Each module has ``run_command(ctx) -> StepResult`` and ``describe(ctx) -> dict``; what a
+running command holds (a process group, a remote job) is on ``ctx.held``, released by the
+runner's cleanup() on a cancel or a timeout. Adding a connection type: one module and one line
+here.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``command`` steps on an ``automation`` asset: delegated to the Automation Service (docs/contract.md#steps).
 
-The job is started with the key ``<execution_id>:<step_index>:<attempt>``, followed until it
-ends and cancelled there on a cancel or a step timeout (execution/runners/automation_jobs.py).
+The job is started with the key ``<execution_id>:<step_index>:<attempt>`` and followed until it
+ends; on a cancel or a step timeout the step's cleanup cancels it on the service
+(execution/runners/automation_jobs.py).
 Resolved ``env`` values travel to the service in the request body (it is the executor); they
 are not logged or stored here.
 """
@@ -27,10 +28,6 @@ def run_command(ctx: StepContext) -> StepResult:
         )
 
     return job_run(ctx, what="command", start=start)
-
-
-def cleanup(ctx: StepContext, reason: str) -> None:
-    """Nothing left to do: ``run_command`` cancels its job on the service before it returns."""
 
 
 def describe(ctx: StepContext) -> dict[str, Any]:

@@ -7,7 +7,8 @@ the unprivileged ``LOCAL_RUNNER_USER`` (created on demand with ``useradd``), so 
 read the settings, the state directory, the database socket or other tenants' secrets.
 
 The child is the leader of a new session, so a timeout or a cancel kills the whole tree
-(``killpg``), not just the shell.
+(``killpg``), not just the shell: run() holds the group on ``ctx.held`` and the step's
+cleanup() kills it and removes the working directory.
 """
 
 from __future__ import annotations
@@ -90,10 +91,6 @@ def scrubbed_environment(*, home: str, step_env: dict[str, Any]) -> dict[str, st
     return env
 
 
-_running: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
-_running_lock = threading.Lock()
-
-
 def _pump(stream: IO[bytes], name: str, buffer: bytearray, cap: int, ctx: StepContext) -> None:
     try:
         for line in iter(stream.readline, b""):
@@ -133,21 +130,37 @@ def run_command(ctx: StepContext) -> StepResult:
     try:
         if run_as is not None:
             os.chown(workdir, run_as.uid, run_as.gid)
-        return _run(ctx, workdir, run_as)
-    finally:
+        proc = _start(ctx, workdir, run_as)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+    def release() -> None:
+        kill_tree(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
+    # Held until the command ends; on a cancel or a timeout cleanup() kills the group.
+    held = f"local process group {proc.pid}"
+    ctx.held.hold(held, release)
+    try:
+        result = _follow(ctx, proc)
+    except BaseException:
+        ctx.held.release(held)
+        raise
+    if result.status not in (ExecutionStatus.CANCELLED, ExecutionStatus.TIMEOUT):
+        ctx.held.let_go(held)
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result
 
-def _run(ctx: StepContext, workdir: str, run_as: RunAs | None) -> StepResult:
+
+def _start(ctx: StepContext, workdir: str, run_as: RunAs | None) -> subprocess.Popen[bytes]:
     params = ctx.params
-    command = str(params.get("command", ""))
     env = scrubbed_environment(home=workdir, step_env=params.get("env") or {})
-    cap = output_cap()
     identity: dict[str, Any] = (
         {"user": run_as.uid, "group": run_as.gid, "extra_groups": []} if run_as is not None else {}
     )
-    proc = subprocess.Popen(  # noqa: S602 - the step's command is a shell command by contract
-        command,
+    return subprocess.Popen(  # noqa: S602 - the step's command is a shell command by contract
+        str(params.get("command", "")),
         shell=True,
         cwd=workdir,
         env=env,
@@ -158,9 +171,12 @@ def _run(ctx: StepContext, workdir: str, run_as: RunAs | None) -> StepResult:
         umask=0o077,
         **identity,
     )
-    key = (ctx.execution_id, ctx.step_index)
-    with _running_lock:
-        _running[key] = proc
+
+
+def _follow(ctx: StepContext, proc: subprocess.Popen[bytes]) -> StepResult:
+    """Stream the command's output until it ends, the step is cancelled or its timeout passes
+    (then it is left running for cleanup())."""
+    cap = output_cap()
     buffers = {"stdout": bytearray(), "stderr": bytearray()}
     pumps = [
         threading.Thread(target=_pump, args=(getattr(proc, name), name, buffers[name], cap, ctx), daemon=True)
@@ -170,18 +186,13 @@ def _run(ctx: StepContext, workdir: str, run_as: RunAs | None) -> StepResult:
         pump.start()
     deadline = time.monotonic() + ctx.timeout_seconds
     ended: str | None = None
-    try:
-        while proc.poll() is None:
-            if ctx.cancel_event.wait(0.05):
-                ended = ExecutionStatus.CANCELLED
-                break
-            if time.monotonic() >= deadline:
-                ended = ExecutionStatus.TIMEOUT
-                break
-    finally:
-        if not ended:  # still registered when cancelled or timed out: cleanup() kills it
-            with _running_lock:
-                _running.pop(key, None)
+    while proc.poll() is None:
+        if ctx.cancel_event.wait(0.05):
+            ended = ExecutionStatus.CANCELLED
+            break
+        if time.monotonic() >= deadline:
+            ended = ExecutionStatus.TIMEOUT
+            break
     for pump in pumps:
         pump.join(0.2 if ended else 5)  # a stopped step answers now with the output so far
     output: dict[str, Any] = {
@@ -206,15 +217,6 @@ def _run(ctx: StepContext, workdir: str, run_as: RunAs | None) -> StepResult:
         exit_code=code,
         error_message="" if code == 0 else f"command exited with {code}",
     )
-
-
-def cleanup(ctx: StepContext, reason: str) -> None:
-    """After a cancelled or timed-out run: kill the step's process group (the engine calls
-    it at once; run() left the process registered for it)."""
-    with _running_lock:
-        proc = _running.pop((ctx.execution_id, ctx.step_index), None)
-    if proc is not None:
-        kill_tree(proc)
 
 
 def describe(ctx: StepContext) -> dict[str, Any]:

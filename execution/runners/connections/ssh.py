@@ -9,10 +9,12 @@ line ``ssh-keyscan`` prints); otherwise *accept-new* in a tenant-scoped known_ho
 a different key later is refused (``BadHostKeyException``).
 
 Cancel and timeout: the command runs as the leader of a new session on the remote host
-(``setsid``) and writes its pid (= its process group id) to a pid file; on cancel or timeout
-the channel is closed and ``kill -TERM -- -<pgid>`` then ``kill -KILL`` is sent over a new
-channel, so no remote process survives (a plain channel close would leave ``sleep 60``
-running without a tty).
+(``setsid``) and writes its pid (= its process group id) to a pid file. run() holds that
+group on ``ctx.held``; on a cancel or a timeout it stops reading and the step's cleanup()
+closes the channel and sends ``kill -TERM -- -<pgid>`` then ``kill -KILL`` over a new
+channel (over a new connection when the step's one is gone), so no remote process survives
+(a plain channel close would leave ``sleep 60`` running without a tty). A connection lost
+mid-command (no exit status) fails the step and kills the group the same way.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import base64
 import io
 import re
 import shlex
-import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +37,6 @@ from execution.runners.base import StepContext, StepResult
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
-# (execution_id, step_index) -> (client, pid file) of a running step, for cleanup().
-_running: dict[tuple[str, int], tuple[paramiko.SSHClient, str]] = {}
-_running_lock = threading.Lock()
 
 
 def _load_private_key(text: str, passphrase: str | None) -> paramiko.PKey:
@@ -124,18 +123,37 @@ def _kill_remote(client: paramiko.SSHClient, pid_file: str) -> None:
         f"if [ -s {pf} ]; then g=$(cat {pf}); kill -TERM -- -$g 2>/dev/null; sleep 1; "
         f"kill -KILL -- -$g 2>/dev/null; rm -f {pf}; fi; true"
     )
-    try:
-        _, stdout, _ = client.exec_command(script, timeout=10)
-        stdout.channel.recv_exit_status()
-    except Exception:  # the connection may be gone; cleanup() retries on a new one
-        return
+    _, stdout, _ = client.exec_command(script, timeout=10)
+    stdout.channel.recv_exit_status()
+
+
+@dataclass
+class _RemoteGroup:
+    """The remote process group a step holds: its connection, channel and pid file."""
+
+    ctx: StepContext
+    client: paramiko.SSHClient
+    pid_file: str
+    channel: paramiko.Channel | None = None
+
+    def release(self) -> None:
+        """Kill the group (over a new connection when the step's one is gone), then close."""
+        try:
+            if self.channel is not None:
+                self.channel.close()
+            try:
+                _kill_remote(self.client, self.pid_file)
+            except Exception:  # the step's connection is gone: a new one
+                with ssh_connect(self.ctx) as fresh:
+                    _kill_remote(fresh, self.pid_file)
+        finally:
+            self.client.close()
 
 
 def run_command(ctx: StepContext) -> StepResult:
     """Run ``params.command`` on the asset over SSH, streaming output through ctx.emit_output."""
     params = ctx.params
     command = str(params.get("command", ""))
-    cap = int(settings.STEP_OUTPUT_CAP_BYTES)
     env: dict[str, Any] = dict(params.get("env") or {})
     bad = [name for name in env if not ENV_NAME.fullmatch(str(name))]
     if bad:
@@ -147,92 +165,96 @@ def run_command(ctx: StepContext) -> StepResult:
         client = ssh_connect(ctx)
     except Exception as exc:
         return StepResult(status=ExecutionStatus.FAILED, error_message=f"ssh connect failed: {exc}")
-    key = (ctx.execution_id, ctx.step_index)
-    with _running_lock:
-        _running[key] = (client, pid_file)
+    group = _RemoteGroup(ctx, client, pid_file)
+    # Held until the command ends; on a cancel or a timeout cleanup() kills the group.
+    held = f"remote process group ({pid_file})"
+    ctx.held.hold(held, group.release)
+    try:
+        result = _follow(ctx, group, command, env)
+    except Exception as exc:
+        try:
+            ctx.held.release(held)
+        except Exception as left:
+            return StepResult(
+                status=ExecutionStatus.FAILED,
+                error_message=f"ssh command failed: {exc}; the remote process group was not killed: {left}",
+            )
+        return StepResult(status=ExecutionStatus.FAILED, error_message=f"ssh command failed: {exc}")
+    except BaseException:
+        ctx.held.release(held)
+        raise
+    if result.status not in (ExecutionStatus.CANCELLED, ExecutionStatus.TIMEOUT):
+        ctx.held.let_go(held)
+        client.close()
+    return result
+
+
+def _follow(ctx: StepContext, group: _RemoteGroup, command: str, env: dict[str, Any]) -> StepResult:
+    """Start the command and stream its output until it ends, the step is cancelled or its
+    timeout passes (then the group is left running for cleanup())."""
+    cap = int(settings.STEP_OUTPUT_CAP_BYTES)
     deadline = time.monotonic() + ctx.timeout_seconds
     out: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
     truncated = False
     ended: str | None = None
-    try:
-        channel = client.get_transport().open_session()  # type: ignore[union-attr]
-        channel.exec_command(_wrapped(command, pid_file))
-        for name, value in env.items():
-            encoded = base64.b64encode(str(value).encode()).decode()
-            channel.sendall(f"{name} {encoded}\n".encode())
-        channel.sendall(b"-- end\n")
-        channel.shutdown_write()
-        while True:
-            got = False
-            for stream, ready, recv in (
-                ("stdout", channel.recv_ready, channel.recv),
-                ("stderr", channel.recv_stderr_ready, channel.recv_stderr),
-            ):
-                if ready():
-                    chunk = recv(32768)
-                    if chunk:
-                        got = True
-                        room = cap - len(out[stream])
-                        if room > 0:
-                            out[stream] += chunk[:room]
-                        truncated = truncated or len(chunk) > room
-                        ctx.emit_output(stream, chunk.decode(errors="replace"))
-            if (
-                not got
-                and channel.exit_status_ready()
-                and not channel.recv_ready()
-                and not channel.recv_stderr_ready()
-            ):
-                break
-            if ctx.cancel_event.is_set():
-                ended = ExecutionStatus.CANCELLED
-                break
-            if time.monotonic() >= deadline:
-                ended = ExecutionStatus.TIMEOUT
-                break
-            if not got:
-                ctx.cancel_event.wait(0.05)
-        output: dict[str, Any] = {
-            "stdout": out["stdout"].decode(errors="replace"),
-            "stderr": out["stderr"].decode(errors="replace"),
-            "truncated": truncated,
-            "connection": "ssh",
-        }
-        if ended:
-            channel.close()
-            _kill_remote(client, pid_file)
-            output["exit_code"] = None
-            reason = "cancelled" if ended == ExecutionStatus.CANCELLED else "step timeout"
-            return StepResult(
-                status=ended, output=output, error_message=f"{reason}: remote process group killed"
-            )
-        exit_code = channel.recv_exit_status()
-        output["exit_code"] = exit_code
-        return StepResult(
-            status=ExecutionStatus.COMPLETED if exit_code == 0 else ExecutionStatus.FAILED,
-            output=output,
-            exit_code=exit_code,
-            error_message="" if exit_code == 0 else f"command exited with {exit_code}",
-        )
-    except Exception as exc:
-        return StepResult(status=ExecutionStatus.FAILED, error_message=f"ssh command failed: {exc}")
-    finally:
-        with _running_lock:
-            _running.pop(key, None)
-        client.close()
-
-
-def cleanup(ctx: StepContext, reason: str) -> None:
-    """Kill the step's remote process group (on cancel or timeout), on a fresh connection if needed."""
-    with _running_lock:
-        entry = _running.pop((ctx.execution_id, ctx.step_index), None)
-    if entry is None:
-        return  # run() already killed it and closed the connection
-    client, pid_file = entry
-    try:
-        _kill_remote(client, pid_file)
-    finally:
-        client.close()
+    channel = group.client.get_transport().open_session()  # type: ignore[union-attr]
+    group.channel = channel
+    channel.exec_command(_wrapped(command, group.pid_file))
+    for name, value in env.items():
+        encoded = base64.b64encode(str(value).encode()).decode()
+        channel.sendall(f"{name} {encoded}\n".encode())
+    channel.sendall(b"-- end\n")
+    channel.shutdown_write()
+    while True:
+        got = False
+        for stream, ready, recv in (
+            ("stdout", channel.recv_ready, channel.recv),
+            ("stderr", channel.recv_stderr_ready, channel.recv_stderr),
+        ):
+            if ready():
+                chunk = recv(32768)
+                if chunk:
+                    got = True
+                    room = cap - len(out[stream])
+                    if room > 0:
+                        out[stream] += chunk[:room]
+                    truncated = truncated or len(chunk) > room
+                    ctx.emit_output(stream, chunk.decode(errors="replace"))
+        if (
+            not got
+            and channel.exit_status_ready()
+            and not channel.recv_ready()
+            and not channel.recv_stderr_ready()
+        ):
+            break
+        if ctx.cancel_event.is_set():
+            ended = ExecutionStatus.CANCELLED
+            break
+        if time.monotonic() >= deadline:
+            ended = ExecutionStatus.TIMEOUT
+            break
+        if not got:
+            ctx.cancel_event.wait(0.05)
+    output: dict[str, Any] = {
+        "stdout": out["stdout"].decode(errors="replace"),
+        "stderr": out["stderr"].decode(errors="replace"),
+        "truncated": truncated,
+        "connection": "ssh",
+    }
+    if ended:
+        output["exit_code"] = None
+        reason = "cancelled" if ended == ExecutionStatus.CANCELLED else "step timeout"
+        return StepResult(status=ended, output=output, error_message=f"{reason}: remote process group killed")
+    exit_code = channel.recv_exit_status()
+    if exit_code == -1:  # the channel closed without an exit status: the connection is gone
+        raise ConnectionError("the connection closed before the command ended")
+    output["exit_code"] = exit_code
+    return StepResult(
+        status=ExecutionStatus.COMPLETED if exit_code == 0 else ExecutionStatus.FAILED,
+        output=output,
+        exit_code=exit_code,
+        error_message="" if exit_code == 0 else f"command exited with {exit_code}",
+    )
 
 
 def describe(ctx: StepContext) -> dict[str, Any]:

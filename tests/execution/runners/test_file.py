@@ -86,4 +86,6 @@ def test_cancelled_upload_leaves_no_partial_file(sshd: LoopbackSshd, dirs: Path)
     ctx.cancel_event.set()  # already cancelled: the first progress callback stops the transfer
     result = get_runner("file").run(ctx)
     assert result.status == "cancelled"
-    assert not remote.exists()
+    assert remote.exists() and len(ctx.held.names()) == 1  # left to the engine's cleanup()
+    get_runner("file").cleanup(ctx, "cancelled")
+    assert not remote.exists() and not ctx.held.names()

@@ -9,6 +9,7 @@ import pytest
 
 from execution.runners.base import ResolvedTarget
 from execution.runners.connections import local
+from execution.runners.registry import get_runner
 from tests.execution.runners.conftest import make_ctx
 
 pytestmark = pytest.mark.django_db
@@ -29,11 +30,10 @@ def test_cleanup_finds_and_kills_the_process_group_of_a_cancelled_step() -> None
     result = local.run_command(ctx)
     assert result.status == "cancelled"
     pid = result.output["pid"]
-    # run() stopped waiting; what it holds is handed to cleanup() (it used to empty the
-    # registry itself, so cleanup never had anything to do).
-    assert (ctx.execution_id, ctx.step_index) in local._running
-    local.cleanup(ctx, "cancelled")
-    assert (ctx.execution_id, ctx.step_index) not in local._running
+    # run() stopped waiting; what it holds is handed to cleanup().
+    assert ctx.held.names() == [f"local process group {pid}"] and _alive(pid)
+    get_runner("command").cleanup(ctx, "cancelled")
+    assert not ctx.held.names()
     deadline = time.monotonic() + 10
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)

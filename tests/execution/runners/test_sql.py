@@ -81,14 +81,23 @@ def test_modify_statement_commits() -> None:
 
 
 def test_statement_timeout_from_step_timeout() -> None:
-    result = run({"query": "SELECT pg_sleep(10)"}, timeout=1)
+    ctx = make_ctx("sql", {"query": "SELECT pg_sleep(10)"}, target=db_target(), timeout=1)
+    result = get_runner("sql").run(ctx)
     assert result.status == "timeout", result.error_message
+    get_runner("sql").cleanup(ctx, "timeout")  # as the engine does
+    assert not ctx.held.names()
 
 
 def test_cancel_interrupts_the_statement() -> None:
     ctx = make_ctx("sql", {"query": "SELECT pg_sleep(30)"}, target=db_target(), timeout=60)
     threading.Timer(0.5, ctx.cancel_event.set).start()
     assert get_runner("sql").run(ctx).status == "cancelled"
+    (held,) = ctx.held.names()
+    backend = int(held.rsplit(" ", 1)[1])
+    get_runner("sql").cleanup(ctx, "cancelled")
+    with connection.cursor() as cur:
+        cur.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [backend])
+        assert cur.fetchone() in (None, ("idle",))  # the statement no longer runs
 
 
 def test_dry_run_and_classes() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import threading
 import uuid
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 
 from execution.runners.connections import ssh
+from execution.runners.registry import get_runner
 from tests.execution.runners.conftest import make_ctx, ssh_target
 from tests.support.sshd import LoopbackSshd, wait_until
 
@@ -72,29 +75,67 @@ def test_pinned_host_key_in_asset_metadata(sshd: LoopbackSshd, known_hosts_dir: 
 
 def _remote_sleepers(marker: str) -> list[str]:
     # sshd runs on this machine, so the "remote" processes are visible to ps here.
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
-    return [line for line in ps.splitlines() if marker in line and "ps -eo" not in line]
+    ps = subprocess.run(["ps", "-eo", "pid,stat,args"], capture_output=True, text=True, check=True).stdout
+    return [
+        line
+        for line in ps.splitlines()
+        if marker in line and "ps -eo" not in line and line.split()[1][:1] != "Z"
+    ]
 
 
-def test_cancel_during_sleep_leaves_no_remote_process(sshd: LoopbackSshd) -> None:
+def _sleeper_ctx(sshd: LoopbackSshd, marker: str, timeout: float = 120, **extra: Any) -> Any:
     # A unique duration marks this step's processes in ps: a background child and the
     # foreground sleep (the "sleep 60" of the acceptance, plus a grandchild).
-    marker = f"60.{uuid.uuid4().int % 10**8:08d}"
-    ctx = make_ctx(
+    return make_ctx(
         "command",
         {"command": f"sleep {marker} & sleep {marker}"},
         target=ssh_target(sshd),
         credential={"private_key": sshd.client_private_key},
-        timeout=120,
+        timeout=timeout,
+        **extra,
     )
+
+
+def _marker() -> str:
+    return f"60.{uuid.uuid4().int % 10**8:08d}"
+
+
+def _run_in_thread(ctx: Any) -> tuple[threading.Thread, list[Any]]:
     results: list[Any] = []
     worker = threading.Thread(target=lambda: results.append(ssh.run_command(ctx)))
     worker.start()
+    return worker, results
+
+
+def _kill_ssh_session_of(marker: str) -> None:
+    """SIGKILL the sshd process serving the connection that started ``marker``'s processes:
+    the connection drops, the remote process group (its own session) keeps running."""
+    pid = int(_remote_sleepers(marker)[0].split()[0])
+    while pid > 1:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        comm, ppid = (
+            stat[stat.index("(") + 1 : stat.rindex(")")],
+            int(stat[stat.rindex(")") + 2 :].split()[1]),
+        )
+        if comm.startswith("sshd"):
+            os.kill(pid, signal.SIGKILL)
+            return
+        pid = ppid
+    raise AssertionError(f"no sshd process above {marker}")
+
+
+def test_cancel_during_sleep_leaves_no_remote_process(sshd: LoopbackSshd) -> None:
+    marker = _marker()
+    ctx = _sleeper_ctx(sshd, marker)
+    worker, results = _run_in_thread(ctx)
     assert wait_until(lambda: len(_remote_sleepers(marker)) >= 2, timeout=30), "remote command never started"
     ctx.cancel_event.set()
     worker.join(timeout=30)
     assert results and results[0].status == "cancelled"
-    ssh.cleanup(ctx, "cancelled")
+    # run() stopped reading and holds the group: the engine's cleanup() kills it.
+    assert len(_remote_sleepers(marker)) >= 2 and len(ctx.held.names()) == 1
+    get_runner("command").cleanup(ctx, "cancelled")
+    assert not ctx.held.names()
     assert wait_until(lambda: not _remote_sleepers(marker), timeout=15), _remote_sleepers(marker)
 
 
@@ -112,6 +153,37 @@ def test_timeout_kills_remote_process_group(sshd: LoopbackSshd) -> None:
     result = ssh.run_command(ctx)
     assert result.status == "timeout"
     assert seen, "the command never started"
+    get_runner("command").cleanup(ctx, "timeout")
+    assert wait_until(lambda: not _remote_sleepers(marker), timeout=15), _remote_sleepers(marker)
+
+
+def test_cleanup_reaches_the_remote_group_over_a_new_connection_when_the_steps_one_is_gone(
+    sshd: LoopbackSshd,
+) -> None:
+    marker = _marker()
+    ctx = _sleeper_ctx(sshd, marker)
+    worker, results = _run_in_thread(ctx)
+    assert wait_until(lambda: len(_remote_sleepers(marker)) >= 2, timeout=30), "remote command never started"
+    ctx.cancel_event.set()
+    worker.join(timeout=30)
+    assert results and results[0].status == "cancelled"
+    _kill_ssh_session_of(marker)
+    assert len(_remote_sleepers(marker)) >= 2
+    get_runner("command").cleanup(ctx, "cancelled")
+    assert wait_until(lambda: not _remote_sleepers(marker), timeout=15), _remote_sleepers(marker)
+
+
+def test_a_connection_lost_mid_command_fails_the_step_and_kills_the_remote_group(sshd: LoopbackSshd) -> None:
+    # It used to end "command exited with -1" and leave the remote processes running.
+    marker = _marker()
+    ctx = _sleeper_ctx(sshd, marker)
+    worker, results = _run_in_thread(ctx)
+    assert wait_until(lambda: len(_remote_sleepers(marker)) >= 2, timeout=30), "remote command never started"
+    _kill_ssh_session_of(marker)
+    worker.join(timeout=60)
+    assert results and results[0].status == "failed"
+    assert results[0].error_message == "ssh command failed: the connection closed before the command ended"
+    assert not ctx.held.names()
     assert wait_until(lambda: not _remote_sleepers(marker), timeout=15), _remote_sleepers(marker)
 
 

@@ -100,23 +100,28 @@ def test_the_same_attempt_twice_follows_one_job_and_a_retry_starts_a_new_one(
     assert service.keys() == [f"{eid}:0:0", f"{eid}:0:1"]
 
 
-def test_a_cancel_cancels_the_remote_job_and_leaves_its_process_dead(service: AutomationStandIn) -> None:
+def test_a_cancel_leaves_the_job_to_cleanup_which_cancels_it(service: AutomationStandIn) -> None:
     ctx = workflow_ctx("long", timeout=60)
     threading.Timer(1.0, ctx.cancel_event.set).start()
     result = run(ctx)
     assert result.status == "cancelled"
     job = service.job(result.output["automation_job_id"])
+    assert job.status == "running" and ctx.held.names() == [f"automation job {job.id}"]
+    get_runner("workflow").cleanup(ctx, "cancelled")
     assert job.status == "cancelled" and [s["status"] for s in job.steps] == ["cancelled", "cancelled"]
     assert job.process is not None and job.process.wait(5) != 0  # killed, not finished
 
 
-def test_the_step_timeout_cancels_the_remote_job(service: AutomationStandIn) -> None:
-    result = run(workflow_ctx("long", timeout=1.0))
+def test_the_step_timeout_leaves_the_job_to_cleanup_which_cancels_it(service: AutomationStandIn) -> None:
+    ctx = workflow_ctx("long", timeout=1.0)
+    result = run(ctx)
     assert result.status == "timeout"
     assert (
         result.error_message == "step timeout: workflow 'long' job job-1 cancelled on the Automation Service"
     )
+    get_runner("workflow").cleanup(ctx, "timeout")
     assert service.job(result.output["automation_job_id"]).status == "cancelled"
+    assert not ctx.held.names()
 
 
 def test_an_unknown_workflow_fails_at_start(service: AutomationStandIn) -> None:
