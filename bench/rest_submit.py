@@ -169,13 +169,15 @@ def main() -> None:
             wait_port(p)
         time.sleep(2.0)  # let the cluster's workers fork
         base_elapsed, _, _ = hammer(bases, n, args.clients, health)
+        began = time.monotonic()
         elapsed, latencies, errors = hammer(bases, n, args.clients, submit)
         if errors:
             raise SystemExit(f"bench: {len(errors)} submissions refused, e.g. {errors[0]}")
         drained_at_end = mine.filter(status__in=FINISHED_STATUSES).count()
         deadline = time.monotonic() + max(120.0, n / 5)
         while mine.exclude(status__in=FINISHED_STATUSES).exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.05)
+        drain_elapsed = time.monotonic() - began  # first request -> last execution finished
         completed = mine.filter(status="completed").count()
     finally:
         for web in webs:
@@ -188,6 +190,10 @@ def main() -> None:
     )
     print(f"answer latency: p50 {percentile(ms, 0.5):.0f} ms, p99 {percentile(ms, 0.99):.0f} ms")
     print(f"drained while submitting: {drained_at_end}/{n}; completed in all: {completed}/{n}")
+    print(
+        f"drain rate: {completed / drain_elapsed:.1f} executions/s (first request -> last execution "
+        f"finished; keeps up when it is close to the submission rate)"
+    )
     print(f"baseline, GET /healthz on the same web process(es): {n / base_elapsed:.1f} requests/s")
     from execution.services.trail import trail_delete_allowed
 
