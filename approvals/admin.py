@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -18,6 +19,7 @@ from approvals.models import Approval, ApprovalVote
 from approvals.services import approval_vote
 from execution.admin.access import TenantScopedAdminMixin
 from execution.admin.executions import ReadOnlyAdminMixin
+from execution.admin.input import CheckedModelAdmin
 from execution.enums import ApprovalState
 
 
@@ -51,11 +53,15 @@ class StateFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value() or ApprovalState.PENDING
-        return queryset if value == "all" else queryset.filter(state=value)
+        if value == "all":
+            return queryset
+        if value not in ApprovalState.values:  # the changelist's own "invalid filter" answer
+            raise IncorrectLookupParameters(f"state: {value!r} is not an approval state")
+        return queryset.filter(state=value)
 
 
 @admin.register(Approval)
-class ApprovalAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class ApprovalAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
     # Listed to every member (as REST lists them); each vote is decided (and a refusal
     # recorded) by the vote service.
     tenant_path = "execution__tenant_id"

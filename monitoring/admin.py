@@ -7,11 +7,12 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from execution.admin.input import CheckedModelAdmin
 from monitoring.models import SlaAlert
 
 
 @admin.register(SlaAlert)
-class SlaAlertAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SlaAlertAdmin(CheckedModelAdmin):
     list_display = (
         "detected_at",
         "kind",

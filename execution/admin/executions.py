@@ -10,6 +10,7 @@ from django.http import HttpRequest
 
 from execution import policy
 from execution.admin.access import TenantScopedAdminMixin, admin_require
+from execution.admin.input import CheckedModelAdmin
 from execution.errors import DomainError
 from execution.models import Execution, ExecutionEvent, ExecutionStep
 from execution.services.cancel import execution_cancel
@@ -48,7 +49,7 @@ class StepInline(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.TabularInline
 
 
 @admin.register(Execution)
-class ExecutionAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class ExecutionAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
     list_display = [
         "execution_id",
         "tenant",
@@ -90,7 +91,7 @@ class ExecutionAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmi
 
 
 @admin.register(ExecutionStep)
-class ExecutionStepAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class ExecutionStepAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
     tenant_path = "execution__tenant_id"
     list_display = [
         "execution",
@@ -106,7 +107,7 @@ class ExecutionStepAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.Model
 
 
 @admin.register(ExecutionEvent)
-class ExecutionEventAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class ExecutionEventAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
     list_display = [
         "id",
         "execution",

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
+from execution.admin.input import CheckedModelAdmin
 from execution.enums import ConnectionType
 from execution.models import Asset, ReadOnlyCommandRule
 
@@ -43,7 +44,7 @@ class AssetForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Asset)
-class AssetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AssetAdmin(CheckedModelAdmin):
     form = AssetForm
     list_display = [
         "hostname",
@@ -72,7 +73,7 @@ class AssetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(ReadOnlyCommandRule)
-class ReadOnlyCommandRuleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyCommandRuleAdmin(CheckedModelAdmin):
     list_display = ["pattern", "tenant", "description", "updated_at"]
     list_filter = ["tenant"]
     search_fields = ["pattern", "description"]

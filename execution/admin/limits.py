@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from execution.admin.input import CheckedModelAdmin
 from execution.models import ConcurrencyLimit
 
 
 @admin.register(ConcurrencyLimit)
-class ConcurrencyLimitAdmin(admin.ModelAdmin):
+class ConcurrencyLimitAdmin(CheckedModelAdmin):
     list_display = ["tenant", "environment", "max_running", "description", "updated_at"]
     list_filter = ["tenant", "environment"]
     list_editable = ["max_running"]

@@ -7,11 +7,12 @@ from django.contrib import admin
 from approvals.dlq_admin import archive_dead_letters, requeue_dead_letters
 from execution.admin.access import TenantScopedAdminMixin
 from execution.admin.executions import ReadOnlyAdminMixin
+from execution.admin.input import CheckedModelAdmin
 from execution.models import DeadLetter, ExecutionLock, QueueItem, TimeoutPolicy, WorkerHeartbeat
 
 
 @admin.register(QueueItem)
-class QueueItemAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class QueueItemAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
     tenant_path = "execution__tenant_id"
     list_display = [
         "execution",
@@ -28,7 +29,7 @@ class QueueItemAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmi
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeadLetterAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
     # The confirmed requeue/archive actions (the policy's REQUEUE/ARCHIVE) live with the pages.
     tenant_path = "execution__tenant_id"
     actions = [requeue_dead_letters, archive_dead_letters]
@@ -52,7 +53,7 @@ class DeadLetterAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdm
 
 
 @admin.register(ExecutionLock)
-class ExecutionLockAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class ExecutionLockAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
     list_display = [
         "asset_id",
         "tenant",
@@ -67,7 +68,7 @@ class ExecutionLockAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.Model
 
 
 @admin.register(TimeoutPolicy)
-class TimeoutPolicyAdmin(admin.ModelAdmin):
+class TimeoutPolicyAdmin(CheckedModelAdmin):
     list_display = [
         "sla_class",
         "action_class",
@@ -82,7 +83,7 @@ class TimeoutPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, CheckedModelAdmin):
     list_display = ["worker_id", "cluster_name", "hostname", "pid", "last_seen_at", "current_execution_id"]
     list_filter = ["cluster_name", ("last_seen_at", admin.DateFieldListFilter)]
     search_fields = ["worker_id", "hostname"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from django.contrib import admin
 
 from execution.admin.executions import ReadOnlyAdminMixin
+from execution.admin.input import CheckedModelAdmin
 from execution.models import DeadLetterArchive
 
 
 @admin.register(DeadLetterArchive)
-class DeadLetterArchiveAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeadLetterArchiveAdmin(ReadOnlyAdminMixin, CheckedModelAdmin):
     list_display = [
         "failed_at",
         "tenant_id",

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from execution import policy
 from execution.admin.access import TenantEditAdminMixin
 from execution.admin.executions import ReadOnlyAdminMixin
+from execution.admin.input import CheckedModelAdmin
 from execution.models import OutboundAllowRule, SecretAccess, SecretEntry
 from execution.secrets.crypto import encrypt  # also registers the encryption-key check
 from execution.secrets.store import secret_value_problem
@@ -39,7 +40,7 @@ class SecretEntryForm(forms.ModelForm):
 
 
 @admin.register(SecretEntry)
-class SecretEntryAdmin(TenantEditAdminMixin, admin.ModelAdmin):
+class SecretEntryAdmin(TenantEditAdminMixin, CheckedModelAdmin):
     view_right = policy.Right.SECRET_LIST
     edit_right = policy.Right.SECRET_SET
     form = SecretEntryForm
@@ -57,14 +58,14 @@ class SecretEntryAdmin(TenantEditAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(OutboundAllowRule)
-class OutboundAllowRuleAdmin(admin.ModelAdmin):
+class OutboundAllowRuleAdmin(CheckedModelAdmin):
     list_display = ["host_pattern", "tenant", "environment", "description", "created_at"]
     list_filter = ["tenant", "environment"]
     search_fields = ["host_pattern", "description"]
 
 
 @admin.register(SecretAccess)
-class SecretAccessAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SecretAccessAdmin(ReadOnlyAdminMixin, CheckedModelAdmin):
     """The audit of secret resolutions (docs/contract.md#secrets-and-masking): who, execution, step, path —
     never a value."""
 

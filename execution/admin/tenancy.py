@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from execution import policy
 from execution.admin.access import TenantEditAdminMixin
 from execution.admin.executions import ReadOnlyAdminMixin
+from execution.admin.input import CheckedModelAdmin
 from execution.models import AccessGrant, AuditLog, Membership, Tenant
 
 
@@ -39,14 +40,14 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(CheckedModelAdmin):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]
 
 
 @admin.register(Membership)
-class MembershipAdmin(TenantEditAdminMixin, admin.ModelAdmin):
+class MembershipAdmin(TenantEditAdminMixin, CheckedModelAdmin):
     view_right = edit_right = policy.Right.MANAGE_MEMBERS
     list_display = ["user", "tenant", "role", "can_submit_on_behalf", "created_at"]
     list_filter = ["tenant", "role", ("created_at", admin.DateFieldListFilter)]
@@ -54,7 +55,7 @@ class MembershipAdmin(TenantEditAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AccessGrant)
-class AccessGrantAdmin(TenantEditAdminMixin, admin.ModelAdmin):
+class AccessGrantAdmin(TenantEditAdminMixin, CheckedModelAdmin):
     # Grants are policy edits: the same right as members.
     view_right = edit_right = policy.Right.MANAGE_MEMBERS
     list_display = ["tenant", "user", "group", "asset_pattern", "asset_tag", "action_class", "environment"]
@@ -62,7 +63,7 @@ class AccessGrantAdmin(TenantEditAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditLogAdmin(ReadOnlyAdminMixin, CheckedModelAdmin):
     list_display = ["created_at", "tenant", "actor", "event_type", "reason"]
     list_filter = ["event_type", "tenant", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["reason", "actor__username"]

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from execution.admin.executions import ReadOnlyAdminMixin
+from execution.admin.input import CheckedModelAdmin
 from monitoring.notifications.forms import SubscriptionForm
 from monitoring.notifications.models import NotificationDelivery, NotificationSubscription
 from monitoring.notifications.subscriptions import (
@@ -28,7 +29,7 @@ def _manages_any(request: HttpRequest) -> bool:
     return bool(user.is_active and user.is_staff and tenant_ids_managing_notifications(user))
 
 
-class TenantScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TenantScopedAdmin(CheckedModelAdmin):
     def has_module_permission(self, request: HttpRequest) -> bool:
         return _manages_any(request)
 
