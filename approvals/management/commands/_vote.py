@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -10,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from approvals.errors import VoteConflict, VoteForbidden
 from approvals.models import Approval
 from approvals.services import approval_vote
-from execution.management.access import command_user
+from execution import policy
+from execution.management.access import command_execution, command_user
 
 
 class VoteCommand(BaseCommand):
@@ -22,16 +22,13 @@ class VoteCommand(BaseCommand):
         parser.add_argument("--comment", default="", help="why")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            execution_id = uuid.UUID(options["execution_id"])
-        except ValueError:
-            raise CommandError(f"not an execution id: {options['execution_id']!r}") from None
         voter = command_user(options["user"])
-        approval = (
-            Approval.objects.select_related("execution").filter(execution__execution_id=execution_id).first()
-        )
+        # As REST: first whether the voter may see the execution at all (else not found).
+        execution = command_execution(options["execution_id"], user=voter, right=policy.Right.READ)
+        approval = Approval.objects.filter(execution=execution).first()
         if approval is None:
-            raise CommandError(f"execution {execution_id} has no approval (unknown or level 0)")
+            raise CommandError(f"execution {execution.execution_id} needs no approval (level 0)")
+        approval.execution = execution
         try:
             result = approval_vote(
                 approval=approval, voter=voter, decision=self.decision, comment=options["comment"]

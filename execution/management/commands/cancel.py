@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from execution import policy
 from execution.errors import AlreadyFinished
-from execution.management.access import command_require, command_user
-from execution.models import Execution
+from execution.management.access import command_execution, command_user
 from execution.services.cancel import CANCEL_REASON_MAX, execution_cancel
 
 
@@ -26,14 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--reason", default="", help="why (shown in the events, at most 500 characters)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            execution = Execution.objects.get(execution_id=uuid.UUID(options["execution_id"]))
-        except (ValueError, Execution.DoesNotExist):
-            raise CommandError(f"no execution {options['execution_id']}") from None
-        actor = None
-        if options["user"]:
-            actor = command_user(options["user"])
-            command_require(actor, policy.Right.CANCEL, execution=execution)
+        actor = command_user(options["user"]) if options["user"] else None
+        execution = command_execution(options["execution_id"], user=actor, right=policy.Right.CANCEL)
         if len(options["reason"]) > CANCEL_REASON_MAX:
             raise CommandError(f"--reason: at most {CANCEL_REASON_MAX} characters")
         try:

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from execution import policy
 from execution.errors import Conflict
-from execution.management.access import command_require, command_user
+from execution.management.access import command_not_found, command_require, command_user
 from execution.models import DeadLetter
 from execution.selectors import dead_letters_visible_to
 from execution.services.dlq import dlq_archive, dlq_requeue
@@ -60,8 +60,8 @@ class Command(BaseCommand):
                 or DeadLetter.objects.filter(execution__execution_id=key).first()
             )
             if entry is None:
-                raise CommandError(f"no dead letter {raw}")
-            command_require(operator, right, execution=entry.execution)
+                raise command_not_found("dead letter", raw)
+            command_require(operator, right, what="dead letter", raw=raw, execution=entry.execution)
             try:
                 if options["action"] == "requeue":
                     execution = dlq_requeue(entry=entry, operator=operator)

@@ -46,7 +46,7 @@ def test_cancel_command_cancels_a_queued_execution(tenant, operator, capsys) -> 
     enqueue(execution)
     call_command("cancel", str(execution.execution_id), "--user", operator.username)
     assert Execution.objects.get(pk=execution.pk).status == ExecutionStatus.CANCELLED
-    with pytest.raises(CommandError, match="no execution"):
+    with pytest.raises(CommandError, match="not an execution id"):
         call_command("cancel", "not-a-uuid")
 
 

@@ -8,11 +8,19 @@ import pytest
 from channels.db import database_sync_to_async
 from django.core.management import CommandError, call_command
 
+from approvals.models import Approval
 from execution.enums import ExecutionStatus
 from execution.models import DeadLetter, Execution, ExecutionEvent, Membership
 from execution.services.submit import execution_submit
 from execution.services.tokens import api_token_issue
-from tests.execution.policy.doors import browser, dead_letter_make, execution_make, world_build
+from tests.execution.policy.doors import (
+    approval_make,
+    browser,
+    dead_letter_make,
+    execution_make,
+    rest,
+    world_build,
+)
 from tests.execution.realtime.live import run_async
 from tests.factories import AccessGrantFactory
 from tests.support.httpserver import LoopbackHttpServer, json_answer
@@ -45,6 +53,52 @@ def test_dlq_requeue_command_refuses_an_operator_with_a_one_line_reason() -> Non
     assert ExecutionEvent.objects.filter(
         execution_id=entry.execution_id, event_type="rbac_violation"
     ).exists()
+
+
+def _command_refusal(*args: str) -> str:
+    with pytest.raises(CommandError) as refused:
+        call_command(*args)
+    assert refused.value.returncode != 0
+    return str(refused.value)
+
+
+@pytest.mark.django_db
+def test_commands_answer_an_outsider_not_found_like_rest() -> None:
+    """``approve --user outsider`` said "missing role in tenant 'acme'": it told an outsider
+    that the execution exists and whose it is. REST answers 404; the commands now say the
+    same words as for an id that does not exist (and record the refusal)."""
+    world = world_build()
+    approval = approval_make(world, "prod")
+    entry = dead_letter_make(world, "prod")
+    queued = execution_make(world, "prod")
+    unknown = "00000000-0000-0000-0000-000000000000"
+    cases = [
+        (("approve", str(approval.execution.execution_id)), "execution", approval.execution.execution_id),
+        (("reject", str(approval.execution.execution_id)), "execution", approval.execution.execution_id),
+        (("cancel", str(queued.execution_id)), "execution", queued.execution_id),
+        (("dlq", "requeue", str(entry.dlq_id)), "dead letter", entry.execution_id),
+        (("dlq", "archive", str(entry.execution_id)), "dead letter", entry.execution_id),
+    ]
+    vote = f"/api/v1/executions/{approval.execution.execution_id}/approve/"
+    assert rest(world.users["outsider"]).post(vote, {}, format="json").status_code == 404
+    for args, what, execution_id in cases:
+        before = ExecutionEvent.objects.filter(execution_id=execution_id, event_type="rbac_violation").count()
+        message = _command_refusal(*args, "--user", "outsider-user")
+        assert message == f"not found: no such {what} {args[-1]}", message
+        assert "acme" not in message
+        # An id that does not exist gets the very same words.
+        assert _command_refusal(*args[:-1], unknown, "--user", "outsider-user") == (
+            f"not found: no such {what} {unknown}"
+        )
+        after = ExecutionEvent.objects.filter(execution_id=execution_id, event_type="rbac_violation").count()
+        assert after == before + 1, f"{args[0]}: the refusal was not recorded"
+    assert Approval.objects.get(pk=approval.pk).state == "pending"
+    assert not DeadLetter.objects.get(pk=entry.pk).requeued
+    assert Execution.objects.get(pk=queued.pk).status == ExecutionStatus.QUEUED
+    # A member without the right still learns why (REST's 403).
+    assert "permission denied" in _command_refusal(
+        "cancel", str(queued.execution_id), "--user", "viewer-user"
+    )
 
 
 @pytest.mark.django_db
