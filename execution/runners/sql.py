@@ -4,8 +4,10 @@ The asset gives address, port and username; the password comes from its credenti
 (``ctx.credential["password"]``); the database name from ``params.database`` or the asset's
 ``metadata.database``. Params: ``query`` (or ``sql``), ``params`` (a list or an object; values
 may be secret references, resolved by the engine), ``max_rows`` (≤ SQL_ROW_CAP).
-A step whose class is read (declared, or a SELECT) runs in a ``READ ONLY`` transaction that
-is rolled back; ``statement_timeout`` is the step timeout (the server's own backstop).
+A statement is read when ``sql_read.sql_is_read`` says so (one SELECT/VALUES/TABLE/SHOW that
+calls only functions known to be read-only), otherwise modify. A step recorded or declared
+read runs only such a statement, in a ``READ ONLY`` transaction that is rolled back;
+``statement_timeout`` is the step timeout (the server's own backstop).
 
 The statement runs in a helper thread; run() holds its backend on ``ctx.held`` and waits. On
 a cancel or at the step timeout (also when the statement turned ``statement_timeout`` off)
@@ -20,7 +22,6 @@ import contextlib
 import datetime
 import decimal
 import logging
-import re
 import threading
 import time
 import uuid
@@ -32,12 +33,9 @@ from django.conf import settings
 from execution.enums import ActionClass, ExecutionStatus
 from execution.runners.base import ParamProblem, ResolvedTarget, Runner, StepContext, StepResult
 from execution.runners.registry import register
-from execution.runners.support import step_declared_action_class
+from execution.runners.sql_read import sql_is_read
+from execution.runners.support import step_declared_action_class, step_recorded_action_class
 
-READ_STATEMENT = re.compile(r"^\s*(\(\s*)*(select|show|values|table)\b", re.I)
-# A second statement after a `;` (`SELECT 1; COMMIT; DELETE ...`) would end the READ ONLY
-# transaction and run outside it: such a query is never read (a `;` in a literal counts too).
-MORE_STATEMENTS = re.compile(r";\s*\S")
 # How long a cancelled statement may take to end before its backend is terminated.
 CANCEL_GRACE_SECONDS = 2.0
 logger = logging.getLogger(__name__)
@@ -70,9 +68,7 @@ class SqlRunner(Runner):
     needs_target = True
 
     def default_action_class(self, params: dict[str, Any]) -> str:
-        query = _query(params)
-        read = READ_STATEMENT.match(query) and not MORE_STATEMENTS.search(query)
-        return ActionClass.READ if read else ActionClass.MODIFY
+        return ActionClass.READ if sql_is_read(_query(params), params.get("params")) else ActionClass.MODIFY
 
     def validate_params(self, params: dict[str, Any]) -> list[ParamProblem]:
         problems = []
@@ -85,8 +81,10 @@ class SqlRunner(Runner):
         return problems
 
     def _read_only(self, ctx: StepContext) -> bool:
-        declared = step_declared_action_class(ctx)
-        return (declared or self.default_action_class(ctx.params)) == ActionClass.READ
+        """Read when submission recorded it read (an execution queued before the classifier
+        grew stricter still runs READ ONLY), the plan declared it read, or it is read now."""
+        claims = (step_recorded_action_class(ctx), step_declared_action_class(ctx))
+        return ActionClass.READ in claims or self.default_action_class(ctx.params) == ActionClass.READ
 
     def run(self, ctx: StepContext) -> StepResult:
         target = ctx.target
@@ -101,10 +99,15 @@ class SqlRunner(Runner):
                 error_message="no database name (params.database or the asset's metadata.database)",
             )
         read_only = self._read_only(ctx)
-        if read_only and MORE_STATEMENTS.search(_query(ctx.params)):
+        if read_only and not sql_is_read(_query(ctx.params), ctx.params.get("params")):
+            # Only a plan stored before the classifier knew better, or written around it, gets here.
             return StepResult(
                 status=ExecutionStatus.FAILED,
-                error_message="a read sql step runs one statement (a second one would leave READ ONLY)",
+                error_message=(
+                    "a read sql step runs one SELECT/VALUES/TABLE/SHOW statement calling only "
+                    "read-only functions; this one is modify (docs/security.md)"
+                ),
+                output={"read_only": True},
             )
         row_cap = min(int(ctx.params.get("max_rows") or settings.SQL_ROW_CAP), int(settings.SQL_ROW_CAP))
         timeout_ms = max(int(ctx.timeout_seconds * 1000), 1)

@@ -166,3 +166,64 @@ def test_a_dry_run_never_stands_in_for_the_real_run(operator: Any, header: str |
     assert again.status_code == 200 and again.json()["execution_id"] == real.json()["execution_id"]
     dry_again = client.post(URL, {**noop_body(), "dry_run": True}, format="json", **extra)
     assert dry_again.status_code == 200 and dry_again.json()["execution_id"] == dry.json()["execution_id"]
+
+
+SIDE_EFFECTS = [
+    "SELECT pg_terminate_backend(12345)",
+    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity",
+    "SELECT dblink_exec('dbname=prod', 'DROP TABLE accounts')",
+    "SELECT * FROM dblink('dbname=prod', 'SELECT 1') AS t(x int)",
+    "SELECT set_config('search_path', 'evil', false)",
+    "SELECT pg_advisory_lock(1)",
+    "SELECT lo_import('/etc/passwd')",
+    "SELECT lo_export(16384, '/tmp/x')",
+    "SELECT pg_reload_conf()",
+    "SELECT pg_rotate_logfile()",
+    "SELECT nextval('orders_id_seq')",
+    "SELECT setval('orders_id_seq', 1)",
+    "SELECT pg_catalog.pg_terminate_backend(12345)",
+    'SELECT "pg_terminate_backend"(12345)',
+    "WITH gone AS (DELETE FROM t RETURNING *) SELECT count(*) FROM gone",
+    "SELECT * INTO copy_of_t FROM t",
+]
+
+
+def _prod_sql(tenant: Any, query: str, **step: Any) -> dict[str, Any]:
+    from tests.factories import AssetFactory
+
+    asset = AssetFactory(tenant=tenant, connection_type="database")
+    sql = {"name": "q", "type": "sql", "target": {"asset_id": asset.pk}, "params": {"query": query}, **step}
+    return _body("prod", sql)
+
+
+@pytest.mark.parametrize("query", SIDE_EFFECTS)
+def test_a_select_calling_a_function_not_known_read_only_gets_the_approval_of_a_modify(
+    tenant: Any, deployer: Any, query: str
+) -> None:
+    # The finding: any SELECT was a read, so these ran in prod at level 0 (READ ONLY does not
+    # stop them) (docs/security.md "SQL read steps").
+    response = client_for(deployer).post(URL, _prod_sql(tenant, query), format="json")
+    assert response.status_code == 202, response.content
+    data = response.json()
+    assert (data["action_class"], data["approval_level"], data["status"]) == ("modify", 1, "pending_approval")
+    assert data["steps"][0]["action_class"] == "modify"
+    declared = client_for(deployer).post(URL, _prod_sql(tenant, query, action_class="read"), format="json")
+    assert declared.status_code == 400, declared.content
+    assert [e["path"] for e in declared.json()["errors"]] == ["plan.steps[0].action_class"]
+
+
+def test_a_select_of_read_only_functions_is_still_a_read(tenant: Any, deployer: Any) -> None:
+    query = (
+        "SELECT state, count(*), pg_size_pretty(pg_database_size(current_database())), "
+        "max(now() - backend_start) FROM pg_stat_activity WHERE datname = %s GROUP BY state"
+    )
+    body = _prod_sql(tenant, query)
+    body["plan"]["steps"][0]["params"]["params"] = ["acme"]
+    response = client_for(deployer).post(URL, body, format="json")
+    assert response.status_code == 202, response.content
+    data = response.json()
+    assert (data["action_class"], data["approval_level"], data["status"]) == ("read", 0, "queued")
+    # A parameter pasted inside a literal would be SQL, not a value: never a read.
+    inside = _prod_sql(tenant, "SELECT count(*) FROM t WHERE name = '%s'")
+    inside["plan"]["steps"][0]["params"]["params"] = ["' || pg_terminate_backend(1) || '"]
+    assert client_for(deployer).post(URL, inside, format="json").json()["approval_level"] == 1

@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import psycopg2
 import pytest
 from django.db import connection
 
+from execution.models import ExecutionStep
 from execution.runners.base import ResolvedTarget
 from execution.runners.registry import get_runner
 from tests.execution.runners.conftest import make_ctx
@@ -44,7 +46,7 @@ def test_select_with_parameters_and_row_cap(settings: Any) -> None:
     assert result.output["truncated"] is True and result.output["read_only"] is True
 
 
-def test_declared_read_step_runs_read_only(tenant: Any) -> None:
+def test_declared_read_step_runs_only_a_read_statement(tenant: Any) -> None:
     plan = {
         "name": "p",
         "environment": "dev",
@@ -53,7 +55,7 @@ def test_declared_read_step_runs_read_only(tenant: Any) -> None:
     execution = ExecutionFactory(tenant=tenant, plan_snapshot=plan)
     result = run({"query": "CREATE TEMP TABLE opsc_ro(x int)"}, execution_id=str(execution.execution_id))
     assert result.status == "failed"
-    assert "ReadOnlySqlTransaction" in result.error_message
+    assert "this one is modify" in result.error_message
     assert result.output["read_only"] is True
 
 
@@ -71,7 +73,34 @@ def test_a_second_statement_never_runs_as_read(tenant: Any) -> None:
     execution = ExecutionFactory(tenant=tenant, plan_snapshot=plan)
     result = run({"query": escape}, execution_id=str(execution.execution_id))
     assert result.status == "failed"
-    assert "one statement" in result.error_message
+    assert "this one is modify" in result.error_message
+
+
+def test_a_step_recorded_read_cannot_terminate_another_backend(tenant: Any) -> None:
+    """The finding: ``SELECT pg_terminate_backend(pid)`` was a read (level 0, even in prod),
+    and READ ONLY does not stop it. Now it is modify at submission; an execution recorded
+    read before that (queued across an upgrade) runs nothing and the backend survives."""
+    target = db_target()
+    victim = psycopg2.connect(
+        host=target.address, port=target.port, user=target.username, dbname=target.metadata["database"]
+    )
+    try:
+        query = f"SELECT pg_terminate_backend({victim.get_backend_pid()})"
+        assert get_runner("sql").default_action_class({"query": query}) == "modify"
+        execution = ExecutionFactory(
+            tenant=tenant, plan_snapshot={"name": "p", "environment": "prod", "steps": [{"type": "sql"}]}
+        )
+        ExecutionStep.objects.create(
+            execution=execution, step_index=0, step_name="s", step_type="sql", action_class="read"
+        )
+        result = run({"query": query}, execution_id=str(execution.execution_id))
+        assert result.status == "failed", result.output
+        assert "this one is modify" in result.error_message
+        with victim.cursor() as cur:  # still there
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        victim.close()
 
 
 def test_modify_statement_commits() -> None:
@@ -107,3 +136,42 @@ def test_dry_run_and_classes() -> None:
     result = runner.dry_run(make_ctx("sql", {"query": "DELETE FROM t"}, target=db_target(), dry_run=True))
     assert result.output["would_run"]["query"] == "DELETE FROM t"
     assert result.output["would_run"]["read_only"] is False
+
+
+@pytest.mark.parametrize(
+    ("query", "params", "read"),
+    [
+        ("SELECT 1", None, True),
+        ("  (select 1)", None, True),
+        ("SHOW work_mem", None, True),
+        ("TABLE t", None, True),
+        ("VALUES (1), (2)", None, True),
+        ("WITH x AS (SELECT 1) SELECT * FROM x", None, True),
+        ("SELECT extract(epoch FROM now()), substring('abc' FROM 1 FOR 2), trim(' x ')", None, True),
+        ("SELECT count(*) FILTER (WHERE true) OVER (), pg_catalog.lower('A')", None, True),
+        ("SELECT %(a)s, %(b)s, '100%%'", {"a": 1, "b": 2}, True),
+        ("SELECT g FROM generate_series(1, %s) g", [3], True),
+        # a placeholder inside a literal, a quoted name, a dollar string or a comment, or
+        # glued to a prefix, is pasted there as SQL text
+        ("SELECT '%s'", ["' || pg_terminate_backend(1) || '"], False),
+        ('SELECT "%s"', ["x"], False),
+        ("SELECT $$ %s $$", ["x"], False),
+        ("SELECT 1 -- %s", ["\nSELECT pg_terminate_backend(1)"], False),
+        ("SELECT E%s", ["\\' || pg_terminate_backend(1) --"], False),
+        ("SELECT $1, '%s'", ["x"], False),
+        ("SELECT 1 INTO t UNION SELECT 2", None, False),
+        ("SELECT * FROM (SELECT 1 FROM t FOR UPDATE) s", None, False),
+        ("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", None, False),
+        ("SELECT public.lower('A')", None, False),
+        ("SELECT pg_sleep(1)", None, False),  # not listed: harmless, but modify
+        ("SELECT 1; SELECT 2", None, False),
+        ("SELECT (", None, False),
+        ("EXPLAIN ANALYZE DELETE FROM t", None, False),
+        ("SELECT " + "lower(" * 100_000 + "'x'" + ")" * 100_000, None, False),
+        ("SELECT " + " + ".join(["1"] * 60_000), None, False),  # crashed pglast's Python tree
+    ],
+)
+def test_what_a_read_statement_is(query: str, params: Any, read: bool) -> None:
+    from execution.runners.sql_read import sql_is_read
+
+    assert sql_is_read(query, params) is read
