@@ -15,7 +15,8 @@ from execution.models import Asset, ReadOnlyCommandRule
 
 
 class AssetForm(forms.ModelForm):  # type: ignore[type-arg]
-    """The asset form knows who edits: only a superuser may create or edit a local asset."""
+    """The asset form knows who edits: only a superuser may create or edit a local asset (or
+    one at a unix socket address: ``Asset.on_worker_host``)."""
 
     editor: Any = None
 
@@ -36,7 +37,8 @@ class AssetForm(forms.ModelForm):  # type: ignore[type-arg]
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         try:
-            self.instance.connection_type = cleaned.get("connection_type", self.instance.connection_type)
+            for name in ("connection_type", "address", "hostname"):  # the instance gets them later
+                setattr(self.instance, name, cleaned.get(name, getattr(self.instance, name)))
             self.instance.validate_editor(self.editor)
         except ValidationError as exc:
             self.add_error(None, exc)

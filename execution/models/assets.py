@@ -11,6 +11,14 @@ from execution.enums import ConnectionType
 from execution.models.tenancy import Tenant
 
 
+def socket_path(host: str) -> bool:
+    """Is ``host`` a unix socket (a directory path like libpq's ``/run/postgresql``, or an
+    abstract ``@name``)? Such a server is on the worker host itself — the embedded
+    PostgreSQL's socket, with trust authentication, is the product's own database — so an
+    asset with one is as local as a ``local`` connection."""
+    return host.startswith(("/", "@"))
+
+
 class Asset(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="assets")
     hostname = models.CharField(max_length=255)
@@ -46,18 +54,30 @@ class Asset(models.Model):
     def is_local(self) -> bool:
         return bool(self.connection_type == ConnectionType.LOCAL)
 
+    @property
+    def on_worker_host(self) -> bool:
+        """A local connection, or a unix socket address: what only a superuser may make."""
+        return self.is_local or socket_path(self.address or self.hostname)
+
     def validate_editor(self, user: Any) -> None:
         """Only a superuser creates a ``local`` asset, switches an asset to ``local`` or edits
-        one: a local asset runs commands on the worker host (docs/security.md). Raises
-        ValidationError naming ``connection_type``; the admin and every service that saves an
-        asset for a user call it."""
+        one: a local asset runs commands on the worker host (docs/security.md). The same for an
+        address that is a unix socket on the worker host (``on_worker_host``). Raises
+        ValidationError naming ``connection_type`` or ``address``; the admin and every service
+        that saves an asset for a user call it."""
         if getattr(user, "is_superuser", False):
             return
-        was_local = (
-            self.pk is not None
-            and Asset.objects.filter(pk=self.pk, connection_type=ConnectionType.LOCAL).exists()
-        )
-        if self.is_local or was_local:
+        stored = Asset.objects.filter(pk=self.pk).first() if self.pk is not None else None
+        if not self.is_local and socket_path(self.address or self.hostname):
+            raise ValidationError(
+                {
+                    "address": (
+                        "only a superuser may give an asset a unix socket address (a server on "
+                        "the worker host, such as the product's own database)"
+                    )
+                }
+            )
+        if self.is_local or (stored is not None and stored.on_worker_host):
             raise ValidationError(
                 {
                     "connection_type": (

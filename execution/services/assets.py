@@ -11,6 +11,7 @@ from typing import Any
 from execution.enums import ConnectionType
 from execution.errors import NotFound
 from execution.models import Asset, Tenant
+from execution.models.assets import socket_path
 from execution.runners.base import ResolvedTarget
 
 
@@ -36,6 +37,12 @@ def _from_service(data: dict[str, Any]) -> ResolvedTarget:
         raise NotFound(
             f"asset {data.get('id')!r} has a local connection in the Asset Service; "
             "local assets exist only in the built-in inventory"
+        )
+    if socket_path(str(data.get("address") or data.get("hostname") or "")):
+        # A server on the worker host itself (Asset.on_worker_host): local too.
+        raise NotFound(
+            f"asset {data.get('id')!r} has a unix socket path as its address in the Asset Service; "
+            "assets are reached over the network"
         )
     return ResolvedTarget(
         asset_id=str(data["id"]),

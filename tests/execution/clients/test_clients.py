@@ -104,6 +104,20 @@ def test_a_local_asset_from_the_asset_service_is_refused(tenant: Any, settings: 
             asset_resolve(tenant=tenant, target={"asset_id": "a-17"})
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["address", "hostname"])
+def test_an_asset_service_answer_pointing_at_a_socket_on_the_worker_host_is_refused(
+    tenant: Any, settings: Any, field: str
+) -> None:
+    # A database asset whose address is the embedded PostgreSQL's socket directory was the
+    # product's own database (trust authentication): every tenant's rows to any submitter.
+    socket = {**ASSET, "connection_type": "database", "address": "", field: "/srv/opsconductor/.state/pgdata"}
+    with LoopbackHttpServer(lambda m, p, h, b: json_answer(200, socket)) as server:
+        settings.ASSET_SERVICE_URL = server.url
+        with pytest.raises(NotFound, match="unix socket path"):
+            asset_resolve(tenant=tenant, target={"asset_id": "a-17"})
+
+
 def test_404_is_not_found() -> None:
     with LoopbackHttpServer(lambda m, p, h, b: json_answer(404, {})) as server, pytest.raises(NotFound):
         AssetServiceClient(base_url=server.url).asset_get(tenant="acme", asset_id=1)
