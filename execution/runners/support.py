@@ -7,6 +7,7 @@ import fnmatch
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
@@ -92,8 +93,16 @@ def outbound_host_refusal(ctx: StepContext, host: str, *, what: str = "no reques
 
 
 def outbound_refusal(ctx: StepContext, url: str) -> str | None:
-    """None when ``url`` may be called by this step, else the reason (nothing is sent)."""
-    parts = urlsplit(url)
+    """None when ``url`` may be called by this step, else the reason (nothing is sent).
+
+    The host checked is the one requests connects to: its URL as requests prepares it. Read
+    from the raw text, ``http://127.0.0.1\\@allowed.example.com/`` names the allowed host,
+    while requests sends ``http://127.0.0.1/%5C@allowed.example.com/`` to 127.0.0.1.
+    """
+    try:
+        parts = urlsplit(requests.Request("GET", url).prepare().url or "")
+    except (requests.RequestException, ValueError):
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"url {url!r} is not an absolute http(s) URL"
     return outbound_host_refusal(ctx, parts.hostname)

@@ -25,6 +25,23 @@ def test_host_not_on_allow_list_fails_clearly_and_sends_nothing(tenant: Any) -> 
     assert server.requests == []
 
 
+@pytest.mark.parametrize("runner", ["http", "validate"])
+def test_a_url_whose_text_names_an_allowed_host_but_connects_elsewhere_is_refused(
+    tenant: Any, settings: Any, runner: str
+) -> None:
+    """The finding: the allow-list read the host from the raw text, requests from the URL it
+    prepares: ``http://127.0.0.1:<port>\\@allowed.example.com/`` passed as allowed.example.com
+    and reached the loopback port (the product's own, in the live attack)."""
+    settings.HTTP_OUTBOUND_ALLOWLIST = ["allowed.example.com"]
+    with LoopbackHttpServer() as server:
+        url = server.url + "\\@allowed.example.com/"
+        params = {"url": url} if runner == "http" else {"http_get": url}
+        result = get_runner(runner).run(make_ctx(runner, params))
+    assert result.status == "failed"
+    assert server.requests == []
+    assert "'127.0.0.1' is not on the allow-list" in str(result.error_message) + str(result.output)
+
+
 def test_allowed_by_tenant_rule_for_the_execution_environment(tenant: Any) -> None:
     execution = ExecutionFactory(tenant=tenant, environment="staging")
     OutboundAllowRule.objects.create(tenant=tenant, environment="staging", host_pattern="127.0.0.*")
