@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -68,6 +69,18 @@ class TenantScopedAdminMixin:
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
         return queryset.filter(**{f"{self.tenant_path}__in": staff_tenant_ids(request, self.view_right)})
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        """A filter on a relation (``tenant``, ``execution__tenant``) lists every row of the
+        related table — every tenant's slug to a member of one: it lists only the values of
+        the rows this user sees (``RelatedOnlyFieldListFilter`` asks ``get_queryset``)."""
+        filters = super().get_list_filter(request)  # type: ignore[misc]
+        return [
+            (entry, admin.RelatedOnlyFieldListFilter)
+            if isinstance(entry, str) and get_fields_from_path(self.model, entry)[-1].is_relation
+            else entry
+            for entry in filters
+        ]
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
         obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]

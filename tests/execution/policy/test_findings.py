@@ -102,6 +102,30 @@ def test_commands_answer_an_outsider_not_found_like_rest() -> None:
 
 
 @pytest.mark.django_db
+def test_the_admin_filters_name_no_tenant_of_which_the_user_is_no_member() -> None:
+    """The admin's "By tenant" filters listed every tenant (slug and id) to a staff admin of
+    another one; REST, pages and sockets answer another tenant as unknown."""
+    from django.contrib import admin
+
+    world = world_build()
+    approval_make(world, "prod")
+    dead_letter_make(world, "prod")
+    client = browser(world.users["outsider"])
+    walked = []
+    for model in admin.site._registry:
+        if model._meta.app_label not in ("execution", "approvals", "monitoring"):
+            continue
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        response = client.get(url + ("?state=all" if model._meta.model_name == "approval" else ""))
+        if response.status_code != 200:
+            continue
+        walked.append(url)
+        assert "acme" not in response.content.decode(), url
+    assert {"/admin/approvals/approval/", "/admin/execution/execution/"} <= set(walked)
+    assert "acme" in browser(world.users["admin"]).get("/admin/approvals/approval/").content.decode()
+
+
+@pytest.mark.django_db
 def test_dlq_list_command_with_a_user_lists_only_what_that_user_may_see() -> None:
     """The shell's list agreed with no other door: an outsider saw every tenant's dead letters."""
     import io
