@@ -5,8 +5,8 @@ The asset gives address, port and username; the password comes from its credenti
 ``metadata.database``. Params: ``query`` (or ``sql``), ``params`` (a list or an object; values
 may be secret references, resolved by the engine), ``max_rows`` (≤ SQL_ROW_CAP).
 A statement is read when ``sql_read.sql_is_read`` says so (one SELECT/VALUES/TABLE/SHOW that
-calls only functions known to be read-only), otherwise modify. A step recorded or declared
-read runs only such a statement, in a ``READ ONLY`` transaction that is rolled back;
+calls only functions known to be read-only), otherwise modify. A step declared read runs
+only such a statement, in a ``READ ONLY`` transaction that is rolled back;
 ``statement_timeout`` is the step timeout (the server's own backstop).
 
 The statement runs in a helper thread; run() holds its backend on ``ctx.held`` and waits. On
@@ -34,7 +34,7 @@ from execution.enums import ActionClass, ExecutionStatus
 from execution.runners.base import ParamProblem, ResolvedTarget, Runner, StepContext, StepResult
 from execution.runners.registry import register
 from execution.runners.sql_read import sql_is_read
-from execution.runners.support import step_declared_action_class, step_recorded_action_class
+from execution.runners.support import step_declared_action_class
 
 # How long a cancelled statement may take to end before its backend is terminated.
 CANCEL_GRACE_SECONDS = 2.0
@@ -81,10 +81,8 @@ class SqlRunner(Runner):
         return problems
 
     def _read_only(self, ctx: StepContext) -> bool:
-        """Read when submission recorded it read (an execution queued before the classifier
-        grew stricter still runs READ ONLY), the plan declared it read, or it is read now."""
-        claims = (step_recorded_action_class(ctx), step_declared_action_class(ctx))
-        return ActionClass.READ in claims or self.default_action_class(ctx.params) == ActionClass.READ
+        declared = step_declared_action_class(ctx)
+        return (declared or self.default_action_class(ctx.params)) == ActionClass.READ
 
     def run(self, ctx: StepContext) -> StepResult:
         target = ctx.target
@@ -100,7 +98,8 @@ class SqlRunner(Runner):
             )
         read_only = self._read_only(ctx)
         if read_only and not sql_is_read(_query(ctx.params), ctx.params.get("params")):
-            # Only a plan stored before the classifier knew better, or written around it, gets here.
+            # Declared read: a plan stored before the classifier knew better (submission now
+            # refuses the declaration with a 400).
             return StepResult(
                 status=ExecutionStatus.FAILED,
                 error_message=(

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
-from django.core.exceptions import ValidationError
 
 from execution.runners.base import StepContext
 
@@ -51,21 +50,6 @@ def step_declared_action_class(ctx: StepContext) -> str | None:
         declared = steps[ctx.step_index].get("action_class")
         return str(declared) if declared else None
     return None
-
-
-def step_recorded_action_class(ctx: StepContext) -> str | None:
-    """The class submission classified this step as (its ``execution_steps`` row), if any."""
-    from execution.models import ExecutionStep
-
-    try:
-        found = (
-            ExecutionStep.objects.filter(execution_id=ctx.execution_id, step_index=ctx.step_index)
-            .values_list("action_class", flat=True)
-            .first()
-        )
-    except ValidationError:  # a malformed id in a unit test: no execution
-        return None
-    return str(found) if found else None
 
 
 def outbound_host_allowed(*, tenant_slug: str, environment: str, host: str) -> bool:

@@ -9,7 +9,6 @@ import psycopg2
 import pytest
 from django.db import connection
 
-from execution.models import ExecutionStep
 from execution.runners.base import ResolvedTarget
 from execution.runners.registry import get_runner
 from tests.execution.runners.conftest import make_ctx
@@ -76,10 +75,10 @@ def test_a_second_statement_never_runs_as_read(tenant: Any) -> None:
     assert "this one is modify" in result.error_message
 
 
-def test_a_step_recorded_read_cannot_terminate_another_backend(tenant: Any) -> None:
+def test_a_read_step_cannot_terminate_another_backend(tenant: Any) -> None:
     """The finding: ``SELECT pg_terminate_backend(pid)`` was a read (level 0, even in prod),
-    and READ ONLY does not stop it. Now it is modify at submission; an execution recorded
-    read before that (queued across an upgrade) runs nothing and the backend survives."""
+    and READ ONLY does not stop it. Now it is modify at submission (declaring it read is a
+    400); a plan stored with it declared read before that runs nothing: the backend survives."""
     target = db_target()
     victim = psycopg2.connect(
         host=target.address, port=target.port, user=target.username, dbname=target.metadata["database"]
@@ -87,12 +86,8 @@ def test_a_step_recorded_read_cannot_terminate_another_backend(tenant: Any) -> N
     try:
         query = f"SELECT pg_terminate_backend({victim.get_backend_pid()})"
         assert get_runner("sql").default_action_class({"query": query}) == "modify"
-        execution = ExecutionFactory(
-            tenant=tenant, plan_snapshot={"name": "p", "environment": "prod", "steps": [{"type": "sql"}]}
-        )
-        ExecutionStep.objects.create(
-            execution=execution, step_index=0, step_name="s", step_type="sql", action_class="read"
-        )
+        plan = {"name": "p", "environment": "prod", "steps": [{"type": "sql", "action_class": "read"}]}
+        execution = ExecutionFactory(tenant=tenant, plan_snapshot=plan)
         result = run({"query": query}, execution_id=str(execution.execution_id))
         assert result.status == "failed", result.output
         assert "this one is modify" in result.error_message
