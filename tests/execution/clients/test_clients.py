@@ -184,7 +184,10 @@ def test_automation_cancel_cancels_the_remote_job(settings: Any) -> None:
         ctx = automation_ctx("sleep 30", timeout=60)
         threading.Timer(1.0, ctx.cancel_event.set).start()
         result = automation.run_command(ctx)
-    assert result.status == "cancelled"
+        assert result.status == "cancelled"
+        # The job is still held when run() returns; the engine's cleanup() cancels it.
+        assert [j.status for j in service.jobs.values()] == ["running"] and ctx.held
+        ctx.held.release()
     assert [j.status for j in service.jobs.values()] == ["cancelled"]
     assert any(r["path"].endswith("/cancel") for r in service.requests)
 
