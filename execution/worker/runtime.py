@@ -111,14 +111,23 @@ def drain(*, budget_seconds: float | None = None) -> int:
     return ran
 
 
+def _other_tasks_waiting() -> bool:
+    """Tasks other than this drain wait for a worker (notification deliveries, schedules):
+    the worker goes back to django-q2 at once instead of listening."""
+    from django_q.brokers import get_broker
+
+    return bool(get_broker().queue_size())
+
+
 def _wait_for_work(*, until: float) -> bool:
     """Idle: wait on the wake-up channel until ``until`` for new work; True when woken.
 
     A worker that just drained the queue stays listening for a moment, so a steady stream
     of submissions is taken by the running drains instead of each one costing a django-q2
-    task (enqueue, pull, run, acknowledge). SIGTERM meanwhile ends the process at once."""
+    task (enqueue, pull, run, acknowledge). It does not linger while other tasks wait in the
+    broker. SIGTERM meanwhile ends the process at once."""
     timeout = until - time.monotonic()
-    if timeout <= 0:
+    if timeout <= 0 or _other_tasks_waiting():
         return False
     connection.ensure_connection()
     raw = connection.connection

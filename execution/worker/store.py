@@ -25,6 +25,19 @@ from execution.worker.sql import (
     statement_params,
 )
 
+
+def _attempt_params(ctx: AttemptContext, events: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """The parameters every attempt statement takes (the lease: item and token; the row)."""
+    return statement_params(
+        ctx.execution_id,
+        events,
+        item=ctx.item_id,
+        token=str(ctx.lease_token) if ctx.lease_token else None,
+        pk=ctx.pk,
+        **extra,
+    )
+
+
 # --- start --------------------------------------------------------------------------------
 
 # queued (or approved, immediate) -> running, unless a cancel came first; the first step to
@@ -63,12 +76,9 @@ def start(
 ) -> datetime | None:
     """``expected`` -> running and the first step running; the new ``timeout_at``, or None
     when the CAS lost (cancelled meanwhile, lease gone)."""
-    params = statement_params(
-        ctx.execution_id,
+    params = _attempt_params(
+        ctx,
         events,
-        item=ctx.item_id,
-        token=str(ctx.lease_token) if ctx.lease_token else None,
-        pk=ctx.pk,
         expected=expected,
         execution_timeout=ctx.execution_timeout_seconds,
         step=first_step,
@@ -134,12 +144,9 @@ def run_inline(
 ) -> bool:
     """Record an attempt whose steps all ran inline; False when the CAS lost (nothing written)."""
     assert (expected, S.RUNNING) in EDGES and (S.RUNNING, S.COMPLETED) in EDGES
-    params = statement_params(
-        ctx.execution_id,
+    params = _attempt_params(
+        ctx,
         events,
-        item=ctx.item_id,
-        token=str(ctx.lease_token) if ctx.lease_token else None,
-        pk=ctx.pk,
         expected=expected,
         execution_timeout=ctx.execution_timeout_seconds,
         done=json.dumps(done, default=str),
@@ -196,12 +203,9 @@ def step_boundary(
     events: list[dict[str, Any]],
 ) -> Boundary:
     """Record a finished step and start ``next_step`` (events with ``when`` only if started)."""
-    params = statement_params(
-        ctx.execution_id,
+    params = _attempt_params(
+        ctx,
         events,
-        item=ctx.item_id,
-        token=str(ctx.lease_token) if ctx.lease_token else None,
-        pk=ctx.pk,
         done=json.dumps(done, default=str),
         step=next_step,
         retry_count=retry_count,
@@ -301,12 +305,9 @@ def finish(
 ) -> bool:
     """running -> ``to`` (CAS); False when the lease or the running status was lost."""
     assert (S.RUNNING, to) in EDGES
-    params = statement_params(
-        ctx.execution_id,
+    params = _attempt_params(
+        ctx,
         events,
-        item=ctx.item_id,
-        token=str(ctx.lease_token) if ctx.lease_token else None,
-        pk=ctx.pk,
         to=to,
         done=json.dumps(done, default=str) if done is not None else None,
         result=json.dumps(result, default=str) if result is not None else None,

@@ -148,9 +148,11 @@ def test_a_webhook_answering_500_is_retried_with_growing_delays_and_never_holds_
     delivery = NotificationDelivery.objects.get()
     assert (delivery.attempts, delivery.response_code, len(receiver.arrivals)) == (4, 500, 4)
     gaps = [b - a for a, b in zip(receiver.arrivals, receiver.arrivals[1:], strict=False)]
-    assert gaps == sorted(gaps) and gaps[0] < gaps[-1], gaps  # back-off: each wait longer than the last
     logged = [entry["next_in_seconds"] for entry in delivery.attempt_log if "next_in_seconds" in entry]
-    assert len(logged) == 3 and logged == sorted(logged)
+    # Back-off: each wait longer than the last, and no attempt before its time (a busy
+    # worker pool may only make a gap longer than the wait it follows).
+    assert len(logged) == 3 and logged == sorted(logged) and logged[0] < logged[-1], logged
+    assert all(gap >= wait - 0.5 for gap, wait in zip(gaps, logged, strict=True)), (gaps, logged)
     # The executions went on regardless: the approved one finished before the endpoint was
     # tried a second time, and the others ran to completion meanwhile.
     second_attempt = timezone.datetime.fromisoformat(delivery.attempt_log[1]["at"])
