@@ -1,8 +1,11 @@
 """The Prometheus collector behind /metrics: every figure is read from PostgreSQL per scrape.
 
-Workers and web processes are many; the database is one. Deriving the figures at scrape
+Workers and web processes are many; the database is one. Reading the figures at scrape
 time (instead of counting in process memory) makes any web process answer the same numbers,
 so there is no multi-process mode to configure and nothing is lost when a worker dies.
+Counters and histograms come from the rollups the database keeps as work finishes
+(monitoring/selectors/rollups.py), gauges of the current state from partial indexes: no
+statement reads the history, and pruning it takes nothing off a counter.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitoring.selectors import figures
@@ -34,15 +37,26 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         executions = GaugeMetricFamily(
-            f"{PREFIX}_executions", "Executions by tenant and current status.", labels=["tenant", "status"]
+            f"{PREFIX}_executions",
+            "Executions in each unfinished status now, by tenant.",
+            labels=["tenant", "status"],
         )
-        for (tenant, status), count in sorted(figures.executions_by_tenant_status().items()):
+        for (tenant, status), count in sorted(figures.executions_current().items()):
             executions.add_metric([tenant, status], count)
         yield executions
 
+        finished = CounterMetricFamily(
+            f"{PREFIX}_executions_finished",
+            "Executions that entered each finished status, by tenant (pruning takes nothing off).",
+            labels=["tenant", "status"],
+        )
+        for (tenant, status), count in sorted(figures.executions_finished().items()):
+            finished.add_metric([tenant, status], count)
+        yield finished
+
         yield _histogram(
             f"{PREFIX}_execution_duration_seconds",
-            "Run time (started to ended) of ended executions, by SLA class.",
+            "Run time of ended executions (from the start of the attempt that ended it), by SLA class.",
             "sla_class",
             figures.execution_duration_histograms(),
         )
@@ -92,7 +106,7 @@ class DatabaseCollector(Collector):
         compliance = figures.sla_compliance(window=COMPLIANCE_WINDOW)
         ratio = GaugeMetricFamily(
             f"{PREFIX}_sla_compliance_ratio",
-            "Share of executions ended in the last hour that met their SLA (absent when none ended).",
+            "Share of executions that ran and ended in the last hour that met their SLA (absent: none).",
             labels=["sla_class"],
         )
         ended = GaugeMetricFamily(
@@ -105,10 +119,8 @@ class DatabaseCollector(Collector):
         yield ratio
         yield ended
 
-        violations = GaugeMetricFamily(
-            f"{PREFIX}_sla_violations",
-            "SLA alerts raised so far, by kind (rows are kept, so this only grows).",
-            labels=["kind"],
+        violations = CounterMetricFamily(
+            f"{PREFIX}_sla_violations", "SLA alerts raised, by kind.", labels=["kind"]
         )
         for kind, count in figures.sla_alert_counts().items():
             violations.add_metric([kind], count)

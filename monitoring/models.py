@@ -61,7 +61,64 @@ class SlaAlert(models.Model):
         return f"{self.kind} {self.execution_id}"
 
 
+class Rollup(models.Model):
+    """Counts of finished work by minute, hour and all time (docs/operations.md, "How the
+    figures are kept"): /metrics and the summary read these rows and the deltas not folded
+    yet, never the executions history, and pruning old executions leaves them as they are.
+
+    One row per (grain, period, tenant, kind, label, status, bucket); ``n`` events and the
+    ``total`` of their seconds. Written only by the database (``monitoring_rollups_fold()``
+    of migration 0004), read by monitoring/selectors/rollups.py.
+    """
+
+    pk = models.CompositePrimaryKey("grain", "period", "tenant_id", "kind", "label", "status", "bucket")
+    grain = models.CharField(max_length=1)  # m: minute, h: hour, a: all time (period = the epoch)
+    period = models.DateTimeField()  # start of the minute or hour, in UTC
+    # The tenant's id, not a foreign key: a count outlives the rows it counts.
+    tenant_id = models.BigIntegerField()
+    kind = models.CharField(max_length=16)  # execution, sla_miss, step, queue_wait, sla_alert
+    label = models.CharField(max_length=64)  # SLA class, step type or alert kind
+    status = models.CharField(max_length=16)  # the execution's finished status ('' for the others)
+    # m/h: the log-spaced duration bucket; a: the index of the first /metrics bucket that holds
+    # the value; -1: no duration (an execution that never started, an alert).
+    bucket = models.SmallIntegerField()
+    n = models.BigIntegerField()
+    total = models.FloatField()
+
+    class Meta:
+        db_table = "monitoring_rollups"
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.period} {self.kind} {self.label} {self.status} {self.bucket}: {self.n}"
+
+
+class RollupDelta(models.Model):
+    """Events recorded by the triggers of migration 0004 and not folded into ``Rollup`` yet
+    (grains m and a only): one row per key and database backend (``shard``), so concurrent
+    writers never wait for each other. Folded every minute (monitoring/services/rollups.py)."""
+
+    pk = models.CompositePrimaryKey(
+        "grain", "period", "tenant_id", "kind", "label", "status", "bucket", "shard"
+    )
+    grain = models.CharField(max_length=1)
+    period = models.DateTimeField()
+    tenant_id = models.BigIntegerField()
+    kind = models.CharField(max_length=16)
+    label = models.CharField(max_length=64)
+    status = models.CharField(max_length=16)
+    bucket = models.SmallIntegerField()
+    shard = models.IntegerField()  # the writer's pg_backend_pid(); 0 for the backfill
+    n = models.BigIntegerField()
+    total = models.FloatField()
+
+    class Meta:
+        db_table = "monitoring_rollup_deltas"
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.period} {self.kind} {self.label} {self.status} {self.bucket}: {self.n}"
+
+
 # Notification models live with their feature; imported here so Django registers them.
 from monitoring.notifications.models import NotificationDelivery, NotificationSubscription  # noqa: E402
 
-__all__ = ["NotificationDelivery", "NotificationSubscription", "SlaAlert"]
+__all__ = ["NotificationDelivery", "NotificationSubscription", "Rollup", "RollupDelta", "SlaAlert"]

@@ -74,7 +74,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data = dashboard_data(user=request.user)
     durations = _merged(data["histograms"])
     data["status_chart"] = bar_chart(
-        [(status, count) for status, count in data["by_status"].items()], title="Executions by status"
+        [(status, count) for status, count in data["by_status"].items()],
+        title="Executions by status (unfinished: now; finished: so far)",
     )
     data["queue_chart"] = bar_chart(
         [(sla, row["pending"]) for sla, row in data["queue"].items()],

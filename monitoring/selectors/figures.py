@@ -4,30 +4,30 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
-from execution.enums import ExecutionStatus, SlaClass
-from monitoring.selectors.sql import ENDED_STATUSES, fetch_all, tenant_filter
+from execution.enums import FINISHED_STATUSES, ExecutionStatus, SlaClass
+from monitoring.selectors import rollups
+from monitoring.selectors.sql import fetch_all, tenant_filter
 
 EXECUTION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 STEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+# (The triggers of monitoring/migrations/0004_rollups.py file each duration under the index of
+# the first of these bounds that holds it; a test checks that they use these bounds.)
 
-# Run time of an execution's last attempt: a retried or requeued execution is timed from the
-# start of the attempt that ended it (the queue item's claim), not from its first start, so
-# back-off waits and earlier attempts never inflate the percentiles.
-EXECUTIONS_WITH_ATTEMPT = "executions e LEFT JOIN execution_queue q ON q.execution_id = e.execution_id"
-ATTEMPT_STARTED = "GREATEST(e.started_at, COALESCE(q.attempt_started_at, e.started_at))"
-EXECUTION_SECONDS = f"EXTRACT(EPOCH FROM (e.completed_at - {ATTEMPT_STARTED}))"
+# Statuses an execution is in before it finishes: the gauge counts rows in them now (few, and
+# every one is in the index executions_status_timeout, whose first column is the status).
+UNFINISHED_STATUSES = [s.value for s in ExecutionStatus if s not in FINISHED_STATUSES]
+FINISHED = sorted(s.value for s in FINISHED_STATUSES)
 # When a queue item became claimable: back-off and lock waits push available_at forward, and
 # that waiting is not waiting for a worker (the SLA sweep measures queue waits the same way).
 WAITING_SINCE = "GREATEST(q.enqueued_at, COALESCE(q.available_at, q.enqueued_at))"
-STEP_SECONDS = "COALESCE(s.duration_ms / 1000.0, EXTRACT(EPOCH FROM (s.completed_at - s.started_at)))"
 
 
 @dataclass
@@ -39,79 +39,81 @@ class Histogram:
     total: float = 0.0
 
 
-def executions_by_tenant_status(tenant_ids: Sequence[int] | None = None) -> dict[tuple[str, str], int]:
-    """(tenant slug, status) -> executions; every status present (0) for every tenant listed."""
+def executions_current(tenant_ids: Sequence[int] | None = None) -> dict[tuple[str, str], int]:
+    """(tenant slug, status) -> executions in each unfinished status now, every unfinished
+    status present (0) for every tenant (those in ``tenant_ids`` when given)."""
     where, params = tenant_filter("e.tenant_id", tenant_ids)
     rows = fetch_all(
         "SELECT t.slug, e.status::text, count(*) FROM executions e JOIN tenants t ON t.id = e.tenant_id "
-        f"WHERE true{where} GROUP BY t.slug, e.status",
-        params,
+        f"WHERE e.status = ANY(%s::execution_status[]){where} GROUP BY t.slug, e.status",
+        [UNFINISHED_STATUSES, *params],
     )
     counts = {(slug, status): int(n) for slug, status, n in rows}
-    for slug in {slug for slug, _ in counts}:
-        for status in ExecutionStatus:
-            counts.setdefault((slug, status.value), 0)
+    tenant_where, tenant_params = tenant_filter("id", tenant_ids)
+    for (slug,) in fetch_all(f"SELECT slug FROM tenants WHERE true{tenant_where}", tenant_params):
+        for status in UNFINISHED_STATUSES:
+            counts.setdefault((slug, status), 0)
     return counts
 
 
-def _histograms(
-    sql_from: str, value: str, label: str, buckets: Sequence[float], params: list[Any]
-) -> dict[str, Histogram]:
-    bucket_columns = ", ".join(f"count(*) FILTER (WHERE v <= {float(b)!r})" for b in buckets)
-    rows = fetch_all(
-        f"SELECT label, count(*), COALESCE(sum(v), 0), {bucket_columns} FROM ("
-        f"SELECT {label} AS label, {value} AS v {sql_from}) AS d GROUP BY label ORDER BY label",
-        params,
-    )
+def executions_finished(tenant_ids: Sequence[int] | None = None) -> dict[tuple[str, str], int]:
+    """(tenant slug, status) -> executions that entered each finished status, ever: a counter
+    (an execution requeued from the dead letters and ended again counts twice; pruning
+    executions takes nothing off). Every finished status present (0) for each tenant."""
+    counts: dict[tuple[str, str], int] = {}
+    for slug, row in rollups.all_time_rows(kinds=["execution"], tenant_ids=tenant_ids):
+        counts[slug, row.status] = counts.get((slug, row.status), 0) + row.n
+    for slug in {slug for slug, _ in counts}:
+        for status in FINISHED:
+            counts.setdefault((slug, status), 0)
+    return counts
+
+
+def _histograms(kind: str, bounds: Sequence[float], tenant_ids: Sequence[int] | None) -> dict[str, Histogram]:
+    """Label -> cumulative histogram of the all-time rollups of ``kind`` (a counter)."""
+    per_bucket: dict[str, list[int]] = {}
+    totals: dict[str, float] = {}
+    for _slug, row in rollups.all_time_rows(kinds=[kind], tenant_ids=tenant_ids):
+        if row.bucket == rollups.NO_DURATION:
+            continue
+        counts = per_bucket.setdefault(row.label, [0] * (len(bounds) + 1))
+        counts[row.bucket] += row.n
+        totals[row.label] = totals.get(row.label, 0.0) + row.total
     result = {}
-    for row in rows:
-        result[str(row[0])] = Histogram(
-            buckets=[(b, int(n)) for b, n in zip(buckets, row[3:], strict=True)],
-            count=int(row[1]),
-            total=float(row[2]),
+    for label, counts in sorted(per_bucket.items()):
+        cumulative = list(itertools.accumulate(counts))
+        result[label] = Histogram(
+            buckets=list(zip(bounds, cumulative[:-1], strict=True)), count=cumulative[-1], total=totals[label]
         )
     return result
 
 
 def execution_duration_histograms(tenant_ids: Sequence[int] | None = None) -> dict[str, Histogram]:
-    """Run time (started -> completed) of ended executions, by SLA class."""
-    where, params = tenant_filter("e.tenant_id", tenant_ids)
-    return _histograms(
-        f"FROM {EXECUTIONS_WITH_ATTEMPT} WHERE e.started_at IS NOT NULL AND e.completed_at IS NOT NULL "
-        f"AND e.status::text = ANY(%s){where}",
-        EXECUTION_SECONDS,
-        "e.sla_class::text",
-        EXECUTION_BUCKETS,
-        [ENDED_STATUSES, *params],
-    )
+    """Run time (start, or the claim of the attempt that ended it, to end) of ended executions,
+    by SLA class."""
+    return _histograms("execution", EXECUTION_BUCKETS, tenant_ids)
 
 
 def step_duration_histograms(tenant_ids: Sequence[int] | None = None) -> dict[str, Histogram]:
     """Duration of finished steps, by step type."""
-    where, params = tenant_filter("e.tenant_id", tenant_ids)
-    join = " JOIN executions e ON e.execution_id = s.execution_id" if tenant_ids is not None else ""
-    return _histograms(
-        f"FROM execution_steps s{join} WHERE s.completed_at IS NOT NULL "
-        f"AND (s.duration_ms IS NOT NULL OR s.started_at IS NOT NULL){where}",
-        STEP_SECONDS,
-        "s.step_type",
-        STEP_BUCKETS,
-        params,
-    )
+    return _histograms("step", STEP_BUCKETS, tenant_ids)
 
 
 def queue_by_sla_class(tenant_ids: Sequence[int] | None = None) -> dict[str, dict[str, float]]:
     """SLA class -> pending, processing, oldest claimable pending age (s), SLA wait limit (s)."""
     where, params = tenant_filter("e.tenant_id", tenant_ids)
     join = " JOIN executions e ON e.execution_id = q.execution_id" if tenant_ids is not None else ""
+    # One arm per state, each the condition of a partial index (queue_claim_pending,
+    # queue_lease_processing): the closed items of the history are never read.
     rows = fetch_all(
-        "SELECT q.sla_class::text, count(*) FILTER (WHERE q.status = 'pending'), "
-        "count(*) FILTER (WHERE q.status = 'processing'), "
-        f"COALESCE(EXTRACT(EPOCH FROM (now() - min({WAITING_SINCE}) FILTER (WHERE q.status = 'pending' "
-        "AND COALESCE(q.available_at, q.enqueued_at) <= now()))), 0) "
-        f"FROM execution_queue q{join} WHERE q.status IN ('pending', 'processing'){where} "
-        "GROUP BY q.sla_class",
-        params,
+        "SELECT q.sla_class::text, count(*), 0, "
+        f"COALESCE(EXTRACT(EPOCH FROM (now() - min({WAITING_SINCE}) FILTER ("
+        "WHERE COALESCE(q.available_at, q.enqueued_at) <= now()))), 0) "
+        f"FROM execution_queue q{join} WHERE q.status = 'pending'{where} GROUP BY q.sla_class "
+        "UNION ALL "
+        f"SELECT q.sla_class::text, 0, count(*), 0 FROM execution_queue q{join} "
+        f"WHERE q.status = 'processing'{where} GROUP BY q.sla_class",
+        params * 2,
     )
     limits: dict[str, int] = settings.SLA_QUEUE_WAIT_SECONDS
     result = {
@@ -119,19 +121,20 @@ def queue_by_sla_class(tenant_ids: Sequence[int] | None = None) -> dict[str, dic
         for c in SlaClass
     }
     for sla_class, pending, processing, oldest in rows:
-        result[sla_class].update(
-            pending=int(pending), processing=int(processing), oldest_age_seconds=max(float(oldest), 0.0)
-        )
+        row = result[sla_class]
+        row["pending"] += int(pending)
+        row["processing"] += int(processing)
+        row["oldest_age_seconds"] = max(row["oldest_age_seconds"], float(oldest))
     return result
 
 
 def dlq_size_by_sla_class(tenant_ids: Sequence[int] | None = None) -> dict[str, int]:
-    """Open dead letters (neither requeued nor archived) by SLA class."""
+    """Open dead letters (neither requeued nor archived) by SLA class (partial index dlq_open)."""
     where, params = tenant_filter("e.tenant_id", tenant_ids)
+    join = " JOIN executions e ON e.execution_id = d.execution_id" if tenant_ids is not None else ""
     rows = fetch_all(
-        "SELECT d.sla_class::text, count(*) FROM execution_dlq d JOIN executions e "
-        f"ON e.execution_id = d.execution_id WHERE NOT d.requeued AND NOT d.archived{where} "
-        "GROUP BY d.sla_class",
+        f"SELECT d.sla_class::text, count(*) FROM execution_dlq d{join} "
+        f"WHERE NOT d.requeued AND NOT d.archived{where} GROUP BY d.sla_class",
         params,
     )
     result = {c.value: 0 for c in SlaClass}
@@ -154,42 +157,45 @@ def scalar_counts(tenant_ids: Sequence[int] | None = None) -> dict[str, int]:
     return {"active_locks": int(row[0]), "approvals_pending": int(row[1]), "workers_alive": int(row[2])}
 
 
-def sla_compliance(
-    *, window: timedelta, tenant_ids: Sequence[int] | None = None
-) -> dict[str, dict[str, float | int | None]]:
-    """SLA class (and ``all``) -> executions ended in the window, compliant ones, ratio.
+def sla_compliance_of(rows: Sequence[rollups.Row]) -> dict[str, dict[str, float | int | None]]:
+    """SLA class (and ``all``) -> executions that ran and ended, compliant ones, ratio, from
+    window rows of kinds ``execution`` and ``sla_miss``. Ratio is None when nothing ended.
 
     Compliant: ended in a status other than ``timeout``, not after its ``timeout_at``, and
-    without any SLA alert (queue wait or timeout). Ratio is None when nothing ended.
+    without any SLA alert (queue wait or timeout); an alert raised after the end counts too.
     """
-    where, params = tenant_filter("e.tenant_id", tenant_ids)
-    rows = fetch_all(
-        "SELECT e.sla_class::text, count(*), count(*) FILTER (WHERE e.status <> 'timeout' "
-        "AND (e.timeout_at IS NULL OR e.completed_at <= e.timeout_at) "
-        "AND NOT EXISTS (SELECT 1 FROM sla_alerts a WHERE a.execution_id = e.execution_id)) "
-        "FROM executions e WHERE e.started_at IS NOT NULL AND e.completed_at >= %s "
-        f"AND e.status::text = ANY(%s){where} GROUP BY e.sla_class",
-        [timezone.now() - window, ENDED_STATUSES, *params],
-    )
-    result: dict[str, dict[str, float | int | None]] = {
-        c.value: {"ended": 0, "compliant": 0, "ratio": None} for c in SlaClass
-    }
-    for sla_class, ended, compliant in rows:
-        result[sla_class] = {"ended": int(ended), "compliant": int(compliant), "ratio": compliant / ended}
-    ended_all = sum(int(v["ended"] or 0) for v in result.values())
-    compliant_all = sum(int(v["compliant"] or 0) for v in result.values())
-    result["all"] = {
-        "ended": ended_all,
-        "compliant": compliant_all,
-        "ratio": (compliant_all / ended_all) if ended_all else None,
-    }
+    ended = {c.value: 0 for c in SlaClass}
+    missed = {c.value: 0 for c in SlaClass}
+    for row in rows:
+        if row.kind == "execution" and row.bucket != rollups.NO_DURATION:
+            ended[row.label] += row.n
+        elif row.kind == "sla_miss":
+            missed[row.label] += row.n
+    result: dict[str, dict[str, float | int | None]] = {}
+    for sla_class in [*ended, "all"]:
+        n = ended[sla_class] if sla_class != "all" else sum(ended.values())
+        miss = missed[sla_class] if sla_class != "all" else sum(missed.values())
+        result[sla_class] = {"ended": n, "compliant": n - miss, "ratio": (n - miss) / n if n else None}
     return result
 
 
+def sla_compliance(
+    *, window: timedelta, tenant_ids: Sequence[int] | None = None
+) -> dict[str, dict[str, float | int | None]]:
+    """sla_compliance_of() the executions that ended in the window (from its first whole minute)."""
+    now = timezone.now()
+    rows = rollups.window_rows(
+        since=rollups.window_start(now=now, window=window),
+        now=now,
+        kinds=["execution", "sla_miss"],
+        tenant_ids=tenant_ids,
+    )
+    return sla_compliance_of(rows)
+
+
 def sla_alert_counts(tenant_ids: Sequence[int] | None = None) -> dict[str, int]:
-    """Alert kind -> alerts ever raised (a counter: rows are never deleted)."""
-    where, params = tenant_filter("tenant_id", tenant_ids)
-    rows = fetch_all(f"SELECT kind, count(*) FROM sla_alerts WHERE true{where} GROUP BY kind", params)
+    """Alert kind -> alerts ever raised (a counter: pruning alerts takes nothing off)."""
     result = {"execution_timeout": 0, "queue_wait": 0}
-    result.update({kind: int(n) for kind, n in rows})
+    for _slug, row in rollups.all_time_rows(kinds=["sla_alert"], tenant_ids=tenant_ids):
+        result[row.label] += row.n
     return result

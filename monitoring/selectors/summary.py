@@ -1,6 +1,6 @@
-"""``GET /api/v1/metrics/summary``: rates, percentiles, queue time and SLA compliance, in SQL."""
-
-# ruff: noqa: S608 - only constant SQL fragments are interpolated; every value is a parameter.
+"""``GET /api/v1/metrics/summary``: rates, percentiles, queue time and SLA compliance, from the
+rollups (monitoring/selectors/rollups.py): one read whose cost depends on the window's length,
+never on the history's size."""
 
 from __future__ import annotations
 
@@ -11,19 +11,14 @@ from typing import Any
 
 from django.utils import timezone
 
-from monitoring.selectors.figures import (
-    EXECUTION_SECONDS,
-    EXECUTIONS_WITH_ATTEMPT,
-    STEP_SECONDS,
-    WAITING_SINCE,
-    sla_compliance,
-)
-from monitoring.selectors.sql import ENDED_STATUSES, fetch_all, tenant_filter
+from monitoring.selectors import rollups
+from monitoring.selectors.figures import sla_compliance_of
+from monitoring.selectors.rollups import MAX_WINDOW
+from monitoring.selectors.sql import ENDED_STATUSES
 
 WINDOW_RE = re.compile(r"^(\d+)\s*([smhd])$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_WINDOW = timedelta(days=90)
-PERCENTILES = "percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY v)"
+KINDS = ["execution", "sla_miss", "step", "queue_wait", "sla_alert"]
 
 
 def window_parse(text: str) -> timedelta:
@@ -41,74 +36,65 @@ def window_parse(text: str) -> timedelta:
     return window
 
 
-def _durations(row: Sequence[Any]) -> dict[str, Any]:
-    """(count, mean, [p50, p95, p99]) -> the JSON shape, seconds rounded to the millisecond."""
-    count, mean, pcts = row
-    pcts = pcts or [None, None, None]
+class _Durations:
+    """Count, sum and log-bucket counts of one series of durations."""
 
-    def r(v: Any) -> float | None:
-        return None if v is None else round(float(v), 3)
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.buckets: dict[int, int] = {}
 
-    return {
-        "count": int(count),
-        "mean": r(mean),
-        "p50": r(pcts[0]),
-        "p95": r(pcts[1]),
-        "p99": r(pcts[2]),
-    }
+    def add(self, row: rollups.Row) -> None:
+        self.count += row.n
+        self.total += row.total
+        self.buckets[row.bucket] = self.buckets.get(row.bucket, 0) + row.n
+
+    def figures(self) -> dict[str, Any]:
+        """The JSON shape, seconds rounded to the millisecond; percentiles within 2.2%."""
+        p50, p95, p99 = rollups.percentiles(self.buckets, [0.5, 0.95, 0.99])
+
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(v, 3)
+
+        return {
+            "count": self.count,
+            "mean": r(self.total / self.count) if self.count else None,
+            "p50": r(p50),
+            "p95": r(p95),
+            "p99": r(p99),
+        }
 
 
 def metrics_summary(*, window: timedelta, tenant_ids: Sequence[int] | None) -> dict[str, Any]:
-    """The summary over executions that ended (and steps/queue items that finished) in the window.
+    """The summary over executions that ended (steps that finished, queue items claimed) from
+    the first whole minute of the window on (the first whole hour for windows over a day).
 
     ``tenant_ids`` None means every tenant (superusers). Durations are in seconds.
     """
     now = timezone.now()
-    since = now - window
-    where, params = tenant_filter("e.tenant_id", tenant_ids)
+    since = rollups.window_start(now=now, window=window)
+    rows = rollups.window_rows(since=since, now=now, kinds=KINDS, tenant_ids=tenant_ids)
 
-    status_rows = fetch_all(
-        "SELECT e.status::text, count(*) FROM executions e "
-        f"WHERE e.completed_at >= %s AND e.status::text = ANY(%s){where} GROUP BY e.status",
-        [since, ENDED_STATUSES, *params],
-    )
     by_status = dict.fromkeys(ENDED_STATUSES, 0)
-    by_status.update({status: int(n) for status, n in status_rows})
+    run = _Durations()
+    steps: dict[str, _Durations] = {}
+    queue = _Durations()
+    violations = {"execution_timeout": 0, "queue_wait": 0}
+    for row in rows:
+        if row.kind == "execution" and row.status in by_status:
+            by_status[row.status] += row.n
+            if row.bucket != rollups.NO_DURATION:
+                run.add(row)
+        elif row.kind == "step":
+            steps.setdefault(row.label, _Durations()).add(row)
+        elif row.kind == "queue_wait":
+            queue.add(row)
+        elif row.kind == "sla_alert":
+            violations[row.label] += row.n
     ended = sum(by_status.values())
 
     def rate(n: int) -> float | None:
         return round(n / ended, 4) if ended else None
-
-    execution_row = fetch_all(
-        f"SELECT count(*), avg(v), {PERCENTILES} FROM (SELECT {EXECUTION_SECONDS} AS v "
-        f"FROM {EXECUTIONS_WITH_ATTEMPT} "
-        "WHERE e.started_at IS NOT NULL AND e.completed_at >= %s "
-        f"AND e.status::text = ANY(%s){where}) d",
-        [since, ENDED_STATUSES, *params],
-    )[0]
-
-    step_rows = fetch_all(
-        f"SELECT step_type, count(*), avg(v), {PERCENTILES} FROM (SELECT s.step_type, {STEP_SECONDS} AS v "
-        "FROM execution_steps s JOIN executions e ON e.execution_id = s.execution_id "
-        "WHERE s.completed_at >= %s AND (s.duration_ms IS NOT NULL OR s.started_at IS NOT NULL)"
-        f"{where}) d GROUP BY step_type ORDER BY step_type",
-        [since, *params],
-    )
-
-    queue_row = fetch_all(
-        f"SELECT count(*), avg(v), {PERCENTILES} FROM (SELECT "
-        f"EXTRACT(EPOCH FROM (q.dequeued_at - {WAITING_SINCE})) AS v FROM execution_queue q "
-        "JOIN executions e ON e.execution_id = q.execution_id "
-        f"WHERE q.dequeued_at >= %s AND q.dequeued_at >= {WAITING_SINCE}{where}) d",
-        [since, *params],
-    )[0]
-
-    alerts_row = fetch_all(
-        "SELECT count(*) FILTER (WHERE a.kind = 'execution_timeout'), "
-        "count(*) FILTER (WHERE a.kind = 'queue_wait') FROM sla_alerts a "
-        f"JOIN executions e ON e.execution_id = a.execution_id WHERE a.detected_at >= %s{where}",
-        [since, *params],
-    )[0]
 
     return {
         "window_seconds": int(window.total_seconds()),
@@ -122,11 +108,8 @@ def metrics_summary(*, window: timedelta, tenant_ids: Sequence[int] | None) -> d
             "partial_rate": rate(by_status["partial"]),
             "cancelled_rate": rate(by_status["cancelled"]),
         },
-        "duration_seconds": _durations(execution_row),
-        "step_duration_seconds": {row[0]: _durations(row[1:]) for row in step_rows},
-        "queue_time_seconds": _durations(queue_row),
-        "sla": {
-            "compliance": sla_compliance(window=window, tenant_ids=tenant_ids),
-            "violations": {"execution_timeout": int(alerts_row[0]), "queue_wait": int(alerts_row[1])},
-        },
+        "duration_seconds": run.figures(),
+        "step_duration_seconds": {label: d.figures() for label, d in sorted(steps.items())},
+        "queue_time_seconds": queue.figures(),
+        "sla": {"compliance": sla_compliance_of(rows), "violations": violations},
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from django.test import Client
 
 from execution.enums import FINISHED_STATUSES, ExecutionStatus
 from execution.models import Execution, ExecutionStep, WorkerHeartbeat
+from monitoring.selectors.summary import metrics_summary
 from tests.factories import ExecutionFactory, ExecutionStepFactory
 from tests.monitoring.test_metrics import scrape, value
 from tests.support.processes import manage_argv, stop_process, subprocess_env
@@ -73,7 +75,8 @@ def test_counts_match_the_database_after_two_worker_clusters(
     }
     exported = {
         s.labels["status"]: int(s.value)
-        for s in samples["opsconductor_executions"]
+        for name in ("opsconductor_executions", "opsconductor_executions_finished_total")
+        for s in samples[name]
         if s.labels["tenant"] == "acme" and s.value
     }
     assert exported == db_counts == {"completed": RUNS}
@@ -83,5 +86,9 @@ def test_counts_match_the_database_after_two_worker_clusters(
     ran = Execution.objects.filter(started_at__isnull=False).count()
     assert value(samples, "opsconductor_execution_duration_seconds_count", sla_class="fast") == ran == RUNS
     assert value(samples, "opsconductor_queue_depth", sla_class="fast", state="pending") == 0
+    # The workers' own statements fed the rollups: every claim ended, every run timed.
+    summary = metrics_summary(window=timedelta(hours=1), tenant_ids=None)
+    assert summary["queue_time_seconds"]["count"] == RUNS
+    assert summary["duration_seconds"]["count"] == summary["executions"]["by_status"]["completed"] == RUNS
     # Both clusters heartbeated while they ran (their rows are marked stopped now).
     assert WorkerHeartbeat.objects.filter(stopped_at__isnull=False).count() == 2
