@@ -265,6 +265,11 @@ LEASE_SECONDS = env_int("OPS_LEASE_SECONDS", 30, minimum=1)
 # the fast
 # SLA bound).
 IMMEDIATE_WAIT_SECONDS = env_float("OPS_IMMEDIATE_WAIT_SECONDS", 10.0, minimum=0.0)
+# How many immediate submissions one process waits for at once; the next ones are answered
+# 202 at once. Each wait holds a web thread, so this stays below OPS_WEB_THREADS: the other
+# threads keep answering everything else (/healthz, pages, other tenants) however many
+# immediate submissions arrive (execution/services/immediate.py).
+IMMEDIATE_WAITERS = env_int("OPS_IMMEDIATE_WAITERS", WEB_THREADS // 2, minimum=0, maximum=WEB_THREADS - 1)
 # Engine (docs/engine.md): retry back-off, lock waits, drain budget, reaper cadence.
 RETRY_BACKOFF_BASE_SECONDS = env_float("OPS_RETRY_BACKOFF_BASE_SECONDS", 2.0, minimum=0.0)
 RETRY_BACKOFF_MAX_SECONDS = env_float("OPS_RETRY_BACKOFF_MAX_SECONDS", 300.0, minimum=0.0)
