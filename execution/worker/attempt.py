@@ -26,6 +26,7 @@ from execution.enums import ActorType, ExecutionStatus, QueueStatus
 from execution.masking import secrets_forget
 from execution.models import Execution, Tenant
 from execution.runners.registry import get_runner
+from execution.secrets.references import find_references
 from execution.services.locks import locks_release
 from execution.services.progress import step_output_forget
 from execution.services.transition import transition
@@ -107,7 +108,7 @@ def attempt_run(*, ctx: claim.AttemptContext, worker_id: str) -> str:
         if ended:
             return ended
     pending = [s for s in ctx.steps if s.status != S.COMPLETED]
-    if pending and not assets and all(get_runner(s.step_type).inline for s in pending):
+    if pending and not assets and all(_inline(ctx, s) for s in pending):
         inline = _run_inline(execution, ctx, pending, worker_id)
         if inline is not None:
             return inline
@@ -152,6 +153,15 @@ def attempt_run(*, ctx: claim.AttemptContext, worker_id: str) -> str:
         secrets_forget(execution_id=ctx.execution_id)
         if assets and not state.locks_released:  # lease lost, or a crash
             locks_release(execution=execution, reason="attempt ended")
+
+
+def _inline(ctx: claim.AttemptContext, step: claim.StepRow) -> bool:
+    """The step may run inline: its runner touches nothing outside this process
+    (``Runner.inline``) and its params hold no secret reference (resolving one reads a
+    backend, perhaps a remote one, and writes an audit row: an effect)."""
+    return get_runner(step.step_type).inline and not find_references(
+        plan_step(ctx, step.step_index).get("params")
+    )
 
 
 def _run_inline(

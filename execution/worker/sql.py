@@ -18,8 +18,9 @@ caller, and once more here with the execution's resolved values.
 With ``DB_PREPARE`` (``OPS_DB_PREPARE``, on by default) the hot statements are server-side
 prepared statements, planned once per connection (the claim's planning costs more than its
 execution): the first use sends ``PREPARE`` and ``EXECUTE`` in one round trip, later uses
-``EXECUTE`` only. Turn it off behind PgBouncer in transaction mode, which hands a client a
-different server session per transaction, where the statement does not exist.
+``EXECUTE`` only (after a failed first use, ``DEALLOCATE ALL`` leads the next one). Turn it
+off behind PgBouncer in transaction mode, which hands a client a different server session
+per transaction, where the statement does not exist.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -97,29 +99,49 @@ class Prepared:
                 cur.execute(self.sql, params)
                 return cur.fetchone()  # type: ignore[no-any-return]
             values = [params[p] for p in self.order]
-            prepared = _prepared_here()
-            if self.name in prepared:
+            session = _session_here()
+            if self.name in session.names:
                 cur.execute(self.execute, values)
-            else:  # PREPARE and EXECUTE in one round trip
-                # The first statement of a session also turns JIT off for it: a JIT-compiled
-                # claim cost 60 ms instead of 0.4 (its cost estimate, from a never-analysed
-                # concurrency_limits, crossed jit_above_cost at a million executions).
-                jit_off = "" if prepared else "SET jit = off; "
-                cur.execute(f"{jit_off}{self.prepare}; {self.execute}", values)
-                prepared.add(self.name)
+                return cur.fetchone()  # type: ignore[no-any-return]
+            # PREPARE and EXECUTE in one round trip. The first statement of a session also
+            # turns JIT off for it: a JIT-compiled claim cost 60 ms instead of 0.4 (its cost
+            # estimate, from a never-analysed concurrency_limits, crossed jit_above_cost at a
+            # million executions). A PREPARE outlives the failure of the EXECUTE sent with it
+            # (and the JIT setting does not): after a failed first use the session's statements
+            # are dropped and prepared anew, or every later use would fail with "prepared
+            # statement already exists".
+            lead = "" if session.names else "SET jit = off; "
+            if session.unsure:
+                lead = "DEALLOCATE ALL; SET jit = off; "
+                session.names.clear()
+            try:
+                cur.execute(f"{lead}{self.prepare}; {self.execute}", values)
+            except Exception:
+                session.unsure = True
+                raise
+            session.unsure = False
+            session.names.add(self.name)
             return cur.fetchone()  # type: ignore[no-any-return]
 
 
-def _prepared_here() -> set[str]:
-    """The statements prepared on this thread's current server connection."""
+@dataclass
+class _Session:
+    """What this thread's current server session holds: the statements prepared on it, and
+    whether a first use failed (its PREPARE may or may not have taken effect)."""
+
+    raw: Any
+    names: set[str] = field(default_factory=set)
+    unsure: bool = False
+
+
+def _session_here() -> _Session:
     connection.ensure_connection()
     raw = connection.connection
-    state = getattr(connection, "_ops_prepared", None)
-    if state is None or state[0] is not raw:  # a new server session: nothing prepared yet
-        state = (raw, set())
-        connection._ops_prepared = state  # type: ignore[attr-defined]
-    names: set[str] = state[1]
-    return names
+    session: _Session | None = getattr(connection, "_ops_prepared", None)
+    if session is None or session.raw is not raw:  # a new server session: nothing prepared yet
+        session = _Session(raw=raw)
+        connection._ops_prepared = session  # type: ignore[attr-defined]
+    return session
 
 
 # The lease, still ours: locked so a reaper taking the item waits for us (or we see its

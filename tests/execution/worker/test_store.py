@@ -12,16 +12,19 @@ import uuid
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import DataError, connection
 from django.test.utils import CaptureQueriesContext
 
 from execution.enums import ExecutionStatus, QueueStatus
-from execution.models import DeadLetter, Execution, ExecutionEvent, ExecutionStep, QueueItem
+from execution.masking import secrets_of
+from execution.models import DeadLetter, Execution, ExecutionEvent, ExecutionStep, QueueItem, SecretAccess
+from execution.secrets.store import secret_set
 from execution.services.cancel import execution_cancel
 from execution.services.transition import transition
 from execution.state_machine import is_legal
 from execution.worker import claim, store
 from execution.worker.attempt import attempt_run
+from execution.worker.sql import Prepared
 from tests.execution.engine.helpers import enqueue, make_execution
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -98,6 +101,41 @@ def test_the_inline_path_loses_to_a_cancel_and_writes_no_start(tenant: Any, oper
     )
     assert _types(execution) == before and "started" not in before
     assert Execution.objects.get(pk=execution.pk).started_at is None
+
+
+def test_a_noop_with_a_secret_reference_runs_step_by_step(tenant: Any, operator: Any) -> None:
+    """Resolving a reference reads a backend (perhaps a remote one) and writes an audit row:
+    such a noop is not inline. Inline, its value stayed registered in the worker after the
+    attempt, and an unresolvable one was resolved (and audited) twice in one attempt."""
+    secret_set(tenant=tenant, path="acme/noop-token", value="noop-secret-4242")
+    runs = {}
+    for name, path in (("resolved", "db:acme/noop-token"), ("missing", "db:acme/no-such-token")):
+        step = {"type": "noop", "params": {"token": {"type": "secret", "path": path}}}
+        execution = make_execution(tenant=tenant, actor=operator, steps=[step], action_class="read")
+        enqueue(execution)
+        runs[name] = (execution, _worker_path(execution))
+    execution, (outcome, _) = runs["resolved"]
+    assert outcome == ExecutionStatus.COMPLETED
+    assert _types(execution)[2:] == ["started", "step_started", "step_completed", "completed"]
+    assert secrets_of(execution.execution_id) == (), "forgotten when the attempt ended"
+    execution, (outcome, _) = runs["missing"]
+    assert Execution.objects.get(pk=execution.pk).status in (ExecutionStatus.QUEUED, ExecutionStatus.FAILED)
+    assert SecretAccess.objects.filter(execution_id=execution.execution_id).count() == 1
+
+
+PROBE = Prepared("ops_test_probe", "SELECT %(done)s::jsonb->>'a'")
+
+
+def test_a_statement_whose_first_use_failed_works_on_its_next_use() -> None:
+    """The PREPARE sent with a failing EXECUTE stays in the session: the next first use sent
+    it again and failed with "prepared statement already exists", and so did every later
+    one on that connection (a worker whose first finish failed could record nothing)."""
+    connection.close()  # a new server session: nothing prepared
+    with pytest.raises(DataError):
+        PROBE.fetchone({"done": '{"a": NaN}'})
+    assert PROBE.fetchone({"done": '{"a": "again"}'}) == ("again",)
+    assert PROBE.fetchone({"done": '{"a": "once more"}'}) == ("once more",)
+    claim.runnable_count(limit=1)  # the session still works for the rest
 
 
 @pytest.mark.parametrize("n", [1, 2, 5])
