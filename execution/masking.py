@@ -12,12 +12,17 @@ Layers, applied in this order:
 3. in dicts, values under sensitive key names (``password``, ``api_key``, ...).
 
 ``mask_data`` walks a structure iteratively and stops at ``MAX_DEPTH``, so no stored value
-(however deep) can make a list or a page fail; lone surrogates become U+FFFD so a stored
-string can always be encoded as UTF-8.
+(however deep) can make a list or a page fail. What is masked can always be stored: lone
+surrogates and NUL characters become U+FFFD (UTF-8, PostgreSQL text), and a float that is not
+finite becomes its JSON spelling as a string (``"NaN"``: jsonb has no NaN). A step printing a
+NUL byte or a query returning ``'NaN'::float8`` made the worker's statement fail, the attempt
+crash and its steps run again after the lease expired.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import threading
 from collections import OrderedDict
@@ -62,6 +67,7 @@ SENSITIVE_KEYS = re.compile(
 )
 _CAMEL_BOUNDARY = re.compile(r"([a-z0-9])([A-Z])")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NUL = "\x00"
 
 
 def sensitive_key(key: str) -> bool:
@@ -132,6 +138,8 @@ def _extra_patterns() -> list[Any]:
 def _mask(text: str, values: list[str], extras: list[Any]) -> str:
     if not text.isascii() and _SURROGATE.search(text):
         text = _SURROGATE.sub("\ufffd", text)
+    if _NUL in text:
+        text = text.replace(_NUL, "\ufffd")
     for value in values:
         text = text.replace(value, MASK)
     if ANY_PATTERN.search(text):
@@ -173,6 +181,8 @@ def mask_capped(text: str, secrets: Iterable[str] = (), *, cap: int) -> str:
 def _mask_leaf(item: Any, values: list[str], extras: list[Any]) -> Any:
     if isinstance(item, str):
         return _trim_partial_tail(_mask(item, values, extras), values) if item else item
+    if isinstance(item, float) and not math.isfinite(item):
+        return json.dumps(item)  # "NaN", "Infinity", "-Infinity"
     return item
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -202,6 +203,16 @@ def test_lone_surrogates_become_replacement_characters() -> None:
     masked = mask_data({"name": "bad \ud800 name"})
     assert masked == {"name": "bad \ufffd name"}
     masked["name"].encode()
+
+
+def test_nul_characters_and_non_finite_floats_become_storable() -> None:
+    """PostgreSQL text takes no NUL and jsonb no NaN: what masking returns is always stored."""
+    masked = mask_data(
+        {"k\x00": "a\x00b", "nan": float("nan"), "inf": [float("inf"), -float("inf")], "n": 1.5}
+    )
+    assert masked == {"k\ufffd": "a\ufffdb", "nan": "NaN", "inf": ["Infinity", "-Infinity"], "n": 1.5}
+    json.dumps(masked, allow_nan=False)
+    assert mask_text("x\x00y") == "x\ufffdy"
 
 
 def test_streamed_output_holds_back_a_split_secret(db: Any, tenant: Any, operator: Any) -> None:

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from execution.enums import ExecutionStatus, QueueStatus
+from execution.enums import ConnectionType, ExecutionStatus, QueueStatus
 from execution.models import (
     DeadLetter,
     ExecutionEvent,
@@ -387,3 +387,48 @@ def test_stdout_and_stderr_are_kept_apart(tenant, operator, local_asset) -> None
     output = ExecutionStep.objects.get(execution=execution).output_data
     assert output["stdout"] == "a\nb\nc\n"
     assert output["stderr"] == "oops\n"
+
+
+def test_output_with_nul_bytes_and_nan_is_recorded_and_each_step_runs_once(
+    tenant, operator, local_asset, shared_dir: Path
+) -> None:
+    """A NUL byte in a command's output and a NaN from a query were not storable (text, jsonb):
+    the step's record failed, the attempt crashed and, once its lease expired, its steps ran
+    again. Now they are stored as U+FFFD and "NaN" and the run completes in one attempt."""
+    s = connection.settings_dict
+    database = AssetFactory(
+        tenant=tenant,
+        hostname="pg-loopback",
+        connection_type=ConnectionType.DATABASE,
+        address=s["HOST"] or "127.0.0.1",
+        port=int(s["PORT"] or 5432),
+        username=s["USER"] or "postgres",
+        metadata={"database": s["NAME"]},
+    )
+    runs = shared_dir / "runs"
+    execution = make_execution(
+        tenant=tenant,
+        actor=operator,
+        steps=[
+            {
+                "name": "nul",
+                "type": "command",
+                "target": {"asset_id": local_asset.pk},
+                "params": {"command": f"printf A >> {runs}; printf 'a\\000b\\n'; printf 'c\\000d\\n' >&2"},
+            },
+            {
+                "name": "nan",
+                "type": "sql",
+                "target": {"asset_id": database.pk},
+                "params": {"query": "SELECT 'NaN'::float8 AS n, '-Infinity'::float8 AS i"},
+            },
+        ],
+    )
+    enqueue(execution)
+    execution = drain_until_done(execution)
+    assert execution.status == ExecutionStatus.COMPLETED, execution.error_message
+    nul, nan = ExecutionStep.objects.filter(execution=execution).order_by("step_index")
+    assert (nul.output_data["stdout"], nul.output_data["stderr"]) == ("a\ufffdb\n", "c\ufffdd\n")
+    assert nan.output_data["rows"] == [["NaN", "-Infinity"]]
+    assert runs.read_text() == "A", "the command ran once"
+    assert QueueItem.objects.get(execution=execution).attempt_count == 1
