@@ -48,6 +48,22 @@ W = ActorType.WORKER
 S = ExecutionStatus
 
 
+def _attempt_state(
+    ctx: claim.AttemptContext, execution: Execution, watched: Watched, assets: list[str]
+) -> AttemptState:
+    """What the steps of this attempt share; the outputs of steps completed before it."""
+    completed = [s for s in ctx.steps if s.status == S.COMPLETED]
+    return AttemptState(
+        ctx=ctx,
+        execution=execution,
+        watched=watched,
+        dry_run=ctx.dry_run or settings.EXECUTION_DARK_LAUNCH,
+        previous_outputs={s.step_index: s.output_data or {} for s in completed},
+        previous_statuses={s.step_index: s.status for s in completed},
+        assets=assets,
+    )
+
+
 def _stand_in(ctx: claim.AttemptContext) -> Execution:
     """An unsaved Execution carrying the ids the ORM-side writers need (events, locks)."""
     execution = Execution(
@@ -134,14 +150,11 @@ def attempt_run(*, ctx: claim.AttemptContext, worker_id: str) -> str:
     if timeout_at is None:  # a cancel (or the reaper) came first
         return not_started(execution, ctx, assets)
     execution.status = S.RUNNING
-    state = AttemptState(
-        ctx=ctx,
-        execution=execution,
-        watched=watcher.watch(Watched(ctx=ctx, timeout_at=timeout_at, has_locks=bool(assets))),
-        dry_run=ctx.dry_run or settings.EXECUTION_DARK_LAUNCH,
-        previous_outputs={s.step_index: s.output_data or {} for s in ctx.steps if s.status == S.COMPLETED},
-        previous_statuses={s.step_index: s.status for s in ctx.steps if s.status == S.COMPLETED},
-        assets=assets,
+    state = _attempt_state(
+        ctx,
+        execution,
+        watcher.watch(Watched(ctx=ctx, timeout_at=timeout_at, has_locks=bool(assets))),
+        assets,
     )
     try:
         return _run(state, pending, retry)
@@ -171,14 +184,7 @@ def _run_inline(
     execution is marked running; one statement then records the start, the steps and the
     outcome with the same rows and events as the step-by-step path (docs/engine.md). None
     when a step did not complete: the step-by-step path runs them again (they have no effect)."""
-    state = AttemptState(
-        ctx=ctx,
-        execution=execution,
-        watched=Watched(ctx=ctx, timeout_at=None, has_locks=False),
-        dry_run=ctx.dry_run or settings.EXECUTION_DARK_LAUNCH,
-        previous_outputs={s.step_index: s.output_data or {} for s in ctx.steps if s.status == S.COMPLETED},
-        previous_statuses={s.step_index: s.status for s in ctx.steps if s.status == S.COMPLETED},
-    )
+    state = _attempt_state(ctx, execution, Watched(ctx=ctx, timeout_at=None, has_locks=False), [])
     events: list[dict[str, Any]] = [
         {
             "type": "started",

@@ -54,24 +54,7 @@ def attempt_finish(
     if outcome == "shutdown":
         # SIGTERM and the grace period is over: back to the queue at once, the attempt not
         # counted; the interrupted step runs again on the next attempt (docs/contract.md#queue-and-workers).
-        events.append(
-            {
-                "type": "retry_scheduled",
-                "from": S.RUNNING,
-                "to": S.QUEUED,
-                "details": {"delay_seconds": 0, "reason": "worker stopped (SIGTERM)"},
-            }
-        )
-        ended = store.finish(
-            **common,
-            to=S.QUEUED,
-            error=None,
-            cancel_rest=False,
-            queue_status=QueueStatus.PENDING,
-            queue_error="worker stopped (SIGTERM)",
-            give_back=True,
-            events=events,
-        )
+        ended = _back_to_queue(common, events, delay=0, reason="worker stopped (SIGTERM)", give_back=True)
     elif outcome in (S.COMPLETED, S.PARTIAL):
         events.append({"type": outcome, "from": S.RUNNING, "to": outcome, "details": {}})
         ended = store.finish(
@@ -84,24 +67,7 @@ def attempt_finish(
         )
     elif outcome == S.FAILED and may_retry and ctx.item_id is not None and ctx.attempt < ctx.max_attempts:
         delay = backoff_seconds(ctx.attempt)
-        events.append(
-            {
-                "type": "retry_scheduled",
-                "from": S.RUNNING,
-                "to": S.QUEUED,
-                "details": {"delay_seconds": round(delay, 3), "reason": error},
-            }
-        )
-        ended = store.finish(
-            **common,
-            to=S.QUEUED,
-            error=None,
-            cancel_rest=False,
-            queue_status=QueueStatus.PENDING,
-            queue_error=error,
-            delay_seconds=delay,
-            events=events,
-        )
+        ended = _back_to_queue(common, events, delay=delay, reason=error, give_back=False)
         outcome = "retry"
     elif outcome == S.CANCELLED:
         events.append(
@@ -141,3 +107,29 @@ def attempt_finish(
         )
     state.locks_released = ended
     return outcome if ended else "lease_lost"
+
+
+def _back_to_queue(
+    common: dict[str, Any], events: list[dict[str, Any]], *, delay: float, reason: str, give_back: bool
+) -> bool:
+    """running -> queued with a ``retry_scheduled`` event, the item pending after ``delay``
+    (``give_back``: the attempt does not count)."""
+    events.append(
+        {
+            "type": "retry_scheduled",
+            "from": S.RUNNING,
+            "to": S.QUEUED,
+            "details": {"delay_seconds": round(delay, 3), "reason": reason},
+        }
+    )
+    return store.finish(
+        **common,
+        to=S.QUEUED,
+        error=None,
+        cancel_rest=False,
+        queue_status=QueueStatus.PENDING,
+        queue_error=reason,
+        delay_seconds=delay,
+        give_back=give_back,
+        events=events,
+    )

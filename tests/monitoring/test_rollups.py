@@ -1,97 +1,39 @@
 """The rollups behind /metrics and the summary (monitoring/migrations/0004_rollups.py): exact
 counters as work finishes, never lower after a prune, unchanged by a fold, the same rows
 from the backfill as from the triggers, windows stitched from minute and hour rows, and no
-statement of a scrape or a summary reading the executions history (EXPLAIN, rows read
-before and after adding it)."""
+statement of a scrape or a summary reading the executions history (test_rollups_cost.py)."""
 
 from __future__ import annotations
 
 import bisect
-import threading
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from execution.enums import ExecutionStatus
-from execution.models import Execution, ExecutionStep, QueueItem
+from execution.models import Execution, ExecutionStep
 from execution.services.retention import retention_prune
 from execution.services.transition import transition
-from monitoring.metrics import metrics_render
 from monitoring.models import Rollup, RollupDelta, SlaAlert
 from monitoring.selectors import figures
 from monitoring.selectors.rollups import bucket_value
 from monitoring.selectors.summary import metrics_summary
-from monitoring.services.rollups import LOCK_CLASS, rollups_fold
+from monitoring.services.rollups import rollups_fold
 from tests.factories import (
-    ApprovalFactory,
-    DeadLetterFactory,
     ExecutionFactory,
     ExecutionStepFactory,
     QueueItemFactory,
     TenantFactory,
 )
+from tests.monitoring.runs import finished_run
 from tests.monitoring.test_metrics import scrape, value
 
 pytestmark = pytest.mark.django_db
-
-HISTORY_TABLES = {
-    "executions",
-    "execution_steps",
-    "execution_queue",
-    "execution_events",
-    "sla_alerts",
-    "execution_dlq",
-    "approvals",
-}
-
-
-def _run(
-    tenant: Any,
-    end: str,
-    *,
-    sla: str = "fast",
-    seconds: float = 2.0,
-    steps: tuple[tuple[str, int], ...] = (("noop", 5),),
-    wait: float = 1.5,
-    late: bool = False,
-) -> Execution:
-    """One attempt as the engine records it: claimed after ``wait`` s in the queue, steps
-    completed, ended ``end`` through transition() after ``seconds`` s, the claim closed."""
-    now = timezone.now()
-    started = now - timedelta(seconds=seconds)
-    execution = ExecutionFactory(
-        tenant=tenant,
-        sla_class=sla,
-        status=ExecutionStatus.RUNNING,
-        started_at=started,
-        timeout_at=now - timedelta(seconds=1) if late else now + timedelta(hours=1),
-    )
-    item = QueueItemFactory(
-        execution=execution,
-        sla_class=sla,
-        status="processing",
-        available_at=started - timedelta(seconds=wait),
-        dequeued_at=started,
-        attempt_started_at=started,
-    )
-    item.enqueued_at = started - timedelta(seconds=wait)  # (auto_now_add on insert)
-    QueueItem.objects.filter(pk=item.pk).update(enqueued_at=item.enqueued_at)
-    for index, (step_type, ms) in enumerate(steps):
-        step = ExecutionStepFactory(
-            execution=execution, step_index=index, step_type=step_type, status="running", started_at=started
-        )
-        step.status, step.completed_at, step.duration_ms = ExecutionStatus.COMPLETED, now, ms
-        step.save()
-    transition(execution, end, expected_from=ExecutionStatus.RUNNING)
-    item.status = "completed"
-    item.save()
-    return execution
 
 
 def _histogram(samples: dict[str, list[Any]], name: str, label: str, value_: str) -> dict[str, float]:
@@ -122,10 +64,10 @@ def test_counters_are_exact_as_work_finishes_and_never_drop_after_a_prune(
     assert value(before, "opsconductor_sla_violations_total", kind="queue_wait") == 0
 
     runs = [
-        _run(tenant, "completed", seconds=0.25, steps=(("noop", 0), ("sleep", 1000))),
-        _run(tenant, "completed", seconds=7.0, steps=(("sleep", 1001),)),
-        _run(tenant, "failed", sla="medium", seconds=31.0),
-        _run(tenant, "timeout", sla="medium", seconds=600.0, late=True),
+        finished_run(tenant, "completed", seconds=0.25, steps=(("noop", 0), ("sleep", 1000))),
+        finished_run(tenant, "completed", seconds=7.0, steps=(("sleep", 1001),)),
+        finished_run(tenant, "failed", sla="medium", seconds=31.0),
+        finished_run(tenant, "timeout", sla="medium", seconds=600.0, late=True),
     ]
     ExecutionFactory(tenant=tenant, status=ExecutionStatus.QUEUED)
     rejected = ExecutionFactory(tenant=tenant)
@@ -159,7 +101,7 @@ def test_counters_are_exact_as_work_finishes_and_never_drop_after_a_prune(
 
     # More work: every counter grows by exactly what finished. Folding the deltas into the
     # rollups changes nothing a reader sees.
-    runs.append(_run(tenant, "completed", seconds=0.1, steps=(("noop", 10),)))
+    runs.append(finished_run(tenant, "completed", seconds=0.1, steps=(("noop", 10),)))
     samples = scrape(client)
     check_against_rows(samples)
     assert rollups_fold().folded > 0 and not RollupDelta.objects.exists()
@@ -198,8 +140,8 @@ def test_an_alert_counts_once_whether_it_comes_before_or_after_the_end(client: C
             observed_seconds=2,
         )
 
-    met = _run(tenant, "completed")
-    late_alert = _run(tenant, "completed")
+    met = finished_run(tenant, "completed")
+    late_alert = finished_run(tenant, "completed")
     compliance = metrics_summary(window=timedelta(hours=1), tenant_ids=None)["sla"]["compliance"]["fast"]
     assert (compliance["ended"], compliance["compliant"]) == (2, 2)
 
@@ -225,11 +167,11 @@ def _rollups() -> list[tuple[Any, ...]]:
 
 
 def test_the_backfill_computes_the_rows_the_triggers_wrote(tenant: Any, other_tenant: Any) -> None:
-    _run(tenant, "completed", seconds=0.003, steps=(("noop", 0), ("http", 250)))
-    _run(tenant, "failed", sla="long", seconds=95.0, wait=0.0)
-    _run(tenant, "timeout", sla="medium", seconds=1800.0, late=True)
-    _run(other_tenant, "partial", seconds=12.5, steps=(("sql", 30_000),))
-    alerted = _run(other_tenant, "completed")
+    finished_run(tenant, "completed", seconds=0.003, steps=(("noop", 0), ("http", 250)))
+    finished_run(tenant, "failed", sla="long", seconds=95.0, wait=0.0)
+    finished_run(tenant, "timeout", sla="medium", seconds=1800.0, late=True)
+    finished_run(other_tenant, "partial", seconds=12.5, steps=(("sql", 30_000),))
+    alerted = finished_run(other_tenant, "completed")
     SlaAlert.objects.create(
         violation_key="queue_wait:x:1",
         kind="queue_wait",
@@ -345,123 +287,3 @@ def test_windows_count_each_end_once_from_their_first_whole_minute_or_hour(tenan
     assert rollups_fold().trimmed == 2 + 1  # the 10d and 100d minute rows, the 100d hour row
     assert {w: metrics_summary(window=w, tenant_ids=[tenant.pk])["executions"] for w in expected} == answers
     assert (figures.executions_finished(), figures.execution_duration_histograms()) == totals
-
-
-def _rows_read(statements: list[str]) -> list[tuple[str, int]]:
-    """Rows each statement reads from the history tables (EXPLAIN ANALYZE, index scans only
-    where an index applies): returned rows plus those a filter or recheck dropped."""
-
-    def walk(node: dict[str, Any], sql: str) -> int:
-        rows = 0
-        if node.get("Relation Name") in HISTORY_TABLES:
-            assert node["Node Type"] != "Seq Scan", (node["Relation Name"], sql)
-            rows = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
-            rows += node.get("Rows Removed by Index Recheck", 0)
-            rows *= node["Actual Loops"]
-        return rows + sum(walk(child, sql) for child in node.get("Plans", []))
-
-    read = []
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        for sql in statements:
-            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
-            read.append((sql[:60], walk(cursor.fetchone()[0][0]["Plan"], sql)))
-    return read
-
-
-def _scrape_statements(tenant: Any) -> list[str]:
-    with CaptureQueriesContext(connection) as captured:
-        metrics_render()
-        for window in (timedelta(hours=1), timedelta(days=7)):
-            metrics_summary(window=window, tenant_ids=None)
-            metrics_summary(window=window, tenant_ids=[tenant.pk])
-    return [q["sql"] for q in captured.captured_queries]
-
-
-def test_a_scrape_and_a_summary_read_no_history(tenant: Any) -> None:
-    # The current state: what the gauges count.
-    ExecutionFactory(tenant=tenant, status=ExecutionStatus.QUEUED)
-    QueueItemFactory(execution=ExecutionFactory(tenant=tenant, status=ExecutionStatus.QUEUED))
-    QueueItemFactory(status="processing", execution=ExecutionFactory(tenant=tenant, status="running"))
-    ApprovalFactory(execution=ExecutionFactory(tenant=tenant))
-    DeadLetterFactory(execution=ExecutionFactory(tenant=tenant, status=ExecutionStatus.FAILED))
-    before = _rows_read(_scrape_statements(tenant))
-
-    # History: finished executions, recent and old, with steps, closed items, alerts, dead
-    # letters archived, approvals decided.
-    now = timezone.now()
-    for i in range(40):
-        ended = _run(
-            tenant, ["completed", "failed", "partial"][i % 3], seconds=1 + i, steps=(("noop", i),) * 2
-        )
-        if i % 2:
-            Execution.objects.filter(pk=ended.pk).update(completed_at=now - timedelta(days=3, minutes=i))
-        if i % 5 == 0:
-            SlaAlert.objects.create(
-                violation_key=f"k{i}",
-                kind="queue_wait",
-                execution=ended,
-                tenant=tenant,
-                sla_class="fast",
-                limit_seconds=1,
-                observed_seconds=2,
-            )
-            DeadLetterFactory(execution=ended, archived=True)
-            ApprovalFactory(execution=ended, state="approved")
-    after = _rows_read(_scrape_statements(tenant))
-    assert after == before
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_fold_never_waits_for_a_writer_and_a_second_fold_steps_aside(tenant: Any) -> None:
-    ended = timezone.now().replace(second=30, microsecond=0)
-
-    def finished() -> None:
-        ExecutionFactory(
-            tenant=tenant,
-            status=ExecutionStatus.COMPLETED,
-            started_at=ended - timedelta(seconds=2),
-            completed_at=ended,
-        )
-
-    holding, release = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def writer() -> None:
-        """Records one end, then a second one in a transaction left open: its delta rows
-        (this backend's, the same keys) stay locked until released."""
-        try:
-            finished()
-            with transaction.atomic():
-                finished()
-                holding.set()
-                release.wait(30)
-        except BaseException as error:  # reported by the test thread
-            errors.append(error)
-            holding.set()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        assert holding.wait(30)
-        with connection.cursor() as cursor:
-            cursor.execute("SET statement_timeout = '10s'")  # a fold that waited would fail here
-        assert rollups_fold().folded == 0  # the only deltas are locked by the writer: left alone
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [LOCK_CLASS])
-            other = threading.Thread(target=lambda: (results.append(rollups_fold()), connection.close()))
-            results: list[Any] = []
-            other.start()
-            other.join(30)
-        assert results and results[0].skipped
-    finally:
-        release.set()
-        thread.join(30)
-    assert not errors, errors
-    assert rollups_fold().folded == 2  # the minute row and the all-time row, two ends each
-    assert figures.executions_finished() == {
-        ("acme", status): 2 if status == "completed" else 0 for status in figures.FINISHED
-    }

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from execution.enums import ExecutionStatus
-from execution.models import Execution, ExecutionStep, TimeoutPolicy
+from execution.models import Execution, ExecutionEvent, ExecutionStep, TimeoutPolicy
 from execution.services.queue import queue_enqueue
 from execution.services.transition import transition
 from tests.factories import ExecutionFactory, plan_hash
@@ -139,3 +139,10 @@ def pid_alive(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def event_types(execution: Execution) -> list[str]:
+    """The execution's event types in the order they were written."""
+    return list(
+        ExecutionEvent.objects.filter(execution=execution).order_by("id").values_list("event_type", flat=True)
+    )

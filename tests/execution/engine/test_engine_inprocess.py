@@ -1,10 +1,9 @@
-"""The engine in this process: steps, retries, DLQ, cancel, timeouts, locks, reaper."""
+"""The engine in this process: steps, retries, DLQ, cancel before start, locks, reaper, output.
+
+Cancel and timeouts of a running command: test_engine_interrupts.py."""
 
 from __future__ import annotations
 
-import threading
-import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,7 +26,12 @@ from execution.services.locks import locks_acquire
 from execution.services.reaper import reap_expired
 from execution.worker.claim import claim_with_context
 from execution.worker.runtime import drain
-from tests.execution.engine.helpers import drain_until_done, enqueue, make_execution, pid_alive, wait_until
+from tests.execution.engine.helpers import (
+    drain_until_done,
+    enqueue,
+    event_types,
+    make_execution,
+)
 from tests.factories import AssetFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,12 +41,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def fast_retries(settings):  # type: ignore[no-untyped-def]
     settings.RETRY_BACKOFF_BASE_SECONDS = 0.2
     settings.LOCK_RETRY_SECONDS = 0.1
-
-
-def event_types(execution) -> list[str]:  # type: ignore[no-untyped-def]
-    return list(
-        ExecutionEvent.objects.filter(execution=execution).order_by("id").values_list("event_type", flat=True)
-    )
 
 
 def test_a_command_plan_runs_to_completed_with_recorded_steps(
@@ -139,100 +137,6 @@ def test_an_always_failing_step_is_dead_lettered_and_a_requeue_resumes_at_it(
     assert execution.status == ExecutionStatus.COMPLETED
     assert marker.read_text() == "A"
     assert "requeued" in event_types(execution)
-
-
-def _sleeper(tenant, operator, local_asset, **step):  # type: ignore[no-untyped-def]
-    """A long command whose process carries the execution id (to find its pid)."""
-    execution_id = uuid.uuid4()
-    command = {
-        "type": "command",
-        "target": {"asset_id": local_asset.pk},
-        "params": {"command": f"sleep 30 # {execution_id}"},
-    }
-    return make_execution(
-        tenant=tenant,
-        actor=operator,
-        sla_class="long",
-        execution_id=execution_id,
-        steps=[{**command, **step}],
-    )
-
-
-def _run_in_thread(execution):  # type: ignore[no-untyped-def]
-    def target() -> None:
-        try:
-            drain(budget_seconds=1)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    return thread
-
-
-def _running_pid(execution) -> int:  # type: ignore[no-untyped-def]
-    import subprocess
-
-    wait_until(
-        lambda: ExecutionStep.objects.filter(execution=execution, status="running").exists(),
-        30,
-        what="step running",
-    )
-    marker = str(execution.execution_id)
-    found: list[int] = []
-
-    def find() -> bool:
-        out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
-        found[:] = [int(p) for p in out]
-        return bool(found)
-
-    wait_until(find, 10, what="child process")
-    return found[0]
-
-
-def test_cancel_during_a_long_command_ends_cancelled_quickly_and_kills_the_child(
-    tenant, operator, local_asset
-) -> None:
-    execution = _sleeper(tenant, operator, local_asset)
-    enqueue(execution)
-    thread = _run_in_thread(execution)
-    pid = _running_pid(execution)
-    asked = time.monotonic()
-    execution_cancel(execution=execution, actor=operator)
-    wait_until(
-        lambda: type(execution).objects.get(pk=execution.pk).status == "cancelled", 10, what="cancelled"
-    )
-    # docs/contract.md#cancellation: noticed within a second; generous on a loaded box
-    assert time.monotonic() - asked < 2.0 + 1.0
-    thread.join(30)
-    wait_until(lambda: not pid_alive(pid), 5, what="child gone")
-    assert ExecutionStep.objects.get(execution=execution).status == ExecutionStatus.CANCELLED
-    assert not ExecutionLock.objects.filter(execution=execution, is_active=True).exists()
-    assert "cancel_requested" in event_types(execution)
-
-
-def test_step_timeout_ends_timeout_and_kills_the_child(tenant, operator, local_asset) -> None:
-    execution = _sleeper(tenant, operator, local_asset, timeout_seconds=1)
-    enqueue(execution)
-    thread = _run_in_thread(execution)
-    pid = _running_pid(execution)
-    thread.join(60)
-    execution.refresh_from_db()
-    assert execution.status == ExecutionStatus.TIMEOUT
-    assert not pid_alive(pid)
-    assert DeadLetter.objects.get(execution=execution).failure_reason == "timeout"
-
-
-def test_execution_timeout_ends_timeout_and_kills_the_child(tenant, operator, local_asset) -> None:
-    TimeoutPolicy.objects.filter(sla_class="long", action_class="modify").update(execution_timeout_seconds=2)
-    execution = _sleeper(tenant, operator, local_asset)
-    enqueue(execution)
-    thread = _run_in_thread(execution)
-    pid = _running_pid(execution)
-    thread.join(60)
-    execution.refresh_from_db()
-    assert execution.status == ExecutionStatus.TIMEOUT
-    assert not pid_alive(pid)
 
 
 def test_a_busy_asset_makes_the_execution_wait_without_holding_a_worker(tenant, operator) -> None:
