@@ -33,3 +33,11 @@ class AlreadyFinished(Conflict):
     def __init__(self, execution_id: object, status: str) -> None:
         super().__init__(f"execution {execution_id} already finished: {status}")
         self.status = status
+
+
+class KeyReused(Conflict):
+    """An idempotency key held (within the window) by an execution of another plan (422)."""
+
+    def __init__(self, execution_id: object) -> None:
+        super().__init__(f"this idempotency key is held by execution {execution_id}, which has another plan")
+        self.execution_id = execution_id

@@ -193,5 +193,9 @@ class RefusedOut(serializers.Serializer):
     reason = serializers.CharField()
 
 
+class KeyReusedOut(RefusedOut):
+    execution_id = serializers.UUIDField(help_text="the execution that holds the Idempotency-Key")
+
+
 class FinishedOut(RefusedOut):
     status = serializers.CharField(help_text="the status the execution has")

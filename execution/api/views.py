@@ -22,7 +22,7 @@ from execution.api.pagination import PAGE_PARAMETERS, StrictLimitOffsetPaginatio
 from execution.api.payloads import dead_letter_payload, event_payload, execution_payload
 from execution.clients.base import ServiceError
 from execution.enums import Environment, ExecutionStatus
-from execution.errors import AlreadyFinished, Conflict
+from execution.errors import AlreadyFinished, Conflict, KeyReused
 from execution.masking import mask_text
 from execution.plans import PlanInvalid
 from execution.realtime.reader import event_types_parse
@@ -97,6 +97,7 @@ class ExecutionListCreateView(APIView):
             401: _detail,
             403: s.RefusedOut,
             415: _detail,
+            422: s.KeyReusedOut,
             503: s.RefusedOut,
         },
     )
@@ -123,6 +124,16 @@ class ExecutionListCreateView(APIView):
             return _invalid(exc.problems)
         except SubmitDenied as exc:
             return _refused(exc.reason)
+        except KeyReused as exc:
+            # Answering the holder would tell the caller its plan was accepted when it was not.
+            return Response(
+                {
+                    "detail": str(exc),
+                    "reason": "idempotency_key_reused",
+                    "execution_id": str(exc.execution_id),
+                },
+                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+            )
         except ServiceError as exc:
             # The configured Asset Service could not resolve the targets: nothing was stored,
             # the pipeline may retry the same request (same idempotency key).

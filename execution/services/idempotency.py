@@ -5,6 +5,8 @@ canonical plan JSON, or ``"header:" + Idempotency-Key`` when the header is given
 has its own key: it never stands in for, or blocks, the real run. The unique constraint
 (tenant_id, idempotency_key) is the race guard; a superseded execution gives up its key
 (moved to ``released_idempotency_key``) in the transaction that creates its successor.
+A key that still has a holder answers only for the holder's plan: another plan under it is
+refused (KeyReused), never answered with an execution of a plan the caller did not send.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from execution.enums import ExecutionStatus
+from execution.errors import KeyReused
 from execution.models import Execution, Tenant
 from execution.plans import canonical_json
 
@@ -41,8 +44,11 @@ def window_seconds() -> int:
     return int(settings.IDEMPOTENCY_WINDOW_SECONDS)
 
 
-def idempotency_claim(*, tenant: Tenant, key: str) -> Execution | None:
+def idempotency_claim(*, tenant: Tenant, key: str, plan_digest: str) -> Execution | None:
     """Inside the caller's transaction: the execution to replay, or None to create a new one.
+
+    ``plan_digest`` is the plan hash of the submission: a holder in its window whose plan
+    differs (an ``Idempotency-Key`` reused for another plan) raises KeyReused.
 
     Locks the current holder of the key; if it is superseded (outside the window, or it
     ended failed/cancelled/rejected/timeout) it releases the key now, so the successor's
@@ -57,4 +63,6 @@ def idempotency_claim(*, tenant: Tenant, key: str) -> Execution | None:
     if holder.status in SUPERSEDABLE or expired:
         Execution.objects.filter(pk=holder.pk).update(released_idempotency_key=key, idempotency_key=None)
         return None
+    if holder.plan_hash != plan_digest:
+        raise KeyReused(holder.execution_id)
     return holder

@@ -139,7 +139,8 @@ def execution_submit(
 ) -> SubmitOutcome:
     """Submit ``plan`` for ``actor`` in ``tenant``; returns the execution and whether it is a replay.
 
-    Raises PlanInvalid (every problem with its field path), SubmitDenied (RBAC, audited).
+    Raises PlanInvalid (every problem with its field path), SubmitDenied (RBAC, audited),
+    KeyReused (the idempotency key is held by an execution of another plan).
     Nothing is stored for a refused request except the audit row.
     """
     body: dict[str, Any] = {
@@ -259,7 +260,7 @@ def _create(
         .get()
     )
     if row.held:  # type: ignore[attr-defined]
-        holder = idempotency_claim(tenant=tenant, key=key)
+        holder = idempotency_claim(tenant=tenant, key=key, plan_digest=plan_hash(inp.plan))
         if holder is not None:
             return SubmitOutcome(execution=holder, replayed=True)
     # The policy is fixed now (docs/contract.md#queue-and-workers): a later edit of the row changes only

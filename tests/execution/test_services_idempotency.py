@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from execution.enums import ExecutionStatus
+from execution.errors import KeyReused
 from execution.models import Execution
 from execution.services.submit import execution_submit
 from execution.services.transition import transition
@@ -61,12 +62,31 @@ def test_repeat_after_the_window_creates_a_new_execution(operator: Any, settings
 
 def test_header_replaces_the_plan_part_of_the_key(operator: Any) -> None:
     first = _submit(operator, idempotency_header="change-1")
+    again = _submit(operator, idempotency_header="change-1")
+    assert again.replayed and again.execution.pk == first.execution.pk
+    assert not _submit(operator, idempotency_header="change-2").replayed
+
+
+def test_a_header_reused_for_another_plan_is_refused_naming_the_holder(operator: Any) -> None:
+    first = _submit(operator, idempotency_header="change-1").execution
+    body = noop_body(level=1, name="a different plan")
+    with pytest.raises(KeyReused) as refused:
+        execution_submit(
+            tenant="acme", actor=operator, plan=body["plan"], approval_level=1, idempotency_header="change-1"
+        )
+    assert refused.value.execution_id == first.execution_id
+    assert str(first.execution_id) in str(refused.value)
+    assert Execution.objects.count() == 1
+
+
+def test_a_header_of_a_superseded_execution_takes_another_plan(operator: Any) -> None:
+    first = _submit(operator, idempotency_header="change-1").execution
+    transition(first, "rejected")
     body = noop_body(level=1, name="a different plan")
     again = execution_submit(
         tenant="acme", actor=operator, plan=body["plan"], approval_level=1, idempotency_header="change-1"
     )
-    assert again.replayed and again.execution.pk == first.execution.pk
-    assert not _submit(operator, idempotency_header="change-2").replayed
+    assert not again.replayed and again.execution.pk != first.pk
 
 
 def test_key_differs_per_actor(operator: Any, deployer: Any) -> None:

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from execution.api.payloads import execution_payload
 from execution.clients.base import ServiceError
+from execution.errors import KeyReused
 from execution.management.access import command_user
 from execution.masking import mask_text
 from execution.plans import PlanInvalid
@@ -54,6 +55,8 @@ class Command(BaseCommand):
             ) from exc
         except SubmitDenied as exc:
             raise CommandError(f"permission denied: {exc.reason}") from exc
+        except KeyReused as exc:
+            raise CommandError(f"refused: {exc}") from exc
         except ServiceError as exc:
             raise CommandError(f"cannot resolve the targets now: {mask_text(str(exc))}") from exc
         execution = outcome.execution

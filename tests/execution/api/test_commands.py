@@ -52,6 +52,22 @@ def test_submit_reports_problems_and_denials(tmp_path: Path, operator: Any, view
     assert Execution.objects.count() == 0
 
 
+def test_submit_with_a_key_held_by_another_plan_exits_naming_the_holder(
+    tmp_path: Path, operator: Any
+) -> None:
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(noop_body(name="one")))
+    key = ("--idempotency-key", "change-4711")
+    first = _run("submit", str(plan_file), "--user", operator.username, *key)
+    assert first.startswith("submitted ")
+    assert _run("submit", str(plan_file), "--user", operator.username, *key).startswith("replayed ")
+    plan_file.write_text(json.dumps(noop_body(name="two")))
+    holder = Execution.objects.get()
+    with pytest.raises(CommandError, match=f"held by execution {holder.execution_id}"):
+        _run("submit", str(plan_file), "--user", operator.username, *key)
+    assert Execution.objects.count() == 1
+
+
 def test_api_token_prints_a_new_key_stored_hashed(operator: Any) -> None:
     first = _run("api_token", operator.username).strip()
     stored = ApiToken.objects.get(user=operator)

@@ -60,17 +60,23 @@ def test_overlong_strings_name_their_field(operator: Any) -> None:
 
 
 @pytest.mark.django_db
-def test_idempotency_key_header_over_http_replays_even_with_another_plan(operator: Any) -> None:
+def test_idempotency_key_header_over_http_replays_its_plan_and_refuses_another(operator: Any) -> None:
     client = client_for(operator)
     first = client.post(
         URL, noop_body(level=1, name="one"), format="json", HTTP_IDEMPOTENCY_KEY="change-4711"
     )
     assert first.status_code == 202
+    same = client.post(URL, noop_body(level=1, name="one"), format="json", HTTP_IDEMPOTENCY_KEY="change-4711")
+    assert same.status_code == 200 and same["Idempotent-Replay"] == "true"
+    assert same.json()["execution_id"] == first.json()["execution_id"]
     again = client.post(
         URL, noop_body(level=1, name="two"), format="json", HTTP_IDEMPOTENCY_KEY="change-4711"
     )
-    assert again.status_code == 200 and again["Idempotent-Replay"] == "true"
+    assert again.status_code == 422, again.content
+    assert "Idempotent-Replay" not in again
+    assert again.json()["reason"] == "idempotency_key_reused"
     assert again.json()["execution_id"] == first.json()["execution_id"]
+    assert first.json()["execution_id"] in again.json()["detail"]
     other = client.post(
         URL, noop_body(level=1, name="one"), format="json", HTTP_IDEMPOTENCY_KEY="change-4712"
     )
