@@ -122,7 +122,8 @@ def _apply(request: HttpRequest, tenant: Tenant, admin_of: set[int]) -> str:
     action = request.POST.get("action", "")
     actor = request.user
     if action == "add":
-        username = request.POST.get("username", "").strip()[:150]
+        # Not cut to length: a name over 150 characters is refused with the reason, never stored shortened.
+        username = request.POST.get("username", "").strip()
         role = request.POST.get("role", "")
         membership_add(
             tenant=tenant,

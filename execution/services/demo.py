@@ -16,6 +16,7 @@ from django.db import transaction
 from execution.enums import ConnectionType, Role
 from execution.models import Asset, Membership, ReadOnlyCommandRule, Tenant
 from execution.services.tokens import api_token_issue, api_token_user
+from execution.services.users import username_check
 
 DEMO_USERS: list[tuple[str, str, str]] = [
     ("operator", "demo", Role.OPERATOR),
@@ -147,6 +148,7 @@ def demo_seed(*, password: str | None = None, reset_passwords: bool = False) -> 
     seed = DemoSeed(tenants=sorted(tenants))
     tokens = _tokens_remembered()
     for username, tenant_slug, role in DEMO_USERS:
+        username_check(username)  # the same rules as every other door that creates accounts
         user, created = user_model.objects.get_or_create(username=username)
         user.is_staff = role == Role.ADMIN
         if created or set_existing or not user.has_usable_password():

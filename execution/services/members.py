@@ -17,10 +17,18 @@ from execution.enums import Role
 from execution.errors import DomainError
 from execution.models import ApiToken, AuditLog, Membership, Tenant
 from execution.services.tokens import api_token_issue
+from execution.services.users import UserRefused, user_create, username_check
 
 
 class MemberChangeRefused(DomainError):
     """The change would break a rule (last admin, unknown user, ...); nothing changed."""
+
+
+def username_check_or_refuse(username: str) -> None:
+    try:
+        username_check(username)
+    except UserRefused as refused:
+        raise MemberChangeRefused(str(refused)) from None
 
 
 def _audit(*, tenant: Tenant, actor: Any, event_type: str, details: dict[str, Any]) -> None:
@@ -36,14 +44,15 @@ def membership_add(*, tenant: Tenant, actor: Any, username: str, role: str, pass
     """Add ``username`` to ``tenant`` in ``role``; a new user is created when a password is given."""
     if role not in Role.values:
         raise MemberChangeRefused(f"role: unknown role {role!r}")
-    users = get_user_model().objects
-    user = users.filter(username=username).first()
+    user = get_user_model().objects.filter(username=username).first()
     if user is None:
         if not password:
+            username_check_or_refuse(username)
             raise MemberChangeRefused(f"username: no user {username!r}; give a password to create one")
-        if len(password) < 8:
-            raise MemberChangeRefused("password: at least 8 characters")
-        user = users.create_user(username=username, password=password)
+        try:
+            user = user_create(username=username, password=password)
+        except UserRefused as refused:
+            raise MemberChangeRefused(str(refused)) from None
     membership, created = Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": role})
     if not created:
         raise MemberChangeRefused(f"username: {username!r} is already a member ({membership.role})")

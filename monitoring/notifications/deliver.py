@@ -117,11 +117,23 @@ def _send_email(delivery: NotificationDelivery) -> Outcome:
         return Outcome(
             ok=False, error="no recipient: nobody with an e-mail address may receive it", permanent=True
         )
-    message = EmailMultiAlternatives(
-        subject=delivery.subject, body=delivery.body, from_email=settings.DEFAULT_FROM_EMAIL, to=recipients
-    )
-    if delivery.html_body:
-        message.attach_alternative(delivery.html_body, "text/html")
+    try:
+        message = EmailMultiAlternatives(
+            subject=delivery.subject,
+            body=delivery.body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=recipients,
+        )
+        if delivery.html_body:
+            message.attach_alternative(delivery.html_body, "text/html")
+        # Built here, before any connection: a header Django refuses (a line break in the
+        # subject or an address: BadHeaderError, a ValueError) fails the same way on every
+        # attempt, so it is a failed delivery now, with the reason, not five retries.
+        message.message()
+    except ValueError as error:
+        return Outcome(
+            ok=False, error=f"the message could not be built: {type(error).__name__}: {error}", permanent=True
+        )
     try:
         message.send(fail_silently=False)  # the SMTP backend honours EMAIL_TIMEOUT
     except Exception as error:  # smtplib, socket and backend errors all mean "try again later"

@@ -7,6 +7,7 @@ it is rendered, so what is stored in the delivery row is exactly what is sent.
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,35 @@ HEADLINES = {
     Kind.DEAD_LETTERED: "dead-lettered",
     Kind.SLA_VIOLATION: "SLA violation",
 }
+
+
+# A subject stays well inside one folded header line; a plan name (up to 200 characters,
+# user-written) gets at most PLAN_NAME_IN_SUBJECT of it.
+SUBJECT_MAX = 200
+PLAN_NAME_IN_SUBJECT = 120
+# Whitespace of any kind (line breaks included) becomes one space; invisible characters
+# (controls, format characters such as bidi overrides, surrogates, private use, unassigned)
+# are dropped: a header carries printable text only.
+_AS_SPACE = {"Cc", "Zl", "Zp", "Zs"}
+_DROPPED = {"Cf", "Cs", "Co", "Cn"}
+
+
+def header_line(value: object, limit: int) -> str:
+    """``value`` as one line of printable text of at most ``limit`` characters.
+
+    Anything user-written that reaches a mail header goes through here: a CR/LF would make
+    Django refuse the whole message (BadHeaderError), and a header split by a line break is
+    a header injection. Longer text is cut with an ellipsis.
+    """
+    kept = []
+    for char in str(value):
+        category = unicodedata.category(char)
+        if category in _AS_SPACE:
+            kept.append(" ")
+        elif category not in _DROPPED:
+            kept.append(char)
+    line = " ".join("".join(kept).split())
+    return line if len(line) <= limit else line[: max(limit - 1, 0)].rstrip() + "\u2026"
 
 
 @dataclass(frozen=True)
@@ -81,13 +111,14 @@ def _text_line(facts: dict[str, Any]) -> str:
 
 def content_email(*, event: ExecutionEvent, execution: Execution, kind: str, approvers: list[str]) -> Content:
     facts = _facts(event=event, execution=execution, kind=kind, approvers=approvers)
-    subject = (
-        f"[OpsConductor] {facts['tenant']}/{facts['environment']}: {facts['headline']}: {facts['plan_name']}"
-    )
+    plan_name = header_line(facts["plan_name"], PLAN_NAME_IN_SUBJECT)
+    subject = f"[OpsConductor] {facts['tenant']}/{facts['environment']}: {facts['headline']}: {plan_name}"
     text = render_to_string("notifications/email/message.txt", facts)
     html = render_to_string("notifications/email/message.html", facts)
     # A second pass over the rendered result: masking is idempotent and cheap.
-    return Content(subject=mask_text(subject)[:300], body=mask_text(text), html_body=mask_text(html))
+    return Content(
+        subject=header_line(mask_text(subject), SUBJECT_MAX), body=mask_text(text), html_body=mask_text(html)
+    )
 
 
 def content_webhook(

@@ -1,0 +1,53 @@
+"""Creating user accounts: every door that creates one (the members page and service, the
+demo seed, later the OIDC backend) goes through :func:`user_create`, so every account has a
+name Django's own rules accept: at most 150 letters, digits and ``@.+-_`` (no control
+characters, no markup). The admin's user form applies the same validator (the model field's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
+
+from execution.errors import DomainError
+
+USERNAME_MAX = 150
+PASSWORD_MIN = 8
+_validate_username = UnicodeUsernameValidator()
+
+
+class UserRefused(DomainError):
+    """The account cannot be created as asked; ``field`` names the input at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def username_check(username: str) -> None:
+    """Raise :class:`UserRefused` unless ``username`` is a name Django's rules accept."""
+    if not username:
+        raise UserRefused("username", "a username is required")
+    if len(username) > USERNAME_MAX:
+        raise UserRefused("username", f"at most {USERNAME_MAX} characters ({len(username)} given)")
+    try:
+        _validate_username(username)
+    except ValidationError:
+        raise UserRefused(
+            "username", "letters, digits and @ . + - _ only (no spaces, control characters or markup)"
+        ) from None
+
+
+def user_create(*, username: str, password: str, email: str = "") -> Any:
+    """A new active account with a checked name and a password of at least 8 characters."""
+    username_check(username)
+    if len(password) < PASSWORD_MIN:
+        raise UserRefused("password", f"at least {PASSWORD_MIN} characters")
+    users = get_user_model().objects
+    if users.filter(username=username).exists():
+        raise UserRefused("username", f"{username!r} exists already")
+    return users.create_user(username=username, password=password, email=email)
