@@ -75,7 +75,7 @@ def test_the_outside_reference_check_catches_each_kind() -> None:
 
 
 # The operating system's own variables, passed through to child processes, not settings.
-SYSTEM = {"PATH", "HOME", "LANG", "USER", "TMPDIR"}
+SYSTEM = {"PATH", "HOME", "LANG", "USER", "TMPDIR", "XDG_CONFIG_HOME"}
 
 
 def environment_reads() -> dict[str, set[str]]:
