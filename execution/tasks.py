@@ -30,6 +30,15 @@ def prune() -> str:
     ).line()
 
 
+def audit_seal_and_ship() -> str:
+    """Seal the audit rows and events committed since the last run, then feed the sinks."""
+    from execution.services.audit_chain import audit_seal
+    from execution.services.audit_sink import audit_ship
+
+    sealed = audit_seal()
+    return f"sealed {sealed.sealed}; shipped {audit_ship()}"
+
+
 def wake_workers(wanted: int = 1) -> int:
     """Queue up to ``wanted`` drain tasks (never more than the cluster's worker count), minus
     those waiting in the broker not yet picked up. Returns how many were queued. Called by

@@ -21,6 +21,7 @@ SCHEDULES: list[PeriodicJob] = [
     PeriodicJob("approvals: expire overdue approvals", "approvals.tasks.expire_approvals", 1),
     PeriodicJob("monitoring: detect SLA violations", "monitoring.tasks.sla_sweep", 1),
     PeriodicJob("monitoring: fold rollups", "monitoring.tasks.fold_rollups", 1),
+    PeriodicJob("execution: seal the audit chain and ship it", "execution.tasks.audit_seal_and_ship", 1),
     PeriodicJob(
         "execution: prune finished executions older than RETENTION_DAYS", "execution.tasks.prune", 24 * 60
     ),

