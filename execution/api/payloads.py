@@ -101,7 +101,6 @@ def execution_payload(
         "started_at": _iso(execution.started_at),
         "completed_at": _iso(execution.completed_at),
         "timeout_at": _iso(execution.timeout_at),
-        "result": execution.result,
         "error_message": execution.error_message,
         "links": links_for(execution),
     }

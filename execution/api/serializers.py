@@ -128,7 +128,6 @@ class ExecutionSummaryOut(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
     timeout_at = serializers.DateTimeField(allow_null=True)
-    result = serializers.JSONField(allow_null=True)
     error_message = serializers.CharField(allow_blank=True)
     links = LinksOut()
 

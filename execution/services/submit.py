@@ -302,6 +302,8 @@ def _create(
             step_index=index,
             step_name=step["name"],
             step_type=step["type"],
+            # A step shares its execution's wait: queued only once the execution is.
+            status=ExecutionStatus.QUEUED if direct else ExecutionStatus.PENDING_APPROVAL,
             target_asset_id=r.asset_id if r else "",
             target_hostname=r.hostname if r else "",
             action_class=classification.step_action_classes[index],

@@ -100,6 +100,12 @@ def transition(
             details=event_details,
             error_message=fields.get("error_message", "") or "",
         )
+        if current == ExecutionStatus.PENDING_APPROVAL:
+            # The steps waited with the execution: approved, they wait in the queue; rejected
+            # or cancelled, they will never run (docs/contract.md#truth, one view of steps).
+            waiting = ExecutionStatus.QUEUED if to not in FINISHED_STATUSES else ExecutionStatus.CANCELLED
+            waiting_steps = locked.steps.filter(status=ExecutionStatus.PENDING_APPROVAL)
+            waiting_steps.update(status=waiting, updated_at=now)
         if current == ExecutionStatus.RUNNING and to != ExecutionStatus.RUNNING:
             # The attempt is over: its resolved values leave this process's memory once the
             # writes that might still carry them (dead letter, queue error) are committed.

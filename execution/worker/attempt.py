@@ -32,7 +32,7 @@ from execution.services.progress import step_output_forget
 from execution.services.transition import transition
 from execution.worker import claim, store
 from execution.worker.before_start import fail_before_start, locks_acquire_or_wait, not_started, rbac_denied
-from execution.worker.outcome import attempt_finish, step_outcome
+from execution.worker.outcome import attempt_finish
 from execution.worker.steps import (
     AttemptState,
     plan_step,
@@ -194,7 +194,6 @@ def _run_inline(
         }
     ]
     done: list[dict[str, Any]] = []
-    outcomes = {s.step_index: step_outcome(s) for s in ctx.steps}
     for step in pending:
         retry = retry_count_for(step)
         outcome = step_invoke(state=state, step=step)
@@ -205,15 +204,8 @@ def _run_inline(
         done.append({**record, "retry_count": retry})
         state.previous_outputs[step.step_index] = record["output"]
         state.previous_statuses[step.step_index] = S.COMPLETED
-        outcomes[step.step_index] = {
-            "step_index": step.step_index,
-            "status": S.COMPLETED,
-            "exit_code": record["exit_code"],
-            "duration_ms": outcome.duration_ms,
-        }
     events.append({"type": S.COMPLETED, "from": S.RUNNING, "to": S.COMPLETED, "details": {}})
-    result = {"steps": [outcomes[i] for i in sorted(outcomes)]}
-    if store.run_inline(ctx=ctx, expected=ctx.status, done=done, result=result, events=events):
+    if store.run_inline(ctx=ctx, expected=ctx.status, done=done, events=events):
         return S.COMPLETED
     return not_started(execution, ctx, [])
 
@@ -222,33 +214,26 @@ def _run(state: AttemptState, pending: list[claim.StepRow], retry: int) -> str:
     """Run the steps not yet completed, in order (each already marked running by the statement
     before it), then finish."""
     ctx, watched = state.ctx, state.watched
-    outcomes: dict[int, dict[str, Any]] = {s.step_index: step_outcome(s) for s in ctx.steps}
     completed_any = any(s.status == S.COMPLETED for s in ctx.steps)
     had_failure = False
     for position, step in enumerate(pending):
         watched.check_timeout()
         if watched.interrupt.is_set():
-            return attempt_finish(state, outcomes, watched.reason or S.CANCELLED, "", None)
+            return attempt_finish(state, watched.reason or S.CANCELLED, "", None)
         outcome = step_invoke(state=state, step=step)
         record = step_record(state, step, outcome)
         result = outcome.result
-        outcomes[step.step_index] = {
-            "step_index": step.step_index,
-            "status": result.status,
-            "exit_code": record["exit_code"],
-            "duration_ms": outcome.duration_ms,
-        }
         event = step_event(state, step, outcome, record)
         if watched.reason == "lease_lost":
             return "lease_lost"
         if watched.reason == "shutdown" and result.status != S.COMPLETED:
-            return attempt_finish(state, outcomes, "shutdown", "", None)  # the step runs again
+            return attempt_finish(state, "shutdown", "", None)  # the step runs again
         if result.status == S.COMPLETED:
             completed_any = True
             state.previous_outputs[step.step_index] = record["output"]
             state.previous_statuses[step.step_index] = result.status
         elif result.status in (S.CANCELLED, S.TIMEOUT):
-            return attempt_finish(state, outcomes, result.status, record["error"], (record, event))
+            return attempt_finish(state, result.status, record["error"], (record, event))
         elif plan_step(ctx, step.step_index).get("continue_on_error"):
             had_failure = True
             state.previous_outputs[step.step_index] = record["output"]
@@ -257,12 +242,12 @@ def _run(state: AttemptState, pending: list[claim.StepRow], retry: int) -> str:
             error = f"step {step.step_index} ({step.step_name}) failed: {record['error']}"
             # The step's own max_retries (0 = one run) within the policy's attempts.
             may_retry = retry_count_for(step) < step.max_retries
-            return attempt_finish(state, outcomes, S.FAILED, error, (record, event), may_retry=may_retry)
+            return attempt_finish(state, S.FAILED, error, (record, event), may_retry=may_retry)
         if position + 1 == len(pending):
             if had_failure:
                 final = S.PARTIAL if completed_any else S.FAILED
-                return attempt_finish(state, outcomes, final, "some steps failed", (record, event))
-            return attempt_finish(state, outcomes, S.COMPLETED, "", (record, event))
+                return attempt_finish(state, final, "some steps failed", (record, event))
+            return attempt_finish(state, S.COMPLETED, "", (record, event))
         following = pending[position + 1]
         retry = retry_count_for(following)
         boundary = store.step_boundary(
@@ -277,6 +262,6 @@ def _run(state: AttemptState, pending: list[claim.StepRow], retry: int) -> str:
         if boundary.cancelled or boundary.late:
             reason = S.CANCELLED if boundary.cancelled else S.TIMEOUT
             return attempt_finish(
-                state, outcomes, reason, "cancelled" if boundary.cancelled else "execution timeout", None
+                state, reason, "cancelled" if boundary.cancelled else "execution timeout", None
             )
-    return attempt_finish(state, outcomes, S.COMPLETED, "", None)  # nothing was left to run
+    return attempt_finish(state, S.COMPLETED, "", None)  # nothing was left to run

@@ -9,7 +9,7 @@ from typing import Any
 from execution.enums import ExecutionStatus, QueueStatus
 from execution.masking import mask_text
 from execution.services.queue import backoff_seconds
-from execution.worker import claim, store
+from execution.worker import store
 from execution.worker.steps import (
     AttemptState,
 )
@@ -17,18 +17,8 @@ from execution.worker.steps import (
 S = ExecutionStatus
 
 
-def step_outcome(step: claim.StepRow) -> dict[str, Any]:
-    return {
-        "step_index": step.step_index,
-        "status": step.status,
-        "exit_code": step.exit_code,
-        "duration_ms": step.duration_ms,
-    }
-
-
 def attempt_finish(
     state: AttemptState,
-    outcomes: dict[int, dict[str, Any]],
     outcome: str,
     error: str,
     last: tuple[dict[str, Any], dict[str, Any]] | None,
@@ -49,8 +39,7 @@ def attempt_finish(
             }
         )
     error = mask_text(error, state.secrets)
-    result = {"steps": [outcomes[i] for i in sorted(outcomes)]}
-    common: dict[str, Any] = {"ctx": ctx, "done": done, "result": result, "has_locks": bool(state.assets)}
+    common: dict[str, Any] = {"ctx": ctx, "done": done, "has_locks": bool(state.assets)}
     if outcome == "shutdown":
         # SIGTERM and the grace period is over: back to the queue at once, the attempt not
         # counted; the interrupted step runs again on the next attempt (docs/contract.md#queue-and-workers).

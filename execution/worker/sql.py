@@ -65,7 +65,6 @@ PARAM_TYPES: dict[str, str] = {
     "channel": "text",
     "notify": "boolean",
     "done": "jsonb",
-    "result": "jsonb",
     "error": "text",
     "to": "text",
     "cancel_rest": "boolean",

@@ -105,8 +105,7 @@ x AS (
     UPDATE executions e
     SET status = 'completed', previous_status = 'running', status_changed_at = now(),
         started_at = coalesce(e.started_at, now()), completed_at = now(),
-        timeout_at = now() + make_interval(secs => %(execution_timeout)s),
-        result = %(result)s::jsonb, updated_at = now()
+        timeout_at = now() + make_interval(secs => %(execution_timeout)s), updated_at = now()
     WHERE e.id = %(pk)s AND e.status = %(expected)s::execution_status
       AND e.cancel_requested_at IS NULL AND {LEASE_OK}
     RETURNING e.execution_id, e.tenant_id, e.trace_id
@@ -139,7 +138,6 @@ def run_inline(
     ctx: AttemptContext,
     expected: str,
     done: list[dict[str, Any]],
-    result: dict[str, Any],
     events: list[dict[str, Any]],
 ) -> bool:
     """Record an attempt whose steps all ran inline; False when the CAS lost (nothing written)."""
@@ -150,7 +148,6 @@ def run_inline(
         expected=expected,
         execution_timeout=ctx.execution_timeout_seconds,
         done=json.dumps(done, default=str),
-        result=json.dumps(result, default=str),
     )
     row = INLINE.fetchone(params)
     if row is None:
@@ -234,7 +231,6 @@ x AS (
     UPDATE executions e
     SET status = %(to)s::execution_status, previous_status = e.status, status_changed_at = now(),
         completed_at = CASE WHEN %(to)s = 'queued' THEN NULL ELSE now() END,
-        result = coalesce(%(result)s::jsonb, e.result),
         error_message = coalesce(%(error)s, e.error_message), updated_at = now()
     WHERE e.id = %(pk)s AND e.status = 'running' AND {LEASE_OK}
     RETURNING e.execution_id, e.tenant_id, e.trace_id, e.sla_class
@@ -292,7 +288,6 @@ def finish(
     ctx: AttemptContext,
     to: str,
     done: dict[str, Any] | None,
-    result: dict[str, Any] | None,
     error: str | None,
     cancel_rest: bool,
     queue_status: str,
@@ -310,7 +305,6 @@ def finish(
         events,
         to=to,
         done=json.dumps(done, default=str) if done is not None else None,
-        result=json.dumps(result, default=str) if result is not None else None,
         error=error,
         cancel_rest=cancel_rest,
         queue_status=queue_status,

@@ -79,7 +79,7 @@ def test_the_inline_path_writes_what_the_step_by_step_path_writes(tenant: Any, o
         assert execution.previous_status == ExecutionStatus.RUNNING
         assert execution.started_at and execution.completed_at and execution.timeout_at
         assert execution.started_at <= execution.completed_at
-        assert execution.result["steps"][0]["status"] == ExecutionStatus.COMPLETED
+        assert execution.result is None  # the steps are in execution_steps only
         assert row.status == ExecutionStatus.COMPLETED and row.started_at and row.completed_at
         assert row.output_data and row.duration_ms is not None and row.retry_count == 0
         assert _types(execution)[2:] == ["started", "step_started", "step_completed", "completed"]
@@ -97,7 +97,7 @@ def test_the_inline_path_loses_to_a_cancel_and_writes_no_start(tenant: Any, oper
     execution_cancel(execution=execution)  # queued -> cancelled while we held the claim
     before = _types(execution)
     assert not store.run_inline(
-        ctx=ctx, expected="queued", done=[{"index": 0, "status": "completed"}], result={}, events=[]
+        ctx=ctx, expected="queued", done=[{"index": 0, "status": "completed"}], events=[]
     )
     assert _types(execution) == before and "started" not in before
     assert Execution.objects.get(pk=execution.pk).started_at is None
@@ -196,7 +196,6 @@ def test_a_lost_lease_makes_finish_a_no_op(tenant: Any, operator: Any) -> None:
         ctx=ctx,
         to=ExecutionStatus.FAILED,
         done=None,
-        result=None,
         error="x",
         cancel_rest=True,
         queue_status=QueueStatus.FAILED,
@@ -219,7 +218,6 @@ def test_finish_after_a_concurrent_transition_writes_nothing(tenant: Any, operat
         ctx=ctx,
         to=ExecutionStatus.COMPLETED,
         done=None,
-        result=None,
         error=None,
         cancel_rest=False,
         queue_status=QueueStatus.COMPLETED,
