@@ -90,6 +90,19 @@ def _seeded_timeout_policies(request: pytest.FixtureRequest) -> None:
         )
 
 
+@pytest.fixture(scope="session")
+def target_pg() -> Iterator[Any]:
+    """A PostgreSQL server of its own on 127.0.0.1 (tests/support/pgtarget.py): the database
+    asset of the sql tests, never the product's own database."""
+    from tests.support.pgtarget import LoopbackPostgres
+
+    server = LoopbackPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def tenant(db: Any) -> Any:
     return TenantFactory(slug="acme")

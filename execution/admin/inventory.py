@@ -15,8 +15,8 @@ from execution.models import Asset, ReadOnlyCommandRule
 
 
 class AssetForm(forms.ModelForm):  # type: ignore[type-arg]
-    """The asset form knows who edits: only a superuser may create or edit a local asset (or
-    one at a unix socket address: ``Asset.on_worker_host``)."""
+    """The asset form knows who edits: only a superuser may create or edit a local asset.
+    (The address rules are the model's ``clean``, which the form runs.)"""
 
     editor: Any = None
 

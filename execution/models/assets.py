@@ -9,14 +9,54 @@ from django.db import models
 
 from execution.enums import ConnectionType
 from execution.models.tenancy import Tenant
+from execution.outbound.addresses import host_problem
+
+# Connection types whose address is a host reached over the network (a ``local`` asset runs
+# on the worker host; an ``automation`` one is named to the Automation Service).
+NETWORK_CONNECTIONS = (ConnectionType.SSH, ConnectionType.DATABASE, ConnectionType.HTTP)
+# What a database asset's metadata may say about its connection; everything else of libpq's
+# (host lists, sockets, service, passfile, options, certificate paths) is the guard's or fixed.
+DATABASE_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-full")
+_DATABASE_NAME_MAX = 63
 
 
-def socket_path(host: str) -> bool:
-    """Is ``host`` a unix socket (a directory path like libpq's ``/run/postgresql``, or an
-    abstract ``@name``)? Such a server is on the worker host itself — the embedded
-    PostgreSQL's socket, with trust authentication, is the product's own database — so an
-    asset with one is as local as a ``local`` connection."""
-    return host.startswith(("/", "@"))
+def database_name_problem(name: object) -> str | None:
+    """None when ``name`` is a plain database name (what libpq's ``dbname`` gets), else why not."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty text"
+    if len(name.encode()) > _DATABASE_NAME_MAX:
+        return f"is longer than {_DATABASE_NAME_MAX} bytes"
+    if any(ch.isspace() or ord(ch) < 32 or ch == "\x7f" for ch in name) or "=" in name or "://" in name:
+        return "is not a plain database name (no whitespace, control characters, '=' or '://')"
+    return None
+
+
+def asset_address_problems(
+    *, connection_type: str, hostname: str, address: str, metadata: object
+) -> dict[str, str]:
+    """Field -> why, for the address rules of docs/security.md ("Addresses are one host"):
+    the host a network asset is reached at (its address, else its hostname) is one host
+    name or IP literal; a database asset's metadata names a plain database and an SSL mode.
+    The model's ``clean`` and the Asset Service answers use it; the guard checks again at
+    connect."""
+    problems: dict[str, str] = {}
+    if address:
+        problem = host_problem(address)
+        if problem:
+            problems["address"] = f"{address!r} {problem}"
+    elif connection_type in NETWORK_CONNECTIONS:
+        problem = host_problem(hostname)
+        if problem:
+            problems["hostname"] = f"{hostname!r} {problem} (without an address, the hostname is the address)"
+    if connection_type == ConnectionType.DATABASE and isinstance(metadata, dict):
+        if "database" in metadata:
+            problem = database_name_problem(metadata["database"])
+            if problem:
+                problems["metadata"] = f"metadata.database {problem}"
+        mode = metadata.get("sslmode")
+        if mode is not None and mode not in DATABASE_SSL_MODES:
+            problems["metadata"] = f"metadata.sslmode must be one of {', '.join(DATABASE_SSL_MODES)}"
+    return problems
 
 
 class Asset(models.Model):
@@ -54,30 +94,26 @@ class Asset(models.Model):
     def is_local(self) -> bool:
         return bool(self.connection_type == ConnectionType.LOCAL)
 
-    @property
-    def on_worker_host(self) -> bool:
-        """A local connection, or a unix socket address: what only a superuser may make."""
-        return self.is_local or socket_path(self.address or self.hostname)
+    def clean(self) -> None:
+        problems = asset_address_problems(
+            connection_type=self.connection_type,
+            hostname=self.hostname,
+            address=self.address,
+            metadata=self.metadata,
+        )
+        if problems:
+            raise ValidationError(problems)
 
     def validate_editor(self, user: Any) -> None:
         """Only a superuser creates a ``local`` asset, switches an asset to ``local`` or edits
-        one: a local asset runs commands on the worker host (docs/security.md). The same for an
-        address that is a unix socket on the worker host (``on_worker_host``). Raises
-        ValidationError naming ``connection_type`` or ``address``; the admin and every service
-        that saves an asset for a user call it."""
+        one: a local asset runs commands on the worker host (docs/security.md). Raises
+        ValidationError naming ``connection_type``; the admin and every service that saves an
+        asset for a user call it. (No address reaches the worker host otherwise: ``clean``
+        refuses unix socket paths and host lists for everyone.)"""
         if getattr(user, "is_superuser", False):
             return
         stored = Asset.objects.filter(pk=self.pk).first() if self.pk is not None else None
-        if not self.is_local and socket_path(self.address or self.hostname):
-            raise ValidationError(
-                {
-                    "address": (
-                        "only a superuser may give an asset a unix socket address (a server on "
-                        "the worker host, such as the product's own database)"
-                    )
-                }
-            )
-        if self.is_local or (stored is not None and stored.on_worker_host):
+        if self.is_local or (stored is not None and stored.is_local):
             raise ValidationError(
                 {
                     "connection_type": (

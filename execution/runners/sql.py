@@ -1,9 +1,11 @@
 """``sql`` steps (docs/contract.md#steps): one statement against a ``database`` asset with psycopg2.
 
-The asset gives address, port and username; the password comes from its credential_ref
-(``ctx.credential["password"]``); the database name from ``params.database`` or the asset's
-``metadata.database``. Params: ``query`` (or ``sql``), ``params`` (a list or an object; values
-may be secret references, resolved by the engine), ``max_rows`` (≤ SQL_ROW_CAP).
+The asset gives address, port, username and ``metadata.sslmode``; the password comes from
+its credential_ref (``ctx.credential["password"]``); the database name from
+``params.database`` or the asset's ``metadata.database``. The connection is built from those
+fields only (``sql_connect``: one host, no DSN string, nothing of the worker's environment).
+Params: ``query`` (or ``sql``), ``params`` (a list or an object; values may be secret
+references, resolved by the engine), ``max_rows`` (≤ SQL_ROW_CAP).
 A statement is read when ``sql_read.sql_is_read`` says so (one SELECT/VALUES/TABLE/SHOW that
 calls only functions known to be read-only), otherwise modify. A step declared read runs
 only such a statement, in a ``READ ONLY`` transaction that is rolled back;
@@ -31,6 +33,8 @@ import psycopg2
 from django.conf import settings
 
 from execution.enums import ActionClass, ExecutionStatus
+from execution.models.assets import database_name_problem
+from execution.runners import sql_connect
 from execution.runners.base import ParamProblem, ResolvedTarget, Runner, StepContext, StepResult
 from execution.runners.registry import register
 from execution.runners.sql_read import sql_is_read
@@ -78,6 +82,8 @@ class SqlRunner(Runner):
             problems.append(ParamProblem("params", "a list (for %s) or an object (for %(name)s)"))
         if "max_rows" in params and not str(params["max_rows"]).isdigit():
             problems.append(ParamProblem("max_rows", "a positive integer"))
+        if "database" in params and database_name_problem(params["database"]):
+            problems.append(ParamProblem("database", str(database_name_problem(params["database"]))))
         return problems
 
     def _read_only(self, ctx: StepContext) -> bool:
@@ -112,6 +118,8 @@ class SqlRunner(Runner):
         timeout_ms = max(int(ctx.timeout_seconds * 1000), 1)
         try:
             conn = _connect(ctx, target, str(database), options=f"-c statement_timeout={timeout_ms}")
+        except sql_connect.ConnectRefused as exc:
+            return StepResult(status=ExecutionStatus.FAILED, error_message=f"connection refused: {exc}")
         except psycopg2.Error as exc:
             return StepResult(status=ExecutionStatus.FAILED, error_message=f"connect failed: {exc}".strip())
         statement = _Statement(ctx, target, str(database), conn, read_only=read_only, row_cap=row_cap)
@@ -146,15 +154,13 @@ class SqlRunner(Runner):
 
 
 def _connect(ctx: StepContext, target: ResolvedTarget, database: str, *, options: str = "") -> Any:
-    return psycopg2.connect(
-        host=target.address or target.hostname,
-        port=target.port or 5432,
-        user=target.username or None,
-        password=ctx.credential.get("password") or None,
-        dbname=database,
+    """The step's connection, from the asset's validated fields (``sql_connect``)."""
+    return sql_connect.connect(
+        target,
+        password=str(ctx.credential.get("password") or ""),
+        database=database,
         connect_timeout=max(1, min(int(ctx.timeout_seconds), 10)),
         options=options,
-        application_name="opsconductor-sql-step",
     )
 
 

@@ -11,7 +11,8 @@ from typing import Any
 from execution.enums import ConnectionType
 from execution.errors import NotFound
 from execution.models import Asset, Tenant
-from execution.models.assets import socket_path
+from execution.models.assets import asset_address_problems
+from execution.outbound.addresses import port_problem
 from execution.runners.base import ResolvedTarget
 
 
@@ -38,18 +39,31 @@ def _from_service(data: dict[str, Any]) -> ResolvedTarget:
             f"asset {data.get('id')!r} has a local connection in the Asset Service; "
             "local assets exist only in the built-in inventory"
         )
-    if socket_path(str(data.get("address") or data.get("hostname") or "")):
-        # A server on the worker host itself (Asset.on_worker_host): local too.
+    problems = asset_address_problems(
+        connection_type=str(data.get("connection_type") or "ssh"),
+        hostname=str(data.get("hostname") or ""),
+        address=str(data.get("address") or ""),
+        metadata=data.get("metadata") or {},
+    )
+    try:
+        port_number = None if port is None or port == "" else int(port)
+    except (TypeError, ValueError):
+        port_number = 0
+    if port_number is not None and port_problem(port_number) is not None:
+        problems["port"] = f"{port!r} {port_problem(port_number)}"
+    if problems:
+        # The same address rules as the built-in inventory (one host, no socket path, no host
+        # list): a remote inventory cannot make an asset reach the worker host either.
         raise NotFound(
-            f"asset {data.get('id')!r} has a unix socket path as its address in the Asset Service; "
-            "assets are reached over the network"
+            f"asset {data.get('id')!r} of the Asset Service is refused: "
+            + "; ".join(f"{field} {why}" for field, why in sorted(problems.items()))
         )
     return ResolvedTarget(
         asset_id=str(data["id"]),
         hostname=str(data.get("hostname") or ""),
         connection_type=str(data.get("connection_type") or "ssh"),
         address=str(data.get("address") or ""),
-        port=int(port) if port else None,
+        port=port_number,
         username=str(data.get("username") or ""),
         credential_ref=str(data.get("credential_ref") or ""),
         tags=tuple(data.get("tags") or ()),

@@ -92,6 +92,7 @@ def test_canary_never_reaches_a_sink(
     monkeypatch: pytest.MonkeyPatch,
     aws_env: str,  # noqa: F811
     request_cleanup: list[Any],
+    target_pg: Any,
 ) -> None:
     import boto3
 
@@ -130,7 +131,6 @@ def test_canary_never_reaches_a_sink(
     with vault, web:
         settings.VAULT_ADDR, settings.VAULT_TOKEN = vault.url, "s.canary"
         OutboundAllowRule.objects.create(tenant=tenant, environment="staging", host_pattern="127.0.0.1")
-        s = connection.settings_dict
         ssh_asset = ResolvedTarget(
             asset_id="1",
             hostname="ssh-canary",
@@ -149,10 +149,7 @@ def test_canary_never_reaches_a_sink(
             asset_id="2",
             hostname="pg",
             connection_type="database",
-            address=s["HOST"] or "127.0.0.1",
-            port=int(s["PORT"] or 5432),
-            username=s["USER"] or "postgres",
-            metadata={"database": s["NAME"]},
+            **target_pg.asset_fields(),
         )
         remote_file = str(tmp_path / "remote-canary.txt")
         steps: list[tuple[str, dict[str, Any], ResolvedTarget | None]] = [

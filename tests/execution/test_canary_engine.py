@@ -50,6 +50,7 @@ def test_canary_through_the_engine(
     aws_env: str,  # noqa: F811
     request_cleanup: list[Any],  # noqa: F811
     capture_events: Any,
+    target_pg: Any,
 ) -> None:
     import contextlib
 
@@ -88,9 +89,6 @@ def test_canary_through_the_engine(
     settings.VAULT_ADDR, settings.VAULT_TOKEN = vault.url, "s.c"
     OutboundAllowRule.objects.create(tenant=tenant, environment="", host_pattern="127.0.0.1")
 
-    from django.db import connection
-
-    s = connection.settings_dict
     ssh_common = {"tenant": tenant, "connection_type": ConnectionType.SSH, "address": "127.0.0.1"}
     Asset.objects.create(
         hostname="ssh-command",
@@ -110,10 +108,7 @@ def test_canary_through_the_engine(
         tenant=tenant,
         hostname="pg",
         connection_type=ConnectionType.DATABASE,
-        address=s["HOST"] or "127.0.0.1",
-        port=int(s["PORT"] or 5432),
-        username=s["USER"] or "postgres",
-        metadata={"database": s["NAME"]},
+        **target_pg.asset_fields(),
     )
     remote_file = str(tmp_path / "remote-canary.txt")
     execution = make_execution(

@@ -65,6 +65,7 @@ def test_failing_steps_of_every_runner_leak_nothing(
     settings: Any,
     request_cleanup: list[Any],  # noqa: F811
     capture_events: Any,
+    target_pg: Any,
 ) -> None:
     from execution.realtime.reader import event_messages
     from execution.worker.runtime import drain
@@ -86,9 +87,6 @@ def test_failing_steps_of_every_runner_leak_nothing(
         )
     )
     OutboundAllowRule.objects.create(tenant=tenant, environment="", host_pattern="127.0.0.1")
-    from django.db import connection
-
-    s = connection.settings_dict
     Asset.objects.create(tenant=tenant, hostname="local", connection_type=ConnectionType.LOCAL)
     Asset.objects.create(
         tenant=tenant,
@@ -103,10 +101,7 @@ def test_failing_steps_of_every_runner_leak_nothing(
         tenant=tenant,
         hostname="pg",
         connection_type=ConnectionType.DATABASE,
-        address=s["HOST"] or "127.0.0.1",
-        port=int(s["PORT"] or 5432),
-        username=s["USER"] or "postgres",
-        metadata={"database": s["NAME"]},
+        **target_pg.asset_fields(),
     )
     secret = ref("db:canary")
     commands = [

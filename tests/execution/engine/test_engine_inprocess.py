@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from execution.enums import ConnectionType, ExecutionStatus, QueueStatus
@@ -294,20 +293,16 @@ def test_stdout_and_stderr_are_kept_apart(tenant, operator, local_asset) -> None
 
 
 def test_output_with_nul_bytes_and_nan_is_recorded_and_each_step_runs_once(
-    tenant, operator, local_asset, shared_dir: Path
+    tenant, operator, local_asset, shared_dir: Path, target_pg
 ) -> None:
     """A NUL byte in a command's output and a NaN from a query were not storable (text, jsonb):
     the step's record failed, the attempt crashed and, once its lease expired, its steps ran
     again. Now they are stored as U+FFFD and "NaN" and the run completes in one attempt."""
-    s = connection.settings_dict
     database = AssetFactory(
         tenant=tenant,
         hostname="pg-loopback",
         connection_type=ConnectionType.DATABASE,
-        address=s["HOST"] or "127.0.0.1",
-        port=int(s["PORT"] or 5432),
-        username=s["USER"] or "postgres",
-        metadata={"database": s["NAME"]},
+        **target_pg.asset_fields(),
     )
     runs = shared_dir / "runs"
     execution = make_execution(

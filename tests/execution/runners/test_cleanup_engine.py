@@ -10,6 +10,7 @@ read), and the thing must be gone after the attempt.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import uuid
@@ -199,22 +200,25 @@ def test_a_remote_process_group_is_killed_by_cleanup(
 # --- PostgreSQL backend ----------------------------------------------------------------------------
 
 
+_target: Any = None
+
+
 @pytest.fixture
-def database_asset(tenant: Any) -> Any:
-    s = connection.settings_dict
+def database_asset(tenant: Any, target_pg: Any) -> Any:
+    global _target
+    _target = target_pg
     return AssetFactory(
         tenant=tenant,
         hostname="pg-loopback",
         connection_type=ConnectionType.DATABASE,
-        address=s["HOST"] or "127.0.0.1",
-        port=int(s["PORT"] or 5432),
-        username=s["USER"] or "postgres",
-        metadata={"database": s["NAME"]},
+        **target_pg.asset_fields(),
     )
 
 
 def backend_running(marker: str) -> bool:
-    with connection.cursor() as cur:
+    """Does the database asset's server (tests/support/pgtarget.py) still run the statement?"""
+    assert _target is not None
+    with contextlib.closing(_target.connect()) as own, own.cursor() as cur:
         cur.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()"
             " AND query LIKE %s",

@@ -1,32 +1,33 @@
-"""``sql`` steps against the local PostgreSQL (the test database, as a database asset)."""
+"""``sql`` steps against a database asset: a PostgreSQL server of its own on loopback TCP
+(tests/support/pgtarget.py), never the product's own database."""
 
 from __future__ import annotations
 
 import threading
 from typing import Any
 
-import psycopg2
 import pytest
-from django.db import connection
 
 from execution.runners.base import ResolvedTarget
 from execution.runners.registry import get_runner
 from tests.execution.runners.conftest import make_ctx
 from tests.factories import ExecutionFactory
+from tests.support.pgtarget import LoopbackPostgres
 
 pytestmark = pytest.mark.django_db
+_server: LoopbackPostgres | None = None
+
+
+@pytest.fixture(autouse=True)
+def _target(target_pg: LoopbackPostgres) -> None:
+    global _server
+    _server = target_pg
 
 
 def db_target() -> ResolvedTarget:
-    s = connection.settings_dict
+    assert _server is not None
     return ResolvedTarget(
-        asset_id="9",
-        hostname="pg-test",
-        connection_type="database",
-        address=s["HOST"] or "127.0.0.1",
-        port=int(s["PORT"] or 5432),
-        username=s["USER"] or "postgres",
-        metadata={"database": s["NAME"]},
+        asset_id="9", hostname="pg-test", connection_type="database", **_server.asset_fields()
     )
 
 
@@ -79,10 +80,8 @@ def test_a_read_step_cannot_terminate_another_backend(tenant: Any) -> None:
     """The finding: ``SELECT pg_terminate_backend(pid)`` was a read (level 0, even in prod),
     and READ ONLY does not stop it. Now it is modify at submission (declaring it read is a
     400); a plan stored with it declared read before that runs nothing: the backend survives."""
-    target = db_target()
-    victim = psycopg2.connect(
-        host=target.address, port=target.port, user=target.username, dbname=target.metadata["database"]
-    )
+    assert _server is not None
+    victim = _server.connect(dbname="assets")
     try:
         query = f"SELECT pg_terminate_backend({victim.get_backend_pid()})"
         assert get_runner("sql").default_action_class({"query": query}) == "modify"
@@ -119,7 +118,8 @@ def test_cancel_interrupts_the_statement() -> None:
     (held,) = ctx.held.names()
     backend = int(held.rsplit(" ", 1)[1])
     get_runner("sql").cleanup(ctx, "cancelled")
-    with connection.cursor() as cur:
+    assert _server is not None
+    with _server.connect() as own, own.cursor() as cur:
         cur.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [backend])
         assert cur.fetchone() in (None, ("idle",))  # the statement no longer runs
 
