@@ -42,10 +42,6 @@ def _outage_over() -> None:
     logger.warning("database reachable again after %.0fs", lasted)
 
 
-def database_down() -> bool:
-    return _down_since is not None
-
-
 class DatabaseOutageMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

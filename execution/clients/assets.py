@@ -1,4 +1,5 @@
-"""Asset Service client (docs/services.md): assets by id or hostname, queries, credentials."""
+"""Asset Service client (docs/services.md): assets by id or hostname, and queries. An asset
+carries its credential reference (never a value)."""
 
 from __future__ import annotations
 
@@ -27,11 +28,6 @@ class AssetServiceClient(ServiceClient):
     def asset_by_hostname(self, *, tenant: str, hostname: str) -> dict[str, Any] | None:
         results = self.assets_query(tenant=tenant, hostname=hostname)
         return results[0] if results else None
-
-    def asset_credential_ref(self, *, tenant: str, asset_id: str | int) -> str:
-        """The asset's credential *reference* (never a value)."""
-        answer = self.request("GET", f"{self._base(tenant)}/{quote(str(asset_id), safe='')}/credentials")
-        return str(answer.get("credential_ref") or "")
 
 
 def asset_service_client() -> AssetServiceClient | None:

@@ -65,11 +65,6 @@ class AutomationServiceClient(ServiceClient):
     def job_cancel(self, *, job_id: str) -> dict[str, Any]:
         return dict(self.request("POST", f"/api/v1/executions/{quote(job_id, safe='')}/cancel"))
 
-    def jobs_active(self, *, tenant: str) -> list[dict[str, Any]]:
-        return list(
-            self.request("GET", "/api/v1/executions", params={"tenant": tenant, "active": "true"})["results"]
-        )
-
     def jobs_history(
         self, *, tenant: str, hostname: str = "", workflow: str = "", limit: int = 50
     ) -> list[dict[str, Any]]:

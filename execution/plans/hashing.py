@@ -31,5 +31,5 @@ def plan_normalize(plan: Any) -> Any:
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT %s::jsonb", [json.dumps(plan)])
-        value = cursor.fetchone()[0]
-    return json.loads(value) if isinstance(value, str) else value
+        # Django's PostgreSQL backend turns psycopg2's jsonb decoding off: the text comes back.
+        return json.loads(cursor.fetchone()[0])

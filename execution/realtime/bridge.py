@@ -16,7 +16,6 @@ import json
 import logging
 import select
 import threading
-import time
 from concurrent.futures import Future
 from typing import Any
 
@@ -158,12 +157,3 @@ def bridge_ensure_started(*, loop: asyncio.AbstractEventLoop, layer: Any) -> PgN
             _bridge = PgNotifyBridge(loop=loop, layer=layer)
             _bridge.start()
         return _bridge
-
-
-def bridge_wait_connected(timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        bridge = _bridge
-        if bridge is not None and bridge.connected.wait(0.05):
-            return True
-    return False

@@ -182,8 +182,6 @@ class AutomationStandIn:
             jobs = sorted(self.jobs.values(), key=lambda j: j.created_at, reverse=True)
             if query.get("tenant"):
                 jobs = [j for j in jobs if j.tenant == query["tenant"]]
-            if query.get("active") == "true":
-                jobs = [j for j in jobs if j.status not in TERMINAL]
             if query.get("hostname"):
                 jobs = [j for j in jobs if j.target.get("hostname") == query["hostname"]]
             if query.get("workflow"):

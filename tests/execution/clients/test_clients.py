@@ -81,7 +81,7 @@ def test_connection_refused_is_unavailable_and_health_says_so() -> None:
         base_url=f"http://127.0.0.1:{free_port()}", retries=2, backoff_factor=0.01
     )
     with pytest.raises(ServiceUnavailable):
-        client.jobs_active(tenant="acme")
+        client.job_get(job_id="j-1")
     health = client.health()
     assert health["ok"] is False and health["status_code"] is None
 
