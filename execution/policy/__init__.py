@@ -7,6 +7,7 @@ from execution.policy.rules import (
     Right,
     Target,
     decide,
+    membership_known,
     membership_read,
     tenant_ids_where,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "RightDenied",
     "Target",
     "decide",
+    "membership_known",
     "membership_read",
     "rbac_audit",
     "rbac_violation_record",

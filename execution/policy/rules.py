@@ -290,6 +290,13 @@ def _member_of(user: Any, tenant: Tenant | int) -> tuple[_Member | None, bool]:
 MemberRead = tuple[_Member | None, bool]
 
 
+def membership_known(*, tenant: Tenant | int, role: str | None, active: bool) -> MemberRead:
+    """A membership another statement already read (the worker's claim reads the actor's role
+    and whether the account is active with the execution), in the form :func:`decide` takes.
+    ``role`` None: no membership in the tenant."""
+    return (_Member(tenant, role, False) if role is not None else None), active
+
+
 def membership_read(user: Any, *, tenant_slug: str) -> tuple[Tenant | None, MemberRead]:
     """The tenant and ``user``'s membership in it, in one query: the submit path decides
     twice (membership first, then the plan) and passes this to :func:`decide` both times."""

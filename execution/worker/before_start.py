@@ -6,16 +6,17 @@ locks (or a wait for them), and the paths of an attempt that does not start
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
 from execution import policy
 from execution.enums import ActorType, ExecutionStatus, QueueStatus
-from execution.models import Execution, ExecutionEvent
-from execution.policy.rules import SUBMIT_ROLES, role_allows
+from execution.models import Execution, ExecutionEvent, Tenant
 from execution.services.dlq import dlq_record
 from execution.services.events import event_record
 from execution.services.locks import LockBusy, locks_acquire, locks_release
@@ -26,19 +27,32 @@ S = ExecutionStatus
 W = ActorType.WORKER
 
 
+class _TargetsOnDemand:
+    """The execution's targets as the policy sees them, read only when a grant has to decide
+    (:func:`policy.decide` iterates ``assets`` only then): the role usually decides alone."""
+
+    def __init__(self, pk: int) -> None:
+        self.pk = pk
+
+    def __iter__(self) -> Iterator[policy.Target]:
+        execution = Execution.objects.select_related("tenant", "actor").get(pk=self.pk)
+        return iter(policy.targets_of(execution))
+
+
 def rbac_denied(ctx: claim.AttemptContext) -> str | None:
-    """The re-check before start (docs/contract.md#rbac), decided from the claim's context without a query
-    when the role alone allows every step; grants and non-strict mode take the full check."""
-    if not ctx.actor_active:
-        return f"actor {ctx.actor_username!r} is deactivated"
-    if ctx.role in SUBMIT_ROLES and all(
-        role_allows(role=ctx.role, environment=ctx.environment, action_class=s.action_class)
-        for s in ctx.steps
-    ):
-        return None
-    execution = Execution.objects.select_related("tenant", "actor").get(pk=ctx.pk)
+    """The re-check before start (docs/contract.md#rbac): the policy's submit decision for the
+    actor, from what the claim read with the execution (account active, membership role), so
+    no query when the role alone decides; grants read the targets on demand."""
+    actor = get_user_model()(pk=ctx.actor_id, username=ctx.actor_username, is_active=ctx.actor_active)
+    tenant = Tenant(pk=ctx.tenant_id, slug=ctx.tenant_slug)
     decision = policy.decide(
-        execution.actor, policy.Right.SUBMIT, execution=execution, assets=policy.targets_of(execution)
+        actor,
+        policy.Right.SUBMIT,
+        tenant=tenant,
+        membership=policy.membership_known(tenant=tenant, role=ctx.role, active=ctx.actor_active),
+        environment=ctx.environment,
+        action_class=ctx.action_class,
+        assets=_TargetsOnDemand(ctx.pk),
     )
     return None if decision.allowed else decision.reason
 

@@ -1,6 +1,8 @@
 """The doors of each right, driven like a person would: REST, page POST, admin action,
-``manage.py --user`` and WebSocket subscribe. Each returns whether the door *did* it,
-judged by the effect (the row changed, the socket stayed open), not by what it said."""
+``manage.py --user``, WebSocket subscribe and the worker's re-check before start. Each
+returns whether the door *did* it, judged by the effect (the row changed, the socket stayed
+open, the steps ran), not by what it said. The personas and what they may do are in
+tests/execution/policy/contract.py."""
 
 from __future__ import annotations
 
@@ -27,11 +29,12 @@ from execution.models import (
 )
 from execution.policy import Right
 from execution.services.tokens import api_token_issue
+from tests.execution.policy.contract import PERSONAS, Work
 from tests.execution.realtime.live import run_async
 from tests.factories import DeadLetterFactory, ExecutionFactory, MembershipFactory, TenantFactory, UserFactory
 
-PERSONAS = ["viewer", "operator", "deployer", "approver", "admin", "outsider", "deactivated"]
-# The work of each environment: its action class (a mix, so the operator's limits show).
+# The work of each environment when a test names only the environment (a mix, so the
+# operator's limits show).
 WORK = {"dev": "read", "staging": "deploy", "prod": "deploy"}
 
 
@@ -43,21 +46,15 @@ class World:
 
 
 def world_build() -> World:
-    tenant = TenantFactory(slug="acme")
-    other = TenantFactory(slug="other")
-    requester = UserFactory(username="rita-requester")
-    MembershipFactory(tenant=tenant, user=requester, role=Role.DEPLOYER)
-    world = World(tenant=tenant, requester=requester)
-    roles = {p: p for p in ("viewer", "operator", "deployer", "approver", "admin")}
-    for persona in PERSONAS:
-        user = UserFactory(username=f"{persona}-user", is_staff=True)
-        MembershipFactory(
-            tenant=other if persona == "outsider" else tenant,
-            user=user,
-            role=roles.get(persona, Role.ADMIN),
-        )
-        world.users[persona] = user
-    return world
+    """Tenant ``acme`` with one user per persona (staff, so the admin is a door for them), and
+    ``other``. The executions, approvals and dead letters the doors make are the requester's."""
+    tenants = {"acme": TenantFactory(slug="acme"), "other": TenantFactory(slug="other")}
+    users = {}
+    for name, persona in PERSONAS.items():
+        user = UserFactory(username=f"{name}-user", is_staff=True)
+        MembershipFactory(tenant=tenants[persona.tenant], user=user, role=persona.role)
+        users[name] = user
+    return World(tenant=tenants["acme"], requester=users["requester"], users=users)
 
 
 def deactivate_after_login(user: Any) -> None:
@@ -89,8 +86,15 @@ def browser(user: Any) -> Client:
 # --- objects -------------------------------------------------------------------------------
 
 
-def execution_make(world: World, environment: str, status: str = ExecutionStatus.QUEUED) -> Execution:
-    action = WORK[environment]
+def execution_make(
+    world: World,
+    environment: str,
+    status: str = ExecutionStatus.QUEUED,
+    *,
+    action_class: str | None = None,
+    actor: Any = None,
+) -> Execution:
+    action = action_class or WORK[environment]
     plan = {
         "name": f"{action} in {environment}",
         "environment": environment,
@@ -98,7 +102,7 @@ def execution_make(world: World, environment: str, status: str = ExecutionStatus
     }
     execution = ExecutionFactory(
         tenant=world.tenant,
-        actor=world.requester,
+        actor=actor or world.requester,
         plan_snapshot=plan,
         environment=environment,
         action_class=action,
@@ -110,12 +114,16 @@ def execution_make(world: World, environment: str, status: str = ExecutionStatus
     return execution
 
 
-def dead_letter_make(world: World, environment: str) -> DeadLetter:
-    return DeadLetterFactory(execution=execution_make(world, environment, ExecutionStatus.FAILED))
+def dead_letter_make(world: World, environment: str, action_class: str | None = None) -> DeadLetter:
+    return DeadLetterFactory(
+        execution=execution_make(world, environment, ExecutionStatus.FAILED, action_class=action_class)
+    )
 
 
-def approval_make(world: World, environment: str) -> Approval:
-    execution = execution_make(world, environment, ExecutionStatus.PENDING_APPROVAL)
+def approval_make(world: World, environment: str, action_class: str | None = None) -> Approval:
+    execution = execution_make(
+        world, environment, ExecutionStatus.PENDING_APPROVAL, action_class=action_class
+    )
     execution.approval_level = 2
     execution.save(update_fields=["approval_level"])
     return approval_request(execution=execution, level=2)
@@ -134,35 +142,35 @@ def _admin_action(user: Any, changelist: str, action: str, pk: Any, **extra: str
     browser(user).post(changelist, {"action": action, ACTION_CHECKBOX_NAME: [pk], "index": 0, **extra})
 
 
-# --- doors per right: (world, user, environment) -> did it happen -----------------------------
+# --- doors per right: (world, user, work) -> did it happen ------------------------------------
 
-Door = Callable[[World, Any, str], bool]
+Door = Callable[[World, Any, Work], bool]
 
 
 def _cancelled(execution: Execution) -> bool:
     return Execution.objects.get(pk=execution.pk).status == ExecutionStatus.CANCELLED
 
 
-def cancel_rest(w: World, user: Any, env: str) -> bool:
-    execution = execution_make(w, env)
+def cancel_rest(w: World, user: Any, work: Work) -> bool:
+    execution = execution_make(w, work[0], action_class=work[1])
     rest(user).post(f"/api/v1/executions/{execution.execution_id}/cancel/")
     return _cancelled(execution)
 
 
-def cancel_page(w: World, user: Any, env: str) -> bool:
-    execution = execution_make(w, env)
+def cancel_page(w: World, user: Any, work: Work) -> bool:
+    execution = execution_make(w, work[0], action_class=work[1])
     browser(user).post(f"/executions/{execution.execution_id}/cancel/")
     return _cancelled(execution)
 
 
-def cancel_admin(w: World, user: Any, env: str) -> bool:
-    execution = execution_make(w, env)
+def cancel_admin(w: World, user: Any, work: Work) -> bool:
+    execution = execution_make(w, work[0], action_class=work[1])
     _admin_action(user, "/admin/execution/execution/", "cancel_selected", execution.pk)
     return _cancelled(execution)
 
 
-def cancel_command(w: World, user: Any, env: str) -> bool:
-    execution = execution_make(w, env)
+def cancel_command(w: World, user: Any, work: Work) -> bool:
+    execution = execution_make(w, work[0], action_class=work[1])
     _command("cancel", str(execution.execution_id), "--user", user.username)
     return _cancelled(execution)
 
@@ -171,38 +179,38 @@ def _requeued(entry: DeadLetter) -> bool:
     return DeadLetter.objects.get(pk=entry.pk).requeued
 
 
-def requeue_rest(w: World, user: Any, env: str) -> bool:
-    entry = dead_letter_make(w, env)
+def requeue_rest(w: World, user: Any, work: Work) -> bool:
+    entry = dead_letter_make(w, *work)
     rest(user).post(f"/api/v1/dlq/{entry.dlq_id}/requeue/")
     return _requeued(entry)
 
 
-def requeue_page(w: World, user: Any, env: str) -> bool:
-    entry = dead_letter_make(w, env)
+def requeue_page(w: World, user: Any, work: Work) -> bool:
+    entry = dead_letter_make(w, *work)
     browser(user).post(f"/dlq/{entry.dlq_id}/requeue/")
     return _requeued(entry)
 
 
-def requeue_admin(w: World, user: Any, env: str) -> bool:
-    entry = dead_letter_make(w, env)
+def requeue_admin(w: World, user: Any, work: Work) -> bool:
+    entry = dead_letter_make(w, *work)
     _admin_action(user, "/admin/execution/deadletter/", "requeue_dead_letters", entry.pk, confirm="yes")
     return _requeued(entry)
 
 
-def requeue_command(w: World, user: Any, env: str) -> bool:
-    entry = dead_letter_make(w, env)
+def requeue_command(w: World, user: Any, work: Work) -> bool:
+    entry = dead_letter_make(w, *work)
     _command("dlq", "requeue", str(entry.dlq_id), "--user", user.username)
     return _requeued(entry)
 
 
-def archive_admin(w: World, user: Any, env: str) -> bool:
-    entry = dead_letter_make(w, env)
+def archive_admin(w: World, user: Any, work: Work) -> bool:
+    entry = dead_letter_make(w, *work)
     _admin_action(user, "/admin/execution/deadletter/", "archive_dead_letters", entry.pk, confirm="yes")
     return DeadLetter.objects.get(pk=entry.pk).archived
 
 
-def archive_command(w: World, user: Any, env: str) -> bool:
-    entry = dead_letter_make(w, env)
+def archive_command(w: World, user: Any, work: Work) -> bool:
+    entry = dead_letter_make(w, *work)
     _command("dlq", "archive", str(entry.dlq_id), "--user", user.username)
     return DeadLetter.objects.get(pk=entry.pk).archived
 
@@ -211,78 +219,90 @@ def _voted(approval: Approval, user: Any) -> bool:
     return ApprovalVote.objects.filter(approval=approval, voter_id=user.pk).exists()
 
 
-def vote_rest(w: World, user: Any, env: str) -> bool:
-    approval = approval_make(w, env)
+def vote_rest(w: World, user: Any, work: Work) -> bool:
+    approval = approval_make(w, *work)
     rest(user).post(f"/api/v1/executions/{approval.execution.execution_id}/approve/", {}, format="json")
     return _voted(approval, user)
 
 
-def vote_page(w: World, user: Any, env: str) -> bool:
-    approval = approval_make(w, env)
+def vote_page(w: World, user: Any, work: Work) -> bool:
+    approval = approval_make(w, *work)
     browser(user).post(f"/approvals/{approval.approval_id}/", {"decision": "approve"})
     return _voted(approval, user)
 
 
-def vote_admin(w: World, user: Any, env: str) -> bool:
-    approval = approval_make(w, env)
+def vote_admin(w: World, user: Any, work: Work) -> bool:
+    approval = approval_make(w, *work)
     _admin_action(
         user, "/admin/approvals/approval/", "approve_selected", approval.pk, confirm="yes", comment=""
     )
     return _voted(approval, user)
 
 
-def vote_command(w: World, user: Any, env: str) -> bool:
-    approval = approval_make(w, env)
+def vote_command(w: World, user: Any, work: Work) -> bool:
+    approval = approval_make(w, *work)
     _command("approve", str(approval.execution.execution_id), "--user", user.username)
     return _voted(approval, user)
 
 
-def read_rest(w: World, user: Any, env: str) -> bool:
-    execution = execution_make(w, env)
+def read_rest(w: World, user: Any, work: Work) -> bool:
+    execution = execution_make(w, work[0], action_class=work[1])
     return rest(user).get(f"/api/v1/executions/{execution.execution_id}/").status_code == 200
 
 
-def read_page(w: World, user: Any, env: str) -> bool:
-    execution = execution_make(w, env)
+def read_page(w: World, user: Any, work: Work) -> bool:
+    execution = execution_make(w, work[0], action_class=work[1])
     return browser(user).get(f"/executions/{execution.execution_id}/").status_code == 200
 
 
-def read_admin(w: World, user: Any, env: str) -> bool:
-    execution = execution_make(w, env)
+def read_admin(w: World, user: Any, work: Work) -> bool:
+    execution = execution_make(w, work[0], action_class=work[1])
     return browser(user).get(f"/admin/execution/execution/{execution.pk}/change/").status_code == 200
 
 
-def _submit_body(env: str, door: str) -> dict[str, Any]:
+def _submit_body(work: Work, door: str) -> dict[str, Any]:
+    env, action = work
     return {
         "tenant": "acme",
         "plan": {
-            "name": f"submitted to {env} through {door}",  # distinct: no idempotent replay
+            "name": f"{action} submitted to {env} through {door}",  # distinct: no idempotent replay
             "environment": env,
             "estimated_duration_seconds": 30,
-            "steps": [{"name": "work", "type": "noop", "params": {}, "action_class": WORK[env]}],
+            "steps": [{"name": "work", "type": "noop", "params": {}, "action_class": action}],
         },
     }
 
 
-def submit_rest(w: World, user: Any, env: str) -> bool:
+def submit_rest(w: World, user: Any, work: Work) -> bool:
     before = Execution.objects.count()
-    rest(user).post("/api/v1/executions/", _submit_body(env, "rest"), format="json")
+    rest(user).post("/api/v1/executions/", _submit_body(work, "rest"), format="json")
     return Execution.objects.count() > before
 
 
-def submit_command(w: World, user: Any, env: str) -> bool:
+def submit_command(w: World, user: Any, work: Work) -> bool:
     import json
     import tempfile
 
     before = Execution.objects.count()
     with tempfile.NamedTemporaryFile("w", suffix=".json") as handle:
-        json.dump(_submit_body(env, "command"), handle)
+        json.dump(_submit_body(work, "command"), handle)
         handle.flush()
         _command("submit", handle.name, "--user", user.username)
     return Execution.objects.count() > before
 
 
-def secret_set_admin(w: World, user: Any, env: str) -> bool:
+def submit_worker(w: World, user: Any, work: Work) -> bool:
+    """The worker's re-check before start: an execution of ``user`` that is queued (its right
+    may have changed since it was submitted) runs only if the policy still allows it."""
+    from execution.worker.attempt import attempt_run
+    from execution.worker.claim import context_for
+
+    execution = execution_make(w, work[0], action_class=work[1], actor=user)
+    attempt_run(ctx=context_for(pk=execution.pk), worker_id="doors")
+    return Execution.objects.get(pk=execution.pk).status == ExecutionStatus.COMPLETED
+
+
+def secret_set_admin(w: World, user: Any, work: Work) -> bool:
     path = f"acme/{user.username}"
     browser(user).post(
         "/admin/execution/secretentry/add/",
@@ -293,7 +313,7 @@ def secret_set_admin(w: World, user: Any, env: str) -> bool:
     return SecretEntry.objects.filter(path=path).exists()
 
 
-def secret_list_admin(w: World, user: Any, env: str) -> bool:
+def secret_list_admin(w: World, user: Any, work: Work) -> bool:
     from execution.secrets.store import secret_set
 
     secret_set(tenant=w.tenant, path="acme/listed-here", value="a-long-enough-value")
@@ -301,7 +321,7 @@ def secret_list_admin(w: World, user: Any, env: str) -> bool:
     return response.status_code == 200 and "acme/listed-here" in response.content.decode()
 
 
-def members_admin(w: World, user: Any, env: str) -> bool:
+def members_admin(w: World, user: Any, work: Work) -> bool:
     newcomer = UserFactory(username=f"new-for-{user.username}")
     browser(user).post(
         "/admin/execution/membership/add/",
@@ -310,7 +330,7 @@ def members_admin(w: World, user: Any, env: str) -> bool:
     return Membership.objects.filter(user=newcomer).exists()
 
 
-def members_page(w: World, user: Any, env: str) -> bool:
+def members_page(w: World, user: Any, work: Work) -> bool:
     newcomer = UserFactory(username=f"paged-for-{user.username}")
     browser(user).post(
         "/tenants/acme/members/", {"action": "add", "username": newcomer.username, "role": Role.VIEWER}
@@ -337,13 +357,13 @@ async def _subscribe(path: str, token: str) -> bool:
     return True
 
 
-def subscribe_execution(w: World, user: Any, env: str) -> bool:
-    execution = execution_make(w, env)
+def subscribe_execution(w: World, user: Any, work: Work) -> bool:
+    execution = execution_make(w, work[0], action_class=work[1])
     token = api_token_issue(user=user)
     return run_async(_subscribe(f"/ws/executions/{execution.execution_id}/", token))
 
 
-def subscribe_tenant(w: World, user: Any, env: str) -> bool:
+def subscribe_tenant(w: World, user: Any, work: Work) -> bool:
     token = api_token_issue(user=user)
     return run_async(_subscribe("/ws/tenants/acme/executions/", token))
 
@@ -364,7 +384,7 @@ DOORS: dict[Right, dict[str, Door]] = {
     Right.ARCHIVE: {"admin": archive_admin, "command": archive_command},
     Right.VOTE: {"rest": vote_rest, "page": vote_page, "admin": vote_admin, "command": vote_command},
     Right.READ: {"rest": read_rest, "page": read_page, "admin": read_admin},
-    Right.SUBMIT: {"rest": submit_rest, "command": submit_command},
+    Right.SUBMIT: {"rest": submit_rest, "command": submit_command, "worker": submit_worker},
     Right.SECRET_SET: {"admin": secret_set_admin},
     Right.SECRET_LIST: {"admin": secret_list_admin},
     Right.MANAGE_MEMBERS: {"admin": members_admin, "page": members_page},
