@@ -17,14 +17,11 @@ from django.utils.html import format_html
 from approvals.errors import VoteConflict, VoteForbidden
 from approvals.models import Approval, ApprovalVote
 from approvals.services import approval_vote
-from execution.admin.access import TenantScopedAdminMixin
-from execution.admin.executions import ReadOnlyAdminMixin
-from execution.admin.input import CheckedModelAdmin
+from execution.admin.scoped import TenantScopedAdmin, TenantScopedInline
 from execution.enums import ApprovalState
 
 
-class VoteInline(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.TabularInline):
-    tenant_path = "approval__execution__tenant_id"
+class VoteInline(TenantScopedInline):
     obj_tenant_path = "execution__tenant_id"
     model = ApprovalVote
     extra = 0
@@ -61,10 +58,9 @@ class StateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Approval)
-class ApprovalAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
+class ApprovalAdmin(TenantScopedAdmin):
     # Listed to every member (as REST lists them); each vote is decided (and a refusal
-    # recorded) by the vote service.
-    tenant_path = "execution__tenant_id"
+    # recorded) by the vote service: a superuser votes only through a membership.
     list_display = [
         "execution_link",
         "tenant",

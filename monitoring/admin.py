@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
-from execution.admin.input import CheckedModelAdmin
+from execution.admin.scoped import TenantScopedAdmin
 from monitoring.models import SlaAlert
 
 
 @admin.register(SlaAlert)
-class SlaAlertAdmin(CheckedModelAdmin):
+class SlaAlertAdmin(TenantScopedAdmin):
+    # Members see their tenants' alerts on /monitoring/ (the policy's READ); read-only here.
     list_display = (
         "detected_at",
         "kind",
@@ -26,12 +24,6 @@ class SlaAlertAdmin(CheckedModelAdmin):
     search_fields = ("execution__execution_id", "message")
     date_hierarchy = "detected_at"
     list_select_related = ("tenant",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # Notification subscriptions and deliveries register themselves (tenant-scoped admins).

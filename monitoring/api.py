@@ -34,13 +34,9 @@ class MetricsSummaryView(APIView):
         if slug:
             tenant = Tenant.objects.filter(slug=slug).first()
             # Another tenant is simply unknown (docs/contract.md#rbac: never 403 vs 404 across tenants).
-            if tenant is None or (tenant_ids is not None and tenant.pk not in tenant_ids):
+            if tenant is None or tenant.pk not in tenant_ids:
                 raise NotFound("no such tenant")
             tenant_ids = [tenant.pk]
         summary = metrics_summary(window=window, tenant_ids=tenant_ids)
-        summary["tenants"] = (
-            "all"
-            if tenant_ids is None
-            else sorted(Tenant.objects.filter(pk__in=tenant_ids).values_list("slug", flat=True))
-        )
+        summary["tenants"] = sorted(Tenant.objects.filter(pk__in=tenant_ids).values_list("slug", flat=True))
         return Response(summary)

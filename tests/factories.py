@@ -24,19 +24,27 @@ from execution.models import (
     AccessGrant,
     Asset,
     AuditLog,
+    ConcurrencyLimit,
     DeadLetter,
+    DeadLetterArchive,
     Execution,
     ExecutionEvent,
     ExecutionLock,
     ExecutionStep,
     Membership,
+    OutboundAllowRule,
     QueueItem,
     ReadOnlyCommandRule,
+    SecretAccess,
+    SecretEntry,
     StoredPolicy,
     Tenant,
     TimeoutPolicy,
     WorkerHeartbeat,
 )
+from execution.secrets.crypto import encrypt
+from monitoring.models import SlaAlert
+from monitoring.notifications.models import NotificationDelivery, NotificationSubscription
 
 
 def plan_hash(plan: dict) -> str:  # type: ignore[type-arg]
@@ -250,3 +258,88 @@ class WorkerHeartbeatFactory(factory.django.DjangoModelFactory):
     cluster_name = "opsconductor"
     started_at = factory.LazyFunction(timezone.now)
     last_seen_at = factory.LazyFunction(timezone.now)
+
+
+class SecretEntryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SecretEntry
+
+    tenant = factory.SubFactory(TenantFactory)
+    path = factory.Sequence(lambda n: f"app/secret-{n}")
+    ciphertext = factory.LazyFunction(lambda: encrypt("a-long-enough-value"))
+
+
+class SecretAccessFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SecretAccess
+
+    tenant = factory.SubFactory(TenantFactory)
+    execution_id = factory.LazyFunction(uuid.uuid4)
+    step_index = 0
+    path = factory.Sequence(lambda n: f"db:app/secret-{n}")
+
+
+class OutboundAllowRuleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OutboundAllowRule
+
+    tenant = factory.SubFactory(TenantFactory)
+    host_pattern = factory.Sequence(lambda n: f"api-{n}.example.com")
+
+
+class ConcurrencyLimitFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ConcurrencyLimit
+
+    tenant = factory.SubFactory(TenantFactory)
+    max_running = 3
+
+
+class DeadLetterArchiveFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DeadLetterArchive
+
+    dlq_id = factory.LazyFunction(uuid.uuid4)
+    execution_id = factory.LazyFunction(uuid.uuid4)
+    tenant_id = factory.LazyAttribute(lambda o: TenantFactory().pk)
+    failure_reason = "max_attempts_exceeded"
+    failed_at = factory.LazyFunction(timezone.now)
+    archived_at = factory.LazyFunction(timezone.now)
+
+
+class SlaAlertFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SlaAlert
+
+    execution = factory.SubFactory(ExecutionFactory, status=ExecutionStatus.RUNNING)
+    tenant = factory.LazyAttribute(lambda o: o.execution.tenant)
+    violation_key = factory.Sequence(lambda n: f"execution_timeout:{n}")
+    kind = SlaAlert.Kind.EXECUTION_TIMEOUT
+    sla_class = SlaClass.FAST
+    limit_seconds = 10.0
+    observed_seconds = 12.0
+
+
+class NotificationSubscriptionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = NotificationSubscription
+
+    tenant = factory.SubFactory(TenantFactory)
+    name = factory.Sequence(lambda n: f"subscription-{n}")
+    kinds = factory.LazyFunction(lambda: ["failed"])
+    channel = "email"
+    destination = "oncall@example.com"
+
+
+class NotificationDeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = NotificationDelivery
+
+    subscription = factory.SubFactory(NotificationSubscriptionFactory)
+    tenant = factory.LazyAttribute(lambda o: o.subscription.tenant)
+    event_id = factory.Sequence(lambda n: n + 1)
+    execution_id = factory.LazyFunction(uuid.uuid4)
+    kind = "failed"
+    channel = "email"
+    subject = "an execution failed"
+    body = "the body of the message"

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from execution import policy
-from execution.admin.access import TenantScopedAdminMixin, admin_require
-from execution.admin.input import CheckedModelAdmin
+from execution.admin.access import admin_require
+from execution.admin.scoped import TenantScopedAdmin, TenantScopedInline
 from execution.errors import DomainError
 from execution.models import Execution, ExecutionEvent, ExecutionStep
 from execution.services.cancel import execution_cancel
 
 
-class ReadOnlyAdminMixin:
-    """Append-only or worker-owned rows: visible, never edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class StepInline(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.TabularInline):
-    tenant_path = "execution__tenant_id"
+class StepInline(TenantScopedInline):
     obj_tenant_path = "tenant_id"
     model = ExecutionStep
     extra = 0
@@ -49,7 +33,7 @@ class StepInline(TenantScopedAdminMixin, ReadOnlyAdminMixin, admin.TabularInline
 
 
 @admin.register(Execution)
-class ExecutionAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
+class ExecutionAdmin(TenantScopedAdmin):
     list_display = [
         "execution_id",
         "tenant",
@@ -91,8 +75,7 @@ class ExecutionAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdm
 
 
 @admin.register(ExecutionStep)
-class ExecutionStepAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
-    tenant_path = "execution__tenant_id"
+class ExecutionStepAdmin(TenantScopedAdmin):
     list_display = [
         "execution",
         "step_index",
@@ -107,7 +90,7 @@ class ExecutionStepAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedMode
 
 
 @admin.register(ExecutionEvent)
-class ExecutionEventAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
+class ExecutionEventAdmin(TenantScopedAdmin):
     list_display = [
         "id",
         "execution",

@@ -1,4 +1,5 @@
-"""Admin for the built-in asset inventory and the tenants' read-only command rules."""
+"""Admin for the built-in asset inventory and the tenants' read-only command rules: tenant
+configuration (the policy's CONFIGURE), scoped to the user's tenants."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
-from execution.admin.input import CheckedModelAdmin
+from execution import policy
+from execution.admin.scoped import TenantScopedAdmin
 from execution.enums import ConnectionType
 from execution.models import Asset, ReadOnlyCommandRule
 
@@ -46,7 +48,8 @@ class AssetForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Asset)
-class AssetAdmin(CheckedModelAdmin):
+class AssetAdmin(TenantScopedAdmin):
+    view_right = edit_right = policy.Right.CONFIGURE
     form = AssetForm
     list_display = [
         "hostname",
@@ -69,13 +72,26 @@ class AssetAdmin(CheckedModelAdmin):
             field.choices = [c for c in ConnectionType.choices if c[0] != ConnectionType.LOCAL]
         return form
 
+    # A local asset (or one at a socket on the worker host) is a superuser's to change: its
+    # tenant's admins see it, read-only.
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._worker_host_rule(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._worker_host_rule(request, obj) and super().has_delete_permission(request, obj)
+
+    def _worker_host_rule(self, request: HttpRequest, obj: Asset | None) -> bool:
+        return obj is None or not obj.on_worker_host or bool(request.user.is_superuser)
+
     def save_model(self, request: HttpRequest, obj: Asset, form: Any, change: bool) -> None:
         obj.validate_editor(request.user)  # the rail holds even if a form bypassed clean()
         super().save_model(request, obj, form, change)
 
 
 @admin.register(ReadOnlyCommandRule)
-class ReadOnlyCommandRuleAdmin(CheckedModelAdmin):
+class ReadOnlyCommandRuleAdmin(TenantScopedAdmin):
+    # A rule lowers the approval of the tenant's commands: its configuration, its admins.
+    view_right = edit_right = policy.Right.CONFIGURE
     list_display = ["pattern", "tenant", "description", "updated_at"]
     list_filter = ["tenant"]
     search_fields = ["pattern", "description"]

@@ -1,19 +1,18 @@
-"""Admin for the queue, the dead-letter queue, locks and timeout policies."""
+"""Admin for the queue, the dead-letter queue and locks (tenant-scoped, read-only), timeout
+policies and worker heartbeats (the installation's: superusers only)."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
 from approvals.dlq_admin import archive_dead_letters, requeue_dead_letters
-from execution.admin.access import TenantScopedAdminMixin
-from execution.admin.executions import ReadOnlyAdminMixin
-from execution.admin.input import CheckedModelAdmin
+from execution.admin.access import ReadOnlyAdminMixin, SuperuserOnlyAdmin
+from execution.admin.scoped import TenantScopedAdmin
 from execution.models import DeadLetter, ExecutionLock, QueueItem, TimeoutPolicy, WorkerHeartbeat
 
 
 @admin.register(QueueItem)
-class QueueItemAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
-    tenant_path = "execution__tenant_id"
+class QueueItemAdmin(TenantScopedAdmin):
     list_display = [
         "execution",
         "status",
@@ -29,9 +28,8 @@ class QueueItemAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdm
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
+class DeadLetterAdmin(TenantScopedAdmin):
     # The confirmed requeue/archive actions (the policy's REQUEUE/ARCHIVE) live with the pages.
-    tenant_path = "execution__tenant_id"
     actions = [requeue_dead_letters, archive_dead_letters]
     list_display = [
         "execution",
@@ -53,7 +51,7 @@ class DeadLetterAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAd
 
 
 @admin.register(ExecutionLock)
-class ExecutionLockAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedModelAdmin):
+class ExecutionLockAdmin(TenantScopedAdmin):
     list_display = [
         "asset_id",
         "tenant",
@@ -68,7 +66,7 @@ class ExecutionLockAdmin(TenantScopedAdminMixin, ReadOnlyAdminMixin, CheckedMode
 
 
 @admin.register(TimeoutPolicy)
-class TimeoutPolicyAdmin(CheckedModelAdmin):
+class TimeoutPolicyAdmin(SuperuserOnlyAdmin):
     list_display = [
         "sla_class",
         "action_class",
@@ -83,7 +81,7 @@ class TimeoutPolicyAdmin(CheckedModelAdmin):
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, CheckedModelAdmin):
+class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, SuperuserOnlyAdmin):
     list_display = ["worker_id", "cluster_name", "hostname", "pid", "last_seen_at", "current_execution_id"]
     list_filter = ["cluster_name", ("last_seen_at", admin.DateFieldListFilter)]
     search_fields = ["worker_id", "hostname"]

@@ -1,16 +1,16 @@
-"""Archived dead letters (kept after retention pruned their executions): read-only."""
+"""Archived dead letters (kept after retention pruned their executions): read-only, for
+superusers only (the archive outlives the tenants' executions; no page of a tenant shows it)."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 
-from execution.admin.executions import ReadOnlyAdminMixin
-from execution.admin.input import CheckedModelAdmin
+from execution.admin.access import ReadOnlyAdminMixin, SuperuserOnlyAdmin
 from execution.models import DeadLetterArchive
 
 
 @admin.register(DeadLetterArchive)
-class DeadLetterArchiveAdmin(ReadOnlyAdminMixin, CheckedModelAdmin):
+class DeadLetterArchiveAdmin(ReadOnlyAdminMixin, SuperuserOnlyAdmin):
     list_display = [
         "failed_at",
         "tenant_id",

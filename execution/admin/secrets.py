@@ -9,9 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from execution import policy
-from execution.admin.access import TenantEditAdminMixin
-from execution.admin.executions import ReadOnlyAdminMixin
-from execution.admin.input import CheckedModelAdmin
+from execution.admin.scoped import TenantScopedAdmin
 from execution.models import OutboundAllowRule, SecretAccess, SecretEntry
 from execution.secrets.crypto import encrypt  # also registers the encryption-key check
 from execution.secrets.store import secret_value_problem
@@ -40,9 +38,10 @@ class SecretEntryForm(forms.ModelForm):
 
 
 @admin.register(SecretEntry)
-class SecretEntryAdmin(TenantEditAdminMixin, CheckedModelAdmin):
+class SecretEntryAdmin(TenantScopedAdmin):
     view_right = policy.Right.SECRET_LIST
     edit_right = policy.Right.SECRET_SET
+    read_audit_event = "admin_read_secret"
     form = SecretEntryForm
     list_display = ["path", "tenant", "description", "updated_at"]
     list_filter = ["tenant"]
@@ -58,16 +57,17 @@ class SecretEntryAdmin(TenantEditAdminMixin, CheckedModelAdmin):
 
 
 @admin.register(OutboundAllowRule)
-class OutboundAllowRuleAdmin(CheckedModelAdmin):
+class OutboundAllowRuleAdmin(TenantScopedAdmin):
+    view_right = edit_right = policy.Right.CONFIGURE
     list_display = ["host_pattern", "tenant", "environment", "description", "created_at"]
     list_filter = ["tenant", "environment"]
     search_fields = ["host_pattern", "description"]
 
 
 @admin.register(SecretAccess)
-class SecretAccessAdmin(ReadOnlyAdminMixin, CheckedModelAdmin):
+class SecretAccessAdmin(TenantScopedAdmin):
     """The audit of secret resolutions (docs/contract.md#secrets-and-masking): who, execution, step, path —
-    never a value."""
+    never a value. Members read it on /audit/ too (the policy's READ)."""
 
     list_display = ["created_at", "tenant", "actor", "path", "usage", "execution_id", "step_index", "worker"]
     list_filter = ["tenant", "usage"]

@@ -40,6 +40,8 @@ KINDS: dict[str, tuple[tuple[str, ...], str]] = {
         ("member_added", "member_role_changed", "member_removed", "token_rotated", "token_revoked"),
         "",
     ),
+    # A superuser's reads in the admin of a tenant's secrets and delivery bodies.
+    "admin_read": ((), "admin_read_"),
 }
 
 

@@ -66,7 +66,7 @@ def require(
     record, ``details`` adds to an audit row. Non-strict submit warnings are written as
     ``rbac_warning`` audit rows.
     """
-    decision = decide(user, right, **context)
+    decision = decide(user, right, door=door, **context)
     audit_details = {"right": str(right), "door": door, **(details or {})}
     execution: Execution | None = context.get("execution")
     tenant = context.get("tenant") or (execution.tenant_id if execution is not None else None)

@@ -5,12 +5,14 @@ door (REST, pages, admin, WebSocket, ``manage.py --user``, the worker's re-check
 
 Roles: viewer reads; operator submits read/modify work in dev and staging; deployer adds
 deploy and prod; approver votes; admin may do everything in its tenant (DLQ requeue and
-archive, secrets, members). Grants (``AccessGrant``) add submit rights per environment,
-action class (a grant covers its class and the lower ones) and asset (hostname pattern or
-tag). With ``RBAC_STRICT`` off, role limits on environment/action class are a warning
-(``Decision.warning``) instead of a refusal; membership is always required. A deactivated
-user holds no right; a user acts in a tenant only through a membership (a superuser too,
-except for managing members: the bootstrap of a tenant).
+archive, secrets, members, the tenant's configuration). Grants (``AccessGrant``) add
+submit rights per environment, action class (a grant covers its class and the lower ones)
+and asset (hostname pattern or tag). With ``RBAC_STRICT`` off, role limits on environment
+and action class are a warning (``Decision.warning``) instead of a refusal; membership is
+always required. A deactivated user holds no right; a user acts in a tenant only through a
+membership, a superuser too (REST, pages, WebSockets, monitoring, commands). The one
+exception is the Django admin, the superuser's all-tenant tool (``door="admin"``, see
+:func:`every_tenant`): tenants and their first admin are bootstrapped there.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class Right(StrEnum):
     SECRET_LIST = "secret_list"  # noqa: S105 - a right's name, not a secret
     MANAGE_MEMBERS = "manage_members"
     SUBSCRIBE = "subscribe"
+    # The tenant's configuration: assets, read-only command rules, outbound allow-list
+    # rules, concurrency limits, notification subscriptions (and their deliveries).
+    CONFIGURE = "configure"
 
 
 # The rights a role alone grants, whatever the execution (the set form, used by selectors).
@@ -53,7 +58,13 @@ ROLE_RIGHTS: dict[Right, frozenset[Role]] = {
     Right.SECRET_SET: ADMIN_ONLY,
     Right.SECRET_LIST: ADMIN_ONLY,
     Right.MANAGE_MEMBERS: ADMIN_ONLY,
+    Right.CONFIGURE: ADMIN_ONLY,
 }
+# The admin is a superuser's all-tenant tool: there a superuser holds these rights in every
+# tenant without a membership. Votes count people (a vote needs the voter's own approver or
+# admin membership) and nothing is submitted through the admin.
+ADMIN_DOOR = "admin"
+SUPERUSER_ADMIN_RIGHTS = frozenset(Right) - {Right.VOTE, Right.SUBMIT}
 SUBMIT_ROLES = frozenset({Role.OPERATOR, Role.DEPLOYER, Role.ADMIN})
 
 
@@ -253,9 +264,11 @@ def _secret_list(ask: _Ask) -> Decision:
 
 
 def _manage_members(ask: _Ask) -> Decision:
-    if getattr(ask.user, "is_superuser", False):
-        return ALLOWED  # the installation's owner bootstraps tenants and their first admin
     return _by_role(ask, "manage members")
+
+
+def _configure(ask: _Ask) -> Decision:
+    return _by_role(ask, "change the tenant's configuration")
 
 
 RULES: dict[Right, Callable[[_Ask], Decision]] = {
@@ -269,6 +282,7 @@ RULES: dict[Right, Callable[[_Ask], Decision]] = {
     Right.SECRET_SET: _secret_set,
     Right.SECRET_LIST: _secret_list,
     Right.MANAGE_MEMBERS: _manage_members,
+    Right.CONFIGURE: _configure,
 }
 
 
@@ -322,6 +336,7 @@ def decide(
     action_class: str | None = None,
     assets: Iterable[Target] = (),
     on_behalf: bool = False,
+    door: str = "",
 ) -> Decision:
     """May ``user`` exercise ``right`` in ``tenant`` (default: the execution's)? Never writes.
 
@@ -330,6 +345,7 @@ def decide(
     when the role already allows the work. ``on_behalf`` (SUBMIT): may ``user`` submit for
     another member (the service account's flag), not whether the plan is allowed.
     ``membership``: what :func:`membership_read` returned for this user and tenant.
+    ``door``: where the request came in; only ``"admin"`` changes an answer (:func:`every_tenant`).
     """
     right = Right(right)
     if execution is not None and tenant is None:
@@ -347,20 +363,34 @@ def decide(
     member, active = membership if membership is not None else _member_of(user, tenant)
     if not active:
         return _deny(f"user {user.get_username()!r} is deactivated", "inactive")
+    if every_tenant(user, right, door=door):
+        return ALLOWED
     if member is None:
-        if right == Right.MANAGE_MEMBERS and getattr(user, "is_superuser", False):
-            return ALLOWED
         return _deny(f"not a member of tenant {_tenant_label(tenant)}", "not_member")
     ask = _Ask(user, right, member, execution, environment, action_class, assets, on_behalf)
     return RULES[right](ask)
 
 
-def tenant_ids_where(user: Any, right: Right) -> list[int]:
+def every_tenant(user: Any, right: Right, *, door: str = "") -> bool:
+    """Does ``user`` hold ``right`` in every tenant, member or not? Only an active superuser,
+    only in the Django admin (their all-tenant tool: tenants, their first admin, anything a
+    tenant holds), and never a vote or a submission. Everywhere else a superuser acts
+    through memberships like everyone (docs/contract.md#tenant-administration)."""
+    return bool(
+        door == ADMIN_DOOR
+        and Right(right) in SUPERUSER_ADMIN_RIGHTS
+        and getattr(user, "is_authenticated", False)
+        and user.is_active
+        and user.is_superuser
+    )
+
+
+def tenant_ids_where(user: Any, right: Right, *, door: str = "") -> list[int]:
     """The tenants where ``user``'s role alone grants ``right`` (the set form of decide, for
     selectors and admin querysets). Submit and cancel depend on the work: not listed here."""
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return []
-    if Right(right) == Right.MANAGE_MEMBERS and getattr(user, "is_superuser", False):
+    if every_tenant(user, right, door=door):
         return list(Tenant.objects.values_list("pk", flat=True))
     roles = ROLE_RIGHTS[Right(right)]
     return list(

@@ -1,75 +1,35 @@
-"""Subscriptions and deliveries in the admin, scoped to the tenants the user administers.
-
-Staff tenant admins use it without model permissions of their own (like the approvals
-admin): what they see and edit is limited to their tenants by the querysets and the form.
-"""
+"""Subscriptions and deliveries in the admin: the tenant's configuration (the policy's
+CONFIGURE), scoped to the tenants the user administers like every tenant-scoped admin.
+A superuser's opening of a delivery (its body) is on the tenant's audit trail."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from execution.admin.executions import ReadOnlyAdminMixin
-from execution.admin.input import CheckedModelAdmin
+from execution import policy
+from execution.admin.scoped import TenantScopedAdmin
 from monitoring.notifications.forms import SubscriptionForm
 from monitoring.notifications.models import NotificationDelivery, NotificationSubscription
-from monitoring.notifications.subscriptions import (
-    deliveries_visible_to,
-    subscription_save,
-    subscriptions_managed_by,
-    tenant_ids_managing_notifications,
-)
-
-
-def _manages_any(request: HttpRequest) -> bool:
-    user = request.user
-    return bool(user.is_active and user.is_staff and tenant_ids_managing_notifications(user))
-
-
-class TenantScopedAdmin(CheckedModelAdmin):
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return _manages_any(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _manages_any(request)
+from monitoring.notifications.subscriptions import subscription_save
 
 
 @admin.register(NotificationSubscription)
 class NotificationSubscriptionAdmin(TenantScopedAdmin):
+    view_right = edit_right = policy.Right.CONFIGURE
     form = SubscriptionForm
     list_display = ["name", "tenant", "channel", "destination", "kinds", "environment", "is_active"]
     list_filter = ["channel", "is_active", "environment"]
     search_fields = ["name", "destination"]
     fields = ["tenant", "name", "kinds", "channel", "destination", "environment", "is_active", "secret"]
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[NotificationSubscription]:
-        return subscriptions_managed_by(request.user)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return _manages_any(request)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _manages_any(request)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _manages_any(request)
-
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form_class = super().get_form(request, obj, change, **kwargs)
-        tenant_ids = tenant_ids_managing_notifications(request.user)
-
-        class ScopedForm(form_class):  # type: ignore[misc, valid-type]
-            def __init__(self, *args: Any, **inner: Any) -> None:
-                super().__init__(*args, tenant_ids=tenant_ids, **inner)
-
-        return ScopedForm
+    list_select_related = ["tenant"]
 
     def save_model(
         self, request: HttpRequest, obj: NotificationSubscription, form: Any, change: bool
     ) -> None:
+        self.require_save(request, obj, change)
         _, secret = subscription_save(
             subscription=obj, actor=request.user, secret=form.cleaned_data.get("secret", "")
         )
@@ -82,7 +42,9 @@ class NotificationSubscriptionAdmin(TenantScopedAdmin):
 
 
 @admin.register(NotificationDelivery)
-class NotificationDeliveryAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+class NotificationDeliveryAdmin(TenantScopedAdmin):
+    view_right = policy.Right.CONFIGURE
+    read_audit_event = "admin_read_delivery"
     list_display = [
         "id",
         "created_at",
@@ -119,6 +81,3 @@ class NotificationDeliveryAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     )
     fields = _detail
     readonly_fields = _detail
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[NotificationDelivery]:
-        return deliveries_visible_to(request.user)

@@ -13,9 +13,10 @@ from monitoring.notifications.models import Channel, NotificationDelivery, Notif
 
 
 def tenant_ids_managing_notifications(user: Any) -> set[int]:
-    """Tenants whose subscriptions ``user`` manages: tenant admins (superusers: every tenant),
-    i.e. who administers the tenant's members in the policy (execution/policy/)."""
-    return set(policy.tenant_ids_where(user, policy.Right.MANAGE_MEMBERS))
+    """Tenants whose subscriptions (and deliveries) ``user`` manages on the pages: where the
+    policy grants CONFIGURE through a membership (a superuser too: the admin is where they
+    see every tenant's)."""
+    return set(policy.tenant_ids_where(user, policy.Right.CONFIGURE))
 
 
 def subscriptions_managed_by(user: Any) -> QuerySet[NotificationSubscription]:

@@ -9,6 +9,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from execution import policy
+from execution.models import Membership, Tenant
+from execution.pages.access import page_require
 from monitoring.notifications.forms import SubscriptionForm
 from monitoring.notifications.models import NotificationSubscription
 from monitoring.notifications.subscriptions import (
@@ -24,6 +27,11 @@ DELIVERIES_SHOWN = 100
 def _managed_tenants(request: HttpRequest) -> set[int]:
     tenant_ids = tenant_ids_managing_notifications(request.user)
     if not tenant_ids:
+        # Refused by the policy in the user's (first) tenant, so the refusal is recorded.
+        memberships = Membership.objects.filter(user_id=request.user.pk or 0)
+        tenant_id = memberships.values_list("tenant_id", flat=True).first()
+        if tenant_id is not None:
+            page_require(request, policy.Right.CONFIGURE, what="tenant", tenant=tenant_id)
         raise PermissionDenied("only a tenant admin manages notifications")
     return tenant_ids
 
@@ -41,6 +49,10 @@ def _saved(request: HttpRequest, form: SubscriptionForm) -> HttpResponse:
 @login_required
 def subscription_list(request: HttpRequest) -> HttpResponse:
     tenant_ids = _managed_tenants(request)
+    posted = request.POST.get("tenant", "")
+    if posted.isdigit() and int(posted) not in tenant_ids and Tenant.objects.filter(pk=int(posted)).exists():
+        # Another tenant's (or one where the user is no admin): refused and recorded.
+        page_require(request, policy.Right.CONFIGURE, what="tenant", tenant=int(posted))
     form = SubscriptionForm(request.POST or None, tenant_ids=tenant_ids)
     if request.method == "POST":
         if form.is_valid():

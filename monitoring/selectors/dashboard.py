@@ -24,31 +24,28 @@ WORKER_LIMIT = 50
 DASHBOARD_WINDOW = timedelta(hours=1)
 
 
-def monitoring_tenant_ids(user: Any) -> list[int] | None:
-    """None = every tenant (superusers); else the tenants the user is a member of."""
-    if getattr(user, "is_superuser", False):
-        return None
+def monitoring_tenant_ids(user: Any) -> list[int]:
+    """The tenants whose figures ``user`` sees: where the policy grants READ through a
+    membership, a superuser's too (docs/contract.md#tenant-administration)."""
     return tenant_ids_of(user)
 
 
 def monitoring_allowed(user: Any) -> bool:
-    """Staff and tenant members see the dashboard (members only their tenants' figures)."""
+    """Staff and tenant members see the dashboard: the workers, and their tenants' figures."""
     if not getattr(user, "is_authenticated", False):
         return False
-    return bool(user.is_staff or user.is_superuser or Membership.objects.filter(user_id=user.pk).exists())
+    return bool(user.is_staff or Membership.objects.filter(user_id=user.pk).exists())
 
 
 def alerts_visible(
-    tenant_ids: Sequence[int] | None, limit: int = ALERT_LIMIT, *, acknowledged: bool = False
+    tenant_ids: Sequence[int], limit: int = ALERT_LIMIT, *, acknowledged: bool = False
 ) -> list[SlaAlert]:
     """Active (unacknowledged) alerts, or the most recently acknowledged ones."""
     alerts = SlaAlert.objects.select_related("execution", "tenant", "acknowledged_by")
-    alerts = alerts.filter(acknowledged_at__isnull=not acknowledged)
+    alerts = alerts.filter(tenant_id__in=list(tenant_ids), acknowledged_at__isnull=not acknowledged)
     alerts = (
         alerts.order_by("-acknowledged_at", "-id") if acknowledged else alerts.order_by("-detected_at", "-id")
     )
-    if tenant_ids is not None:
-        alerts = alerts.filter(tenant_id__in=list(tenant_ids))
     return list(alerts[:limit])
 
 
@@ -72,13 +69,11 @@ def dashboard_data(*, user: Any) -> dict[str, Any]:
     counts = figures.executions_current(tenant_ids) | figures.executions_finished(tenant_ids)
     for (_tenant, status), count in counts.items():
         by_status[status] += count
-    tenants = Tenant.objects.order_by("slug")
-    if tenant_ids is not None:
-        tenants = tenants.filter(pk__in=tenant_ids)
+    tenants = Tenant.objects.filter(pk__in=tenant_ids).order_by("slug")
     alerts = alerts_visible(tenant_ids)
     finished = {s.value for s in FINISHED_STATUSES}
     return {
-        "scope": "all tenants" if tenant_ids is None else ", ".join(t.slug for t in tenants) or "no tenant",
+        "scope": ", ".join(t.slug for t in tenants) or "no tenant",
         "by_status": by_status,
         "summary": metrics_summary(window=DASHBOARD_WINDOW, tenant_ids=tenant_ids),
         "queue": figures.queue_by_sla_class(tenant_ids),

@@ -1,7 +1,9 @@
 """Bad input to the real admin is the client's error, never a 500 (execution/admin/input.py).
 
-Every changelist of our apps (execution, approvals, monitoring) is walked through the test
-client as a superuser (with a membership) and as a tenant admin (staff, no superuser): each
+Every registered changelist — ours and the libraries' own (users, groups, django-q2, axes),
+which the admin site gives the same checked handling (opsconductor/admin_site.py) — is
+walked through the test client as a superuser (with a membership) and as a tenant admin
+(staff, no superuser; they open only what the policy lets them): each
 of its filter parameters with a value that is no value of the field (an enum value that does
 not exist among them), a date hierarchy year past ``datetime``'s range, and each of its
 actions posted with row keys that are no primary key. Filters answer the changelist's own
@@ -23,7 +25,6 @@ from tests.approvals.conftest import make_approval
 from tests.factories import DeadLetterFactory, ExecutionFactory, MembershipFactory, TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-OUR_APPS = {"execution", "approvals", "monitoring"}
 BAD_KEYS = ["abc", "1'", "1.5"]
 
 
@@ -52,8 +53,6 @@ def changelists(user: Any) -> list[tuple[str, Any, list[str], list[str]]]:
     """(url, model admin, filter parameters, actions) of every changelist ``user`` may open."""
     out = []
     for model, model_admin in admin.site._registry.items():
-        if model._meta.app_label not in OUR_APPS:
-            continue
         url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
         request = RequestFactory().get(url)
         request.user = user
@@ -80,7 +79,7 @@ def test_the_red_team_requests_are_no_500(persona: str) -> None:
 
 
 @pytest.mark.parametrize("persona", ["superuser", "tenant admin"])
-def test_every_changelist_of_ours_refuses_bad_filters_and_selections(persona: str) -> None:
+def test_every_changelist_refuses_bad_filters_and_selections(persona: str) -> None:
     user = personas()[persona]
     client = client_for(user)
     walked = changelists(user)
@@ -96,8 +95,11 @@ def test_every_changelist_of_ours_refuses_bad_filters_and_selections(persona: st
         if model_admin.date_hierarchy:
             answer = client.get(url, {f"{model_admin.date_hierarchy}__year": "99999999999999999999"})
             assert (answer.status_code, answer["Location"]) == (302, url + "?e=1")
+        # A text primary key (django-q2's task ids) takes any string: those rows just do not exist.
+        text_key = model_admin.model._meta.pk.get_internal_type() in ("CharField", "TextField")
         for action in actions:
             for confirm in ({}, {"confirm": "yes"}):
                 form = {"action": action, ACTION_CHECKBOX_NAME: BAD_KEYS, "index": 0, **confirm}
                 answer = client.post(url, form)
-                assert answer.status_code == 400, f"{url} action {action}: {answer.status_code}"
+                expected = (200, 302) if text_key else (400,)
+                assert answer.status_code in expected, f"{url} action {action}: {answer.status_code}"

@@ -15,8 +15,14 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from execution.enums import ExecutionStatus
-from tests.factories import ExecutionFactory, ExecutionStepFactory, QueueItemFactory, UserFactory
+from execution.enums import ExecutionStatus, Role
+from tests.factories import (
+    ExecutionFactory,
+    ExecutionStepFactory,
+    MembershipFactory,
+    QueueItemFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -138,10 +144,16 @@ def test_summary_is_scoped_to_the_users_tenants(
     mine.force_authenticate(outsider)
     assert mine.get("/api/v1/metrics/summary", {"tenant": "other"}).json()["executions"]["ended"] == 1
 
+    # A superuser reads figures through memberships like everyone (docs/contract.md#tenant-administration).
+    superuser = UserFactory(username="root", is_superuser=True, is_staff=True)
     root = APIClient()
-    root.force_authenticate(UserFactory(username="root", is_superuser=True, is_staff=True))
+    root.force_authenticate(superuser)
     body = root.get("/api/v1/metrics/summary").json()
-    assert body["tenants"] == "all" and body["executions"]["ended"] == 1
+    assert body["tenants"] == [] and body["executions"]["ended"] == 0
+    assert root.get("/api/v1/metrics/summary", {"tenant": "other"}).status_code == 404
+    MembershipFactory(tenant=other_tenant, user=superuser, role=Role.VIEWER)
+    body = root.get("/api/v1/metrics/summary").json()
+    assert body["tenants"] == ["other"] and body["executions"]["ended"] == 1
 
 
 def test_queue_time_counts_from_when_the_item_became_claimable(api: APIClient, tenant: Any) -> None:

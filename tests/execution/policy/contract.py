@@ -72,12 +72,14 @@ ALLOWED: dict[Right, dict[str, frozenset[Work]]] = {
     Right.SECRET_SET: {"admin": EVERYWHERE},
     Right.SECRET_LIST: {"admin": EVERYWHERE},
     Right.MANAGE_MEMBERS: {"admin": EVERYWHERE},
+    # Admin only: the tenant's configuration (assets, rules, allow-list, limits, subscriptions).
+    Right.CONFIGURE: {"admin": EVERYWHERE},
 }
 
 # The work each right is tried for: the ones that depend on the work in every environment x
 # action class; the ones about an execution in every environment; the tenant's own
-# settings (secrets, members) once.
-TENANT_WIDE = frozenset({Right.SECRET_SET, Right.SECRET_LIST, Right.MANAGE_MEMBERS})
+# settings (secrets, members, configuration) once.
+TENANT_WIDE = frozenset({Right.SECRET_SET, Right.SECRET_LIST, Right.MANAGE_MEMBERS, Right.CONFIGURE})
 BY_WORK = frozenset({Right.SUBMIT, Right.CANCEL})
 
 

@@ -338,6 +338,33 @@ def members_page(w: World, user: Any, work: Work) -> bool:
     return Membership.objects.filter(user=newcomer).exists()
 
 
+def configure_admin(w: World, user: Any, work: Work) -> bool:
+    from execution.models import ReadOnlyCommandRule
+
+    pattern = f"systemctl status {user.username}"
+    browser(user).post(
+        "/admin/execution/readonlycommandrule/add/", {"tenant": w.tenant.pk, "pattern": pattern}
+    )
+    return ReadOnlyCommandRule.objects.filter(tenant=w.tenant, pattern=pattern).exists()
+
+
+def configure_page(w: World, user: Any, work: Work) -> bool:
+    from monitoring.notifications.models import NotificationSubscription
+
+    name = f"page-{user.username}"
+    form = {
+        "tenant": w.tenant.pk,
+        "name": name,
+        "kinds": ["failed"],
+        "channel": "email",
+        "destination": "oncall@example.com",
+        "environment": "",
+        "is_active": "on",
+    }
+    browser(user).post("/notifications/", form)
+    return NotificationSubscription.objects.filter(name=name).exists()
+
+
 async def _subscribe(path: str, token: str) -> bool:
     from channels.testing import WebsocketCommunicator
 
@@ -388,6 +415,7 @@ DOORS: dict[Right, dict[str, Door]] = {
     Right.SECRET_SET: {"admin": secret_set_admin},
     Right.SECRET_LIST: {"admin": secret_list_admin},
     Right.MANAGE_MEMBERS: {"admin": members_admin, "page": members_page},
+    Right.CONFIGURE: {"admin": configure_admin, "page": configure_page},
     Right.SUBSCRIBE: {"websocket-execution": subscribe_execution, "websocket-tenant": subscribe_tenant},
 }
 # Doors that authenticate a request before the policy sees it: a deactivated account is
