@@ -72,16 +72,16 @@ class AssetAdmin(TenantScopedAdmin):
             field.choices = [c for c in ConnectionType.choices if c[0] != ConnectionType.LOCAL]
         return form
 
-    # A local asset (or one at a socket on the worker host) is a superuser's to change: its
+    # A local asset is a superuser's to change (it runs commands on the worker host): its
     # tenant's admins see it, read-only.
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._worker_host_rule(request, obj) and super().has_change_permission(request, obj)
+        return self._local_rule(request, obj) and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._worker_host_rule(request, obj) and super().has_delete_permission(request, obj)
+        return self._local_rule(request, obj) and super().has_delete_permission(request, obj)
 
-    def _worker_host_rule(self, request: HttpRequest, obj: Asset | None) -> bool:
-        return obj is None or not obj.on_worker_host or bool(request.user.is_superuser)
+    def _local_rule(self, request: HttpRequest, obj: Asset | None) -> bool:
+        return obj is None or not obj.is_local or bool(request.user.is_superuser)
 
     def save_model(self, request: HttpRequest, obj: Asset, form: Any, change: bool) -> None:
         obj.validate_editor(request.user)  # the rail holds even if a form bypassed clean()

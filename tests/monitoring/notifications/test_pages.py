@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from execution.enums import Role
+from execution.models import AuditLog
 from execution.secrets.crypto import decrypt
 from monitoring.notifications.models import Channel, Kind, NotificationSubscription
 from tests.factories import TenantFactory
@@ -100,8 +101,10 @@ def test_another_tenants_subscription_is_unknown_and_not_in_the_tenant_choices(t
             "destination": "a@b.test",
         },
     )
-    assert answer.status_code == 400
+    # Another tenant is unknown (404, like its subscription), and the attempt is recorded.
+    assert answer.status_code == 404
     assert NotificationSubscription.objects.filter(tenant=other).count() == 1
+    assert AuditLog.objects.filter(tenant=other, event_type="rbac_violation").exists()
 
 
 def test_the_admin_is_scoped_to_the_staff_tenant_admins_tenants(tenant: Any) -> None:
