@@ -7,6 +7,11 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsconductor.settings")
 django.setup(set_prefix=False)
 
+from opsconductor.telemetry import telemetry_setup  # noqa: E402
+
+# Before the handler loads the middleware: Django's instrumentation adds its own.
+telemetry_setup(role="web")
+
 from opsconductor.asgi_pool import PooledASGIHandler  # noqa: E402
 
 django_asgi_app = PooledASGIHandler()

@@ -86,6 +86,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "opsconductor.context_processors.single_sign_on",
             ],
         },
     },
@@ -395,3 +396,7 @@ LOGGING = {
 
 # --- Identity and integration: audit chain and sinks, OpenTelemetry, OpenID Connect ------
 from opsconductor.settings_integrations import *  # noqa: E402, F403
+
+if OIDC_ISSUER:  # noqa: F405 - single sign-on beside the local accounts (docs/oidc.md)
+    INSTALLED_APPS.append("mozilla_django_oidc")
+    AUTHENTICATION_BACKENDS.append("opsconductor.oidc.OidcBackend")

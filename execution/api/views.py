@@ -119,7 +119,12 @@ class ExecutionListCreateView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         try:
-            outcome = execution_submit_body(submitter=request.user, body=body, idempotency_header=header)
+            outcome = execution_submit_body(
+                submitter=request.user,
+                body=body,
+                idempotency_header=header,
+                traceparent=request.headers.get("traceparent"),
+            )
         except PlanInvalid as exc:
             return _invalid(exc.problems)
         except SubmitDenied as exc:

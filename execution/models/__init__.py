@@ -2,6 +2,7 @@ from execution.models.assets import Asset, ReadOnlyCommandRule
 from execution.models.audit import AuditChainEntry, AuditChainHead, AuditCursor
 from execution.models.events import ExecutionEvent
 from execution.models.execution import Execution, ExecutionStep
+from execution.models.identity import OidcIdentity
 from execution.models.limits import ConcurrencyLimit
 from execution.models.policies import StoredPolicy, TimeoutPolicy
 from execution.models.queue import DeadLetter, ExecutionLock, QueueItem
@@ -27,6 +28,7 @@ __all__ = [
     "ExecutionLock",
     "ExecutionStep",
     "Membership",
+    "OidcIdentity",
     "OutboundAllowRule",
     "QueueItem",
     "ReadOnlyCommandRule",

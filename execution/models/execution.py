@@ -50,6 +50,9 @@ class Execution(models.Model):
     error_message = models.TextField(blank=True, default="")
     error_details = models.JSONField(null=True, blank=True)
     trace_id = models.CharField(max_length=128, blank=True, default="")
+    # The W3C traceparent of the submission's span (docs/telemetry.md): the worker's spans
+    # hang under it. A database default: the worker's set-based inserts need not name it.
+    trace_parent = models.CharField(max_length=55, blank=True, default="", db_default="")
     parent_execution_id = models.UUIDField(null=True, blank=True)
     tags = models.JSONField(default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)

@@ -58,6 +58,8 @@ class SubmissionInput:
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     trace_id: str = ""
+    # The W3C traceparent stored with the execution (opsconductor/telemetry.py); not a body field.
+    trace_parent: str = ""
     parent_execution_id: uuid.UUID | None = None
     on_behalf_of: str | None = None
 

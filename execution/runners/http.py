@@ -8,6 +8,7 @@ Params: ``method`` (GET), ``url``, ``headers``, ``body`` (text) or ``json``, ``e
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 import time
 from typing import Any
@@ -60,7 +61,11 @@ def http_request(
         finally:
             done.set()
 
-    thread = threading.Thread(target=send, daemon=True, name=f"http-step-{ctx.step_index}")
+    # In the step's context (contextvars): the request continues the step's trace (docs/telemetry.md).
+    context = contextvars.copy_context()
+    thread = threading.Thread(
+        target=context.run, args=(send,), daemon=True, name=f"http-step-{ctx.step_index}"
+    )
     thread.start()
     deadline = time.monotonic() + ctx.timeout_seconds
     while not done.wait(0.05):

@@ -24,6 +24,7 @@ from execution.services.events import event_record, events_record
 from execution.services.idempotency import idempotency_claim, idempotency_key_compute
 from execution.services.immediate import execution_await
 from execution.services.queue import queue_item_create
+from opsconductor.telemetry import submit_span, traceparent_parse
 
 
 class SubmitDenied(DomainError):
@@ -113,12 +114,20 @@ def _require_submit(user: Any, *, details: dict[str, Any], **context: Any) -> No
 
 
 def execution_submit_body(
-    *, submitter: Any, body: Any, idempotency_header: str | None = None
+    *, submitter: Any, body: Any, idempotency_header: str | None = None, traceparent: str | None = None
 ) -> SubmitOutcome:
-    """Validate a docs/contract.md#submission request body and submit it (see :func:`execution_submit`)."""
-    inp = submission_validate(body)
-    inp.plan = plan_normalize(inp.plan)
-    return _submit(submitter=submitter, inp=inp, idempotency_header=idempotency_header)
+    """Validate a docs/contract.md#submission request body and submit it (see :func:`execution_submit`).
+
+    ``traceparent``: the caller's W3C trace context; the execution continues that trace and,
+    without a ``trace_id`` in the body, takes its trace id (docs/telemetry.md)."""
+    with submit_span(traceparent=traceparent) as stored:
+        inp = submission_validate(body)
+        inp.plan = plan_normalize(inp.plan)
+        inp.trace_parent = stored
+        parsed = traceparent_parse(stored)
+        if parsed and not inp.trace_id:
+            inp.trace_id = parsed[0]
+        return _submit(submitter=submitter, inp=inp, idempotency_header=idempotency_header)
 
 
 def execution_submit(
@@ -294,6 +303,7 @@ def _create(
         tags=inp.tags,
         metadata=metadata,
         trace_id=inp.trace_id,
+        trace_parent=inp.trace_parent,
         parent_execution_id=inp.parent_execution_id,
     )
     steps = ExecutionStep.objects.bulk_create(

@@ -42,10 +42,11 @@ def username_check(username: str) -> None:
         ) from None
 
 
-def user_create(*, username: str, password: str, email: str = "") -> Any:
-    """A new active account with a checked name and a password of at least 8 characters."""
+def user_create(*, username: str, password: str | None, email: str = "") -> Any:
+    """A new active account with a checked name and a password of at least 8 characters;
+    ``None``: no usable password (an account that signs in at an identity provider)."""
     username_check(username)
-    if len(password) < PASSWORD_MIN:
+    if password is not None and len(password) < PASSWORD_MIN:
         raise UserRefused("password", f"at least {PASSWORD_MIN} characters")
     users = get_user_model().objects
     if users.filter(username=username).exists():

@@ -13,6 +13,7 @@ from execution.worker import store
 from execution.worker.steps import (
     AttemptState,
 )
+from opsconductor import telemetry
 
 S = ExecutionStatus
 
@@ -26,6 +27,19 @@ def attempt_finish(
     may_retry: bool = True,
 ) -> str:
     """Record the last step, release the locks and record the outcome: one statement."""
+    with telemetry.span("opsconductor.finish", outcome=outcome):
+        return _attempt_finish(state, outcomes, outcome, error, last, may_retry=may_retry)
+
+
+def _attempt_finish(
+    state: AttemptState,
+    outcomes: dict[int, dict[str, Any]],
+    outcome: str,
+    error: str,
+    last: tuple[dict[str, Any], dict[str, Any]] | None,
+    *,
+    may_retry: bool,
+) -> str:
     ctx = state.ctx
     if outcome == "lease_lost":
         return outcome  # someone else owns the item now; touch nothing

@@ -41,6 +41,7 @@ from execution.worker import beats, claim
 from execution.worker.attempt import attempt_run
 from execution.worker.wake import WAKE_CHANNEL
 from execution.worker.watch import shutdown, worker_id
+from opsconductor.telemetry import attempt_span
 
 logger = logging.getLogger(__name__)
 FAN_OUT_EVERY_SECONDS = 0.5
@@ -94,7 +95,13 @@ def drain(*, budget_seconds: float | None = None) -> int:
                 claim.wake_if_runnable()
                 fanned_out_at = time.monotonic()
             try:
-                attempt_run(ctx=ctx, worker_id=me)
+                with attempt_span(
+                    execution_pk=ctx.pk,
+                    execution_id=str(ctx.execution_id),
+                    tenant=ctx.tenant_slug,
+                    attempt=ctx.attempt,
+                ):
+                    attempt_run(ctx=ctx, worker_id=me)
             except Exception:
                 # The lease will expire and the reaper will count this as a failed attempt.
                 logger.exception("attempt of execution %s crashed", ctx.execution_id)

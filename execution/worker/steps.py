@@ -25,6 +25,7 @@ from execution.services.progress import step_output_emitter, step_output_flush
 from execution.services.runner_output import exception_text, step_result_mask
 from execution.worker.claim import AttemptContext, StepRow
 from execution.worker.watch import Watched
+from opsconductor import telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,10 @@ def step_invoke(*, state: AttemptState, step: StepRow) -> StepOutcome:
     """Run ``step`` (already marked running); completed/failed/timeout/cancelled."""
     planned = plan_step(state.ctx, step.step_index)
     started = time.monotonic()
-    result, resolved = _invoke(state, step, planned)
+    with telemetry.span("opsconductor.step", step_index=step.step_index, step_type=step.step_type) as span:
+        result, resolved = _invoke(state, step, planned)
+        if span is not None:
+            span.set_attribute("opsconductor.step_status", str(result.status))
     duration_ms = int((time.monotonic() - started) * 1000)
     if resolved is not None:
         state.secrets = state.secrets + resolved.values

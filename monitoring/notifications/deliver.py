@@ -26,6 +26,7 @@ from execution.models import Execution
 from execution.runners.support import outbound_host_allowed
 from execution.secrets.crypto import decrypt
 from monitoring.notifications.models import Channel, NotificationDelivery
+from opsconductor import telemetry
 
 logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-OpsConductor-Signature"
@@ -97,9 +98,11 @@ def _send_webhook(delivery: NotificationDelivery) -> Outcome:
     }
     timeout = settings.NOTIFY_TIMEOUT_SECONDS
     try:
-        response = requests.post(
-            url, data=body, headers=headers, timeout=(timeout, timeout), allow_redirects=False
-        )
+        # Under the execution's trace: the request carries its traceparent (docs/telemetry.md).
+        with telemetry.execution_context(delivery.execution_id):
+            response = requests.post(
+                url, data=body, headers=headers, timeout=(timeout, timeout), allow_redirects=False
+            )
     except requests.RequestException as error:
         return Outcome(ok=False, error=f"{type(error).__name__}: {error}")
     if 200 <= response.status_code < 300:
