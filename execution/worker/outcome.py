@@ -28,12 +28,11 @@ def attempt_finish(
 ) -> str:
     """Record the last step, release the locks and record the outcome: one statement."""
     with telemetry.span("opsconductor.finish", outcome=outcome):
-        return _attempt_finish(state, outcomes, outcome, error, last, may_retry=may_retry)
+        return _attempt_finish(state, outcome, error, last, may_retry=may_retry)
 
 
 def _attempt_finish(
     state: AttemptState,
-    outcomes: dict[int, dict[str, Any]],
     outcome: str,
     error: str,
     last: tuple[dict[str, Any], dict[str, Any]] | None,

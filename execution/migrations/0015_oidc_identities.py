@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('execution', '0013_execution_trace_parent'),
+        ('execution', '0014_execution_trace_parent'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
