@@ -230,3 +230,21 @@ def _autocompletes_offer_nothing_of_bravo(world: World, client: Client, model: A
             if answer.status_code == 200:
                 found = {row["id"] for row in answer.json()["results"]}
                 assert not found & world.bravo_ids(model), (source, name)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "model", [m for m in REGISTERED if not superuser_only(m)], ids=lambda m: m._meta.label
+)
+def test_a_superuser_sees_every_tenant_in_the_admin(model: Any) -> None:
+    """The admin is a superuser's all-tenant tool: no membership needed there (and nowhere
+    else: tests/execution/policy/test_superusers.py)."""
+    world = world_build()
+    mine, theirs = make(model, world.alpha), make(model, world.bravo)
+    root = get_user_model().objects.create_user("root", is_staff=True, is_superuser=True)
+    client = client_for(root)
+    page = client.get(_url(model))
+    assert page.status_code == 200
+    listed = {str(obj.pk) for obj in page.context["cl"].result_list}
+    assert {str(mine.pk), str(theirs.pk)} <= listed
+    assert client.get(_url(model, f"{quote(theirs.pk)}/change/")).status_code == 200
