@@ -62,6 +62,20 @@ class QueueStatus(models.TextChoices):
     FAILED = "failed"
 
 
+class LockMode(models.TextChoices):
+    """How a step holds its target (docs/contract.md#asset-locks): readers share, writers exclude."""
+
+    SHARED = "shared"
+    EXCLUSIVE = "exclusive"
+
+
+class LockScope(models.TextChoices):
+    """How long a plan holds its locks (docs/contract.md#asset-locks)."""
+
+    EXECUTION = "execution"  # every target up front, sorted, all or nothing, held to the end
+    STEP = "step"  # each step locks its targets when it starts and releases them at its end
+
+
 class ActorType(models.TextChoices):
     USER = "user"
     SYSTEM = "system"

@@ -274,7 +274,8 @@ IMMEDIATE_WAITERS = env_int("OPS_IMMEDIATE_WAITERS", WEB_THREADS // 2, minimum=0
 # Engine (docs/engine.md): retry back-off, lock waits, drain budget, reaper cadence.
 RETRY_BACKOFF_BASE_SECONDS = env_float("OPS_RETRY_BACKOFF_BASE_SECONDS", 2.0, minimum=0.0)
 RETRY_BACKOFF_MAX_SECONDS = env_float("OPS_RETRY_BACKOFF_MAX_SECONDS", 300.0, minimum=0.0)
-LOCK_RETRY_SECONDS = env_float("OPS_LOCK_RETRY_SECONDS", 1.0, minimum=0.0)
+# Lock waiters are woken by the release; the sweep is the backstop (docs/engine.md "Locks").
+LOCK_SWEEP_SECONDS = env_float("OPS_LOCK_SWEEP_SECONDS", 5.0, minimum=0.1)
 LOCK_WAIT_LIMIT_SECONDS = env_float("OPS_LOCK_WAIT_LIMIT_SECONDS", 300.0, minimum=0.0)
 DRAIN_BUDGET_SECONDS = env_float("OPS_DRAIN_BUDGET_SECONDS", 15.0, minimum=0.1)
 # An idle draining worker keeps listening for wake-ups this long before it gives its

@@ -5,7 +5,7 @@ from execution.models.execution import Execution, ExecutionStep
 from execution.models.identity import OidcIdentity
 from execution.models.limits import ConcurrencyLimit
 from execution.models.policies import StoredPolicy, TimeoutPolicy
-from execution.models.queue import DeadLetter, ExecutionLock, QueueItem
+from execution.models.queue import DeadLetter, ExecutionLock, ExecutionLockWaiter, QueueItem
 from execution.models.retention import DeadLetterArchive
 from execution.models.secrets import OutboundAllowRule, SecretAccess, SecretEntry
 from execution.models.tenancy import AccessGrant, AuditLog, Membership, Tenant
@@ -26,6 +26,7 @@ __all__ = [
     "Execution",
     "ExecutionEvent",
     "ExecutionLock",
+    "ExecutionLockWaiter",
     "ExecutionStep",
     "Membership",
     "OidcIdentity",

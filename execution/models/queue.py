@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from execution.enums import QueueStatus, SlaClass
+from execution.enums import LockMode, QueueStatus, SlaClass
 from execution.fields import PgEnumField
 from execution.models.execution import Execution
 from execution.models.tenancy import Tenant
@@ -107,6 +108,14 @@ class DeadLetter(models.Model):
 
 
 class ExecutionLock(models.Model):
+    """One row per (asset, tenant), reused: the lock's state (docs/engine.md "Locks").
+
+    ``execution_id``/``owner_tag`` name the holder of record (the first holder still in);
+    ``holders`` lists every execution that holds it: one for ``exclusive``, any number for
+    ``shared``. Every change of a lock happens under this row's lock, in id order when a
+    statement touches several (execution/worker/lock_sql.py), and bumps ``version``.
+    """
+
     lock_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     asset_id = models.CharField(max_length=255)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
@@ -126,15 +135,63 @@ class ExecutionLock(models.Model):
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    mode = models.CharField(max_length=10, choices=LockMode.choices, default=LockMode.EXCLUSIVE)
+    holders = ArrayField(models.UUIDField(), default=list, blank=True)
+    # Bumped by every take, park and release: a release that finds the row newer than its
+    # snapshot knows a waiter may have parked meanwhile and wakes again (docs/engine.md).
+    version = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = "execution_locks"
         constraints = [
             models.UniqueConstraint(fields=["asset_id", "tenant"], name="locks_unique_asset_tenant"),
+            models.CheckConstraint(
+                condition=models.Q(mode__in=[m.value for m in LockMode]), name="locks_mode_valid"
+            ),
         ]
         indexes = [
             # Reaper: WHERE is_active AND expires_at < now().
             models.Index(
                 fields=["expires_at"], name="locks_active_expiry", condition=models.Q(is_active=True)
             ),
+        ]
+
+
+class ExecutionLockWaiter(models.Model):
+    """An execution waiting for a lock: its place in the asset's line (priority, then since).
+
+    A parked execution's queue item stays ``pending`` but is not claimable until a release
+    wakes it (docs/engine.md "Locks"). The row goes when the execution takes its locks,
+    leaves the queue, or is found stale by the sweep.
+    """
+
+    asset_id = models.CharField(max_length=255)
+    # The line index below leads with the tenant: no index of its own.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    execution = models.ForeignKey(
+        Execution,
+        to_field="execution_id",
+        db_column="execution_id",
+        on_delete=models.CASCADE,
+        related_name="lock_waits",
+    )
+    mode = models.CharField(max_length=10, choices=LockMode.choices)
+    priority = models.PositiveSmallIntegerField(default=5)
+    # When this execution began waiting (kept when it moves on to wait for another asset).
+    since = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "execution_lock_waiters"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "asset_id", "execution"], name="lock_waiters_unique_asset_execution"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(mode__in=[m.value for m in LockMode]), name="lock_waiters_mode_valid"
+            ),
+        ]
+        indexes = [
+            # The line of an asset: WHERE tenant_id = ? AND asset_id = ? ORDER BY priority, since, id.
+            models.Index(fields=["tenant", "asset_id", "priority", "since", "id"], name="lock_waiters_line"),
         ]

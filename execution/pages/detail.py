@@ -26,6 +26,7 @@ from execution.pages.history import (
     cancel_reason,
     execution_history,
     history_messages,
+    lock_waiting,
     output_text,
 )
 from execution.plans import PlanInvalid
@@ -115,6 +116,7 @@ def execution_detail_page(request: HttpRequest, execution_id: uuid.UUID) -> Http
         "approval": approval,
         "votes": votes,
         "cancel_reason": cancel_reason(events),
+        "lock_wait": lock_waiting(execution, events),
         "parent": parent,
         "children": list(
             Execution.objects.filter(

@@ -35,6 +35,29 @@ def history_messages(events: list[ExecutionEvent]) -> list[dict[str, Any]]:
     return event_messages(events)
 
 
+# Events after which an execution no longer waits for a lock.
+LOCK_WAIT_ENDS = frozenset({"lock_acquired", "started", "cancelled", "failed", "rejected", "timeout"})
+
+
+def lock_waiting(execution: Execution, events: list[ExecutionEvent]) -> dict[str, Any] | None:
+    """What a queued execution waits for (its last ``lock_wait``, unless something ended the
+    wait since): the asset, why, and the execution holding it (docs/contract.md#asset-locks)."""
+    if execution.status != "queued":
+        return None
+    for event in reversed(events):
+        if event.event_type in LOCK_WAIT_ENDS:
+            return None
+        if event.event_type == "lock_wait":
+            details = event.details or {}
+            holder = str(details.get("holder_execution_id") or "")
+            return {
+                "reason": str(details.get("reason") or f"asset {details.get('asset_id')}"),
+                "holder": holder if holder and holder != "unknown" else "",
+                "ahead": str(details.get("ahead_execution_id") or ""),
+            }
+    return None
+
+
 def cancel_reason(events: list[ExecutionEvent]) -> str:
     """Who cancelled and why, from the newest cancel event that says so."""
     for event in reversed(events):

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from execution.enums import ActionClass, Environment, SlaClass
+from execution.enums import ActionClass, Environment, LockScope, SlaClass
 from execution.plans.hashing import canonical_json
 from execution.plans.types import step_type_info
 
@@ -192,6 +192,11 @@ def _plan(problems: list[Problem], plan: Any) -> dict[str, Any]:
             problems.append(Problem("plan.estimated_duration_seconds", "must be a number of seconds >= 0"))
         else:
             out["estimated_duration_seconds"] = value
+    if plan.get("lock_scope") is not None:  # stored only when given: older plans keep their hash
+        if plan["lock_scope"] not in LockScope.values:
+            problems.append(Problem("plan.lock_scope", f"must be one of {LockScope.values}"))
+        else:
+            out["lock_scope"] = plan["lock_scope"]
     steps = plan.get("steps")
     if not isinstance(steps, list) or not steps:
         problems.append(Problem("plan.steps", "a non-empty list of steps is required"))

@@ -138,6 +138,9 @@ class Runner:
     # before marking the execution running and record start, step and outcome in one
     # statement (docs/engine.md). A runner with any effect, secret or target must not say so.
     inline: ClassVar[bool] = False
+    # Reads its target (``ctx.target``): the engine resolves it through the inventory before
+    # the step. noop and sleep never look at it (their target is only locked).
+    uses_target: ClassVar[bool] = True
 
     def default_action_class(self, params: dict[str, Any]) -> str:
         return ActionClass.MODIFY

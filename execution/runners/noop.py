@@ -11,6 +11,7 @@ from execution.runners.registry import register
 class NoopRunner(Runner):
     step_type = "noop"
     inline = True
+    uses_target = False
 
     def default_action_class(self, params: dict) -> str:  # type: ignore[type-arg]
         return ActionClass.READ

@@ -12,6 +12,7 @@ from execution.runners.registry import register
 @register
 class SleepRunner(Runner):
     step_type = "sleep"
+    uses_target = False
 
     def default_action_class(self, params: dict[str, Any]) -> str:
         return ActionClass.READ

@@ -13,6 +13,7 @@ from execution.errors import AlreadyFinished
 from execution.models import Execution, QueueItem
 from execution.services.events import event_record
 from execution.services.transition import transition
+from execution.worker.locks import locks_unwait
 
 CANCEL_REASON_MAX = 500
 NOT_STARTED = frozenset({ExecutionStatus.PENDING_APPROVAL, ExecutionStatus.APPROVED, ExecutionStatus.QUEUED})
@@ -52,6 +53,8 @@ def execution_cancel(*, execution: Execution, actor: Any = None, reason: str = "
             )
             row.steps.exclude(status=ExecutionStatus.COMPLETED).update(status=ExecutionStatus.CANCELLED)
             _close_approval(row, actor, now)
+            # A parked execution leaves its asset's line: the next in line may go.
+            locks_unwait(execution_id=row.execution_id)
             return row
         if row.status == ExecutionStatus.RUNNING and row.cancel_requested_at is None:
             row.cancel_requested_at = timezone.now()

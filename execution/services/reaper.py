@@ -17,9 +17,9 @@ from django.utils import timezone
 from execution.enums import ActorType, ExecutionStatus, QueueStatus
 from execution.models import Execution, QueueItem
 from execution.services.dlq import dlq_record
-from execution.services.locks import locks_release, locks_release_expired
 from execution.services.queue import backoff_seconds
 from execution.services.transition import execution_fail_unstarted, transition
+from execution.worker.locks import locks_release_all, locks_release_expired
 from execution.worker.wake import request_wake
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def reap_expired() -> dict[str, int]:
                 break
             execution = Execution.objects.get(execution_id=item.execution_id)
             error = f"lease expired (worker {item.worker_id or 'unknown'} lost or over its lease timeout)"
-            locks_release(execution=execution, reason="lease expired")
+            locks_release_all(execution=execution, reason="lease expired")
             if item.attempt_count >= item.max_attempts:
                 if execution.status == ExecutionStatus.QUEUED:
                     # Claimed but the worker died before it started: it never ran.

@@ -81,6 +81,8 @@ PRUNE_SQL: list[tuple[str, str]] = [
     # is a leak the reaper frees at expiry, so it only forgets the execution.
     ("locks", "DELETE FROM execution_locks WHERE execution_id = ANY(%(uuids)s::uuid[]) AND NOT is_active"),
     ("", "UPDATE execution_locks SET execution_id = NULL WHERE execution_id = ANY(%(uuids)s::uuid[])"),
+    # A finished execution waits for nothing: a line entry left behind is stale.
+    ("", "DELETE FROM execution_lock_waiters WHERE execution_id = ANY(%(uuids)s::uuid[])"),
     ("sla_alerts", "DELETE FROM sla_alerts WHERE execution_id = ANY(%(uuids)s::uuid[])"),
     ("deliveries", "DELETE FROM notification_deliveries WHERE execution_id = ANY(%(uuids)s::uuid[])"),
     ("executions", "DELETE FROM executions WHERE id = ANY(%(ids)s)"),
@@ -93,6 +95,7 @@ CHILD_TABLES = {
     "execution_queue",
     "execution_dlq",
     "execution_locks",
+    "execution_lock_waiters",
     "sla_alerts",
 }
 

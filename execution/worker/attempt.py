@@ -22,16 +22,16 @@ from typing import Any
 from django.conf import settings
 
 from approvals.services.hashing import plan_mismatch
-from execution.enums import ActorType, ExecutionStatus, QueueStatus
+from execution.enums import ActorType, ExecutionStatus, LockScope, QueueStatus
 from execution.masking import secrets_forget
 from execution.models import Execution, Tenant
 from execution.runners.registry import get_runner
 from execution.secrets.references import find_references
-from execution.services.locks import locks_release
 from execution.services.progress import step_output_forget
 from execution.services.transition import transition
 from execution.worker import claim, store
-from execution.worker.before_start import fail_before_start, locks_acquire_or_wait, not_started, rbac_denied
+from execution.worker.before_start import fail_before_start, locks_take_or_park, not_started, rbac_denied
+from execution.worker.locks import LockRequest, lock_requests, locks_give, locks_take, owner_tag
 from execution.worker.outcome import attempt_finish
 from execution.worker.steps import (
     AttemptState,
@@ -42,14 +42,14 @@ from execution.worker.steps import (
     step_record,
     step_started_event,
 )
-from execution.worker.watch import Watched, watcher
+from execution.worker.watch import Watched, watcher, worker_id
 
 W = ActorType.WORKER
 S = ExecutionStatus
 
 
 def _attempt_state(
-    ctx: claim.AttemptContext, execution: Execution, watched: Watched, assets: list[str]
+    ctx: claim.AttemptContext, execution: Execution, watched: Watched, held: list[LockRequest]
 ) -> AttemptState:
     """What the steps of this attempt share; the outputs of steps completed before it."""
     completed = [s for s in ctx.steps if s.status == S.COMPLETED]
@@ -60,8 +60,21 @@ def _attempt_state(
         dry_run=ctx.dry_run or settings.EXECUTION_DARK_LAUNCH,
         previous_outputs={s.step_index: s.output_data or {} for s in completed},
         previous_statuses={s.step_index: s.status for s in completed},
-        assets=assets,
+        held=held,
+        assets=[r.asset_id for r in held],
     )
+
+
+def lock_scope(ctx: claim.AttemptContext) -> str:
+    return str((ctx.plan_snapshot or {}).get("lock_scope") or LockScope.EXECUTION)
+
+
+def _first_locks(ctx: claim.AttemptContext, pending: list[claim.StepRow]) -> list[LockRequest]:
+    """What the attempt locks before it starts (docs/contract.md#asset-locks): ``execution``
+    scope, every target of the plan; ``step`` scope, the targets of the first step to run."""
+    if lock_scope(ctx) == LockScope.STEP:
+        return lock_requests((s.target_asset_id, s.action_class) for s in pending[:1])
+    return lock_requests((s.target_asset_id, s.action_class) for s in ctx.steps)
 
 
 def _stand_in(ctx: claim.AttemptContext) -> Execution:
@@ -118,13 +131,15 @@ def attempt_run(*, ctx: claim.AttemptContext, worker_id: str) -> str:
             event_type="rbac_violation",
             details={"reason": denied},
         )
-    assets = sorted({s.target_asset_id for s in ctx.steps if s.target_asset_id}, key=lambda a: (len(a), a))
-    if assets:
-        ended = locks_acquire_or_wait(execution, ctx, worker_id, assets)
+    pending = [s for s in ctx.steps if s.status != S.COMPLETED]
+    held = _first_locks(ctx, pending)
+    if held:
+        ended = locks_take_or_park(execution, ctx, worker_id, held)
         if ended:
             return ended
-    pending = [s for s in ctx.steps if s.status != S.COMPLETED]
-    if pending and not assets and all(_inline(ctx, s) for s in pending):
+    assets = [r.asset_id for r in held]
+    targeted = any(s.target_asset_id for s in ctx.steps)
+    if pending and not targeted and all(_inline(ctx, s) for s in pending):
         inline = _run_inline(execution, ctx, pending, worker_id)
         if inline is not None:
             return inline
@@ -153,8 +168,8 @@ def attempt_run(*, ctx: claim.AttemptContext, worker_id: str) -> str:
     state = _attempt_state(
         ctx,
         execution,
-        watcher.watch(Watched(ctx=ctx, timeout_at=timeout_at, has_locks=bool(assets))),
-        assets,
+        watcher.watch(Watched(ctx=ctx, timeout_at=timeout_at, has_locks=targeted)),
+        held,
     )
     try:
         return _run(state, pending, retry)
@@ -164,8 +179,8 @@ def attempt_run(*, ctx: claim.AttemptContext, worker_id: str) -> str:
         # The attempt is over: its resolved values leave this process's memory
         # (docs/contract.md#secrets-and-masking).
         secrets_forget(execution_id=ctx.execution_id)
-        if assets and not state.locks_released:  # lease lost, or a crash
-            locks_release(execution=execution, reason="attempt ended")
+        if state.assets and not state.locks_released:  # lease lost, or a crash
+            locks_give(execution=execution, assets=state.assets, reason="attempt ended")
 
 
 def _inline(ctx: claim.AttemptContext, step: claim.StepRow) -> bool:
@@ -249,6 +264,10 @@ def _run(state: AttemptState, pending: list[claim.StepRow], retry: int) -> str:
                 return attempt_finish(state, final, "some steps failed", (record, event))
             return attempt_finish(state, S.COMPLETED, "", (record, event))
         following = pending[position + 1]
+        if lock_scope(ctx) == LockScope.STEP:
+            busy = _step_locks(state, step, following)
+            if busy:
+                return attempt_finish(state, "lock_wait", busy, (record, event))
         retry = retry_count_for(following)
         boundary = store.step_boundary(
             ctx=ctx,
@@ -265,3 +284,29 @@ def _run(state: AttemptState, pending: list[claim.StepRow], retry: int) -> str:
                 state, reason, "cancelled" if boundary.cancelled else "execution timeout", None
             )
     return attempt_finish(state, S.COMPLETED, "", None)  # nothing was left to run
+
+
+def _step_locks(state: AttemptState, ended: claim.StepRow, following: claim.StepRow) -> str:
+    """``step`` scope between two steps: the locks of the step that ended are released, those
+    of the next one taken; nothing is held while waiting. Busy: what it waits for (the
+    execution then goes back to the queue and parks there), else ''."""
+    wanted = lock_requests([(following.target_asset_id, following.action_class)])
+    if wanted == state.held:
+        return ""  # the next step locks what this one held: kept
+    ctx = state.ctx
+    if state.assets:
+        locks_give(execution=state.execution, assets=state.assets, reason=f"step {ended.step_index} ended")
+    state.held, state.assets = [], []
+    if not wanted:
+        return ""
+    busy = locks_take(
+        tenant_id=ctx.tenant_id,
+        execution_id=ctx.execution_id,
+        owner=owner_tag(ctx.execution_id, worker_id()),
+        requests=wanted,
+        priority=ctx.priority,
+    )
+    if busy is not None:
+        return f"waiting for {busy.describe()}"
+    state.held, state.assets = wanted, [r.asset_id for r in wanted]
+    return ""

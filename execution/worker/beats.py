@@ -9,8 +9,9 @@ from django.db import connection
 
 from execution.worker.claim import AttemptContext
 
-# Push the lease forward (never past the attempt's visibility timeout), the execution's
-# asset locks with it, and this worker's heartbeat row; returns whether the lease is ours.
+# Push the lease forward (never past the attempt's visibility timeout) and the asset locks
+# the execution holds with it (locked in id order, as every lock statement does:
+# execution/worker/lock_sql.py); returns whether the lease is ours.
 HEARTBEAT_SQL = """
 WITH lease AS (
     UPDATE execution_queue
@@ -20,11 +21,16 @@ WITH lease AS (
     WHERE id = %(item)s AND lease_token = %(token)s AND status = 'processing'
       AND attempt_started_at + make_interval(secs => visibility_timeout_seconds) > now()
     RETURNING id
+), mine AS (
+    SELECT id FROM execution_locks
+    WHERE %(has_locks)s AND is_active AND %(execution_id)s::uuid = ANY(holders)
+    ORDER BY id
+    FOR UPDATE
 ), locks AS (
-    UPDATE execution_locks
+    UPDATE execution_locks l
     SET expires_at = now() + make_interval(secs => %(ttl)s), last_heartbeat_at = now(), updated_at = now()
-    WHERE %(has_locks)s AND execution_id = %(execution_id)s AND is_active
-    RETURNING id
+    FROM mine WHERE l.id = mine.id
+    RETURNING l.id
 )
 SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM locks)
 """

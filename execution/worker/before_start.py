@@ -1,27 +1,25 @@
 """What an attempt checks and takes before its first step: the actor's rights, the asset
-locks (or a wait for them), and the paths of an attempt that does not start
+locks (or a place in line for them), and the paths of an attempt that does not start
 (docs/contract.md#rbac, docs/contract.md#queue-and-workers).
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
 from execution import policy
 from execution.enums import ActorType, ExecutionStatus, QueueStatus
-from execution.models import Execution, ExecutionEvent, Tenant
+from execution.models import Execution, Tenant
 from execution.services.dlq import dlq_record
 from execution.services.events import event_record
-from execution.services.locks import LockBusy, locks_acquire, locks_release
 from execution.services.transition import execution_fail_unstarted, transition
 from execution.worker import claim
+from execution.worker.locks import LockBusy, LockRequest, locks_give, locks_take, locks_unwait, owner_tag
 
 S = ExecutionStatus
 W = ActorType.WORKER
@@ -70,7 +68,7 @@ def fail_before_start(execution: Execution, ctx: claim.AttemptContext, reason: s
 def not_started(execution: Execution, ctx: claim.AttemptContext, assets: list[str]) -> str:
     """The start lost its compare-and-swap: a cancel or the reaper came first."""
     if assets:
-        locks_release(execution=execution, reason="attempt did not start")
+        locks_give(execution=execution, assets=assets, reason="attempt did not start")
     row = Execution.objects.filter(pk=ctx.pk).values_list("status", "cancel_requested_at").first()
     if row and row[0] == ctx.status and row[1] is not None:
         transition(ctx.pk, S.CANCELLED, actor_type=W, reason="cancel requested before start")
@@ -78,64 +76,42 @@ def not_started(execution: Execution, ctx: claim.AttemptContext, assets: list[st
     return "skipped"
 
 
-def locks_acquire_or_wait(
-    execution: Execution, ctx: claim.AttemptContext, worker_id: str, assets: list[str]
+def locks_take_or_park(
+    execution: Execution, ctx: claim.AttemptContext, worker_id: str, requests: list[LockRequest]
 ) -> str | None:
-    busy = locks_acquire(execution=execution, worker_id=worker_id, assets=assets)
+    """Take the attempt's locks (all or nothing); None when taken. Busy: the attempt parked
+    in the asset's line in the same statement ('lock_wait': no attempt counted, no worker
+    held) or, waiting past ``OPS_LOCK_WAIT_LIMIT_SECONDS``, fails naming the holder."""
+    busy = locks_take(
+        tenant_id=ctx.tenant_id,
+        execution_id=ctx.execution_id,
+        owner=owner_tag(ctx.execution_id, worker_id),
+        requests=requests,
+        priority=ctx.priority,
+        lease=(ctx.item_id, ctx.lease_token) if ctx.item_id is not None and ctx.lease_token else None,
+    )
     if busy is None:
         return None
-    return _lock_wait(execution, ctx, busy)
+    if busy.lease_lost:
+        return "lease_lost"
+    if busy.parked or ctx.item_id is None:
+        return "lock_wait"  # without a queue item (immediate) there is nothing to park: it gives up
+    waited = (timezone.now() - busy.waiting_since).total_seconds()
+    return _lock_wait_exceeded(execution, ctx, busy, waited)
 
 
-def _lock_wait_started(execution: Execution) -> float | None:
-    """Seconds since the first lock_wait of this queue stay, or None when it never waited."""
-    changed = Execution.objects.values_list("status_changed_at", flat=True).get(pk=execution.pk)
-    first = (
-        ExecutionEvent.objects.filter(
-            execution_id=str(execution.execution_id), event_type="lock_wait", created_at__gte=changed
-        )
-        .order_by("id")
-        .values_list("created_at", flat=True)
-        .first()
-    )
-    return (timezone.now() - first).total_seconds() if first else None
-
-
-def _lock_wait(execution: Execution, ctx: claim.AttemptContext, busy: LockBusy) -> str:
-    waited = _lock_wait_started(execution)
-    holder = busy.holder_execution_id or "unknown"
-    if waited is not None and waited >= settings.LOCK_WAIT_LIMIT_SECONDS:
-        reason = (
-            f"asset {busy.asset_id} still locked after {waited:.0f}s "
-            f"by execution {holder} ({busy.holder_owner_tag})"
-        )
-        with transaction.atomic():
-            executed = execution_fail_unstarted(execution=ctx.pk, reason=reason)
-            dlq_record(
-                execution=executed,
-                reason="lock_wait_exceeded",
-                last_error=reason,
-                details={"asset_id": busy.asset_id, "holder": holder},
-            )
-            claim.hand_back(ctx=ctx, status=QueueStatus.FAILED, error=reason, give_back=False)
-        return S.FAILED
-    delay = settings.LOCK_RETRY_SECONDS * random.uniform(0.5, 1.5)
+def _lock_wait_exceeded(
+    execution: Execution, ctx: claim.AttemptContext, busy: LockBusy, waited: float
+) -> str:
+    reason = f"still waiting after {waited:.0f}s: {busy.describe()} ({busy.holder_owner_tag})"
     with transaction.atomic():
-        event_record(
-            execution=execution,
-            event_type="lock_wait",
-            actor_type=W,
-            details={
-                "asset_id": busy.asset_id,
-                "holder_execution_id": holder,
-                "retry_in_seconds": round(delay, 2),
-            },
+        executed = execution_fail_unstarted(execution=ctx.pk, reason=reason)
+        dlq_record(
+            execution=executed,
+            reason="lock_wait_exceeded",
+            last_error=reason,
+            details={"asset_id": busy.asset_id, "holder": busy.holder_execution_id or "unknown"},
         )
-        claim.hand_back(
-            ctx=ctx,
-            status=QueueStatus.PENDING,
-            error=f"waiting for asset {busy.asset_id}",
-            delay_seconds=delay,
-            give_back=True,
-        )
-    return "lock_wait"
+        claim.hand_back(ctx=ctx, status=QueueStatus.FAILED, error=reason, give_back=False)
+    locks_unwait(execution_id=ctx.execution_id)  # out of the line: the next one may go
+    return S.FAILED

@@ -42,6 +42,7 @@ class AttemptContext:
     lease_token: uuid.UUID | None
     attempt: int
     max_attempts: int
+    priority: int  # the queue item's (immediate plans: 1); the place in a lock's line
     pk: int
     execution_id: uuid.UUID
     status: str
@@ -119,15 +120,15 @@ next AS (
         attempt_count = q.attempt_count + 1, dequeued_at = now(), attempt_started_at = now(),
         worker_id = %(worker)s, updated_at = now()
     FROM next WHERE q.id = next.id
-    RETURNING q.id, q.execution_id, q.attempt_count, q.max_attempts
+    RETURNING q.id, q.execution_id, q.attempt_count, q.max_attempts, q.priority
 )
-SELECT c.id, c.attempt_count, c.max_attempts, {_CONTEXT_COLUMNS}, {LIMITED_SQL}
+SELECT c.id, c.attempt_count, c.max_attempts, c.priority, {_CONTEXT_COLUMNS}, {LIMITED_SQL}
 FROM claimed c JOIN executions e ON e.execution_id = c.execution_id {_CONTEXT_JOINS}
 """  # noqa: S608 - composed of constant fragments; every value is a parameter
 CLAIM = Prepared("ops_claim", CLAIM_SQL)
 
 CONTEXT_SQL = f"""
-SELECT NULL, 1, 1, {_CONTEXT_COLUMNS}, false
+SELECT NULL, 1, 1, e.priority, {_CONTEXT_COLUMNS}, false
 FROM executions e {_CONTEXT_JOINS}
 WHERE e.id = %(pk)s
 """  # noqa: S608 - composed of constant fragments; every value is a parameter
@@ -139,7 +140,7 @@ def _step(s: dict[str, Any]) -> StepRow:
 
 
 def _context(row: tuple[Any, ...], token: uuid.UUID | None) -> AttemptContext:
-    (item_id, attempt, max_attempts, pk, execution_id, status, tenant_id, slug, actor_id, active,
+    (item_id, attempt, max_attempts, priority, pk, execution_id, status, tenant_id, slug, actor_id, active,
      username, role, environment, action_class, sla_class, dry_run, trace_id, plan, plan_hash,
      approval_plan_hash, cancel_requested, approval_level, step_timeout, execution_timeout,
      steps, _limited) = row  # fmt: skip
@@ -148,6 +149,7 @@ def _context(row: tuple[Any, ...], token: uuid.UUID | None) -> AttemptContext:
         lease_token=token if item_id is not None else None,
         attempt=attempt,
         max_attempts=max_attempts,
+        priority=priority,
         pk=pk,
         execution_id=execution_id if isinstance(execution_id, uuid.UUID) else uuid.UUID(str(execution_id)),
         status=status,

@@ -52,8 +52,12 @@ def _attempt_finish(
             }
         )
     error = mask_text(error, state.secrets)
-    common: dict[str, Any] = {"ctx": ctx, "done": done, "has_locks": bool(state.assets)}
-    if outcome == "shutdown":
+    common: dict[str, Any] = {"ctx": ctx, "done": done, "assets": state.assets}
+    if outcome == "lock_wait":
+        # ``step`` scope: the next step's lock is busy. Back to the queue at once, the attempt
+        # not counted; the next claim parks it in the asset's line and resumes at that step.
+        ended = _back_to_queue(common, events, delay=0, reason=error, give_back=True)
+    elif outcome == "shutdown":
         # SIGTERM and the grace period is over: back to the queue at once, the attempt not
         # counted; the interrupted step runs again on the next attempt (docs/contract.md#queue-and-workers).
         ended = _back_to_queue(common, events, delay=0, reason="worker stopped (SIGTERM)", give_back=True)

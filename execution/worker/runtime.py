@@ -14,6 +14,8 @@
   main process that LISTENs for wake-ups (execution/worker/wake.py) and hands drain tasks to
   idle workers, polls once a second for items whose back-off ended (and notification
   deliveries whose retry is due), writes the cluster's heartbeat row and runs the reaper.
+  It LISTENs for lock releases too and wakes their lines again (coalesced), and sweeps the
+  lock lines every ``LOCK_SWEEP_SECONDS`` (execution/worker/locks.py).
   On SIGTERM it passes the signal to the cluster's processes and waits for its workers to
   hand back or finish.
 """
@@ -37,7 +39,7 @@ from django.db import close_old_connections, connection, connections
 from django.utils import timezone
 
 from execution.models import WorkerHeartbeat
-from execution.worker import beats, claim
+from execution.worker import beats, claim, locks
 from execution.worker.attempt import attempt_run
 from execution.worker.wake import WAKE_CHANNEL
 from execution.worker.watch import shutdown, worker_id
@@ -47,6 +49,7 @@ logger = logging.getLogger(__name__)
 FAN_OUT_EVERY_SECONDS = 0.5
 CLUSTER_POLL_SECONDS = 1.0
 CLUSTER_HEARTBEAT_SECONDS = 5.0
+LOCK_WAKE_EVERY_SECONDS = 0.25  # released lines are woken again at most this often per cluster
 
 
 class _State:
@@ -187,13 +190,16 @@ def _alive(pid: int) -> bool:
 
 
 class _Listener:
-    """The cluster's LISTEN connection for wake-ups (reconnects on the next wait)."""
+    """The cluster's LISTEN connection: queue wake-ups and lock releases (reconnects on the
+    next wait)."""
 
     def __init__(self) -> None:
         self.conn: Any = None
+        self.lines: set[tuple[int, str]] = set()  # lock lines released since the last wake
 
     def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for a wake-up; True when one (or more) arrived."""
+        """Wait up to ``timeout`` for a queue wake-up; True when one (or more) arrived. Lock
+        releases that arrive meanwhile are collected in ``lines``."""
         try:
             if self.conn is None:
                 params = dict(connections["default"].get_connection_params())
@@ -201,13 +207,24 @@ class _Listener:
                 params["application_name"] = "opsconductor-cluster"
                 self.conn = psycopg2.connect(**params)
                 self.conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-                self.conn.cursor().execute(f"LISTEN {WAKE_CHANNEL}")
-            if select.select([self.conn], [], [], timeout)[0]:
+                self.conn.cursor().execute(f"LISTEN {WAKE_CHANNEL}; LISTEN {locks.LOCK_CHANNEL}")
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self.conn], [], [], left)[0]:
+                    return False
                 self.conn.poll()
-                woken = bool(self.conn.notifies)
+                woken = False
+                for note in self.conn.notifies:
+                    if note.channel == WAKE_CHANNEL:
+                        woken = True
+                    elif (line := locks.parse_note(note.payload)) is not None:
+                        self.lines.add(line)
                 self.conn.notifies.clear()
-                return woken
-            return False
+                if woken:
+                    return True
+                if self.lines and left > LOCK_WAKE_EVERY_SECONDS:
+                    deadline = time.monotonic() + LOCK_WAKE_EVERY_SECONDS  # wake them soon
         except (psycopg2.Error, OSError):
             logger.warning("wake-up listener lost its connection; reconnecting")
             self.close()
@@ -242,26 +259,37 @@ def cluster_run() -> None:
     workers = int(str(settings.Q_CLUSTER["workers"]))
     started = timezone.now()
     listener = _Listener()
-    next_reap = next_beat = 0.0
+    next_reap = next_beat = next_sweep = next_tick = 0.0
+    woken = True
     try:
         while cluster.sentinel is not None and cluster.sentinel.is_alive() and shutdown.requested_at is None:
             now = time.monotonic()
             try:
-                if now >= next_beat:
-                    heartbeat_write(worker=me, cluster_name=name, started_at=started)
-                    next_beat = now + CLUSTER_HEARTBEAT_SECONDS
-                if now >= next_reap:
-                    reap_expired()
-                    next_reap = now + settings.REAPER_INTERVAL_SECONDS
-                waiting = claim.runnable_count(limit=workers)
-                if waiting:
-                    wake_workers(waiting)
-                deliveries_wake()  # notification retries whose back-off ended
-                limits_waits_record()  # one concurrency_wait event per held-back execution
+                if listener.lines:
+                    # Lock releases: their statement woke the lines already; this is the
+                    # backstop, coalesced (docs/engine.md "Locks").
+                    lines, listener.lines = list(listener.lines), set()
+                    locks.locks_wake(lines=lines)
+                if now >= next_sweep:
+                    locks.locks_sweep()
+                    next_sweep = now + settings.LOCK_SWEEP_SECONDS
+                if woken or now >= next_tick:
+                    next_tick = now + CLUSTER_POLL_SECONDS
+                    if now >= next_beat:
+                        heartbeat_write(worker=me, cluster_name=name, started_at=started)
+                        next_beat = now + CLUSTER_HEARTBEAT_SECONDS
+                    if now >= next_reap:
+                        reap_expired()
+                        next_reap = now + settings.REAPER_INTERVAL_SECONDS
+                    waiting = claim.runnable_count(limit=workers)
+                    if waiting:
+                        wake_workers(waiting)
+                    deliveries_wake()  # notification retries whose back-off ended
+                    limits_waits_record()  # one concurrency_wait event per held-back execution
             except Exception:
                 logger.exception("cluster tick failed")
                 close_old_connections()
-            listener.wait(CLUSTER_POLL_SECONDS)
+            woken = listener.wait(max(0.0, min(next_tick, next_sweep) - time.monotonic()))
     finally:
         listener.close()
         _stop_cluster(cluster)

@@ -74,6 +74,17 @@ PARAM_TYPES: dict[str, str] = {
     "dlq": "text",
     "has_locks": "boolean",
     "give_back": "boolean",
+    # asset locks (execution/worker/lock_sql.py)
+    "requests": "jsonb",
+    "tenant": "bigint",
+    "execution": "uuid",
+    "owner": "text",
+    "priority": "int",
+    "ttl": "float8",
+    "asset": "text",
+    "mode": "text",
+    "assets": "text[]",
+    "wait_limit": "float8",
 }
 _PARAM = re.compile(r"%\((\w+)\)s")
 

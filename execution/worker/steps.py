@@ -24,6 +24,7 @@ from execution.runners.registry import get_runner
 from execution.services.progress import step_output_emitter, step_output_flush
 from execution.services.runner_output import exception_text, step_result_mask
 from execution.worker.claim import AttemptContext, StepRow
+from execution.worker.locks import LockRequest
 from execution.worker.watch import Watched
 from opsconductor import telemetry
 
@@ -42,7 +43,9 @@ class AttemptState:
     previous_statuses: dict[int, str] = field(default_factory=dict)
     # Every secret value resolved during this attempt: masked in everything written.
     secrets: tuple[str, ...] = ()
-    # The asset locks the attempt holds (lock order); released by the finish statement.
+    # The asset locks the attempt holds now (lock order; ``step`` scope: the current
+    # step's): released by the finish statement.
+    held: list[LockRequest] = field(default_factory=list)
     assets: list[str] = field(default_factory=list)
     locks_released: bool = False
 
@@ -175,7 +178,7 @@ def _invoke(state: AttemptState, step: StepRow, planned: dict[str, Any]) -> tupl
     resolved = None
     try:
         runner = get_runner(step.step_type)
-        target = _target(state, step, planned)
+        target = _target(state, step, planned) if runner.uses_target else None
         params = dict(planned.get("params") or {})
         credential: dict[str, str] = {}
         secrets = state.secrets

@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from execution.enums import ExecutionStatus as S
+from execution.worker import lock_sql
 from execution.worker.claim import AttemptContext
+from execution.worker.locks import locks_wake
 from execution.worker.sql import (
     EDGES,
     EVENTS,
@@ -220,7 +222,8 @@ _FINISH_WHEN = """(v.e->>'when' IS NULL
        OR (v.e->>'when' = 'dlq' AND EXISTS (SELECT 1 FROM dlq))
        OR (v.e->>'when' = 'locks' AND EXISTS (SELECT 1 FROM released)))"""
 
-# running -> the outcome, with the last step's result, the asset locks released, the steps
+# running -> the outcome, with the last step's result, the asset locks released (and their
+# waiters woken, execution/worker/lock_sql.py), the steps
 # that will not run now ``cancelled`` (docs/contract.md#cancellation), the queue item closed (or handed back
 # for a
 # retry) and, for a dead letter, its DLQ entry (refreshed after an earlier requeue): one
@@ -257,11 +260,7 @@ item AS (
     FROM x WHERE q.id = %(item)s
     RETURNING q.queue_id, q.attempt_count
 ),
-released AS (
-    UPDATE execution_locks l SET is_active = false, updated_at = now()
-    FROM x WHERE %(has_locks)s AND l.execution_id = x.execution_id AND l.is_active
-    RETURNING l.asset_id
-),
+{lock_sql.release_ctes("%(has_locks)s AND EXISTS (SELECT 1 FROM x)")},
 dlq AS (
     INSERT INTO execution_dlq (dlq_id, execution_id, failure_reason, failure_details, attempt_count,
                                last_error, original_queue_id, sla_class, failed_at, requeued,
@@ -278,7 +277,7 @@ dlq AS (
     RETURNING attempt_count
 ),
 {EVENTS.format(anchor="x", when=_FINISH_WHEN)}
-SELECT (SELECT attempt_count FROM dlq), {EVENTS_OUT} FROM x
+SELECT (SELECT attempt_count FROM dlq), {EVENTS_OUT}, {lock_sql.RELEASE_OUT} FROM x
 """  # noqa: S608 - composed of constant fragments; every value is a parameter
 FINISH = Prepared("ops_finish", FINISH_SQL)
 
@@ -294,11 +293,12 @@ def finish(
     queue_error: str = "",
     delay_seconds: float = 0.0,
     dlq_reason: str | None = None,
-    has_locks: bool = False,
+    assets: list[str] | None = None,
     give_back: bool = False,
     events: list[dict[str, Any]],
 ) -> bool:
-    """running -> ``to`` (CAS); False when the lease or the running status was lost."""
+    """running -> ``to`` (CAS), releasing ``assets``; False when the lease or the running
+    status was lost."""
     assert (S.RUNNING, to) in EDGES
     params = _attempt_params(
         ctx,
@@ -311,11 +311,16 @@ def finish(
         queue_error=queue_error,
         delay=delay_seconds,
         dlq=dlq_reason,
-        has_locks=has_locks,
+        has_locks=bool(assets),
+        tenant=ctx.tenant_id,
+        execution=str(ctx.execution_id),
+        assets=list(assets or []),
         give_back=give_back,
     )
     row = FINISH.fetchone(params)
     if row is None:
         return False
     events_published(row[2])
+    if row[3]:  # a waiter parked while this statement ran: wake its line again
+        locks_wake(lines=[(ctx.tenant_id, a) for a in assets or []])
     return True

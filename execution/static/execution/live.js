@@ -99,6 +99,23 @@
     var attempt = 0, attemptStarted = {}, attemptEnded = {}, etaDeadline = null, lastProgress = null;
     var execStatus = statusEl.getAttribute("data-status");
 
+    // Which lock the execution waits for and who holds it (a lock_wait event), until it
+    // takes its locks, starts or ends.
+    function lockWait(d) {
+      var box = document.getElementById("lock-wait");
+      if (!box) return;
+      box.hidden = !d;
+      if (!d) return;
+      box.querySelector('[data-role="lock-reason"]').textContent = d.reason || ("asset " + d.asset_id);
+      var holder = d.holder_execution_id && d.holder_execution_id !== "unknown" ? d.holder_execution_id : "";
+      var wrap = box.querySelector('[data-role="lock-holder"]');
+      wrap.hidden = !holder;
+      if (holder) {
+        var link = box.querySelector('[data-role="lock-holder-link"]');
+        link.href = "/executions/" + holder + "/";
+        link.textContent = holder.slice(0, 8);
+      }
+    }
     function stepRow(index) { return root.querySelector('tr[data-step-index="' + index + '"]'); }
     function stepStatuses() {
       return Array.prototype.map.call(root.querySelectorAll('[data-role="step-status"]'),
@@ -196,6 +213,7 @@
           setStatus(statusEl, ev.to_status);
           statusEl.setAttribute("data-status", ev.to_status);
         }
+        if (FINISHED.indexOf(ev.to_status) >= 0) lockWait(null);
         if (FINISHED.indexOf(ev.to_status) >= 0) {
           var form = document.getElementById("cancel-form");
           if (form) form.hidden = true;
@@ -237,6 +255,8 @@
           etaDeadline = Date.now() + ev.progress.eta_seconds * 1000;
         }
       }
+      if (ev.type === "lock_wait") lockWait(ev.data || {});
+      else if (ev.type === "lock_acquired" || ev.type === "started") lockWait(null);
       if (log && ev.type !== "step_output") log.appendChild(el("li", { "data-event-id": String(ev.id) }, eventLine(ev)));
       renderBar();
     }

@@ -96,6 +96,7 @@ def test_policy_minimum_raises_the_approval_level(deployer: Any) -> None:
             "plan.steps[1].target.asset_id",
         ),
         (lambda b: b["plan"].update(environment="moon"), "plan.environment"),
+        (lambda b: b["plan"].update(lock_scope="forever"), "plan.lock_scope"),
         (lambda b: b.update(priority=11), "priority"),
         (lambda b: b["plan"]["steps"][0].update(action_class="destroy"), "plan.steps[0].action_class"),
         (
@@ -118,6 +119,19 @@ def test_invalid_plans_answer_400_with_the_field_path_and_store_nothing(
     assert response.status_code == 400, response.content
     assert path in [e["path"] for e in response.json()["errors"]]
     assert Execution.objects.count() == 0 and ExecutionEvent.objects.count() == 0
+
+
+def test_lock_scope_is_stored_with_the_plan_only_when_given(operator: Any, body: dict) -> None:
+    client = client_for(operator)
+    body["plan"]["lock_scope"] = "step"
+    stepwise = client.post(URL, body, format="json")
+    assert stepwise.status_code in (201, 202), stepwise.content
+    stored = Execution.objects.get(execution_id=stepwise.json()["execution_id"])
+    assert stored.plan_snapshot["lock_scope"] == "step"
+    body["plan"].pop("lock_scope")
+    body["plan"]["name"] = "without a scope"
+    plain = client.post(URL, body, format="json")
+    assert "lock_scope" not in Execution.objects.get(execution_id=plain.json()["execution_id"]).plan_snapshot
 
 
 def test_malformed_json_is_400_and_wrong_content_type_415(operator: Any) -> None:

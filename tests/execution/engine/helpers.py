@@ -33,8 +33,12 @@ def make_execution(
     **fields: Any,
 ) -> Execution:
     """An execution with its step rows, approved (status ``approved``) unless told otherwise.
-    ``fields`` are further columns (``execution_id``, ``dry_run``, ...)."""
-    plan = {"name": "engine test", "environment": "dev", "steps": steps}
+    A step's class (its lock mode) is its ``action_class``, else the execution's.
+    ``fields`` are further columns (``execution_id``, ``dry_run``, ...); ``lock_scope`` goes
+    into the plan."""
+    plan: dict[str, Any] = {"name": "engine test", "environment": "dev", "steps": steps}
+    if "lock_scope" in fields:
+        plan["lock_scope"] = fields.pop("lock_scope")
     execution = ExecutionFactory(
         tenant=tenant,
         actor=actor,
@@ -57,6 +61,7 @@ def make_execution(
             step_type=CANONICAL.get(step["type"], step["type"]),
             target_asset_id=str(target.get("asset_id", "")),
             target_hostname=target.get("hostname", ""),
+            action_class=step.get("action_class", action_class),
         )
     if approve:
         transition(execution, ExecutionStatus.APPROVED, reason="test")

@@ -14,14 +14,12 @@ from execution.enums import ConnectionType, ExecutionStatus, QueueStatus
 from execution.models import (
     DeadLetter,
     ExecutionEvent,
-    ExecutionLock,
     ExecutionStep,
     QueueItem,
     TimeoutPolicy,
 )
 from execution.services.cancel import execution_cancel
 from execution.services.dlq import dlq_requeue
-from execution.services.locks import locks_acquire
 from execution.services.reaper import reap_expired
 from execution.worker.claim import claim_with_context
 from execution.worker.runtime import drain
@@ -39,7 +37,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def fast_retries(settings):  # type: ignore[no-untyped-def]
     settings.RETRY_BACKOFF_BASE_SECONDS = 0.2
-    settings.LOCK_RETRY_SECONDS = 0.1
 
 
 def test_a_command_plan_runs_to_completed_with_recorded_steps(
@@ -136,48 +133,6 @@ def test_an_always_failing_step_is_dead_lettered_and_a_requeue_resumes_at_it(
     assert execution.status == ExecutionStatus.COMPLETED
     assert marker.read_text() == "A"
     assert "requeued" in event_types(execution)
-
-
-def test_a_busy_asset_makes_the_execution_wait_without_holding_a_worker(tenant, operator) -> None:
-    asset = AssetFactory(tenant=tenant)
-    holder = make_execution(
-        tenant=tenant, actor=operator, steps=[{"type": "noop", "target": {"asset_id": asset.pk}}]
-    )
-    assert locks_acquire(execution=holder, worker_id="other") is None
-    waiter = make_execution(
-        tenant=tenant, actor=operator, steps=[{"type": "noop", "target": {"asset_id": asset.pk}}]
-    )
-    enqueue(waiter)
-    drain(budget_seconds=0.5)
-    waiter.refresh_from_db()
-    assert waiter.status == ExecutionStatus.QUEUED
-    wait_event = ExecutionEvent.objects.filter(execution=waiter, event_type="lock_wait").first()
-    assert wait_event is not None and wait_event.details["holder_execution_id"] == str(holder.execution_id)
-    item = QueueItem.objects.get(execution=waiter)
-    assert item.status == QueueStatus.PENDING and item.attempt_count == 0, "waiting is not a failed attempt"
-
-    ExecutionLock.objects.filter(execution=holder).update(is_active=False)
-    waiter = drain_until_done(waiter)
-    assert waiter.status == ExecutionStatus.COMPLETED
-
-
-def test_lock_wait_past_the_limit_fails_naming_the_holder(tenant, operator, settings) -> None:  # type: ignore[no-untyped-def]
-    settings.LOCK_WAIT_LIMIT_SECONDS = 0.3
-    asset = AssetFactory(tenant=tenant)
-    holder = make_execution(
-        tenant=tenant, actor=operator, steps=[{"type": "noop", "target": {"asset_id": asset.pk}}]
-    )
-    locks_acquire(execution=holder, worker_id="other")
-    waiter = make_execution(
-        tenant=tenant, actor=operator, steps=[{"type": "noop", "target": {"asset_id": asset.pk}}]
-    )
-    enqueue(waiter)
-    waiter = drain_until_done(waiter, timeout=30)
-    assert waiter.status == ExecutionStatus.FAILED
-    assert str(holder.execution_id) in waiter.error_message
-    # It never started: queued -> failed, no started event, no run time.
-    assert waiter.previous_status == ExecutionStatus.QUEUED and waiter.started_at is None
-    assert "started" not in event_types(waiter)
 
 
 def test_the_reaper_returns_an_expired_lease_and_the_run_resumes(

@@ -139,7 +139,7 @@ def test_two_workers_fifty_executions_each_locking_two_of_five_assets_never_over
                 ],
             )
         )
-    with worker_cluster(workers=2, OPS_LOCK_RETRY_SECONDS="0.05"):
+    with worker_cluster(workers=2):
         for execution in executions:
             enqueue(execution)
         wait_until(lambda: _done(executions), 240, interval=0.5, what="50 executions")

@@ -1,0 +1,161 @@
+"""Asset locks under contention through real worker processes, against no lock, in one run.
+
+    .venv/bin/python bench/locks.py [--n 200] [--workers 2] [--quick]
+
+One ``manage.py qcluster`` (``--workers`` processes) drains N one-step ``noop`` executions
+three times (each batch queued first, then released at once; the clock runs from release
+to the last one finished):
+
+1. no target: no lock (the inline path, two statements an execution);
+2. hot asset: every step *modifies* the same asset, so they hold it one at a time: the
+   others park in the asset's line and each release wakes the next;
+3. read asset: every step *reads* the same asset, so they hold it side by side (shared).
+
+Prints executions/s of each and the ratios to (1) (goals: hot >= 0.5, read >= 0.9), and how
+often the executions parked in the line (``lock_wait`` events).
+
+Uses DATABASE_URL or the embedded PostgreSQL (migrated first); the rows it creates are
+deleted at the end. Exits non-zero when an execution does not complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsconductor.settings")
+
+
+def make_executions(n: int, *, asset_pk: int | None, action_class: str) -> list[int]:
+    from django.contrib.auth import get_user_model
+
+    from execution.enums import ExecutionStatus, Role
+    from execution.models import Execution, ExecutionStep, Membership, StoredPolicy, Tenant, TimeoutPolicy
+    from execution.plans import plan_hash
+
+    tenant, _ = Tenant.objects.get_or_create(slug="bench-locks", defaults={"name": "bench-locks"})
+    actor, _ = get_user_model().objects.get_or_create(username="bench-locks")
+    Membership.objects.get_or_create(tenant=tenant, user=actor, defaults={"role": Role.OPERATOR})
+    step: dict[str, object] = {"name": "noop", "type": "noop", "action_class": action_class}
+    if asset_pk is not None:
+        step["target"] = {"asset_id": asset_pk}
+    plan = {"name": "bench locks", "environment": "dev", "steps": [step]}
+    policy = StoredPolicy.of(TimeoutPolicy.objects.get(sla_class="fast", action_class=action_class)).as_json()
+    executions = Execution.objects.bulk_create(
+        Execution(
+            tenant=tenant,
+            actor=actor,
+            plan_snapshot=plan,
+            plan_hash=plan_hash(plan),
+            timeout_policy=policy,
+            execution_mode="background",
+            sla_class="fast",
+            action_class=action_class,
+            status=ExecutionStatus.APPROVED,
+        )
+        for _ in range(n)
+    )
+    ExecutionStep.objects.bulk_create(
+        ExecutionStep(
+            execution=e,
+            step_index=0,
+            step_name="noop",
+            step_type="noop",
+            action_class=action_class,
+            target_asset_id=str(asset_pk) if asset_pk is not None else "",
+        )
+        for e in executions
+    )
+    return [e.pk for e in executions]
+
+
+def bench_asset() -> int:
+    from execution.models import Asset, Tenant
+
+    tenant, _ = Tenant.objects.get_or_create(slug="bench-locks", defaults={"name": "bench-locks"})
+    # A noop never connects: the address is a documentation one (TEST-NET-1).
+    asset, _ = Asset.objects.get_or_create(
+        tenant=tenant, hostname="bench-hot", defaults={"connection_type": "ssh", "address": "192.0.2.10"}
+    )
+    return int(asset.pk)
+
+
+def drain(pks: list[int]) -> float:
+    """Queue ``pks`` held back, release them at once; executions/s until the last finished."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bench.queue_throughput import enqueue_all, wait_terminal
+    from execution.models import QueueItem
+    from execution.tasks import wake_workers
+
+    enqueue_all(pks)
+    held = QueueItem.objects.filter(execution__pk__in=pks)
+    held.update(available_at=timezone.now() + timedelta(hours=1))
+    started = time.monotonic()
+    held.update(available_at=timezone.now())
+    wake_workers(len(pks))
+    wait_terminal(pks, deadline_s=max(120.0, len(pks) / 2))
+    return len(pks) / (time.monotonic() - started)
+
+
+def waits(pks: list[int]) -> int:
+    """How often these executions parked in a lock's line (``lock_wait`` events)."""
+    from execution.models import ExecutionEvent
+
+    return ExecutionEvent.objects.filter(execution__pk__in=pks, event_type="lock_wait").count()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="50 executions a run (for CI)")
+    args = parser.parse_args()
+    n = 50 if args.quick else args.n
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from bench.queue_throughput import delete_executions, start_cluster, stop_cluster, wait_for_cluster
+
+    call_command("migrate", interactive=False, verbosity=0)
+    asset = bench_asset()
+    runs = {
+        "no target": make_executions(n, asset_pk=None, action_class="modify"),
+        "hot asset (modify)": make_executions(n, asset_pk=asset, action_class="modify"),
+        "read asset (read)": make_executions(n, asset_pk=asset, action_class="read"),
+    }
+    rates: dict[str, float] = {}
+    since = time.time()
+    proc = start_cluster(args.workers)
+    try:
+        wait_for_cluster(since)
+        for name, pks in runs.items():
+            rates[name] = drain(pks)
+        counted = {name: waits(pks) for name, pks in runs.items()}
+    finally:
+        stop_cluster(proc)
+        delete_executions([pk for pks in runs.values() for pk in pks])
+    base = rates["no target"]
+    for name, rate in rates.items():
+        print(
+            f"{name}: {n} noop executions on {args.workers} workers: {rate:.1f} executions/s, "
+            f"ratio to no target {rate / base:.2f}; lock waits {counted[name]}"
+        )
+    print(
+        f"goals: hot asset >= 0.5 (got {rates['hot asset (modify)'] / base:.2f}), "
+        f"read asset >= 0.9 (got {rates['read asset (read)'] / base:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()

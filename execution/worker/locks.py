@@ -1,0 +1,327 @@
+"""Asset locks that share and wake (docs/contract.md#asset-locks, docs/engine.md "Locks").
+
+The one module that takes, releases and wakes locks; its statements are in
+execution/worker/lock_sql.py. A read step takes its target ``shared``, a modify or deploy
+step ``exclusive``. An attempt takes its locks all or nothing without ever waiting while
+holding one: it either gets every lock it asks for at once, or none, and then parks (its
+queue item is handed back, not claimable, the attempt not counted) in the line of the first
+busy asset until a release wakes it. Lines are served first come within priority, and a
+waiting writer blocks the readers behind it.
+
+What a fan-out (one step over many targets) needs is here too: :func:`locks_take` and
+:func:`locks_give` work on any list of (asset, mode) from any thread (each thread has its
+own connection), and :func:`wait_for_release` blocks a thread until a release of one of its
+assets is notified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import select
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg2
+from django.conf import settings
+from django.db import connection, connections, transaction
+
+from execution.enums import ActionClass, ActorType, LockMode
+from execution.models import Execution
+from execution.realtime.groups import PG_CHANNEL
+from execution.services.events import event_record
+from execution.worker import lock_sql
+from execution.worker.sql import Prepared, events_published
+
+logger = logging.getLogger(__name__)
+
+LOCK_CHANNEL = lock_sql.LOCK_CHANNEL
+Line = tuple[int, str]  # (tenant_id, asset_id)
+
+
+@dataclass(frozen=True)
+class LockRequest:
+    asset_id: str
+    mode: str  # LockMode
+
+
+@dataclass(frozen=True)
+class LockBusy:
+    """Why a take failed: the first conflicting asset, who holds it, or who waits ahead."""
+
+    asset_id: str
+    mode: str  # what was asked
+    holder_execution_id: str | None  # the holder of record (None: nobody holds it now)
+    holder_owner_tag: str
+    holder_mode: str
+    holders: int  # how many hold it now
+    ahead_execution_id: str | None  # an earlier waiter in line whose mode conflicts
+    waiting_since: datetime  # when the requester began waiting (now for a first wait)
+    reason: str  # one line for events, errors and the execution page
+    parked: bool = False  # the attempt parked in the asset's line (a take with a lease)
+    lease_lost: bool = False
+
+    def describe(self) -> str:
+        return self.reason
+
+
+def lock_order(asset_id: str) -> tuple[int, str]:
+    """The order an execution's assets are listed in (numeric ids sort as numbers)."""
+    return (len(asset_id), asset_id)
+
+
+def lock_mode(action_class: str) -> str:
+    return LockMode.SHARED if action_class == ActionClass.READ else LockMode.EXCLUSIVE
+
+
+def lock_requests(targets: Iterable[tuple[str, str]]) -> list[LockRequest]:
+    """(asset_id, action class) of steps -> one request per asset, the strongest mode, in
+    lock order (an asset that one step reads and another modifies is taken exclusive)."""
+    modes: dict[str, str] = {}
+    for asset, action_class in targets:
+        if asset:
+            wanted = lock_mode(action_class)
+            modes[asset] = LockMode.EXCLUSIVE if LockMode.EXCLUSIVE in (wanted, modes.get(asset)) else wanted
+    return [LockRequest(a, modes[a]) for a in sorted(modes, key=lock_order)]
+
+
+def owner_tag(execution_id: uuid.UUID | str, worker_id: str) -> str:
+    return f"execution:{execution_id}:worker:{worker_id}"
+
+
+TAKE = Prepared("ops_lock_take", lock_sql.TAKE_SQL)
+
+
+def locks_take(
+    *,
+    tenant_id: int,
+    execution_id: uuid.UUID | str,
+    owner: str,
+    requests: list[LockRequest],
+    priority: int = 5,
+    lease: tuple[int, uuid.UUID] | None = None,
+) -> LockBusy | None:
+    """Take every lock of ``requests`` or none; None when taken (``lock_acquired`` written
+    and the execution out of every line), else the first conflict. With a worker's
+    ``lease`` (queue item id, lease token) a conflict parks the attempt in the busy asset's
+    line in the same statement (``parked``), unless it has waited longer than
+    ``OPS_LOCK_WAIT_LIMIT_SECONDS`` (the caller fails it). One statement (two more the first
+    time an asset is locked). Safe from any thread: it uses the thread's own connection."""
+    if not requests:
+        return None
+    params: dict[str, Any] = {
+        "requests": json.dumps([{"asset_id": r.asset_id, "mode": str(r.mode)} for r in requests]),
+        "tenant": tenant_id,
+        "execution": str(execution_id),
+        "owner": owner,
+        "priority": priority,
+        "ttl": settings.LEASE_SECONDS,
+        "item": lease[0] if lease else None,
+        "token": str(lease[1]) if lease else None,
+        "wait_limit": settings.LOCK_WAIT_LIMIT_SECONDS,
+        "channel": PG_CHANNEL,
+        "notify": not settings.REDIS_URL,
+    }
+    row: tuple[Any, ...] = ()
+    for _ in range(2):
+        fetched = TAKE.fetchone(params)
+        assert fetched is not None  # the statement always returns its one row
+        row = fetched
+        if row[0] or not row[1]:
+            break
+        with connection.cursor() as cur:  # first use of these assets: their rows, then again
+            cur.execute(lock_sql.CREATE_ROWS_SQL, {"tenant": tenant_id, "assets": list(row[1])})
+    (ok, _, asset, want, holder_mode, holders, holder, tag, ahead, since, reason, parked, moved) = row[:13]
+    events_published(row[15])
+    if moved:  # it left other lines: they may go now
+        locks_wake(lines=[(m["tenant_id"], m["asset_id"]) for m in moved])
+    if ok:
+        return None
+    return LockBusy(
+        asset_id=asset or "",
+        mode=want or "",
+        holder_execution_id=str(holder) if holder else None,
+        holder_owner_tag=tag or "",
+        holder_mode=holder_mode or "",
+        holders=holders or 0,
+        ahead_execution_id=str(ahead) if ahead else None,
+        waiting_since=since,
+        reason=reason or "",
+        parked=bool(parked),
+        lease_lost=bool(row[16]),
+    )
+
+
+def locks_give(*, execution: Execution, assets: list[str], reason: str = "") -> list[str]:
+    """Release the execution's hold on ``assets``, wake who may go now, notify ``ops_lock``;
+    one ``lock_released`` event if it held any. Returns the assets released. ``execution``
+    may be a stand-in with ``execution_id``, ``tenant_id`` and ``trace_id``."""
+    if not assets:
+        return []
+    params: dict[str, Any] = {
+        "tenant": execution.tenant_id,
+        "execution": str(execution.execution_id),
+        "assets": assets,
+    }
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute(lock_sql.RELEASE_SQL, params)
+            raced, _notes, _woken, released = cur.fetchone()
+        released = sorted(released or [], key=lock_order)
+        if released:
+            event_record(
+                execution=execution,
+                event_type="lock_released",
+                actor_type=ActorType.WORKER,
+                details={"assets": released, "reason": reason},
+            )
+    if raced:
+        locks_wake(lines=[(execution.tenant_id, a) for a in released])
+    return released
+
+
+def locks_wake(*, lines: list[Line]) -> int:
+    """Wake the waiters of these lines that may go now (from the locks' state now); how many."""
+    if not lines:
+        return 0
+    with connection.cursor() as cur:
+        cur.execute(
+            lock_sql.WAKE_SQL,
+            {"lines": json.dumps([{"tenant_id": t, "asset_id": a} for t, a in set(lines)])},
+        )
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def locks_unwait(*, execution_id: uuid.UUID | str) -> int:
+    """The execution leaves every line (it ended, or stops waiting); the lines wake."""
+    with connection.cursor() as cur:
+        cur.execute(lock_sql.UNWAIT_SQL, {"execution": str(execution_id)})
+        left = cur.fetchall()
+    return locks_wake(lines=[(t, a) for t, a in left]) if left else 0
+
+
+def locks_holding(*, execution: Execution) -> list[str]:
+    """The assets whose lock the execution holds now, in lock order."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT asset_id FROM execution_locks "
+            "WHERE is_active AND tenant_id = %s AND %s::uuid = ANY(holders)",
+            [execution.tenant_id, str(execution.execution_id)],
+        )
+        return sorted((a for (a,) in cur.fetchall()), key=lock_order)
+
+
+def locks_release_all(*, execution: Execution, reason: str) -> list[str]:
+    """Release whatever the execution still holds (the reaper, an attempt that crashed)."""
+    return locks_give(execution=execution, assets=locks_holding(execution=execution), reason=reason)
+
+
+def locks_release_expired() -> int:
+    """Reaper: free locks none of whose holders heartbeats any more, and wake their lines."""
+    with connection.cursor() as cur:
+        cur.execute(lock_sql.EXPIRED_SQL)
+        freed = cur.fetchall()
+    if freed:
+        locks_wake(lines=[(t, a) for t, a in freed])
+    return len(freed)
+
+
+def locks_sweep() -> dict[str, int]:
+    """The backstop of the wake-ups (each cluster, every ``OPS_LOCK_SWEEP_SECONDS``): stale
+    waiters forgotten, waiters past ``OPS_LOCK_WAIT_LIMIT_SECONDS`` made claimable (the worker
+    fails them, naming the holder), every line with waiters woken where it may go."""
+    with connection.cursor() as cur:
+        cur.execute(lock_sql.SWEEP_SQL, {"limit": settings.LOCK_WAIT_LIMIT_SECONDS})
+        stale, overdue, lines = cur.fetchone()
+    woken = locks_wake(lines=[(m["tenant_id"], m["asset_id"]) for m in lines or []])
+    return {"stale": stale, "overdue": overdue, "woken": woken}
+
+
+# --- waiting in a thread (a fan-out's target) ----------------------------------------------
+
+
+def parse_note(payload: str) -> Line | None:
+    try:
+        note = json.loads(payload)
+        return int(note["tenant_id"]), str(note["asset_id"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def wait_for_release(
+    *, lines: list[Line], until: float, stop: Callable[[], bool] = lambda: False, listen: Any = None
+) -> bool:
+    """Block until a release of one of ``lines`` is notified on ``ops_lock`` (True), or
+    ``until`` (``time.monotonic()``) passes or ``stop()`` holds (False). ``listen``: an open
+    psycopg2 connection in autocommit that LISTENs already (else one is opened and closed)."""
+    own = listen is None
+    if own:
+        params = dict(connections["default"].get_connection_params())
+        params.pop("cursor_factory", None)
+        listen = psycopg2.connect(**params)
+        listen.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+        listen.cursor().execute(f"LISTEN {LOCK_CHANNEL}")
+    wanted = set(lines)
+    try:
+        while not stop():
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            if select.select([listen], [], [], min(left, 0.25))[0]:
+                listen.poll()
+                notes = [parse_note(n.payload) for n in listen.notifies]
+                listen.notifies.clear()
+                if wanted & set(notes):
+                    return True
+        return False
+    finally:
+        if own:
+            with contextlib.suppress(Exception):
+                listen.close()
+
+
+def lock_acquire_waiting(
+    *,
+    tenant_id: int,
+    execution_id: uuid.UUID | str,
+    owner: str,
+    requests: list[LockRequest],
+    priority: int = 5,
+    until: float,
+    stop: Callable[[], bool] = lambda: False,
+) -> LockBusy | None:
+    """Take ``requests`` from a thread that may wait without parking (a fan-out target):
+    take, and while busy wait for a release of the busy asset (woken by its notification;
+    a look every few seconds is the backstop). None when taken, else the last conflict once
+    ``until`` passed or ``stop()`` held."""
+    params = dict(connections["default"].get_connection_params())
+    params.pop("cursor_factory", None)
+    listen = psycopg2.connect(**params)
+    listen.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+    try:
+        listen.cursor().execute(f"LISTEN {LOCK_CHANNEL}")
+        while True:
+            busy = locks_take(
+                tenant_id=tenant_id,
+                execution_id=execution_id,
+                owner=owner,
+                requests=requests,
+                priority=priority,
+            )
+            if busy is None or stop() or time.monotonic() >= until:
+                return busy
+            wait_for_release(
+                lines=[(tenant_id, busy.asset_id)],
+                until=min(until, time.monotonic() + settings.LOCK_SWEEP_SECONDS),
+                stop=stop,
+                listen=listen,
+            )
+    finally:
+        with contextlib.suppress(Exception):
+            listen.close()
