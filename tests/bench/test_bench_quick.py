@@ -46,6 +46,19 @@ def test_queue_throughput_quick() -> None:
     assert re.search(rf"ratio ours / django-q2 raw no-op: {NUMBER}", out), out
 
 
+def test_locks_quick_prints_every_run_and_the_ratios() -> None:
+    out = run_bench("locks.py", "--quick")
+    for name in ("no target", r"hot asset \(modify\)", r"read asset \(read\)"):
+        assert re.search(
+            rf"{name}: 50 noop executions on 2 workers: {NUMBER} executions/s, ratio to no target {NUMBER}; "
+            r"lock waits [0-9]+",
+            out,
+        ), out
+    assert re.search(rf"goals: hot asset >= 0.5 \(got {NUMBER}\), read asset >= 0.9 \(got {NUMBER}\)", out), (
+        out
+    )
+
+
 def test_rest_submit_quick_drains_every_submission() -> None:
     out = run_bench("rest_submit.py", "--quick")
     assert re.search(
