@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('execution', '0013_steps_wait_with_their_execution'),
+        ('execution', '0015_oidc_identities'),
     ]
 
     operations = [
