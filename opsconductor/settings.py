@@ -212,7 +212,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # redis-py 8 reads with a 5 s socket timeout by default: a consumer's idle receive
+            # (BZPOPMIN, 5 s on the server) then failed every few seconds and the socket closed
+            # with 1011. Longer than that wait, short enough to notice a lost Redis.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
         }
     }
 else:

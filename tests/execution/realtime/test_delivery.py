@@ -194,3 +194,34 @@ def test_tenant_stream_with_two_concurrent_producers(
     )
     assert ids == expected and len(ids) == 26
     assert {m["execution_id"] for m in received} == {str(first.execution_id), str(second.execution_id)}
+
+
+@pytest.mark.parametrize("path", ["bridge", "redis"])
+def test_an_idle_socket_stays_open_and_then_gets_the_events(
+    path: str, watch_setup: dict[str, Any], tmp_path: Path
+) -> None:
+    """With redis-py 8's 5 s socket timeout, an idle consumer's blocking read on Redis failed
+    and daphne closed the socket with 1011 every few seconds: a watched execution that was
+    quiet for a while never showed its end."""
+    execution = watch_setup["execution"]
+    env = delivery_env(path)
+    start = tmp_path / "start"
+    with daphne_server(env, tmp_path / "daphne.log") as port:
+        url = f"ws://127.0.0.1:{port}/ws/executions/{execution.execution_id}/?token={watch_setup['token']}"
+        producer = start_producer(env, execution.pk, step_seconds=0.05, start_file=start)
+        try:
+
+            async def quiet_then_busy() -> list[dict[str, Any]]:
+                task = asyncio.ensure_future(ws_collect(url, until_type="completed", timeout=90))
+                await asyncio.sleep(12.0)  # idle: more than two blocking reads on Redis
+                assert not task.done(), "the socket closed while idle"
+                start.touch()
+                return await task
+
+            received = run_async(quiet_then_busy())
+            assert wait_exit(producer) == 0
+        finally:
+            producer.kill()
+        assert "Timeout reading" not in (tmp_path / "daphne.log").read_text()
+    assert received[-1]["type"] == "completed"
+    _assert_clean(received, execution)
