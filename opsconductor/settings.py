@@ -313,7 +313,10 @@ SLA_QUEUE_WAIT_SECONDS = {
 # Unset in development/tests: derived from SECRET_KEY (execution/secrets/crypto.py);
 # required when OPS_DEV=false (system check execution.E601).
 SECRETS_ENCRYPTION_KEY = env_str("SECRETS_ENCRYPTION_KEY")
-SECRETS_FILE_DIR = env_str("SECRETS_FILE_DIR", str(BASE_DIR / ".state" / "secrets"))
+# The file backend's directory. Named explicitly, it is configured (missing = a failing
+# backend); the default counts only once it exists (docs/secrets.md).
+SECRETS_FILE_DIR_DEFAULT = str(BASE_DIR / ".state" / "secrets")
+SECRETS_FILE_DIR = env_str("SECRETS_FILE_DIR", SECRETS_FILE_DIR_DEFAULT)
 SECRETS_ENV_PREFIX = env_str("SECRETS_ENV_PREFIX", "OPS_SECRET_")
 VAULT_ADDR = env_str("VAULT_ADDR")
 VAULT_TOKEN = env_str("VAULT_TOKEN")

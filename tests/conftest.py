@@ -49,6 +49,19 @@ def _fresh_rate_limits() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _bridge_stopped_after_the_test() -> Iterator[None]:
+    """A socket test or a readiness check starts this process's LISTEN/NOTIFY bridge; stop it
+    with the test (its connection would otherwise outlive the test database)."""
+    yield
+    from execution.realtime import bridge
+
+    running = bridge._bridge
+    if running is not None:
+        running.stop()
+        bridge._bridge = None
+
+
+@pytest.fixture(autouse=True)
 def _drains_in_this_process_do_not_linger(settings: Any) -> None:
     """Tests drain in their own process until the queue is empty, many times; an idle drain
     returns at once here. Worker processes started by tests keep the default linger, and

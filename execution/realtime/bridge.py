@@ -23,7 +23,7 @@ import psycopg2
 import psycopg2.extensions
 from django.db import connections
 
-from execution.realtime.groups import CATCHUP_GROUP, CATCHUP_TYPE, PG_CHANNEL
+from execution.realtime.groups import CATCHUP_GROUP, CATCHUP_TYPE, PG_CHANNEL, PING_TYPE, ping_group
 from execution.realtime.publisher import pointer_group_send
 
 logger = logging.getLogger(__name__)
@@ -34,10 +34,10 @@ BACKOFF_INITIAL = 0.2
 BACKOFF_MAX = 5.0
 
 
-def _connection_params() -> dict[str, Any]:
+def connection_params(application_name: str = APPLICATION_NAME) -> dict[str, Any]:
     params = dict(connections["default"].get_connection_params())
     params.pop("cursor_factory", None)
-    params["application_name"] = APPLICATION_NAME
+    params["application_name"] = application_name
     params.setdefault("connect_timeout", 5)
     # Keepalives notice a silently dead TCP peer (a lost machine) within about 20 s.
     params.setdefault("keepalives", 1)
@@ -87,7 +87,7 @@ class PgNotifyBridge:
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _connect(self) -> None:
-        conn = psycopg2.connect(**_connection_params())
+        conn = psycopg2.connect(**connection_params())
         conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
         with conn.cursor() as cursor:
             cursor.execute(f"LISTEN {PG_CHANNEL}")
@@ -115,6 +115,12 @@ class PgNotifyBridge:
     def _dispatch(self, payload: str) -> None:
         try:
             pointer = json.loads(payload)
+            if isinstance(pointer, dict) and set(pointer) == {"ping"}:
+                token = str(pointer["ping"])
+                if not (token.isalnum() and len(token) <= 64):
+                    raise ValueError(token)
+                self._forward(ping_group(token), {"type": PING_TYPE, "token": token})
+                return
             pointer = {
                 "execution_id": str(pointer["execution_id"]),
                 "tenant_id": int(pointer["tenant_id"]),

@@ -12,6 +12,13 @@ CATCHUP_GROUP = "realtime.catchup"
 
 POINTER_TYPE = "event.pointer"
 CATCHUP_TYPE = "realtime.catchup"
+# The readiness check's round trip (execution/realtime/ping.py): a token sent the way events
+# travel, received back by the checker's own channel.
+PING_TYPE = "realtime.ping"
+
+
+def ping_group(token: str) -> str:
+    return f"realtime.ping.{token}"
 
 
 def execution_group(execution_id: object) -> str:

@@ -2,33 +2,68 @@
 
 ``secrets_backends_check()`` never reads a real secret: the db backend proves its key with an
 encrypt/decrypt round trip, the file backend that its directory is readable, Vault that its
-token authenticates and AWS that Secrets Manager answers a one-item listing. A backend
-that is not configured says so ("not configured"), it is not claimed to be reachable.
+token authenticates and AWS that Secrets Manager answers a one-item listing. Each backend is
+``ok``, ``not configured`` (never called reachable) or ``failing`` (configured, and it
+cannot serve: a readiness failure).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 
-NOT_CONFIGURED = "not configured"
+# A backend's state: in use and answering, not set up at all, or set up and failing.
+OK, NOT_CONFIGURED, FAILING = "ok", "not configured", "failing"
 
 
-def _file_check() -> dict[str, Any]:
-    if not settings.SECRETS_FILE_DIR:
-        return {"ok": True, "detail": NOT_CONFIGURED}
-    directory = Path(settings.SECRETS_FILE_DIR)
+def _state(state: str, detail: str = "") -> dict[str, str]:
+    return {"state": state, "detail": detail}
+
+
+def _file_check() -> dict[str, str]:
+    """Configured when SECRETS_FILE_DIR names a directory of its own, or the default one
+    exists; a directory named explicitly that is missing or unreadable fails."""
+    directory = Path(str(settings.SECRETS_FILE_DIR))
+    explicit = settings.SECRETS_FILE_DIR != settings.SECRETS_FILE_DIR_DEFAULT
     if not directory.exists():
-        return {"ok": True, "detail": f"{NOT_CONFIGURED} ({directory} does not exist)"}
+        if explicit:
+            return _state(FAILING, f"SECRETS_FILE_DIR {directory} does not exist")
+        return _state(NOT_CONFIGURED, f"no directory {directory}")
     if not directory.is_dir() or not os.access(directory, os.R_OK | os.X_OK):
-        return {"ok": False, "detail": f"{directory} is not a readable directory"}
-    return {"ok": True, "detail": f"{directory} readable"}
+        return _state(FAILING, f"{directory} is not a readable directory")
+    return _state(OK, f"{directory} readable")
 
 
-def _aws_check() -> dict[str, Any]:
+def _db_check() -> dict[str, str]:
+    from execution.secrets.crypto import decrypt, encrypt
+
+    try:
+        if decrypt(encrypt("self-test")) == "self-test":
+            return _state(OK, "Fernet key round trip")
+        return _state(FAILING, "Fernet key round trip gave another value")
+    except Exception as exc:  # a bad key is the failure reported here
+        return _state(FAILING, f"Fernet key: {type(exc).__name__}")
+
+
+def _vault_check() -> dict[str, str]:
+    if not settings.VAULT_ADDR:
+        return _state(NOT_CONFIGURED, "VAULT_ADDR unset")
+    if not settings.VAULT_TOKEN:
+        return _state(FAILING, f"{settings.VAULT_ADDR}: VAULT_TOKEN unset")
+    import hvac
+
+    try:
+        client = hvac.Client(url=settings.VAULT_ADDR, token=settings.VAULT_TOKEN, timeout=5)
+        if client.is_authenticated():
+            return _state(OK, f"{settings.VAULT_ADDR} authenticated")
+        return _state(FAILING, f"{settings.VAULT_ADDR}: token refused")
+    except Exception as exc:  # unreachable, TLS, a bad address: the backend cannot serve
+        return _state(FAILING, f"{settings.VAULT_ADDR}: unreachable ({type(exc).__name__})")
+
+
+def _aws_check() -> dict[str, str]:
     """Configured = an endpoint is set or boto3 finds credentials; then one listing call."""
     import boto3
     from botocore.config import Config
@@ -36,7 +71,7 @@ def _aws_check() -> dict[str, Any]:
 
     session = boto3.session.Session()
     if not settings.AWS_SECRETS_ENDPOINT_URL and session.get_credentials() is None:
-        return {"ok": True, "detail": NOT_CONFIGURED}
+        return _state(NOT_CONFIGURED, "no endpoint and no AWS credentials")
     where = settings.AWS_SECRETS_ENDPOINT_URL or f"region {settings.AWS_SECRETS_REGION}"
     client = session.client(
         "secretsmanager",
@@ -48,37 +83,22 @@ def _aws_check() -> dict[str, Any]:
         client.list_secrets(MaxResults=1)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
-        return {"ok": False, "detail": f"{where}: {code}"}
+        return _state(FAILING, f"{where}: {code}")
     except BotoCoreError as exc:
-        return {"ok": False, "detail": f"{where}: unreachable ({type(exc).__name__})"}
-    return {"ok": True, "detail": f"{where} answered"}
+        return _state(FAILING, f"{where}: unreachable ({type(exc).__name__})")
+    return _state(OK, f"{where} answered")
 
 
-def secrets_backends_check() -> dict[str, dict[str, Any]]:
-    """Backend name -> {"ok": bool, "detail": str} (unconfigured optional backends are ok)."""
-    from execution.secrets.crypto import decrypt, encrypt
-
-    report: dict[str, dict[str, Any]] = {
-        "env": {"ok": True, "detail": f"prefix {settings.SECRETS_ENV_PREFIX}"}
+def secrets_backends_check() -> dict[str, dict[str, str]]:
+    """Backend name -> {"state": ok | not configured | failing, "detail": ...}."""
+    return {
+        # Always available: it reads the worker's environment.
+        "env": _state(OK, f"prefix {settings.SECRETS_ENV_PREFIX}"),
+        "file": _file_check(),
+        "db": _db_check(),
+        "vault": _vault_check(),
+        "aws": _aws_check(),
     }
-    report["file"] = _file_check()
-    try:
-        ok = decrypt(encrypt("self-test")) == "self-test"
-        report["db"] = {"ok": ok, "detail": "Fernet key round trip"}
-    except Exception as exc:
-        report["db"] = {"ok": False, "detail": str(exc)}
-    if settings.VAULT_ADDR:
-        try:
-            import hvac
-
-            client = hvac.Client(url=settings.VAULT_ADDR, token=settings.VAULT_TOKEN, timeout=5)
-            report["vault"] = {"ok": bool(client.is_authenticated()), "detail": settings.VAULT_ADDR}
-        except Exception as exc:
-            report["vault"] = {"ok": False, "detail": type(exc).__name__}
-    else:
-        report["vault"] = {"ok": True, "detail": NOT_CONFIGURED}
-    report["aws"] = _aws_check()
-    return report
 
 
 def masking_self_test() -> list[str]:

@@ -8,7 +8,6 @@ result with ``ok=False`` and a one-line reason, so the caller can name it.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ from django.utils import timezone
 
 from execution.enums import ActionClass, SlaClass
 from execution.models import TimeoutPolicy, WorkerHeartbeat
+from execution.realtime.ping import layer_round_trip
 
 CHANNEL_ROUND_TRIP_SECONDS = 3.0
 
@@ -106,36 +106,27 @@ def check_workers() -> CheckResult:
     return _guard("workers", run)
 
 
-async def _channel_round_trip() -> str:
-    from channels.layers import get_channel_layer
-
-    layer = get_channel_layer()
-    if layer is None:
-        raise RuntimeError("no channel layer configured")
-    channel = await layer.new_channel("readyz.")
-    token = uuid.uuid4().hex
-    await layer.send(channel, {"type": "readyz.ping", "token": token})
-    message = await asyncio.wait_for(layer.receive(channel), CHANNEL_ROUND_TRIP_SECONDS)
-    if message.get("token") != token:
-        raise RuntimeError("received a different message than sent")
-    return type(layer).__name__
-
-
 def _round_trip() -> str:
+    # In a web process this runs on the server's event loop (a sync view's AsyncToSync finds
+    # it), so the bridge checked is the one the process's consumers use.
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return async_to_sync(_channel_round_trip)()
+        return async_to_sync(layer_round_trip)(CHANNEL_ROUND_TRIP_SECONDS)
     # Called from a thread that runs an event loop (an async caller, Playwright's sync API in
     # tests): AsyncToSync refuses to block that loop, so run the round trip in a fresh thread.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(async_to_sync(_channel_round_trip)).result()
+        return pool.submit(async_to_sync(layer_round_trip), CHANNEL_ROUND_TRIP_SECONDS).result()
 
 
-def check_channel_layer() -> CheckResult:
+def check_channel_layer(*, database_ok: bool = True) -> CheckResult:
+    """A round trip through the layer in use (execution/realtime/ping.py). Without Redis the
+    path is the LISTEN/NOTIFY bridge: with the database down it cannot work, and says why."""
+    if not database_ok and not settings.REDIS_URL:
+        return CheckResult("channel_layer", False, "skipped: database unreachable (the bridge listens on it)")
+
     def run() -> CheckResult:
-        backend = _round_trip()
-        return CheckResult("channel_layer", True, f"round trip on {backend}")
+        return CheckResult("channel_layer", True, _round_trip())
 
     return _guard("channel_layer", run)
 
@@ -150,7 +141,7 @@ def readiness_run() -> list[CheckResult]:
             CheckResult(name, False, "skipped: database unreachable")
             for name in ("migrations", "policies", "workers")
         )
-    results.append(check_channel_layer())
+    results.append(check_channel_layer(database_ok=results[0].ok))
     return results
 
 

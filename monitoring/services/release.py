@@ -3,13 +3,12 @@ NO-GO."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from typing import Any
 
 from django.db import connection
 
 from execution.enums import PG_ENUMS
+from execution.secrets.health import FAILING, secrets_backends_check
 from monitoring.services.readiness import (
     CheckResult,
     check_channel_layer,
@@ -87,24 +86,19 @@ def check_enums() -> CheckResult:
     return _guard("enums", run)
 
 
-def _backend_report() -> dict[str, dict[str, Any]]:
-    """The secrets area's health function: ``backends_health()`` if present, else the health module."""
-    secrets = importlib.import_module("execution.secrets")
-    func = getattr(secrets, "backends_health", None)
-    if func is None:
-        func = importlib.import_module("execution.secrets.health").secrets_backends_check
-    report: dict[str, dict[str, Any]] = func()
-    return report
-
-
 def check_secret_backends() -> CheckResult:
+    """Fails when a configured backend cannot serve; says which are not configured."""
+
     def run() -> CheckResult:
-        report = _backend_report()
-        failing = [f"{name}: {r.get('detail', '')}" for name, r in report.items() if not r.get("ok")]
+        report = secrets_backends_check()
+        failing = [f"{name}: {r['detail']}" for name, r in report.items() if r["state"] == FAILING]
         if failing:
             return CheckResult("secret_backends", False, "; ".join(failing))
-        # Each backend with what was checked ("not configured" ones are not called reachable).
-        summary = ", ".join(f"{name}: {report[name].get('detail', '')}" for name in sorted(report))
+        summary = ", ".join(
+            f"{name}: {report[name]['state']}"
+            + (f" ({report[name]['detail']})" if report[name]["detail"] else "")
+            for name in sorted(report)
+        )
         return CheckResult("secret_backends", True, summary)
 
     return _guard("secret_backends", run)
@@ -138,4 +132,5 @@ def release_checklist_run() -> list[CheckResult]:
             CheckResult(name, False, "skipped: database unreachable")
             for name in ("schema", "enums", "migrations", "policies", "workers")
         ]
-    return [database, *stored, check_secret_backends(), check_channel_layer(), check_masking()]
+    channel_layer = check_channel_layer(database_ok=database.ok)
+    return [database, *stored, check_secret_backends(), channel_layer, check_masking()]

@@ -144,7 +144,8 @@ def test_unreachable_database_fails_the_checks_that_need_it() -> None:
     env = subprocess_env(DATABASE_URL="postgres://postgres@127.0.0.1:1/unreachable")
     health = subprocess.run(manage_argv("health"), env=env, capture_output=True, text=True, timeout=120)
     assert health.returncode == 1
-    assert "FAIL database" in health.stdout and "ok   channel_layer" in health.stdout
+    assert "FAIL database" in health.stdout
+    assert "FAIL channel_layer  skipped: database unreachable (the bridge listens on it)" in health.stdout
     go = subprocess.run(manage_argv("go_no_go"), env=env, capture_output=True, text=True, timeout=120)
     assert go.returncode == 1
     assert "NO-GO" in go.stdout and "- database: OperationalError" in go.stdout
@@ -161,3 +162,26 @@ def test_channel_layer_check_works_from_a_thread_running_an_event_loop() -> None
 
     result = asyncio.run(inside_a_loop())
     assert result.ok, result.detail
+
+
+def test_the_channel_layer_check_goes_through_the_bridge(client: Client, policies: None) -> None:
+    detail = client.get("/readyz").json()["checks"]["channel_layer"]
+    assert detail["ok"] is True and "through the LISTEN/NOTIFY bridge (backend pid" in detail["detail"]
+
+
+def test_a_bridge_that_cannot_listen_fails_the_channel_layer_check(
+    client: Client, policies: None, live_worker: Any, monkeypatch: Any
+) -> None:
+    """The in-process layer answered itself: /readyz said ok while no event could reach a
+    browser. Now the token has to come back through the bridge."""
+    from execution.realtime import bridge
+
+    params = bridge.connection_params()
+    monkeypatch.setattr(bridge, "connection_params", lambda *a: {**params, "port": 1, "host": "127.0.0.1"})
+    body = client.get("/readyz").json()
+    assert body["failing"] == ["channel_layer"]
+    assert "the LISTEN/NOTIFY bridge is not connected" in body["checks"]["channel_layer"]["detail"]
+    code, out = _run("health")
+    assert code == 1 and "FAIL channel_layer" in out
+    code, out = _run("go_no_go")
+    assert code == 1 and "- channel_layer: RuntimeError: the LISTEN/NOTIFY bridge is not connected" in out
