@@ -16,8 +16,6 @@ import pytest
 from execution.enums import ExecutionStatus, QueueStatus, Role
 from execution.models import Execution
 from tests.approvals.conftest import (
-    engine_dlq_available,
-    engine_queue_available,
     ensure_policies,
     make_approval,
     member,
@@ -49,8 +47,6 @@ FINISHED = {
 @pytest.fixture
 def workers(tenant: Any) -> Iterator[subprocess.Popen[bytes]]:
     AssetFactory(tenant=tenant, hostname="local-1")  # NOOP_PLAN's target
-    if not engine_queue_available():
-        pytest.skip("the engine's queue (execution.services.queue) is not in this checkout yet")
     log = tempfile.NamedTemporaryFile(prefix="qcluster-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         manage_argv("qcluster"), env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT
@@ -90,8 +86,6 @@ def test_an_approved_execution_runs_to_completed(
 def test_a_requeued_dead_letter_runs(
     live_server: Any, page: Any, tenant: Any, requester: Any, workers: Any
 ) -> None:
-    if not engine_dlq_available():
-        pytest.skip("the engine's dlq_requeue is not in this checkout yet")
     ensure_policies()
     admin = member(tenant, "ann-admin", Role.ADMIN)
     execution = ExecutionFactory(

@@ -22,7 +22,6 @@ def client_for(user: Any) -> APIClient:
 
 
 def test_submit_then_approve_over_rest(tenant: Any, requester: Any, approver: Any, queue_calls: Any) -> None:
-    pytest.importorskip("execution.services.submit")
     ensure_policies()
     AssetFactory(tenant=tenant, hostname="web-1")
     plan = {

@@ -29,36 +29,6 @@ from tests.support.history import history_seed
 pytestmark = pytest.mark.django_db(transaction=True)
 
 OLD_FINISHED = 12_000  # the bench (bench/prune.py) does 200k and 1M
-GUARD_TRIGGER = """
-CREATE OR REPLACE FUNCTION test_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF coalesce(current_setting('opsconductor.retention', true), '') <> 'on' THEN
-    RAISE EXCEPTION 'execution_events is append-only';
-  END IF;
-  RETURN OLD;
-END $$;
-CREATE TRIGGER test_events_append_only BEFORE DELETE ON execution_events
-  FOR EACH ROW EXECUTE FUNCTION test_events_append_only();
-"""
-
-
-@pytest.fixture
-def events_append_only() -> Any:
-    """The append-only rule on execution_events: the product's own trigger when its migration
-    is in the checkout, otherwise an equivalent one installed for this test. Either way a
-    DELETE passes only in a transaction that ran SET LOCAL opsconductor.retention = 'on'."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'execution_events'::regclass AND NOT tgisinternal"
-        )
-        installed = cursor.fetchone()[0] > 0
-        if not installed:
-            cursor.execute(GUARD_TRIGGER)
-    yield
-    if not installed:
-        with connection.cursor() as cursor:
-            cursor.execute("DROP TRIGGER test_events_append_only ON execution_events")
-            cursor.execute("DROP FUNCTION test_events_append_only()")
 
 
 def _counts(tenant: Any) -> dict[str, int]:
@@ -103,7 +73,7 @@ def _keep_the_queue_busy(tenant: Any, actor: Any, stop: threading.Event, report:
 
 
 def test_prune_deletes_old_finished_executions_in_batches_while_the_queue_keeps_working(
-    tenant: Any, events_append_only: Any
+    tenant: Any,
 ) -> None:
     actor = UserFactory(username="history-actor")
     history_seed(tenant_id=tenant.pk, actor_id=actor.pk, rows=OLD_FINISHED // 2, age_days=(31, 400))
@@ -115,7 +85,8 @@ def test_prune_deletes_old_finished_executions_in_batches_while_the_queue_keeps_
         history_seed(tenant_id=tenant.pk, actor_id=actor.pk, rows=25, age_days=(60, 90), status=status)
     # Even with an old end stamp (a requeued dead letter), an unfinished execution stays.
     Execution.objects.filter(status="queued").update(completed_at="2020-01-01T00:00:00Z")
-    with connection.cursor() as cursor, pytest.raises(DatabaseError, match="append-only"):
+    # The product's own guard (migration 0007): events are deleted only inside retention.
+    with connection.cursor() as cursor, pytest.raises(DatabaseError, match="execution_events is append-only"):
         cursor.execute("DELETE FROM execution_events WHERE id = (SELECT min(id) FROM execution_events)")
     old_dead_letters = DeadLetter.objects.count()
     assert old_dead_letters > 0

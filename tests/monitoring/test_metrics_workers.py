@@ -6,7 +6,6 @@ test_metrics.py also drives two producer processes straight through transition()
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import time
 from datetime import timedelta
@@ -24,7 +23,6 @@ from tests.monitoring.test_metrics import scrape, value
 from tests.support.processes import manage_argv, stop_process, subprocess_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-ENGINE = importlib.util.find_spec("execution.services.queue") is not None
 RUNS = 12
 
 
@@ -41,11 +39,10 @@ def _noop_execution(tenant: Any, actor: Any, index: int) -> Any:
     return execution
 
 
-@pytest.mark.skipif(not ENGINE, reason="the engine's queue is not in the checkout")
 def test_counts_match_the_database_after_two_worker_clusters(
     client: Client, policies: None, tenant: Any, operator: Any
 ) -> None:
-    from execution.services.queue import queue_enqueue  # type: ignore[import-not-found,unused-ignore]
+    from execution.services.queue import queue_enqueue
 
     for i in range(RUNS):
         queue_enqueue(execution=_noop_execution(tenant, operator, i))

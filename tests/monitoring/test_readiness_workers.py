@@ -9,27 +9,15 @@ from __future__ import annotations
 import subprocess
 import time
 from io import StringIO
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from tests.support.processes import REPO_ROOT, manage_argv, stop_process, subprocess_env
+from tests.support.processes import manage_argv, stop_process, subprocess_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def engine_writes_heartbeats() -> bool:
-    for path in (REPO_ROOT / "execution").rglob("*.py"):
-        relative = path.relative_to(REPO_ROOT).as_posix()
-        if relative.startswith(("execution/models/", "execution/migrations/", "execution/admin")):
-            continue
-        text = Path(path).read_text(errors="replace")
-        if "WorkerHeartbeat" in text or "worker_heartbeats" in text:
-            return True
-    return False
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
@@ -49,7 +37,6 @@ def go_no_go_exit() -> int:
     return 0
 
 
-@pytest.mark.skipif(not engine_writes_heartbeats(), reason="no engine code writes worker heartbeats")
 def test_ready_with_a_running_qcluster_and_not_after_it_stops(client: Client, policies: None) -> None:
     assert client.get("/readyz").status_code == 503
     assert go_no_go_exit() == 1

@@ -126,7 +126,6 @@ def test_operator_cancels_a_running_execution_from_the_page(
 ) -> None:
     import subprocess
 
-    pytest.importorskip("execution.tasks")
     from execution.enums import Role
     from execution.models import Execution, ExecutionStep
     from execution.services.queue import queue_enqueue

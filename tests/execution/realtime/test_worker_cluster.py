@@ -92,8 +92,6 @@ def _enqueue(execution: Execution) -> None:
 def test_client_follows_a_worker_run_and_resumes_with_after(
     path: str, watch_setup: dict[str, Any], tmp_path: Path
 ) -> None:
-    pytest.importorskip("execution.services.queue")
-    pytest.importorskip("execution.tasks")  # the workers' entry points
     execution = _approved_execution(watch_setup["tenant"])
     env = delivery_env(path)
     env["OPS_WORKERS"] = "1"
