@@ -24,7 +24,7 @@ import requests
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import absolutify, import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationRequestView
@@ -75,6 +75,19 @@ class OidcAuthenticateView(OIDCAuthenticationRequestView):
     """The redirect to the provider's authorization endpoint (from discovery)."""
 
     get_settings = staticmethod(_get_settings)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.discovery_failed = ""
+        try:
+            super().__init__(*args, **kwargs)
+        except DiscoveryFailed as failed:  # the provider is away: say so on the login page
+            self.discovery_failed = str(failed)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if self.discovery_failed:
+            logger.warning("single sign-on unavailable: %s", self.discovery_failed)
+            return HttpResponseRedirect(settings.LOGIN_REDIRECT_URL_FAILURE)
+        return super().get(request)  # type: ignore[no-any-return]
 
 
 class OidcBackend(OIDCAuthenticationBackend):
@@ -142,7 +155,11 @@ def provider_logout_url(request: HttpRequest) -> str:
     end of session for an SSO login, the login page for a local one."""
     login = absolutify(request, settings.LOGOUT_REDIRECT_URL)
     id_token = request.session.get("oidc_id_token")
-    end_session = discovery().get("end_session_endpoint") if id_token else None
+    try:
+        end_session = discovery().get("end_session_endpoint") if id_token else None
+    except DiscoveryFailed as failed:  # the provider is away: the local session still ends
+        logger.warning("logout at the provider skipped: %s", failed)
+        end_session = None
     if not end_session:
         return str(settings.LOGOUT_REDIRECT_URL)
     query = urlencode({"id_token_hint": id_token, "post_logout_redirect_uri": login})
