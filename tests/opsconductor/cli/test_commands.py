@@ -1,0 +1,225 @@
+"""opsctl's commands and its event socket against loopback servers that answer as the product
+does: what each command sends and prints, and how follow() survives a dropped socket."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from websockets.sync.server import ServerConnection, serve
+
+from opsconductor.cli.client import ApiError, AuthenticationFailed, OpsClient
+from opsconductor.cli.main import main
+from opsconductor.cli.render import event_line
+from tests.support.httpserver import LoopbackHttpServer, json_answer
+
+EXECUTION = {
+    "execution_id": "e-1",
+    "tenant": "acme",
+    "actor": "olga",
+    "plan_name": "restart",
+    "status": "failed",
+    "environment": "staging",
+    "created_at": "2026-01-01T10:00:00+00:00",
+    "error_message": "step 1 (restart) failed:\n exit 3",
+    "steps": [
+        {"index": 0, "name": "check", "type": "command", "status": "completed", "duration_ms": 12},
+        {"index": 1, "name": "restart", "type": "command", "status": "failed", "duration_ms": 40},
+    ],
+}
+
+
+def run(url: str, *args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(["--url", url, "--token", "tok", *args], out=out)
+    return code, out.getvalue()
+
+
+def test_get_as_table_and_json() -> None:
+    with LoopbackHttpServer(lambda *a: json_answer(200, EXECUTION)) as server:
+        code, table = run(server.url, "get", "e-1")
+        assert code == 0
+        assert "error           step 1 (restart) failed: exit 3" in table
+        assert table.splitlines()[-1].split() == ["1", "restart", "command", "failed", "40"]
+        code, body = run(server.url, "get", "e-1", "-o", "json")
+        assert json.loads(body) == EXECUTION
+    assert server.requests[0]["path"] == "/api/v1/executions/e-1/"
+
+
+def test_logs_pages_through_output_events_of_one_step() -> None:
+    pages = {
+        None: {
+            "results": [
+                {"id": 5, "step_index": 0, "details": {"text": "zero\n"}},
+                {"id": 6, "step_index": 1, "details": {"text": "one"}},
+            ],
+            "last_id": 6,
+        },
+        "6": {"results": [{"id": 9, "step_index": 1, "details": {"text": "two\n"}}], "last_id": 9},
+        "9": {"results": [], "last_id": 9},
+    }
+
+    def responder(
+        method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        after = parse_qs(urlsplit(path).query).get("after", [None])[0]
+        return json_answer(200, pages[after])
+
+    with LoopbackHttpServer(responder) as server:
+        code, out = run(server.url, "logs", "e-1", "--step", "1")
+    assert (code, out) == (0, "one\ntwo\n")
+    assert "types=step_output" in server.requests[0]["path"]
+
+
+def test_votes_and_cancel_say_what_happened_and_a_conflict_is_exit_1(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    approval = {"state": "approved", "approvals": 2, "approval_level": 2}
+
+    def responder(
+        method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        if path.endswith("/approve/"):
+            return json_answer(200, {"execution_id": "e-1", "status": "queued", "approval": approval})
+        if path.endswith("/reject/"):
+            return json_answer(409, {"detail": "already decided", "reason": "decided"})
+        return json_answer(200, {"execution_id": "e-1", "status": "cancelled"})
+
+    with LoopbackHttpServer(responder) as server:
+        assert run(server.url, "approve", "e-1", "-m", "ok") == (
+            0,
+            "execution e-1 queued (approval approved, 2/2)\n",
+        )
+        assert run(server.url, "reject", "e-1", "-m", "no")[0] == 1
+        assert capsys.readouterr().err == "opsctl: 409 already decided\n"
+        assert run(server.url, "cancel", "e-1", "-m", "wrong window") == (0, "execution e-1 cancelled\n")
+    sent = [json.loads(r["body"]) for r in server.requests]
+    assert sent == [{"comment": "ok"}, {"comment": "no"}, {"reason": "wrong window"}]
+
+
+def test_ls_merges_statuses_newest_first_and_refuses_an_unknown_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def responder(
+        method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        status = parse_qs(urlsplit(path).query)["status"][0]
+        day = "02" if status == "timeout" else "01"
+        row = {**EXECUTION, "execution_id": status, "status": status, "created_at": f"2026-01-{day}T00:00:00"}
+        return json_answer(200, {"count": 1, "next": None, "results": [row]})
+
+    with LoopbackHttpServer(responder) as server:
+        code, out = run(
+            server.url, "ls", "--status", "failed", "--status", "timeout", "--environment", "staging"
+        )
+        assert code == 0
+        assert [line.split()[0] for line in out.splitlines()] == ["execution", "timeout", "failed"]
+        assert "environment=staging" in server.requests[0]["path"]
+        assert run(server.url, "ls", "--status", "broken")[0] == 2
+    assert "--status 'broken': one of pending_approval" in capsys.readouterr().err
+
+
+def test_tokens_lists_names_never_keys() -> None:
+    tokens = [
+        {"name": "ci", "prefix": "ab12cd34", "tenant": "acme", "created_at": "2026-01-01", "expires_at": None}
+    ]
+    with LoopbackHttpServer(
+        lambda *a: json_answer(200, {"count": 1, "next": None, "results": tokens})
+    ) as server:
+        code, out = run(server.url, "tokens")
+        assert code == 0 and out.splitlines()[1].split()[:3] == ["ci", "ab12cd34", "acme"]
+        assert json.loads(run(server.url, "tokens", "-o", "json")[1]) == tokens
+    assert server.requests[0]["path"] == "/api/v1/tokens/"
+
+
+def test_submit_without_wait_of_an_immediate_failure_is_exit_1(tmp_path: Any) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"tenant": "acme", "plan": {}}')
+    with LoopbackHttpServer(lambda *a: json_answer(201, {**EXECUTION})) as server:
+        assert run(server.url, "submit", str(plan)) == (1, "execution e-1 failed\n")
+        assert (
+            run(server.url, "submit", str(plan), "--traceparent", "00-" + "a" * 32 + "-" + "b" * 16 + "-01")[
+                0
+            ]
+            == 1
+        )
+    assert server.requests[1]["headers"]["traceparent"].startswith("00-aaaa")
+
+
+def test_event_lines() -> None:
+    assert (
+        event_line(
+            {
+                "id": 7,
+                "type": "step_failed",
+                "step_index": 1,
+                "from_status": "running",
+                "to_status": "failed",
+                "created_at": "2026-01-01T10:00:01.5+00:00",
+                "data": {"error_message": "exit\n3"},
+                "progress": {"steps_done": 1, "steps_total": 2},
+            }
+        )
+        == "10:00:01 #7 step_failed [step 1] running -> failed error: exit 3 (1/2)"
+    )
+    assert (
+        event_line(
+            {
+                "id": 8,
+                "type": "step_output",
+                "step_index": 0,
+                "created_at": "x",
+                "details": {"text": "a\nb\n", "stream": "stderr"},
+            }
+        )
+        == "x #8 step_output [step 0] stderr| a\nx #8 step_output [step 0] stderr| b"
+    )
+    assert event_line({"id": 9, "type": "cancel_requested", "data": {"reason": "ops"}}).endswith(
+        "reason: ops"
+    )
+
+
+@pytest.fixture
+def socket_server() -> Iterator[tuple[str, list[str]]]:
+    """Drops the first connection after one event; the second replays after ?after= and ends."""
+    seen: list[str] = []
+    events = [
+        {"id": 3, "type": "started", "to_status": "running", "step_index": None},
+        {"id": 4, "type": "step_completed", "to_status": "completed", "step_index": 0},
+        {"id": 5, "type": "completed", "to_status": "completed", "step_index": None},
+    ]
+
+    def handler(connection: ServerConnection) -> None:
+        path = connection.request.path if connection.request else ""
+        seen.append(path)
+        query = parse_qs(urlsplit(path).query)
+        if query.get("token") != ["tok"]:
+            connection.close(4401)
+            return
+        after = int(query["after"][0])
+        for event in [e for e in events if e["id"] > after][: 1 if len(seen) == 1 else 3]:
+            connection.send(json.dumps(event))
+        if len(seen) == 1:
+            connection.close(1011)  # a web process going away mid-stream
+
+    with serve(handler, "127.0.0.1", 0) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.socket.getsockname()[1]}", seen
+        server.shutdown()
+
+
+def test_follow_resumes_after_a_drop_without_repeating_and_stops_at_the_end(socket_server: Any) -> None:
+    url, seen = socket_server
+    client = OpsClient(url, "tok", sleep=lambda s: None)
+    got = [m["id"] for m in client.follow("e-1", after=2)]
+    assert got == [3, 4, 5]  # the step's "completed" is not the execution's end
+    assert [parse_qs(urlsplit(p).query)["after"] for p in seen] == [["2"], ["3"]]
+    with pytest.raises(AuthenticationFailed):
+        list(OpsClient(url, "wrong", sleep=lambda s: None).follow("e-1"))
+    assert issubclass(AuthenticationFailed, ApiError)
