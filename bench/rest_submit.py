@@ -79,7 +79,7 @@ def setup() -> tuple[str, Any]:
     tenant, _ = Tenant.objects.get_or_create(slug="bench-rest", defaults={"name": "bench-rest"})
     user, _ = get_user_model().objects.get_or_create(username="bench-rest")
     Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": Role.OPERATOR})
-    return api_token_issue(user=user, rotate=True), tenant
+    return api_token_issue(user=user, tenant=tenant, name="bench-rest", replace=True).key, tenant
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -98,7 +98,7 @@ def _setup() -> tuple[int, str, str, int]:
     tenant, _ = Tenant.objects.get_or_create(slug="bench-ws", defaults={"name": "ws latency bench"})
     user, _ = get_user_model().objects.get_or_create(username="bench-ws-viewer")
     Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": Role.VIEWER})
-    token = api_token_issue(user=user)
+    token = api_token_issue(user=user, tenant=tenant, name="bench-ws", replace=True).key
     execution = Execution.objects.create(
         tenant=tenant,
         actor=user,

@@ -70,10 +70,12 @@ def oidc_memberships_sync(*, user: Any, claims: dict[str, Any], issuer: str) -> 
             continue
         try:
             if slug not in current:
-                membership_add(tenant=tenants[slug], actor=None, username=user.get_username(), role=role)
+                membership_add(
+                    tenant=tenants[slug], actor=None, username=user.get_username(), role=role, door="oidc"
+                )
                 summary["added"][slug] = role
             elif current[slug].role != role:
-                membership_set_role(membership=current[slug], actor=None, role=role)
+                membership_set_role(membership=current[slug], actor=None, role=role, door="oidc")
                 summary["changed"][slug] = role
         except MemberChangeRefused as refused:
             summary["refused"][slug] = str(refused)
@@ -81,7 +83,7 @@ def oidc_memberships_sync(*, user: Any, claims: dict[str, Any], issuer: str) -> 
         if slug in wanted:
             continue
         try:
-            membership_remove(membership=membership, actor=None)
+            membership_remove(membership=membership, actor=None, door="oidc")
             summary["removed"].append(slug)
         except MemberChangeRefused as refused:  # the tenant's last admin stays
             summary["refused"][slug] = str(refused)

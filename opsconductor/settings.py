@@ -181,7 +181,7 @@ if _proxy_header:
 # --- REST framework ---------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "execution.services.tokens.HashedTokenAuthentication",
+        "execution.services.token_auth.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

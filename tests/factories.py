@@ -343,3 +343,16 @@ class NotificationDeliveryFactory(factory.django.DjangoModelFactory):
     channel = "email"
     subject = "an execution failed"
     body = "the body of the message"
+
+
+def token_for(user: object, tenant: Tenant | None = None, *, name: str = "") -> str:
+    """A new API key for ``user`` bound to ``tenant`` (default: the user's first membership's
+    tenant, by id), as the installation issues it (no policy). A key-only helper for tests."""
+    from execution.services.tokens import api_token_issue
+
+    if tenant is None:
+        membership = Membership.objects.filter(user=user).order_by("id").select_related("tenant").first()
+        if membership is None:
+            raise ValueError(f"{user} is a member of no tenant: name the tenant of the token")
+        tenant = membership.tenant
+    return api_token_issue(user=user, tenant=tenant, name=name or f"test-{uuid.uuid4().hex[:12]}").key

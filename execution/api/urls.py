@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from execution.api import views
+from execution.api import tokens, views
 
 urlpatterns = [
     path("executions/", views.ExecutionListCreateView.as_view(), name="execution-list"),
@@ -22,5 +22,7 @@ urlpatterns = [
     ),
     path("dlq/", views.DeadLetterListView.as_view(), name="dlq-list"),
     path("dlq/<str:dlq_id>/requeue/", views.DeadLetterRequeueView.as_view(), name="dlq-requeue"),
+    path("tokens/", tokens.TokenListCreateView.as_view(), name="token-list"),
+    path("tokens/<str:token_id>/", tokens.TokenDetailView.as_view(), name="token-detail"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]

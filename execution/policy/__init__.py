@@ -1,6 +1,8 @@
 """One policy, every door (docs/contract.md#rbac): ``decide`` and ``require`` per ``Right``."""
 
+from execution.policy.binding import TokenBinding, token_bind, token_binding
 from execution.policy.enforce import RightDenied, rbac_audit, rbac_violation_record, require
+from execution.policy.members import users_manageable_by
 from execution.policy.rules import (
     ROLE_RIGHTS,
     Decision,
@@ -20,6 +22,7 @@ __all__ = [
     "Right",
     "RightDenied",
     "Target",
+    "TokenBinding",
     "decide",
     "every_tenant",
     "membership_known",
@@ -29,4 +32,7 @@ __all__ = [
     "require",
     "targets_of",
     "tenant_ids_where",
+    "token_bind",
+    "token_binding",
+    "users_manageable_by",
 ]

@@ -5,18 +5,22 @@ door (REST, pages, admin, WebSocket, ``manage.py --user``, the worker's re-check
 
 Roles: viewer reads; operator submits read/modify work in dev and staging; deployer adds
 deploy and prod; approver votes; admin may do everything in its tenant (DLQ requeue and
-archive, secrets, members, the tenant's configuration). Grants (``AccessGrant``) add
-submit rights per environment, action class (a grant covers its class and the lower ones)
-and asset (hostname pattern or tag). With ``RBAC_STRICT`` off, role limits on environment
-and action class are a warning (``Decision.warning``) instead of a refusal; membership is
-always required. A deactivated user holds no right; a user acts in a tenant only through a
-membership, a superuser too (REST, pages, WebSockets, monitoring, commands). The one
-exception is the Django admin, the superuser's all-tenant tool (``door="admin"``, see
-:func:`every_tenant`): tenants and their first admin are bootstrapped there.
+archive, secrets, members, other members' tokens, the tenant's configuration). Every
+member issues and revokes their own API tokens. A request authenticated by an API token
+acts in the token's tenant only (``binding.py``): in any other tenant it holds no right, as
+if it were no member. Grants (``AccessGrant``) add submit rights per environment, action
+class (a grant covers its class and the lower ones) and asset (hostname pattern or tag).
+With ``RBAC_STRICT`` off, role limits on environment and action class are a warning
+(``Decision.warning``) instead of a refusal; membership is always required. A deactivated
+user holds no right; a user acts in a tenant only through a membership, a superuser too
+(REST, pages, WebSockets, monitoring, commands). The one exception is the Django admin, the
+superuser's all-tenant tool (``door="admin"``, see :func:`every_tenant`): tenants and their
+first admin are bootstrapped there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,6 +32,8 @@ from django.db.models import Q
 
 from execution.enums import ACTION_CLASS_RANK, ActionClass, Environment, Role
 from execution.models import AccessGrant, Execution, Membership, Tenant
+from execution.policy.binding import token_binding
+from execution.policy.members import subject_out_of_reach
 
 
 class Right(StrEnum):
@@ -44,6 +50,9 @@ class Right(StrEnum):
     # The tenant's configuration: assets, read-only command rules, outbound allow-list
     # rules, concurrency limits, notification subscriptions (and their deliveries).
     CONFIGURE = "configure"
+    # Issue / revoke an API token of ``subject`` (default: oneself) bound to the tenant.
+    TOKEN_ISSUE = "token_issue"  # noqa: S105 - a right's name, not a secret
+    TOKEN_REVOKE = "token_revoke"  # noqa: S105 - a right's name, not a secret
 
 
 # The rights a role alone grants, whatever the execution (the set form, used by selectors).
@@ -59,12 +68,16 @@ ROLE_RIGHTS: dict[Right, frozenset[Role]] = {
     Right.SECRET_LIST: ADMIN_ONLY,
     Right.MANAGE_MEMBERS: ADMIN_ONLY,
     Right.CONFIGURE: ADMIN_ONLY,
+    # One's own tokens (another member's: MANAGE_MEMBERS, decided with the subject).
+    Right.TOKEN_ISSUE: ALL_ROLES,
+    Right.TOKEN_REVOKE: ALL_ROLES,
 }
 # The admin is a superuser's all-tenant tool: there a superuser holds these rights in every
 # tenant without a membership. Votes count people (a vote needs the voter's own approver or
-# admin membership) and nothing is submitted through the admin.
+# admin membership) and nothing is submitted through the admin. Nor is a token issued: a
+# superuser's credentials carry nobody else's name (their own: through a membership).
 ADMIN_DOOR = "admin"
-SUPERUSER_ADMIN_RIGHTS = frozenset(Right) - {Right.VOTE, Right.SUBMIT}
+SUPERUSER_ADMIN_RIGHTS = frozenset(Right) - {Right.VOTE, Right.SUBMIT, Right.TOKEN_ISSUE}
 SUBMIT_ROLES = frozenset({Role.OPERATOR, Role.DEPLOYER, Role.ADMIN})
 
 
@@ -110,6 +123,8 @@ class _Ask:
     action_class: str | None
     assets: Iterable[Target]
     on_behalf: bool
+    # MANAGE_MEMBERS / TOKEN_*: the account being added or given (or losing) a token.
+    subject: Any = None
 
 
 def _deny(reason: str, code: str) -> Decision:
@@ -264,7 +279,36 @@ def _secret_list(ask: _Ask) -> Decision:
 
 
 def _manage_members(ask: _Ask) -> Decision:
-    return _by_role(ask, "manage members")
+    # Asked for TOKEN_* too: the role table of MANAGE_MEMBERS decides, not the asking right's.
+    decision = _by_role(dataclasses.replace(ask, right=Right.MANAGE_MEMBERS), "manage members")
+    if not decision or ask.subject is None or getattr(ask.user, "is_superuser", False):
+        return decision  # a superuser (admin of the tenant) adds anyone: "a superuser does it"
+    reason = subject_out_of_reach(ask.user, ask.subject)
+    return _deny(reason, "subject") if reason else ALLOWED
+
+
+def _own(ask: _Ask) -> bool:
+    return ask.subject is None or ask.subject.pk == ask.user.pk
+
+
+def _token_issue(ask: _Ask) -> Decision:
+    """Every member issues their own tokens; another account's: an admin who may manage that
+    account, and never a superuser's (a superuser issues their own)."""
+    if _own(ask):
+        return ALLOWED
+    if getattr(ask.subject, "is_superuser", False):
+        return _deny(
+            f"the API tokens of superuser {ask.subject.get_username()!r} are issued by that superuser alone",
+            "subject",
+        )
+    return _manage_members(ask)
+
+
+def _token_revoke(ask: _Ask) -> Decision:
+    """Revoking takes access away: one's own, or any token of the tenant for its admins."""
+    if _own(ask):
+        return ALLOWED
+    return _manage_members(dataclasses.replace(ask, subject=None))
 
 
 def _configure(ask: _Ask) -> Decision:
@@ -283,6 +327,8 @@ RULES: dict[Right, Callable[[_Ask], Decision]] = {
     Right.SECRET_LIST: _secret_list,
     Right.MANAGE_MEMBERS: _manage_members,
     Right.CONFIGURE: _configure,
+    Right.TOKEN_ISSUE: _token_issue,
+    Right.TOKEN_REVOKE: _token_revoke,
 }
 
 
@@ -337,6 +383,7 @@ def decide(
     assets: Iterable[Target] = (),
     on_behalf: bool = False,
     door: str = "",
+    subject: Any = None,
 ) -> Decision:
     """May ``user`` exercise ``right`` in ``tenant`` (default: the execution's)? Never writes.
 
@@ -346,6 +393,7 @@ def decide(
     another member (the service account's flag), not whether the plan is allowed.
     ``membership``: what :func:`membership_read` returned for this user and tenant.
     ``door``: where the request came in; only ``"admin"`` changes an answer (:func:`every_tenant`).
+    ``subject`` (MANAGE_MEMBERS, TOKEN_ISSUE, TOKEN_REVOKE): the account acted upon.
     """
     right = Right(right)
     if execution is not None and tenant is None:
@@ -360,6 +408,10 @@ def decide(
         return _deny("not signed in", "anonymous")
     if not user.is_active:
         return _deny(f"user {user.get_username()!r} is deactivated", "inactive")
+    binding = token_binding(user)
+    if binding is not None and binding.tenant_id != (tenant if isinstance(tenant, int) else tenant.pk):
+        # Answered like a non-member (404 at every door): the token reveals nothing of the tenant.
+        return _deny(f"this API token is bound to another tenant than {_tenant_label(tenant)}", "not_member")
     member, active = membership if membership is not None else _member_of(user, tenant)
     if not active:
         return _deny(f"user {user.get_username()!r} is deactivated", "inactive")
@@ -367,7 +419,7 @@ def decide(
         return ALLOWED
     if member is None:
         return _deny(f"not a member of tenant {_tenant_label(tenant)}", "not_member")
-    ask = _Ask(user, right, member, execution, environment, action_class, assets, on_behalf)
+    ask = _Ask(user, right, member, execution, environment, action_class, assets, on_behalf, subject)
     return RULES[right](ask)
 
 
@@ -390,11 +442,14 @@ def tenant_ids_where(user: Any, right: Right, *, door: str = "") -> list[int]:
     selectors and admin querysets). Submit and cancel depend on the work: not listed here."""
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return []
+    binding = token_binding(user)
     if every_tenant(user, right, door=door):
-        return list(Tenant.objects.values_list("pk", flat=True))
+        tenants = Tenant.objects.all()
+        if binding is not None:
+            tenants = tenants.filter(pk=binding.tenant_id)
+        return list(tenants.values_list("pk", flat=True))
     roles = ROLE_RIGHTS[Right(right)]
-    return list(
-        Membership.objects.filter(user_id=user.pk, user__is_active=True, role__in=list(roles)).values_list(
-            "tenant_id", flat=True
-        )
-    )
+    memberships = Membership.objects.filter(user_id=user.pk, user__is_active=True, role__in=list(roles))
+    if binding is not None:
+        memberships = memberships.filter(tenant_id=binding.tenant_id)
+    return list(memberships.values_list("tenant_id", flat=True))

@@ -20,17 +20,19 @@ from django.contrib.auth.models import AnonymousUser
 
 @database_sync_to_async
 def _user_for_token(key: str, address: str) -> Any:
-    """The key's user; anonymous for a wrong key, and for any key from an address past its
+    """The key's user, bound to the token's tenant (every subscribe is decided there only);
+    anonymous for a wrong, expired or unbound key, and for any key from an address past its
     wrong-key limit (the same count as the REST token authentication)."""
-    from execution.services.tokens import api_token_user, token_failure_record, token_failures_exceeded
+    from execution.services.token_auth import api_token_check, token_failure_record, token_failures_exceeded
 
     if token_failures_exceeded(address=address):
         return AnonymousUser()
-    user = api_token_user(key=key)
-    if user is None:
-        token_failure_record(address=address)
+    check = api_token_check(key=key, address=address)
+    if check.token is None:
+        if check.guess:
+            token_failure_record(address=address)
         return AnonymousUser()
-    return user
+    return check.user
 
 
 class TokenAuthMiddleware:

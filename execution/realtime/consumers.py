@@ -36,6 +36,17 @@ CATCHUP_SECONDS = 3.0
 HELD_BACK_RETRY_SECONDS = 0.1
 
 
+def _recheck(user: Any, tenant_id: int) -> policy.Decision:
+    """The socket's right again, and for a token's socket the token itself: a revoked or
+    expired token closes its sockets like a lost membership does."""
+    from execution.services.token_auth import api_token_alive
+
+    binding = policy.token_binding(user)
+    if binding is not None and not api_token_alive(token_pk=binding.token_pk):
+        return policy.Decision(False, "the API token was revoked or has expired", "token")
+    return policy.decide(user, policy.Right.SUBSCRIBE, tenant=tenant_id)
+
+
 class EventStreamConsumer(AsyncJsonWebsocketConsumer):
     """Shared machinery; subclasses say which stream and who may see it."""
 
@@ -112,9 +123,7 @@ class EventStreamConsumer(AsyncJsonWebsocketConsumer):
         while True:
             await asyncio.sleep(settings.REALTIME_RECHECK_SECONDS)
             try:
-                decision = await database_sync_to_async(policy.decide)(
-                    user, policy.Right.SUBSCRIBE, tenant=self.tenant_id
-                )
+                decision = await database_sync_to_async(_recheck)(user, self.tenant_id)
             except Exception:  # the database is away: keep the socket, ask again next round
                 logger.exception("re-checking a socket's right failed")
                 continue

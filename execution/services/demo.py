@@ -14,8 +14,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from execution.enums import ConnectionType, Role
-from execution.models import Asset, Membership, ReadOnlyCommandRule, Tenant
-from execution.services.tokens import api_token_issue, api_token_user
+from execution.models import ApiToken, Asset, Membership, ReadOnlyCommandRule, Tenant
+from execution.services.tokens import api_token_issue, token_hash
 from execution.services.users import username_check
 
 DEMO_USERS: list[tuple[str, str, str]] = [
@@ -83,18 +83,21 @@ def _tokens_path() -> Path:
     return embedded_pg.state_dir() / "demo-tokens.json"
 
 
-def _demo_token(*, user: Any, remembered: dict[str, str]) -> str:
-    """The demo user's remembered key while it still works, else a new one (remembered).
+DEMO_TOKEN_NAME = "demo"  # noqa: S105 - the token's name, not a secret
+
+
+def _demo_token(*, user: Any, tenant: Tenant, remembered: dict[str, str]) -> str:
+    """The demo user's remembered key while it still works in their tenant, else a new one
+    bound to that tenant (remembered; it replaces their earlier ``demo`` token there).
 
     Keys are stored hashed, so the only copy of a demo key is this file in the state
     directory (closed to other users, like the demo password beside it): ``serve``'s banner
     and ``demo --json`` print the same working token until someone rotates it.
     """
     key = remembered.get(user.get_username(), "")
-    holder = api_token_user(key=key) if key else None
-    if holder is not None and holder.pk == user.pk:
+    if key and ApiToken.objects.filter(key_hash=token_hash(key), user=user, tenant=tenant).exists():
         return key
-    key = api_token_issue(user=user, rotate=True)
+    key = api_token_issue(user=user, tenant=tenant, name=DEMO_TOKEN_NAME, replace=True).key
     remembered[user.get_username()] = key
     return key
 
@@ -159,7 +162,7 @@ def demo_seed(*, password: str | None = None, reset_passwords: bool = False) -> 
             "tenant": tenant_slug,
             "role": str(role),
             "password": password,
-            "token": _demo_token(user=user, remembered=tokens),
+            "token": _demo_token(user=user, tenant=tenants[tenant_slug], remembered=tokens),
         }
     _tokens_remember(tokens)
     for hostname in DEMO_ASSETS:

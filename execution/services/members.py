@@ -1,9 +1,11 @@
-"""Tenant membership and API tokens, managed by the tenant's admins (docs/contract.md#rbac,
-docs/contract.md#operator-console).
+"""Tenant membership, managed by the tenant's admins (docs/contract.md#members-and-tokens).
 
 Every change is one audit-log row in the same transaction. A tenant keeps at least one
-admin. Tokens belong to users, not tenants, so a tenant admin may only touch the token of a
-user whose every membership is in a tenant that admin administers: never another tenant's.
+admin. Who may be added is the policy's ``manage_members`` with the account as its subject:
+a tenant admin adds new accounts and accounts whose memberships are all in tenants they
+administer, never a staff user, a superuser or another tenant's member (a superuser does).
+``actor`` None is the system (a command, the demo, sign-in by an identity provider): no
+policy is asked. Removing a member revokes their tokens bound to that tenant.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from execution import policy
 from execution.enums import Role
 from execution.errors import DomainError
 from execution.models import ApiToken, AuditLog, Membership, Tenant
-from execution.services.tokens import api_token_issue
 from execution.services.users import UserRefused, user_create, username_check
 
 
@@ -31,100 +33,117 @@ def username_check_or_refuse(username: str) -> None:
         raise MemberChangeRefused(str(refused)) from None
 
 
-def _audit(*, tenant: Tenant, actor: Any, event_type: str, details: dict[str, Any]) -> None:
-    AuditLog.objects.create(tenant=tenant, actor=actor, event_type=event_type, details=details)
+def _audit(*, tenant: Tenant, actor: Any, event_type: str, details: dict[str, Any]) -> AuditLog:
+    return AuditLog.objects.create(
+        tenant=tenant,
+        actor=actor if getattr(actor, "pk", None) else None,
+        event_type=event_type,
+        details=details,
+    )
+
+
+def _require(actor: Any, tenant: Tenant, door: str, subject: Any = None) -> None:
+    if actor is not None:
+        policy.require(actor, policy.Right.MANAGE_MEMBERS, tenant=tenant, subject=subject, door=door)
 
 
 def _keeps_an_admin(*, tenant: Tenant, without_user_id: int) -> bool:
     return Membership.objects.filter(tenant=tenant, role=Role.ADMIN).exclude(user_id=without_user_id).exists()
 
 
-@transaction.atomic
-def membership_add(*, tenant: Tenant, actor: Any, username: str, role: str, password: str = "") -> Membership:
-    """Add ``username`` to ``tenant`` in ``role``; a new user is created when a password is given."""
+def membership_add(
+    *, tenant: Tenant, actor: Any, username: str, role: str, password: str = "", door: str
+) -> Membership:
+    """Add ``username`` to ``tenant`` in ``role``; a new user is created when a password is
+    given. Raises MemberChangeRefused (400) or ``policy.RightDenied`` (recorded)."""
     if role not in Role.values:
         raise MemberChangeRefused(f"role: unknown role {role!r}")
-    user = get_user_model().objects.filter(username=username).first()
-    if user is None:
-        if not password:
-            username_check_or_refuse(username)
-            raise MemberChangeRefused(f"username: no user {username!r}; give a password to create one")
-        try:
-            user = user_create(username=username, password=password)
-        except UserRefused as refused:
-            raise MemberChangeRefused(str(refused)) from None
-    membership, created = Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": role})
-    if not created:
-        raise MemberChangeRefused(f"username: {username!r} is already a member ({membership.role})")
-    _audit(tenant=tenant, actor=actor, event_type="member_added", details={"user": username, "role": role})
+    existing = get_user_model().objects.filter(username=username).first()
+    # Outside the transaction: the record of a refused subject must outlive the rollback.
+    _require(actor, tenant, door, subject=existing)
+    with transaction.atomic():
+        user = existing
+        if user is None:
+            if not password:
+                username_check_or_refuse(username)
+                raise MemberChangeRefused(f"username: no user {username!r}; give a password to create one")
+            try:
+                user = user_create(username=username, password=password)
+            except UserRefused as refused:
+                raise MemberChangeRefused(str(refused)) from None
+        membership, created = Membership.objects.get_or_create(
+            tenant=tenant, user=user, defaults={"role": role}
+        )
+        if not created:
+            raise MemberChangeRefused(f"username: {username!r} is already a member ({membership.role})")
+        _audit(
+            tenant=tenant,
+            actor=actor,
+            event_type="member_added",
+            details={"user": username, "role": role, "created": existing is None, "door": door},
+        )
     return membership
 
 
-@transaction.atomic
-def membership_set_role(*, membership: Membership, actor: Any, role: str) -> Membership:
-    if role not in Role.values:
-        raise MemberChangeRefused(f"role: unknown role {role!r}")
+def _locked(membership: Membership) -> Membership:
     locked = (
         Membership.objects.select_for_update(of=("self",))
         .select_related("tenant", "user")
         .get(pk=membership.pk)
     )
-    # The tenant's admin rows locked: two admins demoting each other cannot both succeed.
+    # The tenant's admin rows locked: two admins demoting or removing each other cannot both succeed.
     list(Membership.objects.select_for_update().filter(tenant=locked.tenant, role=Role.ADMIN))
-    if (
-        locked.role == Role.ADMIN
-        and role != Role.ADMIN
-        and not _keeps_an_admin(tenant=locked.tenant, without_user_id=locked.user_id)
-    ):
-        raise MemberChangeRefused("role: the tenant must keep at least one admin")
-    before, locked.role = locked.role, role
-    locked.save(update_fields=["role"])
-    _audit(
-        tenant=locked.tenant,
-        actor=actor,
-        event_type="member_role_changed",
-        details={"user": locked.user.get_username(), "from": before, "to": role},
-    )
     return locked
 
 
-@transaction.atomic
-def membership_remove(*, membership: Membership, actor: Any) -> None:
-    locked = (
-        Membership.objects.select_for_update(of=("self",))
-        .select_related("tenant", "user")
-        .get(pk=membership.pk)
-    )
-    # The tenant's admin rows locked: two admins removing each other cannot both succeed.
-    list(Membership.objects.select_for_update().filter(tenant=locked.tenant, role=Role.ADMIN))
-    if locked.role == Role.ADMIN and not _keeps_an_admin(
-        tenant=locked.tenant, without_user_id=locked.user_id
-    ):
-        raise MemberChangeRefused("the tenant must keep at least one admin")
-    locked.delete()
-    _audit(
-        tenant=locked.tenant,
-        actor=actor,
-        event_type="member_removed",
-        details={"user": locked.user.get_username(), "role": locked.role},
-    )
+def membership_set_role(*, membership: Membership, actor: Any, role: str, door: str) -> Membership:
+    if role not in Role.values:
+        raise MemberChangeRefused(f"role: unknown role {role!r}")
+    _require(actor, membership.tenant, door)
+    with transaction.atomic():
+        locked = _locked(membership)
+        if (
+            locked.role == Role.ADMIN
+            and role != Role.ADMIN
+            and not _keeps_an_admin(tenant=locked.tenant, without_user_id=locked.user_id)
+        ):
+            raise MemberChangeRefused("role: the tenant must keep at least one admin")
+        before, locked.role = locked.role, role
+        locked.save(update_fields=["role"])
+        _audit(
+            tenant=locked.tenant,
+            actor=actor,
+            event_type="member_role_changed",
+            details={"user": locked.user.get_username(), "from": before, "to": role, "door": door},
+        )
+    return locked
 
 
-def token_manageable(*, user: Any, admin_tenant_ids: set[int]) -> bool:
-    """May an admin of ``admin_tenant_ids`` touch ``user``'s token (all their tenants are theirs)?"""
-    tenants = set(Membership.objects.filter(user=user).values_list("tenant_id", flat=True))
-    return bool(tenants) and tenants <= admin_tenant_ids
-
-
-@transaction.atomic
-def api_token_rotate(*, tenant: Tenant, actor: Any, user: Any) -> str:
-    """Replace ``user``'s API token; returns the new key (shown once)."""
-    key = api_token_issue(user=user, rotate=True)
-    _audit(tenant=tenant, actor=actor, event_type="token_rotated", details={"user": user.get_username()})
-    return key
-
-
-@transaction.atomic
-def api_token_revoke(*, tenant: Tenant, actor: Any, user: Any) -> None:
-    ApiToken.objects.filter(user=user).delete()
-    _audit(tenant=tenant, actor=actor, event_type="token_revoked", details={"user": user.get_username()})
+def membership_remove(*, membership: Membership, actor: Any, door: str) -> None:
+    """Remove the membership and revoke the user's tokens bound to its tenant (a token
+    outliving the membership would work again the day the user is added back)."""
+    _require(actor, membership.tenant, door)
+    with transaction.atomic():
+        locked = _locked(membership)
+        if locked.role == Role.ADMIN and not _keeps_an_admin(
+            tenant=locked.tenant, without_user_id=locked.user_id
+        ):
+            raise MemberChangeRefused("the tenant must keep at least one admin")
+        revoked = sorted(
+            ApiToken.objects.filter(user_id=locked.user_id, tenant_id=locked.tenant_id).values_list(
+                "name", flat=True
+            )
+        )
+        ApiToken.objects.filter(user_id=locked.user_id, tenant_id=locked.tenant_id).delete()
+        locked.delete()
+        _audit(
+            tenant=locked.tenant,
+            actor=actor,
+            event_type="member_removed",
+            details={
+                "user": locked.user.get_username(),
+                "role": locked.role,
+                "tokens_revoked": revoked,
+                "door": door,
+            },
+        )

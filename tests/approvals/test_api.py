@@ -11,16 +11,15 @@ from rest_framework.test import APIClient
 
 from approvals.models import Approval
 from execution.enums import Role
-from execution.services.tokens import api_token_issue
 from tests.approvals.conftest import make_approval, member
-from tests.factories import ExecutionFactory, snapshot_overwrite
+from tests.factories import ExecutionFactory, snapshot_overwrite, token_for
 
 pytestmark = pytest.mark.django_db
 
 
 def client_for(user: Any) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=user)}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
     return client
 
 

@@ -8,16 +8,15 @@ import pytest
 from rest_framework.test import APIClient
 
 from approvals.models import Approval
-from execution.services.tokens import api_token_issue
 from tests.approvals.conftest import ensure_policies
-from tests.factories import AssetFactory
+from tests.factories import AssetFactory, token_for
 
 pytestmark = pytest.mark.django_db
 
 
 def client_for(user: Any) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=user)}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
     return client
 
 

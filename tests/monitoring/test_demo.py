@@ -13,7 +13,7 @@ from django.test import RequestFactory
 
 from execution.models import ApiToken, Asset, Membership, ReadOnlyCommandRule, Tenant
 from execution.services.demo import DEMO_READ_ONLY_COMMANDS, demo_example_plans
-from execution.services.tokens import api_token_user
+from execution.services.tokens import token_hash
 
 pytestmark = pytest.mark.django_db
 ROLES = {
@@ -50,7 +50,10 @@ def test_demo_json_shape_and_idempotence() -> None:
     # demo --json keep agreeing.
     assert second == first
     assert ApiToken.objects.count() == len(first["users"])
-    assert api_token_user(key=first["users"]["operator"]["token"]).username == "operator"
+    # Each demo token is bound to its user's tenant (the outsider's to "other").
+    for name, info in first["users"].items():
+        token = ApiToken.objects.select_related("user", "tenant").get(key_hash=token_hash(info["token"]))
+        assert (token.user.username, token.tenant.slug, token.name) == (name, info["tenant"], "demo")
     assert Tenant.objects.filter(slug__in=["demo", "other"]).count() == 2
     assert Membership.objects.count() == 8 and Asset.objects.count() == 3
     assert set(Asset.objects.values_list("connection_type", flat=True)) == {"local"}

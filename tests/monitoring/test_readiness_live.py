@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from execution.services.tokens import api_token_issue
 from tests.execution.realtime.live import daphne_server, delivery_env, run_async
-from tests.factories import MembershipFactory, TenantFactory, UserFactory
+from tests.factories import MembershipFactory, TenantFactory, UserFactory, token_for
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -50,7 +49,7 @@ def test_readyz_round_trips_through_the_bridge_the_sockets_use(tmp_path: Path) -
     tenant = TenantFactory(slug="acme")
     viewer = UserFactory(username="vic-viewer")
     MembershipFactory(tenant=tenant, user=viewer, role="viewer")
-    token = api_token_issue(user=viewer)
+    token = token_for(viewer)
     with daphne_server(delivery_env("bridge"), tmp_path / "daphne.log") as port:
         check = _readyz(port)["checks"]["channel_layer"]
         assert check["ok"] is True, check

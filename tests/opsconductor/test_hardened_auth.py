@@ -12,8 +12,7 @@ from cryptography.fernet import Fernet
 from django.test import Client
 
 from execution.models import ApiToken
-from execution.services.tokens import api_token_issue
-from tests.factories import UserFactory
+from tests.factories import UserFactory, token_for
 from tests.support.processes import manage_argv, subprocess_env
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +72,7 @@ def test_token_authentication_is_throttled_per_address() -> None:
 
 
 def test_the_token_in_the_database_is_not_the_token_the_client_sends(operator: Any) -> None:
-    key = api_token_issue(user=operator)
+    key = token_for(operator)
     stored = ApiToken.objects.get(user=operator)
     assert key not in {stored.key_hash, stored.prefix} and len(key) >= 40
     response = Client().get("/api/v1/executions/", HTTP_AUTHORIZATION=f"Token {key}")

@@ -167,11 +167,11 @@ def test_without_an_endpoint_a_traceparent_is_kept_and_nothing_is_traced(
 ) -> None:
     from rest_framework.test import APIClient
 
-    from execution.services.tokens import api_token_issue
+    from tests.factories import token_for
 
     settings.OTEL_EXPORTER_OTLP_ENDPOINT = None
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=operator)}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(operator)}")
     plan = {"name": "p", "environment": "dev", "steps": [{"name": "n", "type": "noop"}]}
     header = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
     answer = client.post(

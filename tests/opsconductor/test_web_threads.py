@@ -20,9 +20,9 @@ from django.db import connection
 
 from execution.models import Execution, QueueItem
 from execution.services.cancel import execution_cancel
-from execution.services.tokens import api_token_issue
 from tests.execution.api.conftest import noop_body
 from tests.execution.engine.helpers import wait_until
+from tests.factories import token_for
 from tests.support.processes import REPO_ROOT, free_port, stop_process, subprocess_env, wait_for_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,7 +36,7 @@ def _backends() -> list[tuple[int, Any]]:
 
 
 def test_a_burst_of_requests_uses_at_most_web_threads_connections(tenant: Any, operator: Any) -> None:
-    token = api_token_issue(user=operator, rotate=True)
+    token = token_for(operator)
     port = free_port()
     # libpq names every connection of the web process (PGAPPNAME), so they can be counted.
     env = subprocess_env(OPS_WEB_THREADS="3", PGAPPNAME=APP_NAME, REDIS_URL="")
@@ -78,7 +78,7 @@ def test_immediate_submissions_never_take_every_thread(tenant: Any, operator: An
     worker (none runs here), the next is answered 202 at once, queued, and /healthz answers.
     Each waiting submission held a thread, so two of them left the process without a free
     thread until one gave up (``OPS_IMMEDIATE_WAIT_SECONDS``)."""
-    token = api_token_issue(user=operator, rotate=True)
+    token = token_for(operator)
     headers = {"Authorization": f"Token {token}"}
     port = free_port()
     env = subprocess_env(OPS_WEB_THREADS="2", OPS_IMMEDIATE_WAIT_SECONDS="120", REDIS_URL="")

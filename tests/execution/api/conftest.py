@@ -14,9 +14,9 @@ from tests.factories import AssetFactory, ReadOnlyCommandRuleFactory
 def client_for(user: Any = None) -> APIClient:
     client = APIClient()
     if user is not None:
-        from execution.services.tokens import api_token_issue
+        from tests.factories import token_for
 
-        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=user)}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
     return client
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
-from execution.models import ApiToken, Execution
+from execution.models import ApiToken, AuditLog, Execution
 from execution.services.tokens import token_hash
 from tests.execution.api.conftest import noop_body
 
@@ -68,13 +69,51 @@ def test_submit_with_a_key_held_by_another_plan_exits_naming_the_holder(
     assert Execution.objects.count() == 1
 
 
-def test_api_token_prints_a_new_key_stored_hashed(operator: Any) -> None:
-    first = _run("api_token", operator.username).strip()
+def test_api_token_prints_a_new_key_bound_to_the_tenant_and_stored_hashed(operator: Any) -> None:
+    first = _run("api_token", operator.username, "--tenant", "acme", "--name", "ci").strip()
     stored = ApiToken.objects.get(user=operator)
     # The database holds the key's hash, never the key the client sends.
     assert stored.key_hash == token_hash(first) and first not in stored.key_hash
-    rotated = _run("api_token", operator.username).strip()
+    assert (stored.tenant.slug, stored.name, stored.expires_at, stored.created_by) == (
+        "acme",
+        "ci",
+        None,
+        None,
+    )
+    with pytest.raises(CommandError, match=r"^--name: .* already \(--rotate replaces it\)$"):
+        _run("api_token", operator.username, "--tenant", "acme", "--name", "ci")
+    rotated = _run("api_token", operator.username, "--tenant", "acme", "--name", "ci", "--rotate").strip()
     assert rotated != first
     assert list(ApiToken.objects.filter(user=operator).values_list("key_hash", flat=True)) == [
         token_hash(rotated)
     ]
+    second = _run("api_token", operator.username, "--tenant", "acme", "--name", "cron", "--expires", "30d")
+    assert ApiToken.objects.filter(user=operator).count() == 2
+    expiry = ApiToken.objects.get(key_hash=token_hash(second.strip())).expires_at
+    assert expiry is not None and 29 < (expiry - timezone.now()).total_seconds() / 86400 <= 30
+    audit = AuditLog.objects.filter(event_type="token_issued").order_by("id")
+    assert [(a.details["token"], a.details["door"], a.actor) for a in audit] == [
+        ("ci", "command", None),
+        ("ci", "command", None),
+        ("cron", "command", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tenant", "nowhere", "--name", "x"], "no tenant 'nowhere'"),
+        (["--tenant", "other", "--name", "x"], "--tenant: 'olga-operator' is not a member of tenant 'other'"),
+        (["--tenant", "acme", "--name", "x", "--expires", "soonish"], "--expires: 'soonish' is not"),
+        (["--tenant", "acme", "--name", "x", "--expires", "2001-01-01"], "--expires: must be in the future"),
+        (["--tenant", "acme", "--name", "two\nlines"], "--name: printable characters only"),
+        (["--tenant", "acme", "--name", "   "], "--name: a name is required"),
+    ],
+)
+def test_api_token_refuses_with_a_one_line_reason_and_issues_nothing(
+    operator: Any, other_tenant: Any, args: list[str], message: str
+) -> None:
+    with pytest.raises(CommandError) as refused:
+        _run("api_token", operator.username, *args)
+    assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
+    assert not ApiToken.objects.exists()

@@ -33,13 +33,13 @@ def keep_test_connection() -> Iterator[None]:
 
 @pytest.fixture
 def auth_headers(db: Any, keep_test_connection: None) -> dict[str, str]:
-    from execution.services.tokens import api_token_issue
+    from tests.factories import token_for
 
     tenant = TenantFactory(slug="acme")
     AssetFactory(tenant=tenant, hostname="web-1")
     user = UserFactory(username="fuzz-admin")
     MembershipFactory(tenant=tenant, user=user, role="admin")
-    return {"Authorization": f"Token {api_token_issue(user=user)}"}
+    return {"Authorization": f"Token {token_for(user)}"}
 
 
 @pytest.mark.django_db

@@ -48,7 +48,9 @@ def test_the_members_page_refuses_a_bad_username_and_creates_nobody(
 
 def test_a_name_of_exactly_150_characters_is_accepted(tenant: Any, tenant_admin: Any) -> None:
     name = "n" * 150
-    membership_add(tenant=tenant, actor=tenant_admin, username=name, role="viewer", password="long-enough-1")
+    membership_add(
+        tenant=tenant, actor=tenant_admin, username=name, role="viewer", password="long-enough-1", door="test"
+    )
     assert get_user_model().objects.filter(username=name).exists()
 
 
@@ -56,7 +58,12 @@ def test_a_name_of_exactly_150_characters_is_accepted(tenant: Any, tenant_admin:
 def test_the_services_refuse_a_bad_username(tenant: Any, tenant_admin: Any, username: str) -> None:
     with pytest.raises(MemberChangeRefused, match=r"^username: "):
         membership_add(
-            tenant=tenant, actor=tenant_admin, username=username, role="viewer", password="long-enough-1"
+            tenant=tenant,
+            actor=tenant_admin,
+            username=username,
+            role="viewer",
+            password="long-enough-1",
+            door="test",
         )
     with pytest.raises(UserRefused) as refused:
         user_create(username=username, password="long-enough-1")

@@ -74,12 +74,24 @@ ALLOWED: dict[Right, dict[str, frozenset[Work]]] = {
     Right.MANAGE_MEMBERS: {"admin": EVERYWHERE},
     # Admin only: the tenant's configuration (assets, rules, allow-list, limits, subscriptions).
     Right.CONFIGURE: {"admin": EVERYWHERE},
+    # Every member issues and revokes their own API tokens in the tenant.
+    Right.TOKEN_ISSUE: dict.fromkeys(MEMBERS, EVERYWHERE),
+    Right.TOKEN_REVOKE: dict.fromkeys(MEMBERS, EVERYWHERE),
 }
 
 # The work each right is tried for: the ones that depend on the work in every environment x
 # action class; the ones about an execution in every environment; the tenant's own
 # settings (secrets, members, configuration) once.
-TENANT_WIDE = frozenset({Right.SECRET_SET, Right.SECRET_LIST, Right.MANAGE_MEMBERS, Right.CONFIGURE})
+TENANT_WIDE = frozenset(
+    {
+        Right.SECRET_SET,
+        Right.SECRET_LIST,
+        Right.MANAGE_MEMBERS,
+        Right.CONFIGURE,
+        Right.TOKEN_ISSUE,
+        Right.TOKEN_REVOKE,
+    }
+)
 BY_WORK = frozenset({Right.SUBMIT, Right.CANCEL})
 
 

@@ -6,6 +6,7 @@ tests/execution/policy/contract.py."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from approvals.models import Approval, ApprovalVote
 from approvals.services import approval_request
 from execution.enums import ExecutionStatus, Role
 from execution.models import (
+    ApiToken,
     AuditLog,
     DeadLetter,
     Execution,
@@ -28,10 +30,17 @@ from execution.models import (
     Tenant,
 )
 from execution.policy import Right
-from execution.services.tokens import api_token_issue
+from execution.services.tokens import token_hash
 from tests.execution.policy.contract import PERSONAS, Work
 from tests.execution.realtime.live import run_async
-from tests.factories import DeadLetterFactory, ExecutionFactory, MembershipFactory, TenantFactory, UserFactory
+from tests.factories import (
+    DeadLetterFactory,
+    ExecutionFactory,
+    MembershipFactory,
+    TenantFactory,
+    UserFactory,
+    token_for,
+)
 
 # The work of each environment when a test names only the environment (a mix, so the
 # operator's limits show).
@@ -73,7 +82,7 @@ def records() -> int:
 
 def rest(user: Any) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=user)}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
     return client
 
 
@@ -365,6 +374,35 @@ def configure_page(w: World, user: Any, work: Work) -> bool:
     return NotificationSubscription.objects.filter(name=name).exists()
 
 
+def token_issue_page(w: World, user: Any, work: Work) -> bool:
+    browser(user).post("/tenants/acme/members/", {"action": "token-issue", "user": user.pk, "name": "paged"})
+    return ApiToken.objects.filter(user=user, tenant=w.tenant, name="paged").exists()
+
+
+def token_issue_rest(w: World, user: Any, work: Work) -> bool:
+    rest(user).post("/api/v1/tokens/", {"tenant": "acme", "name": "rested"}, format="json")
+    return ApiToken.objects.filter(user=user, tenant=w.tenant, name="rested").exists()
+
+
+def _own_token(w: World, user: Any, name: str) -> ApiToken:
+    """A token of ``user`` bound to acme (for the outsider: one left from an old membership)."""
+    return ApiToken.objects.create(
+        user=user, tenant=w.tenant, name=name, key_hash=token_hash(uuid.uuid4().hex), prefix="00000000"
+    )
+
+
+def token_revoke_page(w: World, user: Any, work: Work) -> bool:
+    token = _own_token(w, user, "revoked-on-page")
+    browser(user).post("/tenants/acme/members/", {"action": "token-revoke", "token": str(token.token_id)})
+    return not ApiToken.objects.filter(pk=token.pk).exists()
+
+
+def token_revoke_rest(w: World, user: Any, work: Work) -> bool:
+    token = _own_token(w, user, "revoked-by-rest")
+    rest(user).delete(f"/api/v1/tokens/{token.token_id}/")
+    return not ApiToken.objects.filter(pk=token.pk).exists()
+
+
 async def _subscribe(path: str, token: str) -> bool:
     from channels.testing import WebsocketCommunicator
 
@@ -386,12 +424,12 @@ async def _subscribe(path: str, token: str) -> bool:
 
 def subscribe_execution(w: World, user: Any, work: Work) -> bool:
     execution = execution_make(w, work[0], action_class=work[1])
-    token = api_token_issue(user=user)
+    token = token_for(user)
     return run_async(_subscribe(f"/ws/executions/{execution.execution_id}/", token))
 
 
 def subscribe_tenant(w: World, user: Any, work: Work) -> bool:
-    token = api_token_issue(user=user)
+    token = token_for(user)
     return run_async(_subscribe("/ws/tenants/acme/executions/", token))
 
 
@@ -417,6 +455,8 @@ DOORS: dict[Right, dict[str, Door]] = {
     Right.MANAGE_MEMBERS: {"admin": members_admin, "page": members_page},
     Right.CONFIGURE: {"admin": configure_admin, "page": configure_page},
     Right.SUBSCRIBE: {"websocket-execution": subscribe_execution, "websocket-tenant": subscribe_tenant},
+    Right.TOKEN_ISSUE: {"page": token_issue_page, "rest": token_issue_rest},
+    Right.TOKEN_REVOKE: {"page": token_revoke_page, "rest": token_revoke_rest},
 }
 # Doors that authenticate a request before the policy sees it: a deactivated account is
 # refused there (401, login page, 4401) without an rbac_violation; commands name the user.

@@ -12,7 +12,6 @@ from approvals.models import Approval
 from execution.enums import ExecutionStatus
 from execution.models import DeadLetter, Execution, ExecutionEvent, Membership
 from execution.services.submit import execution_submit
-from execution.services.tokens import api_token_issue
 from tests.execution.policy.doors import (
     approval_make,
     browser,
@@ -22,7 +21,7 @@ from tests.execution.policy.doors import (
     world_build,
 )
 from tests.execution.realtime.live import run_async
-from tests.factories import AccessGrantFactory
+from tests.factories import AccessGrantFactory, token_for
 from tests.support.httpserver import LoopbackHttpServer, json_answer
 
 
@@ -162,7 +161,7 @@ def test_an_open_tenant_socket_is_closed_when_the_right_goes(how: str, settings:
     settings.REALTIME_RECHECK_SECONDS = 0.2
     world = world_build()
     viewer = world.users["viewer"]
-    token = api_token_issue(user=viewer)
+    token = token_for(viewer)
 
     def revoke() -> None:
         if how == "membership_deleted":
@@ -179,7 +178,7 @@ def test_an_open_execution_socket_is_closed_when_the_membership_goes(settings: A
     world = world_build()
     execution = execution_make(world, "dev")
     viewer = world.users["viewer"]
-    token = api_token_issue(user=viewer)
+    token = token_for(viewer)
     path = f"/ws/executions/{execution.execution_id}/"
 
     def revoke() -> None:

@@ -16,7 +16,6 @@ from execution import policy
 from execution.enums import Role
 from execution.models import AuditLog
 from execution.policy import Right
-from execution.services.tokens import api_token_issue
 from tests.execution.policy.doors import _subscribe
 from tests.execution.realtime.live import run_async
 from tests.factories import (
@@ -28,6 +27,7 @@ from tests.factories import (
     SlaAlertFactory,
     TenantFactory,
     UserFactory,
+    token_for,
 )
 
 BRAVO = "bravo-zq"
@@ -97,7 +97,10 @@ def test_a_superuser_sees_a_tenant_through_a_membership_like_anyone() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_a_superuser_without_membership_cannot_watch_a_tenants_stream() -> None:
     _bravo()
-    token = api_token_issue(user=_root())
+    root = _root()
+    # A token needs a membership (it is bound to its tenant): the superuser's is of alpha.
+    MembershipFactory(tenant=TenantFactory(slug="alpha"), user=root, role=Role.ADMIN)
+    token = token_for(root)
     assert run_async(_subscribe(f"/ws/tenants/{BRAVO}/executions/", token)) is False
 
 

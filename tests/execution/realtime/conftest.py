@@ -5,13 +5,13 @@ from typing import Any
 import pytest
 
 from execution.enums import Role
-from execution.services.tokens import api_token_issue
 from tests.factories import (
     ExecutionFactory,
     ExecutionStepFactory,
     MembershipFactory,
     TenantFactory,
     UserFactory,
+    token_for,
 )
 
 
@@ -31,6 +31,6 @@ def watch_setup(transactional_db: Any) -> dict[str, Any]:
         "tenant": tenant,
         "execution": execution,
         "viewer": viewer,
-        "token": api_token_issue(user=viewer),
-        "outsider_token": api_token_issue(user=outsider),
+        "token": token_for(viewer),
+        "outsider_token": token_for(outsider),
     }
