@@ -163,6 +163,7 @@ def execution_run_again_page(request: HttpRequest, execution_id: uuid.UUID) -> H
             actor=request.user,
             plan=original.plan_snapshot,
             approval_level=original.approval_level,
+            sla_class=original.sla_class,
             priority=original.priority,
             dry_run=original.dry_run,
             tags=list(original.tags or []),
@@ -170,6 +171,9 @@ def execution_run_again_page(request: HttpRequest, execution_id: uuid.UUID) -> H
             parent_execution_id=original.execution_id,
             # A fresh key: a run again is a new execution, never an idempotent replay.
             idempotency_header=f"run-again:{uuid.uuid4()}",
+            # The new execution's page follows it live: the request never waits for a worker
+            # (it held the page for the immediate wait, up to IMMEDIATE_WAIT_SECONDS).
+            wait=False,
         )
     except SubmitDenied as denied:
         messages.error(request, f"Run again refused: {denied.reason}")

@@ -114,12 +114,19 @@ def _require_submit(user: Any, *, details: dict[str, Any], **context: Any) -> No
 
 
 def execution_submit_body(
-    *, submitter: Any, body: Any, idempotency_header: str | None = None, traceparent: str | None = None
+    *,
+    submitter: Any,
+    body: Any,
+    idempotency_header: str | None = None,
+    traceparent: str | None = None,
+    wait: bool = True,
 ) -> SubmitOutcome:
     """Validate a docs/contract.md#submission request body and submit it (see :func:`execution_submit`).
 
     ``traceparent``: the caller's W3C trace context; the execution continues that trace and,
-    without a ``trace_id`` in the body, takes its trace id (docs/telemetry.md)."""
+    without a ``trace_id`` in the body, takes its trace id (docs/telemetry.md). ``wait``: an
+    immediate execution is waited for (the API answers 201 with its result); a door that
+    follows it live instead (the pages) passes False and answers at once."""
     with submit_span(traceparent=traceparent) as stored:
         inp = submission_validate(body)
         inp.plan = plan_normalize(inp.plan)
@@ -127,7 +134,7 @@ def execution_submit_body(
         parsed = traceparent_parse(stored)
         if parsed and not inp.trace_id:
             inp.trace_id = parsed[0]
-        return _submit(submitter=submitter, inp=inp, idempotency_header=idempotency_header)
+        return _submit(submitter=submitter, inp=inp, idempotency_header=idempotency_header, wait=wait)
 
 
 def execution_submit(
@@ -145,8 +152,10 @@ def execution_submit(
     parent_execution_id: uuid.UUID | str | None = None,
     on_behalf_of: str | None = None,
     idempotency_header: str | None = None,
+    wait: bool = True,
 ) -> SubmitOutcome:
     """Submit ``plan`` for ``actor`` in ``tenant``; returns the execution and whether it is a replay.
+    ``wait``: see :func:`execution_submit_body`.
 
     Raises PlanInvalid (every problem with its field path), SubmitDenied (RBAC, audited),
     KeyReused (the idempotency key is held by an execution of another plan).
@@ -165,7 +174,7 @@ def execution_submit(
         "parent_execution_id": str(parent_execution_id) if parent_execution_id else None,
         "on_behalf_of": on_behalf_of,
     }
-    return execution_submit_body(submitter=actor, body=body, idempotency_header=idempotency_header)
+    return execution_submit_body(submitter=actor, body=body, idempotency_header=idempotency_header, wait=wait)
 
 
 def _read_only_patterns(tenant: Tenant, plan: dict[str, Any]) -> list[str]:
@@ -180,7 +189,9 @@ def _read_only_patterns(tenant: Tenant, plan: dict[str, Any]) -> list[str]:
     return list(tenant.read_only_command_rules.values_list("pattern", flat=True))
 
 
-def _submit(*, submitter: Any, inp: SubmissionInput, idempotency_header: str | None) -> SubmitOutcome:
+def _submit(
+    *, submitter: Any, inp: SubmissionInput, idempotency_header: str | None, wait: bool
+) -> SubmitOutcome:
     # Membership before asset lookups: a 400 on an unknown asset must not reveal another
     # tenant's inventory. Unknown and foreign tenants get the same answer.
     # The submitter's own membership (with its tenant) is read once and serves both checks.
@@ -238,7 +249,8 @@ def _submit(*, submitter: Any, inp: SubmissionInput, idempotency_header: str | N
             # the next round finds its committed row and replays it.
             continue
         if (
-            not outcome.replayed
+            wait
+            and not outcome.replayed
             and outcome.execution.execution_mode == ExecutionMode.IMMEDIATE
             and outcome.execution.status == ExecutionStatus.QUEUED
         ):

@@ -198,3 +198,47 @@ def test_a_failed_run_is_an_empty_red_bar_not_a_full_blue_one(tenant: Any, viewe
     body = _client(viewer).get(f"/executions/{execution.execution_id}/").content.decode()
     assert 'data-outcome="failed"' in body and 'style="width:0%"' in body
     assert "failed · 0/1 steps completed · 1 failed" in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_again_of_an_immediate_plan_answers_at_once_and_the_page_follows_it(
+    tenant: Any, operator: Any, settings: Any
+) -> None:
+    """Run again waited for the immediate execution like the API does (up to the immediate
+    wait: 7.5 s on an operator's day), holding the page; it redirects at once now. No worker
+    runs here, so a waiting request would hang for the whole wait."""
+    import threading
+
+    from django.db import connection
+
+    settings.IMMEDIATE_WAIT_SECONDS = 600
+    AssetFactory(tenant=tenant, hostname="local-1")
+    plan = {
+        "name": "quick one",
+        "environment": "dev",
+        "estimated_duration_seconds": 2,
+        "steps": [{"name": "n", "type": "noop", "target": {"hostname": "local-1"}, "params": {}}],
+    }
+    original = Execution.objects.create(
+        tenant=tenant,
+        actor=operator,
+        plan_snapshot=plan,
+        execution_mode="immediate",
+        sla_class="fast",
+        status=ExecutionStatus.COMPLETED,
+    )
+    answers: list[Any] = []
+
+    def post() -> None:
+        try:
+            answers.append(_client(operator).post(f"/executions/{original.execution_id}/run-again/"))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=post, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert answers, "the page waited for a worker"
+    again = Execution.objects.exclude(pk=original.pk).get()
+    assert again.execution_mode == "immediate" and again.status == ExecutionStatus.QUEUED
+    assert answers[0]["Location"] == f"/executions/{again.execution_id}/"
