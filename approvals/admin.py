@@ -128,21 +128,31 @@ class ApprovalAdmin(TenantScopedAdmin):
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[Approval]) -> TemplateResponse | None:
         return self._vote(request, queryset, ApprovalVote.Decision.REJECT, "reject_selected")
 
+    def _vote_form(
+        self, request: HttpRequest, queryset: QuerySet[Approval], decision: str, action: str
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{decision.title()} approvals",
+            "opts": self.model._meta,
+            "approvals": list(queryset),
+            "decision": decision,
+            "comment_required": decision == ApprovalVote.Decision.REJECT,
+            "action": action,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "approvals/admin_vote_confirm.html", context)
+
     def _vote(
         self, request: HttpRequest, queryset: QuerySet[Approval], decision: str, action: str
     ) -> TemplateResponse | None:
         if request.POST.get("confirm") != "yes":
-            context = {
-                **self.admin_site.each_context(request),
-                "title": f"{decision.title()} approvals",
-                "opts": self.model._meta,
-                "approvals": list(queryset),
-                "decision": decision,
-                "action": action,
-                "action_checkbox_name": ACTION_CHECKBOX_NAME,
-            }
-            return TemplateResponse(request, "approvals/admin_vote_confirm.html", context)
+            return self._vote_form(request, queryset, decision, action)
         comment = request.POST.get("comment", "").strip()[:2000]
+        if decision == ApprovalVote.Decision.REJECT and not comment:
+            # Asked again, nothing recorded: the service would refuse each one the same way.
+            self.message_user(request, "A rejection needs a comment saying why.", messages.ERROR)
+            return self._vote_form(request, queryset, decision, action)
         for approval in queryset:
             try:
                 result = approval_vote(

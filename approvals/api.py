@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from approvals.errors import VoteConflict, VoteForbidden
+from approvals.errors import VoteConflict, VoteForbidden, VoteInvalid
 from approvals.models import Approval, ApprovalVote
 from approvals.services import approval_vote
 from execution import policy
@@ -90,6 +90,13 @@ class _VoteView(APIView):
                     "approval": ApprovalOut(),
                 },
             ),
+            400: inline_serializer(
+                "VoteInvalid",
+                {
+                    "detail": serializers.CharField(),
+                    "errors": serializers.ListField(child=serializers.DictField()),
+                },
+            ),
             403: _refusal,
             404: _refusal,
             409: _refusal,
@@ -111,6 +118,11 @@ class _VoteView(APIView):
                 voter=request.user,
                 decision=self.decision,
                 comment=data.validated_data["comment"],
+            )
+        except VoteInvalid as invalid:
+            return Response(
+                {"detail": invalid.reason, "errors": [{"path": invalid.field, "message": invalid.reason}]},
+                status=status.HTTP_400_BAD_REQUEST,
             )
         except VoteForbidden as refused:
             return Response(

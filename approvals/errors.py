@@ -23,4 +23,13 @@ class VoteConflict(Conflict):
         self.reason = reason
 
 
+class VoteInvalid(ValueError):
+    """The vote itself is incomplete (a rejection without a comment): a 400 naming ``field``."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
 VoteRefused = VoteForbidden | VoteConflict

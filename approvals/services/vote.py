@@ -8,7 +8,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from approvals.errors import VoteConflict, VoteForbidden
+from approvals.errors import VoteConflict, VoteForbidden, VoteInvalid
 from approvals.models import Approval, ApprovalVote
 from execution import policy
 from execution.enums import ActorType, ApprovalState, ExecutionMode, ExecutionStatus
@@ -61,6 +61,7 @@ def approval_vote(*, approval: Approval, voter: Any, decision: str, comment: str
     """Record ``voter``'s ``decision`` ("approve" or "reject") with ``comment``.
 
     The level is the number of distinct approvers needed; one rejection rejects. Raises
+    :class:`VoteInvalid` (a rejection needs a comment: the requester learns why),
     :class:`VoteForbidden` (requester, no approver/admin role) or :class:`VoteConflict`
     (already voted, already decided, expired, plan changed) and records nothing then.
     On the deciding vote the execution moves to ``approved`` (and is queued: immediate ones
@@ -73,6 +74,9 @@ def approval_vote(*, approval: Approval, voter: Any, decision: str, comment: str
         policy.require(voter, policy.Right.VOTE, execution=approval.execution, door="vote")
     except policy.RightDenied as denied:
         raise _forbidden(policy.Decision(False, denied.reason, denied.code)) from None
+    comment = comment.strip()
+    if decision == Decision.REJECT and not comment:
+        raise VoteInvalid("comment", "a rejection needs a comment saying why")
     with transaction.atomic():
         # Lock order everywhere in approvals: execution row, then approval row (as transition()
         # and cancellation do). The lock serialises the votes of one approval, so the N-th

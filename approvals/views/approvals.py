@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from approvals.errors import VoteConflict, VoteForbidden
+from approvals.errors import VoteConflict, VoteForbidden, VoteInvalid
 from approvals.models import Approval, ApprovalVote
 from approvals.selectors import approvals_pending_for
 from approvals.services import approval_vote, approval_vote_forbidden
@@ -80,6 +80,17 @@ def _steps(approval: Approval) -> list[dict[str, Any]]:
     return out
 
 
+def _metadata(execution: Any) -> list[tuple[str, str]]:
+    """The plan's metadata (ticket, change id, ...) as approvers read it: masked, one line each."""
+    data = mask_data(execution.metadata or {})
+    if not isinstance(data, dict):
+        return []
+    return [
+        (str(key), value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+        for key, value in sorted(data.items())
+    ]
+
+
 def _detail_context(request: HttpRequest, approval: Approval) -> dict[str, Any]:
     votes = list(approval.votes.select_related("voter"))
     own_vote = next((v for v in votes if v.voter_id == request.user.pk), None)
@@ -91,6 +102,7 @@ def _detail_context(request: HttpRequest, approval: Approval) -> dict[str, Any]:
     return {
         "approval": approval,
         "execution": approval.execution,
+        "metadata": _metadata(approval.execution),
         "steps": _steps(approval),
         "votes": votes,
         "approvals": sum(1 for v in votes if v.decision == ApprovalVote.Decision.APPROVE),
@@ -122,6 +134,11 @@ def approval_detail(request: HttpRequest, approval_id: Any) -> HttpResponse:
         return redirect("approvals:detail", approval_id=approval.approval_id)
     try:
         result = approval_vote(approval=approval, voter=request.user, decision=decision, comment=comment)
+    except VoteInvalid as invalid:
+        messages.error(request, f"Vote not recorded: {invalid.reason}.")
+        return render(
+            request, "approvals/approval_detail.html", _detail_context(request, approval), status=400
+        )
     except (VoteForbidden, VoteConflict) as refused:
         # A refused vote (also a forged POST without a button) changes nothing: 403 or 409.
         messages.error(request, f"Vote refused: {refused.reason}.")

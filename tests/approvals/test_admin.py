@@ -88,7 +88,12 @@ def test_a_refused_admin_vote_shows_the_reason(tenant: Any) -> None:
     requester = member(tenant, "self", Role.ADMIN)
     approval = make_approval(tenant=tenant, actor=requester)
     client = staff(requester)
-    form = {"action": "reject_selected", ACTION_CHECKBOX_NAME: [approval.pk], "confirm": "yes", "comment": ""}
+    form = {
+        "action": "reject_selected",
+        ACTION_CHECKBOX_NAME: [approval.pk],
+        "confirm": "yes",
+        "comment": "no",
+    }
     html = client.post(CHANGELIST, form, follow=True).content.decode()
     assert "vote refused" in html
     assert "own execution" in html

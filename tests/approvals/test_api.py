@@ -87,7 +87,7 @@ def test_conflicts_are_409_with_the_reason(
     if case == "already_voted":
         assert client.post(url(approval.execution, "approve")).status_code == 200
     elif case == "already_decided":
-        client_for(second_approver).post(url(approval.execution, "reject"))
+        client_for(second_approver).post(url(approval.execution, "reject"), {"comment": "no"}, format="json")
     elif case == "expired":
         Approval.objects.filter(pk=approval.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     else:

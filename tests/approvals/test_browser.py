@@ -52,6 +52,7 @@ def test_an_approver_approves_a_level_1_execution_and_sees_it_move_on(
     assert "systemctl restart nginx" in page.content()
     assert fits_the_laptop_screen(page)
     page.fill("#id_comment", "checked the change ticket")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Approve ...?"
     page.click("button[value=approve]")
     page.wait_for_selector(".messages li.success")
     assert "decided it" in page.inner_text(".messages")
@@ -82,6 +83,7 @@ def test_a_level_2_execution_needs_a_second_approver(
     detail = f"{base}/approvals/{approval.approval_id}/"
     log_in(page, base, approver)
     page.goto(detail)
+    page.once("dialog", lambda dialog: dialog.accept())  # "Approve ...?"
     page.click("button[value=approve]")
     page.wait_for_selector(".messages li.success")
     assert "1 of 2" in page.inner_text(".messages")
@@ -92,6 +94,7 @@ def test_a_level_2_execution_needs_a_second_approver(
     assert "1 of 2" in page.inner_text(f"tr[data-approval='{approval.approval_id}']")
     page.goto(detail)
     page.fill("#id_comment", "second pair of eyes")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Approve ...?"
     page.click("button[value=approve]")
     page.wait_for_selector(".messages li.success")
     assert page.inner_text("#approval-state") == "approved"

@@ -77,6 +77,7 @@ def test_an_approved_execution_runs_to_completed(
     detail = f"{live_server.url}/approvals/{approval.approval_id}/"
     log_in(page, live_server.url, approver)
     page.goto(detail)
+    page.once("dialog", lambda dialog: dialog.accept())  # "Approve ...?"
     page.click("button[value=approve]")
     page.wait_for_selector(".messages li.success")
     assert wait_finished(approval.execution, page, detail) == ExecutionStatus.COMPLETED

@@ -34,7 +34,15 @@ def test_approve_command(tenant: Any, requester: Any, approver: Any, queue_calls
 def test_reject_command(tenant: Any, requester: Any, approver: Any) -> None:
     approval = make_approval(tenant=tenant, actor=requester)
     out = StringIO()
-    call_command("reject", str(approval.execution.execution_id), "--user", approver.username, stdout=out)
+    call_command(
+        "reject",
+        str(approval.execution.execution_id),
+        "--user",
+        approver.username,
+        "--comment",
+        "not now",
+        stdout=out,
+    )
     assert "approval rejected" in out.getvalue()
 
 

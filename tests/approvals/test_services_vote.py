@@ -172,7 +172,7 @@ def test_a_stale_approval_object_is_re_read_under_the_lock(
     stale = Approval.objects.get(pk=approval.pk)
     approval_vote(approval=approval, voter=approver, decision="approve")
     with pytest.raises(VoteConflict) as refused:
-        approval_vote(approval=stale, voter=second_approver, decision="reject")
+        approval_vote(approval=stale, voter=second_approver, decision="reject", comment="no")
     assert refused.value.code == "already_decided"
     assert Execution.objects.get(pk=approval.execution.pk).status == ExecutionStatus.QUEUED
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from approvals.errors import VoteConflict, VoteForbidden
+from approvals.errors import VoteConflict, VoteForbidden, VoteInvalid
 from approvals.models import Approval
 from approvals.services import approval_vote
 from execution import policy
@@ -19,7 +19,7 @@ class VoteCommand(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("execution_id", help="the execution's uuid")
         parser.add_argument("--user", required=True, help="username of the voter")
-        parser.add_argument("--comment", default="", help="why")
+        parser.add_argument("--comment", default="", help="why (required to reject)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         voter = command_user(options["user"])
@@ -33,6 +33,8 @@ class VoteCommand(BaseCommand):
             result = approval_vote(
                 approval=approval, voter=voter, decision=self.decision, comment=options["comment"]
             )
+        except VoteInvalid as invalid:
+            raise CommandError(f"vote refused: --{invalid.field}: {invalid.reason}") from None
         except (VoteForbidden, VoteConflict) as refused:
             kind = "forbidden" if isinstance(refused, VoteForbidden) else "conflict"
             raise CommandError(f"vote refused ({kind}, {refused.code}): {refused.reason}") from None

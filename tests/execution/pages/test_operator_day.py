@@ -85,6 +85,7 @@ def approve_from_home(page: Any, base: str, execution: Execution, comment: str) 
     row = page.locator("#home-approvals tr", has_text=PLAN["name"])
     row.locator("a:has-text('Review')").click()
     page.fill("#id_comment", comment)
+    page.once("dialog", lambda dialog: dialog.accept())  # "Approve ...?"
     page.click("button[value=approve]")
     page.wait_for_selector(".messages li.success")
 
