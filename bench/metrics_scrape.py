@@ -52,9 +52,10 @@ FROM executions e CROSS JOIN generate_series(0, 1) AS s
 WHERE e.tenant_id = %(tenant)s AND e.completed_at IS NOT NULL;
 INSERT INTO execution_queue (queue_id, execution_id, priority, sla_class, visibility_timeout_seconds,
   attempt_count, max_attempts, last_error, enqueued_at, dequeued_at, completed_at, status, created_at,
-  updated_at, worker_id)
+  updated_at, worker_id, tenant_id, environment)
 SELECT gen_random_uuid(), e.execution_id, 5, e.sla_class, 30, 1, 3, '', e.created_at,
-  e.started_at - make_interval(secs => (e.id %% 11) / 10.0), e.completed_at, 'completed', now(), now(), ''
+  e.started_at - make_interval(secs => (e.id %% 11) / 10.0), e.completed_at, 'completed', now(), now(), '',
+  e.tenant_id, e.environment
 FROM executions e WHERE e.tenant_id = %(tenant)s AND e.completed_at IS NOT NULL;
 ANALYZE executions; ANALYZE execution_steps; ANALYZE execution_queue;
 """
@@ -85,9 +86,9 @@ SELECT gen_random_uuid(), execution_id, 0, 'step', 'noop', '', '', 'queued', '{}
 )
 INSERT INTO execution_queue (queue_id, execution_id, priority, sla_class, visibility_timeout_seconds,
   attempt_count, max_attempts, last_error, enqueued_at, available_at, status, created_at, updated_at,
-  worker_id)
+  worker_id, tenant_id, environment)
 SELECT gen_random_uuid(), execution_id, 5, 'fast', 30, 0, 3, '', now(), now() - interval '1 second',
-  'pending', now(), now(), '' FROM made
+  'pending', now(), now(), '', %(tenant)s, 'dev' FROM made
 """
 
 

@@ -192,6 +192,8 @@ class QueueItemFactory(factory.django.DjangoModelFactory):
         model = QueueItem
 
     execution = factory.SubFactory(ExecutionFactory)
+    tenant = factory.LazyAttribute(lambda o: o.execution.tenant)
+    environment = factory.LazyAttribute(lambda o: o.execution.environment)
     priority = 5
     sla_class = SlaClass.FAST
     status = QueueStatus.PENDING

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from execution.enums import LockMode, QueueStatus, SlaClass
+from execution.enums import Environment, LockMode, QueueStatus, SlaClass
 from execution.fields import PgEnumField
 from execution.models.execution import Execution
 from execution.models.tenancy import Tenant
@@ -38,11 +38,16 @@ class QueueItem(models.Model):
     status = models.CharField(max_length=16, choices=QueueStatus.choices, default=QueueStatus.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # Back-off and lock waits: not claimable before this instant.
+    # Back-off: not claimable before this instant (NULL: now); infinity while parked in a
+    # lock's line.
     available_at = models.DateTimeField(null=True, blank=True)
     # When the current attempt's lease was first taken (bounds it by visibility_timeout_seconds).
     attempt_started_at = models.DateTimeField(null=True, blank=True)
     worker_id = models.CharField(max_length=200, blank=True, default="")
+    # The execution's tenant and environment (they never change), for the fair claim
+    # (docs/engine.md "The fair claim"): every writer of an item sets them.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    environment = models.CharField(max_length=16, choices=Environment.choices)
 
     class Meta:
         db_table = "execution_queue"
@@ -61,6 +66,14 @@ class QueueItem(models.Model):
                 fields=["priority", "enqueued_at", "id"],
                 name="queue_claim_pending",
                 condition=models.Q(status="pending"),
+            ),
+            # The fair claim: per (tenant, environment) with runnable work, its first items
+            # (execution/worker/claim.py). Parked items (available_at infinity) are not in it.
+            models.Index(
+                fields=["tenant", "environment", "priority", "enqueued_at", "id"],
+                name="queue_claim_fair",
+                condition=models.Q(status="pending")
+                & (models.Q(available_at__isnull=True) | models.Q(available_at__lt=models.Value("infinity"))),
             ),
             # Reaper: WHERE status = 'processing' AND lease_expires_at < now().
             models.Index(

@@ -4,8 +4,9 @@ A limit caps the executions of a tenant (or of one of its environments) that hol
 queue items in ``processing`` (claimed, running, or between attempts' steps). The claim
 honours it atomically across any number of workers in two moves:
 
-1. the claim statement skips every candidate whose scope is already at its limit
-   (``AT_LIMIT_SQL``), so a tenant at its limit never holds up anyone else's work;
+1. the claim statement skips every (tenant, environment) whose scope is already at its
+   limit (``FULL_SCOPES_CTE``) in one step, its backlog never read, so a tenant at its limit
+   never holds up, or slows, anyone else's work;
 2. when the item it took belongs to a limited tenant, the claim's transaction then takes the
    tenant's advisory transaction lock and counts again in a new statement (a fresh snapshot,
    which sees every claim committed by whoever held the lock before): over the limit, the
@@ -29,20 +30,15 @@ from execution.services.events import event_record
 # the recorder of concurrency_wait events.
 LOCK_CLASS = 0x4C494D
 
-# Claimed items of a limit's scope (l = the concurrency_limits row).
-_USED = """(SELECT count(*) FROM execution_queue uq JOIN executions ue ON ue.execution_id = uq.execution_id
-    WHERE uq.status = 'processing' AND ue.tenant_id = l.tenant_id
-      AND (l.environment = '' OR ue.environment = l.environment))"""
+# Claimed items of a limit's scope (l = the concurrency_limits row); the queue item carries
+# its execution's tenant and environment.
+_USED = """(SELECT count(*) FROM execution_queue uq
+    WHERE uq.status = 'processing' AND uq.tenant_id = l.tenant_id
+      AND (l.environment = '' OR uq.environment = l.environment))"""
 
-# Computed once per claim (MATERIALIZED: never re-run per candidate row, so a long backlog
-# of a tenant at its limit costs one hash probe per skipped row): the scopes that are full.
+# Computed once per claim (MATERIALIZED: never re-run per candidate): the scopes that are full.
 FULL_SCOPES_CTE = f"""full_scopes AS MATERIALIZED (
     SELECT l.tenant_id, l.environment FROM concurrency_limits l WHERE {_USED} >= l.max_running)"""  # noqa: S608
-
-# For a claim's candidate filter (its WITH names FULL_SCOPES_CTE), with ``e`` its executions
-# row: a limit of its scope is full.
-AT_LIMIT_SQL = """EXISTS (SELECT 1 FROM full_scopes f
-    WHERE f.tenant_id = e.tenant_id AND f.environment IN ('', e.environment))"""
 
 # For a claim's RETURNING, with ``e`` its executions row: does any limit apply at all?
 LIMITED_SQL = """EXISTS (SELECT 1 FROM concurrency_limits l

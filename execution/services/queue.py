@@ -49,6 +49,8 @@ def queue_item_create(
     now = timezone.now()
     item = QueueItem.objects.create(
         execution=execution,
+        tenant_id=execution.tenant_id,
+        environment=execution.environment,
         priority=priority or execution.priority,
         sla_class=execution.sla_class,
         status=QueueStatus.PENDING,
@@ -68,6 +70,8 @@ def _queue_item_reset(*, execution: Execution, priority: int | None = None) -> Q
     item, _ = QueueItem.objects.update_or_create(
         execution=execution,
         defaults={
+            "tenant_id": execution.tenant_id,
+            "environment": execution.environment,
             "priority": priority or execution.priority,
             "sla_class": execution.sla_class,
             "status": QueueStatus.PENDING,

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from execution.services.limits import AT_LIMIT_SQL, FULL_SCOPES_CTE, LIMITED_SQL, limits_claim_over
+from execution.services.limits import FULL_SCOPES_CTE, LIMITED_SQL, limits_claim_over
 from execution.worker.sql import Prepared
 from execution.worker.wake import WAKE_CHANNEL
 
@@ -93,26 +93,59 @@ _CONTEXT_JOINS = """
     LEFT JOIN timeout_policies p ON p.sla_class = e.sla_class AND p.action_class = e.action_class
 """
 
-# Claim by priority, then age, skipping rows another worker holds (partial index
-# queue_claim_pending: WHERE status = 'pending' ORDER BY priority, enqueued_at, id) and
-# items whose tenant is at a concurrency limit (execution/services/limits.py), and return
-# the attempt's whole context in the same statement, with whether a limit applies at all.
-# The limit test is a filter on each candidate, not a join: the planner then walks the
-# partial index in order and stops at the first free item. The OR keeps PostgreSQL from
-# turning it into an anti-join (whose row estimate, in the prepared statement's generic
-# plan, made it sort every pending item on each claim: O(queue depth)), and when no limit
-# is full (the usual case) the first arm, evaluated once, is all it costs.
+# The fair claim (docs/engine.md "The fair claim", docs/contract.md#engine-v3): tenants with
+# runnable work take turns, priority then age inside a tenant. One statement:
+#   pairs       the (tenant, environment) pairs with runnable-looking work: a loose index scan
+#               of queue_claim_fair (one probe per pair, however deep each backlog is);
+#   candidates  the first CLAIM_CANDIDATES items of each pair whose scope is not at a
+#               concurrency limit (a full tenant is skipped in one step, its backlog never
+#               read), each with its turn: the tenant's running items plus its place among
+#               the tenant's candidates (round robin), then priority, then age;
+#   next        the best candidate nobody else is claiming (FOR UPDATE SKIP LOCKED): a
+#               worker that loses a race takes the next candidate, not nothing.
+# The claim then returns the attempt's whole context, and whether a limit applies at all.
+CLAIM_CANDIDATES = 4
+# Not parked in a lock's line (the predicate of queue_claim_fair, which the claim's scans use).
+CLAIMABLE_SQL = "(q.available_at IS NULL OR q.available_at < 'infinity')"
 CLAIM_SQL = f"""
-WITH {FULL_SCOPES_CTE},
+WITH RECURSIVE {FULL_SCOPES_CTE},
+running AS MATERIALIZED (
+    SELECT r.tenant_id, count(*) AS n FROM execution_queue r
+    WHERE r.status = 'processing' GROUP BY r.tenant_id
+),
+pairs AS (
+    (SELECT q.tenant_id, q.environment FROM execution_queue q
+     WHERE q.status = 'pending' AND {CLAIMABLE_SQL}
+     ORDER BY q.tenant_id, q.environment LIMIT 1)
+    UNION ALL
+    SELECT n.tenant_id, n.environment FROM pairs p CROSS JOIN LATERAL (
+        SELECT q.tenant_id, q.environment FROM execution_queue q
+        WHERE q.status = 'pending' AND {CLAIMABLE_SQL}
+          AND (q.tenant_id, q.environment) > (p.tenant_id, p.environment)
+        ORDER BY q.tenant_id, q.environment LIMIT 1) n
+),
+candidates AS (
+    SELECT c.id, p.tenant_id, c.priority, c.enqueued_at,
+           coalesce(r.n, 0) + row_number() OVER (
+               PARTITION BY p.tenant_id ORDER BY c.priority, c.enqueued_at, c.id) AS turn
+    FROM pairs p
+    LEFT JOIN running r ON r.tenant_id = p.tenant_id
+    CROSS JOIN LATERAL (
+        SELECT q.id, q.priority, q.enqueued_at FROM execution_queue q
+        WHERE q.status = 'pending' AND {CLAIMABLE_SQL}
+          AND q.tenant_id = p.tenant_id AND q.environment = p.environment
+          AND (q.available_at IS NULL OR q.available_at <= now())
+        ORDER BY q.priority, q.enqueued_at, q.id
+        LIMIT {CLAIM_CANDIDATES}) c
+    WHERE NOT EXISTS (SELECT 1 FROM full_scopes f
+                      WHERE f.tenant_id = p.tenant_id AND f.environment IN ('', p.environment))
+),
 next AS (
-    SELECT q.id FROM execution_queue q
-    WHERE q.status = 'pending' AND (q.available_at IS NULL OR q.available_at <= now())
-      AND (NOT EXISTS (SELECT 1 FROM full_scopes)
-           OR NOT EXISTS (SELECT 1 FROM executions e
-                          WHERE e.execution_id = q.execution_id AND {AT_LIMIT_SQL}))
-    ORDER BY q.priority, q.enqueued_at, q.id
+    SELECT l.id FROM (SELECT c.id, c.turn, c.priority, c.enqueued_at FROM candidates c
+                      ORDER BY c.turn, c.priority, c.enqueued_at, c.id) c
+    CROSS JOIN LATERAL (SELECT q.id FROM execution_queue q WHERE q.id = c.id AND q.status = 'pending'
+                        FOR UPDATE SKIP LOCKED) l
     LIMIT 1
-    FOR UPDATE OF q SKIP LOCKED
 ), claimed AS (
     UPDATE execution_queue q
     SET status = 'processing', lease_token = %(token)s,

@@ -46,6 +46,20 @@ def test_queue_throughput_quick() -> None:
     assert re.search(rf"ratio ours / django-q2 raw no-op: {NUMBER}", out), out
 
 
+def test_claim_quick_prints_each_tenant_count_and_the_full_tenant_case() -> None:
+    out = run_bench("claim.py", "--quick")
+    for case in ("over 1 tenant", "over 10 tenant", "over 100 tenant", "by a tenant at its limit"):
+        assert re.search(
+            rf"{case}.*: claim p50 {NUMBER} ms, p99 {NUMBER} ms; "
+            rf"baseline \(last engine's claim\) p50 {NUMBER} ms, p99 {NUMBER} ms",
+            out,
+        ), out
+    assert "the bench's rows were deleted" in out, out
+    from execution.models import Execution
+
+    assert not Execution.objects.exists()
+
+
 def test_locks_quick_prints_every_run_and_the_ratios() -> None:
     out = run_bench("locks.py", "--quick")
     for name in ("no target", r"hot asset \(modify\)", r"read asset \(read\)"):

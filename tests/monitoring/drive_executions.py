@@ -38,7 +38,12 @@ def main(tenant_slug: str, count: int) -> None:
         )
         transition(execution, ExecutionStatus.APPROVED, actor_type=ActorType.SYSTEM)
         transition(execution, ExecutionStatus.QUEUED, actor_type=ActorType.SYSTEM)
-        item = QueueItem.objects.create(execution=execution, sla_class=execution.sla_class)
+        item = QueueItem.objects.create(
+            execution=execution,
+            tenant_id=execution.tenant_id,
+            environment=execution.environment,
+            sla_class=execution.sla_class,
+        )
         end = ends[i % len(ends)]
         if end is None:
             continue  # left waiting in the queue

@@ -38,12 +38,13 @@ FROM made CROSS JOIN (VALUES ('created'), ('started')) AS v(t)
 ), queue AS (
 INSERT INTO execution_queue (queue_id, execution_id, priority, sla_class, visibility_timeout_seconds,
   attempt_count, max_attempts, last_error, enqueued_at, status, created_at, updated_at, worker_id,
-  available_at, lease_expires_at)
+  available_at, lease_expires_at, tenant_id, environment)
 SELECT gen_random_uuid(), execution_id, 5, 'fast', 30, 1, 3, '', created_at,
   CASE status WHEN 'queued' THEN 'pending' WHEN 'running' THEN 'processing' ELSE 'completed' END,
   created_at, created_at, '',
   -- never claimed nor reaped while a test or bench runs: history, not work
-  now() + interval '1 year', CASE WHEN status = 'running' THEN now() + interval '1 year' END
+  now() + interval '1 year', CASE WHEN status = 'running' THEN now() + interval '1 year' END,
+  %(tenant)s, 'dev'
 FROM made
 ), approvals AS (
 INSERT INTO approvals (approval_id, execution_id, approval_level, plan_hash, approver_comment, state,
