@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from execution.outbound.addresses import parse_opening
 from opsconductor.env import ConfigError, env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -223,6 +224,10 @@ else:
     # the PostgreSQL LISTEN/NOTIFY bridge (live-progress issue).
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Where this machine's web server listens (opsconductor/listening.py): manage.py serve's
+# default address, and the product's own web port the outbound guard refuses.
+OPS_HOST = env_str("OPS_HOST", "127.0.0.1") or "127.0.0.1"
+OPS_PORT = env_int("OPS_PORT", 8000, minimum=1, maximum=65535)
 # An open socket re-checks its user's right every this many seconds and closes with 4403
 # once the membership is gone or the user deactivated (docs/contract.md#rbac asks for within 5 s).
 # Threads of a web process for requests' synchronous work (middleware, views); each keeps
@@ -324,7 +329,18 @@ VAULT_MOUNT = env_str("VAULT_MOUNT", "secret")
 AWS_SECRETS_REGION = env_str("AWS_SECRETS_REGION", "us-east-1")
 AWS_SECRETS_ENDPOINT_URL = env_str("AWS_SECRETS_ENDPOINT_URL")
 AWS_SECRETS_PREFIX = env_str("AWS_SECRETS_PREFIX", "opsconductor/")
+# Outbound connections (docs/security.md "Outbound connections"): host patterns every
+# tenant's http steps, probes and webhooks may call besides the tenant's own rules ...
 HTTP_OUTBOUND_ALLOWLIST = env_list("HTTP_OUTBOUND_ALLOWLIST", [])
+# ... and the special networks (loopback, private, link-local ...) every sender may reach,
+# as CIDR or address, with ":port" to open one port only (only that reaches the product's own
+# web, database and Redis ports). The operator's; a tenant admin cannot open these.
+OUTBOUND_OPEN_NETWORKS = env_list("OUTBOUND_OPEN_NETWORKS", [])
+for _opening in OUTBOUND_OPEN_NETWORKS:
+    try:
+        parse_opening(_opening)
+    except ValueError as _exc:
+        raise ConfigError(f"OUTBOUND_OPEN_NETWORKS: {_exc}") from None
 # Extra PII patterns masked at every sink besides the credential shapes (docs/secrets.md):
 # any of card_number (Luhn-checked), iban (mod-97 checked), email; "none" for none.
 MASKING_EXTRA_PATTERNS: tuple[str, ...] = tuple(

@@ -103,6 +103,15 @@ def _seeded_timeout_policies(request: pytest.FixtureRequest) -> None:
         )
 
 
+@pytest.fixture
+def loopback_opened(settings: Any) -> None:
+    """Loopback opened as the operator opens it (``OUTBOUND_OPEN_NETWORKS``), for tests whose
+    servers listen on 127.0.0.1: sshd, HTTP receivers, the target PostgreSQL, the service
+    stand-ins. The outbound guard stays on (allow-list, the product's own ports, metadata);
+    tests/execution/outbound/ test what it refuses."""
+    settings.OUTBOUND_OPEN_NETWORKS = ["127.0.0.0/8", "::1"]
+
+
 @pytest.fixture(scope="session")
 def target_pg() -> Iterator[Any]:
     """A PostgreSQL server of its own on 127.0.0.1 (tests/support/pgtarget.py): the database

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from execution import policy
@@ -56,12 +57,54 @@ class SecretEntryAdmin(TenantScopedAdmin):
         super().save_model(request, obj, form, change)
 
 
+class OutboundAllowRuleForm(forms.ModelForm):
+    """Knows who edits: only a superuser opens special addresses (the model's rule)."""
+
+    editor: Any = None
+
+    class Meta:
+        model = OutboundAllowRule
+        fields = ["tenant", "environment", "host_pattern", "opens_special", "description"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        self.instance.opens_special = bool(cleaned.get("opens_special", self.instance.opens_special))
+        try:
+            self.instance.validate_editor(self.editor)
+        except ValidationError as exc:
+            self.add_error(None, exc.messages)  # opens_special may not be a field of this form
+        return cleaned
+
+
 @admin.register(OutboundAllowRule)
 class OutboundAllowRuleAdmin(TenantScopedAdmin):
     view_right = edit_right = policy.Right.CONFIGURE
-    list_display = ["host_pattern", "tenant", "environment", "description", "created_at"]
-    list_filter = ["tenant", "environment"]
+    form = OutboundAllowRuleForm
+    list_display = ["host_pattern", "tenant", "environment", "opens_special", "description", "created_at"]
+    list_filter = ["tenant", "environment", "opens_special"]
     search_fields = ["host_pattern", "description"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if not request.user.is_superuser:
+            kwargs["exclude"] = ["opens_special"]  # a tenant admin never sets it (clean refuses it too)
+        form = cast(type[OutboundAllowRuleForm], super().get_form(request, obj, change=change, **kwargs))
+        form.editor = request.user
+        return form
+
+    # A rule that opens special addresses is a superuser's (docs/security.md "Outbound
+    # connections"): its tenant's admins see it, read-only.
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._opening_rule(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._opening_rule(request, obj) and super().has_delete_permission(request, obj)
+
+    def _opening_rule(self, request: HttpRequest, obj: OutboundAllowRule | None) -> bool:
+        return obj is None or not obj.opens_special or bool(request.user.is_superuser)
+
+    def save_model(self, request: HttpRequest, obj: OutboundAllowRule, form: Any, change: bool) -> None:
+        obj.validate_editor(request.user)  # the rail holds even if a form bypassed clean()
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(SecretAccess)

@@ -4,6 +4,11 @@ Retries are urllib3's ``Retry`` on the session's adapter: connection errors, rea
 500/502/503/504 answers are retried ``SERVICE_RETRIES`` times with exponential back-off
 (``backoff_factor`` * 2^n, honouring ``Retry-After``). POSTs are retried too: every POST of
 ours carries an idempotency key the services de-duplicate on (docs/services.md).
+
+The URL is the operator's (settings), so the outbound guard counts it as allow-listed, but
+every request still passes it: it goes to the address the guard checked (never through a
+proxy of the environment), never to the product's own ports, and no redirect is followed
+(a 3xx is an error).
 """
 
 from __future__ import annotations
@@ -13,11 +18,11 @@ from typing import Any
 
 import requests
 from django.conf import settings
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from execution.errors import DomainError, NotFound
 from execution.masking import mask_text
+from execution.outbound import OutboundRefused, OutboundUnresolved, guarded_session, operator_check
 
 RETRY_STATUSES = (500, 502, 503, 504)
 
@@ -63,10 +68,7 @@ class ServiceClient:
             raise_on_status=False,
             respect_retry_after_header=True,
         )
-        self.session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session = guarded_session(operator_check, max_retries=retry)
         self.session.headers["Accept"] = "application/json"
         self.session.headers["User-Agent"] = "opsconductor-stage-e"
         if token:
@@ -77,13 +79,20 @@ class ServiceClient:
         url = f"{self.base_url}{path}"
         try:
             response = self.session.request(
-                method, url, timeout=(min(self.timeout, 5.0), self.timeout), **kwargs
+                method, url, timeout=(min(self.timeout, 5.0), self.timeout), allow_redirects=False, **kwargs
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except (requests.ConnectionError, requests.Timeout, OutboundUnresolved) as exc:
             raise ServiceUnavailable(
                 f"{self.service_name} unreachable at {self.base_url} "
                 f"({type(exc).__name__} after {self.retries} retries)"
             ) from None
+        except OutboundRefused as exc:
+            raise ServiceError(f"{self.service_name} at {self.base_url}: {exc}") from None
+        if 300 <= response.status_code < 400:
+            raise ServiceError(
+                f"{self.service_name}: {method} {path} -> {response.status_code} (a redirect, not followed)",
+                status_code=response.status_code,
+            )
         if response.status_code == 404:
             raise NotFound(f"{self.service_name}: {method} {path} -> 404")
         if response.status_code >= 400:
@@ -103,9 +112,14 @@ class ServiceClient:
         """``GET /health`` without retries: {"ok", "status_code", "latency_ms", "detail"}."""
         started = time.monotonic()
         try:
-            response = requests.get(f"{self.base_url}/health", timeout=min(self.timeout, 5.0))
+            with guarded_session(operator_check) as once:  # no retries: a health check answers now
+                response = once.get(
+                    f"{self.base_url}/health", timeout=min(self.timeout, 5.0), allow_redirects=False
+                )
         except requests.RequestException as exc:
             return {"ok": False, "status_code": None, "latency_ms": None, "detail": type(exc).__name__}
+        except (OutboundRefused, OutboundUnresolved) as exc:
+            return {"ok": False, "status_code": None, "latency_ms": None, "detail": str(exc)}
         latency = int((time.monotonic() - started) * 1000)
         return {
             "ok": response.status_code == 200,

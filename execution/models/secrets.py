@@ -3,11 +3,15 @@ allow-list (docs/contract.md#steps)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from execution.enums import Environment
 from execution.models.tenancy import Tenant
+from execution.outbound.addresses import parse_opening, pattern_problem
 
 
 class SecretEntry(models.Model):
@@ -35,16 +39,28 @@ class SecretEntry(models.Model):
 
 
 class OutboundAllowRule(models.Model):
-    """A host an ``http`` step (or a validate HTTP probe) of a tenant may call.
+    """A host a tenant's outbound connections may name, or (superuser only) a special network
+    they may reach (docs/security.md "Outbound connections").
 
-    ``host_pattern`` is an fnmatch pattern on the URL's host name (``api.example.com``,
-    ``*.internal.example.com``); an empty environment applies to every environment.
-    The settings list ``HTTP_OUTBOUND_ALLOWLIST`` applies to every tenant.
+    ``host_pattern`` is an fnmatch pattern on the host name (``api.example.com``,
+    ``*.internal.example.com``) or an IP address/network; an empty environment applies to
+    every environment. The settings list ``HTTP_OUTBOUND_ALLOWLIST`` applies to every tenant.
+    A listed name still resolves to a public address only. With ``opens_special``, the
+    pattern is a network (``10.20.0.0/16``, ``127.0.0.1:8080``) the tenant may reach although
+    it is loopback, private or link-local: only a superuser sets, edits or removes that
+    (``validate_editor``), a tenant admin never opens those for their own tenant.
     """
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="outbound_rules")
     environment = models.CharField(max_length=16, choices=Environment.choices, blank=True)
     host_pattern = models.CharField(max_length=255)
+    opens_special = models.BooleanField(
+        default=False,
+        verbose_name="opens special addresses (superuser only)",
+        help_text="The pattern is a network (CIDR or address, optionally :port) this tenant may reach "
+        "although it is loopback, private, link-local or cloud metadata. A port is needed to reach "
+        "the product's own web, database or Redis port; a metadata address opens only when named alone.",
+    )
     description = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -58,7 +74,37 @@ class OutboundAllowRule(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.host_pattern} ({self.tenant_id}/{self.environment or '*'})"
+        special = " opens special" if self.opens_special else ""
+        return f"{self.host_pattern} ({self.tenant_id}/{self.environment or '*'}){special}"
+
+    def clean(self) -> None:
+        self.host_pattern = (self.host_pattern or "").strip().lower()
+        if self.opens_special:
+            try:
+                parse_opening(self.host_pattern)
+            except ValueError as exc:
+                raise ValidationError(
+                    {"host_pattern": f"a rule that opens special addresses names a network: {exc}"}
+                ) from None
+        elif pattern_problem(self.host_pattern):
+            raise ValidationError(
+                {"host_pattern": f"{self.host_pattern!r} {pattern_problem(self.host_pattern)}"}
+            )
+
+    def validate_editor(self, user: Any) -> None:
+        """Only a superuser creates or edits a rule that opens special addresses, or turns a
+        rule into one. Raises ValidationError naming ``opens_special``; the admin form and
+        ``save_model`` call it."""
+        if getattr(user, "is_superuser", False):
+            return
+        stored = OutboundAllowRule.objects.filter(pk=self.pk).first() if self.pk is not None else None
+        if self.opens_special or (stored is not None and stored.opens_special):
+            raise ValidationError(
+                {
+                    "opens_special": "only a superuser opens special addresses (loopback, private, "
+                    "link-local, metadata) or edits a rule that does"
+                }
+            )
 
 
 class SecretAccess(models.Model):

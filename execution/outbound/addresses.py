@@ -13,6 +13,8 @@ introduces an IPv6 zone id; ``=`` and whitespace are connection-string syntax.
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import ipaddress
 import re
 import socket
@@ -160,3 +162,89 @@ def special_kind(ip: IPAddress) -> str | None:
     if ip.is_reserved or not ip.is_global:
         return "reserved"
     return None
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclasses.dataclass(frozen=True)
+class Opening:
+    """A network the guard may reach although it is special, opened by the operator
+    (``OUTBOUND_OPEN_NETWORKS``) or a superuser (an outbound rule that opens special
+    addresses). With a port it opens that port only, and only such an opening reaches the
+    product's own ports; a cloud-metadata address is opened only by an opening of that one
+    address."""
+
+    network: IPNetwork
+    port: int | None = None
+
+    def covers(self, ip: IPAddress, port: int) -> bool:
+        # An IPv4-mapped address is that IPv4 address (NAT64 and 6to4 reach another host).
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return ip.version == self.network.version and ip in self.network and self.port in (None, port)
+
+    def names(self, ip: IPAddress, port: int) -> bool:
+        """Does it open exactly this address (a /32 or /128)?"""
+        return self.covers(ip, port) and self.network.num_addresses == 1
+
+    def __str__(self) -> str:
+        if self.port is None:
+            return str(self.network)
+        address = self.network.network_address if self.network.num_addresses == 1 else self.network
+        return f"[{address}]:{self.port}" if self.network.version == 6 else f"{address}:{self.port}"
+
+
+def parse_opening(text: str) -> Opening:
+    """``10.0.0.0/8``, ``10.1.2.3``, ``10.1.2.3:8000``, ``::1``, ``fd00::/8``, ``[::1]:8000``
+    -> Opening; ValueError with the reason otherwise."""
+    text = text.strip()
+    port_text: str | None = None
+    if text.startswith("["):
+        address_text, closed, rest = text[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ValueError(f"{text!r}: write an IPv6 address with a port as [address]:port")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        address_text, port_text = text.split(":")
+    else:
+        address_text = text
+    port: int | None = None
+    if port_text is not None:
+        port = int(port_text) if port_text.isdigit() else 0
+        if port_problem(port):
+            raise ValueError(f"{text!r}: the port {port_problem(port)}")
+    try:
+        network = ipaddress.ip_network(address_text, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{address_text!r} is not an IP address or network in CIDR form ({exc})") from None
+    return Opening(network=network, port=port)
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """None when ``pattern`` is a host pattern of the allow-list: an IP address or network
+    (CIDR), or a name pattern (fnmatch: letters, digits, ``. - _ * ?``)."""
+    if not pattern or _has_control_or_space(pattern):
+        return "must be one pattern without whitespace"
+    try:
+        ipaddress.ip_network(pattern, strict=False)
+    except ValueError:
+        pass
+    else:
+        return None
+    if not re.fullmatch(r"[a-z0-9.*?_-]+", pattern.lower()):
+        return "is neither an IP address or network nor a host name pattern (letters, digits, . - _ * ?)"
+    return None
+
+
+def pattern_matches(pattern: str, host: str) -> bool:
+    """Does the allow-list pattern match ``host`` (a lowercase name without trailing dot, or
+    an IP literal)? An address or network pattern matches IP literals inside it; a name
+    pattern matches with fnmatch (``*.example.com``)."""
+    pattern = pattern.strip().lower().rstrip(".")
+    try:
+        network = ipaddress.ip_network(pattern, strict=False)
+    except ValueError:
+        return fnmatch.fnmatchcase(host, pattern)
+    literal = ip_literal(host)
+    return literal is not None and literal.version == network.version and literal in network

@@ -2,7 +2,9 @@
 
 Params: ``method`` (GET), ``url``, ``headers``, ``body`` (text) or ``json``, ``expect_status``
 (an int or a list; default any 2xx), ``timeout_seconds`` (bounded by the step timeout),
-``verify_tls`` (true). Redirects are not followed: a redirect could leave the allow-list.
+``verify_tls`` (true). The URL passes the outbound guard (execution/outbound/) and the
+request goes to the address it checked. Redirects are not followed: a redirect could leave
+the allow-list (a 3xx is the step's answer).
 """
 
 from __future__ import annotations
@@ -16,9 +18,18 @@ from typing import Any
 import requests
 
 from execution.enums import ActionClass, ExecutionStatus
+from execution.outbound import (
+    Checked,
+    OutboundRefused,
+    OutboundUnresolved,
+    guarded_session,
+    pinned,
+    url_problem,
+)
+from execution.outbound.transport import tls_verify
 from execution.runners.base import ParamProblem, Runner, StepContext, StepResult
 from execution.runners.registry import register
-from execution.runners.support import cap_text, outbound_refusal, output_cap
+from execution.runners.support import cap_text, output_cap, step_check_url
 
 METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -32,14 +43,14 @@ def _expected(params: dict[str, Any]) -> list[int] | None:
 
 
 def http_request(
-    ctx: StepContext, *, method: str, url: str, **kwargs: Any
+    ctx: StepContext, checked: Checked, *, method: str, url: str, **kwargs: Any
 ) -> tuple[requests.Response | None, str]:
-    """Send one request in a helper thread so a cancel abandons it at once.
+    """Send one request to the destination the guard ``checked`` (and nowhere else), in a
+    helper thread so a cancel abandons it at once.
 
-    Returns (response with ``_capped_body`` read, "") or (None, reason). The caller has
-    already checked the allow-list.
+    Returns (response with ``_capped_body`` read, "") or (None, reason).
     """
-    session = requests.Session()
+    session = guarded_session(pinned(checked))
     box: dict[str, Any] = {}
     done = threading.Event()
     cap = output_cap()
@@ -58,6 +69,8 @@ def http_request(
             box["error"] = "timeout"
         except requests.RequestException as exc:
             box["error"] = f"{type(exc).__name__}: {exc}"
+        except OutboundRefused as exc:
+            box["error"] = str(exc)
         finally:
             done.set()
 
@@ -79,6 +92,15 @@ def http_request(
     return box["response"], ""
 
 
+def _guard_answer(ctx: StepContext, url: str) -> str:
+    """What the guard would say (a dry run's record)."""
+    try:
+        step_check_url(ctx, url)
+    except (OutboundRefused, OutboundUnresolved) as exc:
+        return str(exc)
+    return "allowed"
+
+
 @register
 class HttpRunner(Runner):
     step_type = "http"
@@ -93,6 +115,8 @@ class HttpRunner(Runner):
         url = params.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             problems.append(ParamProblem("url", "an absolute http:// or https:// URL is required"))
+        elif url_problem(url):
+            problems.append(ParamProblem("url", str(url_problem(url))))
         if str(params.get("method", "GET")).upper() not in METHODS:
             problems.append(ParamProblem("method", f"one of {', '.join(METHODS)}"))
         if "headers" in params and not isinstance(params["headers"], dict):
@@ -107,21 +131,26 @@ class HttpRunner(Runner):
         params = ctx.params
         url = str(params.get("url", ""))
         method = str(params.get("method", "GET")).upper()
-        refusal = outbound_refusal(ctx, url)
-        if refusal:
-            return StepResult(status=ExecutionStatus.FAILED, error_message=refusal, output={"sent": False})
+        try:
+            checked = step_check_url(ctx, url)
+        except (OutboundRefused, OutboundUnresolved) as exc:
+            return StepResult(
+                status=ExecutionStatus.FAILED,
+                error_message=f"{method} {url}: {exc}; no request was sent",
+                output={"sent": False},
+            )
         timeout = min(float(params.get("timeout_seconds") or ctx.timeout_seconds), ctx.timeout_seconds)
         kwargs: dict[str, Any] = {
             "headers": {str(k): str(v) for k, v in (params.get("headers") or {}).items()},
             "timeout": (min(timeout, 10.0), timeout),
-            "verify": bool(params.get("verify_tls", True)),
+            "verify": tls_verify(bool(params.get("verify_tls", True))),
         }
         if "json" in params:
             kwargs["json"] = params["json"]
         elif "body" in params:
             kwargs["data"] = str(params["body"]).encode()
         started = time.monotonic()
-        response, error = http_request(ctx, method=method, url=url, **kwargs)
+        response, error = http_request(ctx, checked, method=method, url=url, **kwargs)
         if response is None:
             status = {"cancelled": ExecutionStatus.CANCELLED, "timeout": ExecutionStatus.TIMEOUT}.get(
                 error, ExecutionStatus.FAILED
@@ -156,5 +185,5 @@ class HttpRunner(Runner):
             "would_send": f"{str(params.get('method', 'GET')).upper()} {url}",
             "headers": sorted((params.get("headers") or {}).keys()),
             "has_body": "json" in params or "body" in params,
-            "allow_list": outbound_refusal(ctx, url) or "allowed",
+            "allow_list": _guard_answer(ctx, url),
         }

@@ -34,6 +34,7 @@ from django.conf import settings
 
 from execution.enums import ActionClass, ExecutionStatus
 from execution.models.assets import database_name_problem
+from execution.outbound import OutboundRefused, OutboundUnresolved
 from execution.runners import sql_connect
 from execution.runners.base import ParamProblem, ResolvedTarget, Runner, StepContext, StepResult
 from execution.runners.registry import register
@@ -118,7 +119,7 @@ class SqlRunner(Runner):
         timeout_ms = max(int(ctx.timeout_seconds * 1000), 1)
         try:
             conn = _connect(ctx, target, str(database), options=f"-c statement_timeout={timeout_ms}")
-        except sql_connect.ConnectRefused as exc:
+        except (sql_connect.ConnectRefused, OutboundRefused, OutboundUnresolved) as exc:
             return StepResult(status=ExecutionStatus.FAILED, error_message=f"connection refused: {exc}")
         except psycopg2.Error as exc:
             return StepResult(status=ExecutionStatus.FAILED, error_message=f"connect failed: {exc}".strip())
@@ -156,6 +157,7 @@ class SqlRunner(Runner):
 def _connect(ctx: StepContext, target: ResolvedTarget, database: str, *, options: str = "") -> Any:
     """The step's connection, from the asset's validated fields (``sql_connect``)."""
     return sql_connect.connect(
+        ctx,
         target,
         password=str(ctx.credential.get("password") or ""),
         database=database,

@@ -20,7 +20,8 @@ import psycopg2
 
 from execution.models.assets import DATABASE_SSL_MODES, database_name_problem
 from execution.outbound.addresses import host_problem, port_problem
-from execution.runners.base import ResolvedTarget
+from execution.runners.base import ResolvedTarget, StepContext
+from execution.runners.support import step_check_host
 
 # A path that never exists: libpq reads no password, certificate or key file of the worker.
 NO_FILE = "/nonexistent/opsconductor-step-connection"
@@ -61,7 +62,7 @@ def connect_params(
         raise ConnectRefused(f"metadata.sslmode must be one of {', '.join(DATABASE_SSL_MODES)}")
     return {
         "host": host,
-        "hostaddr": "",
+        "hostaddr": "",  # connect() sets the checked address; never PGHOSTADDR
         "port": port,
         "dbname": database,
         "user": user,
@@ -103,7 +104,12 @@ def connect_params(
     }
 
 
-def connect(target: ResolvedTarget, **kwargs: Any) -> Any:
+def connect(ctx: StepContext, target: ResolvedTarget, **kwargs: Any) -> Any:
     """A psycopg2 connection made from :func:`connect_params` (keyword arguments, which
-    psycopg2 quotes; never a DSN string)."""
-    return psycopg2.connect(**connect_params(target, **kwargs))
+    psycopg2 quotes; never a DSN string) to the address the outbound guard checked
+    (``hostaddr``; ``host`` stays the name, for ``verify-full``). Raises ConnectRefused,
+    OutboundRefused or OutboundUnresolved before anything is sent."""
+    params = connect_params(target, **kwargs)
+    checked = step_check_host(ctx, params["host"], params["port"], scheme="postgresql", listed=True)
+    params["hostaddr"] = checked.ip
+    return psycopg2.connect(**params)

@@ -1,15 +1,13 @@
-"""Helpers shared by the runners: the outbound allow-list, output capping, and
-what the engine knows about the step (environment, declared action class)."""
+"""Helpers shared by the runners: the outbound guard in the step's tenant and environment,
+output capping, and what the engine knows about the step (environment, declared class)."""
 
 from __future__ import annotations
 
-import fnmatch
 from typing import Any
-from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 
+from execution.outbound import Checked, check_host, check_url
 from execution.runners.base import StepContext
 
 
@@ -52,41 +50,15 @@ def step_declared_action_class(ctx: StepContext) -> str | None:
     return None
 
 
-def outbound_host_allowed(*, tenant_slug: str, environment: str, host: str) -> bool:
-    """Is ``host`` on the settings allow-list or on the tenant's (environment's) rules?"""
-    from execution.models import OutboundAllowRule
-
-    host = host.lower().rstrip(".")
-    patterns = [p.lower() for p in settings.HTTP_OUTBOUND_ALLOWLIST]
-    rules = OutboundAllowRule.objects.filter(tenant__slug=tenant_slug, environment__in=[environment, ""])
-    patterns += [p.lower() for p in rules.values_list("host_pattern", flat=True)]
-    return any(fnmatch.fnmatchcase(host, pattern) for pattern in patterns)
+def step_check_url(ctx: StepContext, url: str) -> Checked:
+    """The outbound guard's check of a URL a step sends to, in the step's tenant and
+    environment (raises OutboundRefused / OutboundUnresolved: nothing was sent)."""
+    return check_url(url, tenant=ctx.tenant_slug, environment=step_environment(ctx))
 
 
-def outbound_host_refusal(ctx: StepContext, host: str, *, what: str = "no request was sent") -> str | None:
-    """The one allow-list decision for every outbound call of a step (``http`` steps and
-    validate's ``http_get`` and ``tcp`` probes): None when ``host`` may be reached, else why."""
-    environment = step_environment(ctx)
-    if host and outbound_host_allowed(tenant_slug=ctx.tenant_slug, environment=environment, host=host):
-        return None
-    return (
-        f"outbound host {host!r} is not on the allow-list of tenant {ctx.tenant_slug!r}"
-        f"{' in ' + environment if environment else ''}; {what} "
-        "(add an outbound allow rule in the admin or HTTP_OUTBOUND_ALLOWLIST)"
+def step_check_host(ctx: StepContext, host: str, port: int, *, scheme: str, listed: bool) -> Checked:
+    """The guard's check of a host and port a step connects to; ``listed`` for the step's
+    own target asset (the tenant's inventory lists it)."""
+    return check_host(
+        host, port, tenant=ctx.tenant_slug, environment=step_environment(ctx), scheme=scheme, listed=listed
     )
-
-
-def outbound_refusal(ctx: StepContext, url: str) -> str | None:
-    """None when ``url`` may be called by this step, else the reason (nothing is sent).
-
-    The host checked is the one requests connects to: its URL as requests prepares it. Read
-    from the raw text, ``http://127.0.0.1\\@allowed.example.com/`` names the allowed host,
-    while requests sends ``http://127.0.0.1/%5C@allowed.example.com/`` to 127.0.0.1.
-    """
-    try:
-        parts = urlsplit(requests.Request("GET", url).prepare().url or "")
-    except (requests.RequestException, ValueError):
-        parts = urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"url {url!r} is not an absolute http(s) URL"
-    return outbound_host_refusal(ctx, parts.hostname)

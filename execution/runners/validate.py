@@ -8,22 +8,24 @@ Params (every part optional, at least one check):
 - ``tcp``: ``{"host": h, "port": p}`` (or a list): the port accepts a connection;
 - ``http_get``: a URL with ``expect_status`` (default 200).
 
-Both probes obey the outbound allow-list of ``http`` steps (one decision:
-``outbound_host_refusal``). Regexes run in RE2 (linear time): no pattern can hang a worker.
+Both probes pass the outbound guard like ``http`` steps (execution/outbound/: the allow-list,
+the address rules) and connect to the address it checked. Regexes run in RE2 (linear time):
+no pattern can hang a worker.
 """
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import re2
 
 from execution.enums import ActionClass, ExecutionStatus
+from execution.outbound import OutboundRefused, OutboundUnresolved, tcp_connect, url_problem
+from execution.outbound.addresses import host_problem
 from execution.runners.base import ParamProblem, Runner, StepContext, StepResult
 from execution.runners.http import http_request
 from execution.runners.registry import register
-from execution.runners.support import outbound_host_refusal, outbound_refusal
+from execution.runners.support import step_check_host, step_check_url
 
 CHECK_KEYS = ("exit_code", "status", "http_status", "regex", "json_field")
 
@@ -73,21 +75,24 @@ def _assert(ctx: StepContext, spec: dict[str, Any]) -> tuple[bool, str]:
 def _tcp(ctx: StepContext, spec: dict[str, Any]) -> tuple[bool, str]:
     host, port = str(spec.get("host") or (ctx.target.address if ctx.target else "")), int(spec["port"])
     timeout = min(float(spec.get("timeout_seconds", 3)), ctx.timeout_seconds)
-    refusal = outbound_host_refusal(ctx, host, what="no connection was attempted")
-    if refusal:
-        return False, f"tcp {host}:{port}: {refusal}"
     try:
-        with socket.create_connection((host, port), timeout=timeout):
+        # Probes obey the allow-list, the step's own target included (docs/contract.md#steps).
+        checked = step_check_host(ctx, host, port, scheme="tcp", listed=False)
+    except (OutboundRefused, OutboundUnresolved) as exc:
+        return False, f"tcp {host}:{port}: {exc}; no connection was attempted"
+    try:
+        with tcp_connect(checked, timeout=timeout):
             return True, f"tcp {host}:{port} open"
     except OSError as exc:
         return False, f"tcp {host}:{port} closed ({exc.strerror or type(exc).__name__})"
 
 
 def _http(ctx: StepContext, url: str, expect: int) -> tuple[bool, str]:
-    refusal = outbound_refusal(ctx, url)
-    if refusal:
-        return False, refusal
-    response, error = http_request(ctx, method="GET", url=url, timeout=(3.0, ctx.timeout_seconds))
+    try:
+        checked = step_check_url(ctx, url)
+    except (OutboundRefused, OutboundUnresolved) as exc:
+        return False, f"GET {url}: {exc}; no request was sent"
+    response, error = http_request(ctx, checked, method="GET", url=url, timeout=(3.0, ctx.timeout_seconds))
     if response is None:
         return False, f"GET {url}: {error}"
     return response.status_code == expect, f"GET {url} -> {response.status_code} (want {expect})"
@@ -127,6 +132,14 @@ class ValidateRunner(Runner):
         for i, spec in enumerate(_tcp_specs(params)):
             if not isinstance(spec, dict) or not str(spec.get("port", "")).isdigit():
                 problems.append(ParamProblem(f"tcp[{i}]", "needs a numeric port (and host)"))
+            elif spec.get("host") is not None and host_problem(str(spec["host"])):
+                problems.append(
+                    ParamProblem(f"tcp[{i}].host", f"{spec['host']!r} {host_problem(str(spec['host']))}")
+                )
+        http_get = params.get("http_get")
+        if http_get is not None and (not isinstance(http_get, str) or url_problem(http_get)):
+            why = url_problem(http_get) if isinstance(http_get, str) else "an absolute http(s) URL"
+            problems.append(ParamProblem("http_get", str(why)))
         if not assertions and not _tcp_specs(params) and not params.get("http_get"):
             problems.append(ParamProblem("", "a validate step needs assertions, tcp or http_get"))
         return problems

@@ -7,7 +7,9 @@ taking every byte) in the same transaction that holds the cursor row. A crash in
 sends the batch again: delivery is at least once, and each line carries its tenant and seq
 so a receiver can drop what it already has.
 
-The sinks are operator settings (like the OTLP endpoint), not a tenant's outbound calls.
+The sinks are operator settings (like the OTLP endpoint), not a tenant's outbound calls: the
+outbound guard counts them as allow-listed, but they still go to the address it checked,
+follow no redirect and never reach the product's own ports (docs/security.md).
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ from django.db import connection, transaction
 
 from execution.models import Tenant
 from execution.models.audit import AuditChainEntry
+from execution.outbound import (
+    OutboundRefused,
+    OutboundUnresolved,
+    check_host,
+    guarded_session,
+    operator_check,
+    tcp_connect,
+)
 from execution.services.audit_export import chain_records
 
 logger = logging.getLogger(__name__)
@@ -67,15 +77,21 @@ def send_webhook(lines: list[str]) -> None:
     if settings.AUDIT_SINK_WEBHOOK_SECRET:
         digest = hmac.new(settings.AUDIT_SINK_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
         headers["X-OpsConductor-Signature"] = f"sha256={digest}"
+    # The operator's URL, through the outbound guard all the same: to the address it checked,
+    # no redirect followed, never the product's own ports (docs/security.md).
     try:
-        response = requests.post(
-            str(settings.AUDIT_SINK_WEBHOOK_URL),
-            data=body,
-            headers=headers,
-            timeout=settings.AUDIT_SINK_TIMEOUT_SECONDS,
-        )
+        with guarded_session(operator_check) as session:
+            response = session.post(
+                str(settings.AUDIT_SINK_WEBHOOK_URL),
+                data=body,
+                headers=headers,
+                timeout=settings.AUDIT_SINK_TIMEOUT_SECONDS,
+                allow_redirects=False,
+            )
     except requests.RequestException as exc:
         raise SinkFailed(f"webhook unreachable: {type(exc).__name__}") from None
+    except (OutboundRefused, OutboundUnresolved) as exc:
+        raise SinkFailed(f"webhook not sent: {exc}") from None
     if not 200 <= response.status_code < 300:
         # Never the response body: it is the receiver's, and may echo anything.
         raise SinkFailed(f"webhook answered {response.status_code}")
@@ -91,9 +107,13 @@ def send_syslog(lines: list[str]) -> None:
         message = f"<{SYSLOG_PRI}>1 {stamp} {host} opsconductor - audit - {line}".encode()
         frames.append(f"{len(message)} ".encode() + message)
     try:
-        with socket.create_connection(
-            (target.hostname or "", target.port or 601), timeout=settings.AUDIT_SINK_TIMEOUT_SECONDS
-        ) as sock:
+        checked = check_host(
+            target.hostname or "", target.port or 601, tenant=None, scheme="syslog", operator=True
+        )
+    except (OutboundRefused, OutboundUnresolved) as exc:
+        raise SinkFailed(f"syslog not sent: {exc}") from None
+    try:
+        with tcp_connect(checked, timeout=settings.AUDIT_SINK_TIMEOUT_SECONDS) as sock:
             sock.sendall(b"".join(frames))
             sock.shutdown(socket.SHUT_WR)
             # The receiver closes its side once it has read everything up to our end of

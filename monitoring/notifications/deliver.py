@@ -13,7 +13,6 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -23,7 +22,7 @@ from django.utils import timezone
 
 from execution.masking import mask_text
 from execution.models import Execution
-from execution.runners.support import outbound_host_allowed
+from execution.outbound import OutboundRefused, OutboundUnresolved, check_url, guarded_session, pinned
 from execution.secrets.crypto import decrypt
 from monitoring.notifications.models import Channel, NotificationDelivery
 from opsconductor import telemetry
@@ -69,22 +68,51 @@ def retry_delay_seconds(attempt: int) -> float:
     return delay + random.uniform(0, delay / 4)
 
 
+def _status_reason(code: int) -> str:
+    """Our own words for an answer that is not 2xx: the endpoint's body is its own, may echo
+    anything (an internal page, our secret) and is never kept."""
+    if 300 <= code < 400:
+        return "a redirect, not followed (a redirect could leave the allow-list)"
+    if code in (401, 403):
+        return "the endpoint refused our credentials or signature"
+    if code == 404:
+        return "no such endpoint"
+    if code == 429:
+        return "the endpoint asks us to slow down"
+    if 400 <= code < 500:
+        return "the endpoint refused the delivery"
+    return "the endpoint failed"
+
+
+def _error_reason(error: requests.RequestException, timeout: float) -> str:
+    """Our own words for a failed send: requests' messages repeat the URL, whose path may be
+    the webhook's secret (Slack-style hooks)."""
+    if isinstance(error, requests.Timeout):
+        return f"no answer within {timeout:g}s"
+    if isinstance(error, requests.exceptions.SSLError):
+        return "TLS failed (certificate or handshake)"
+    if isinstance(error, requests.ConnectionError):
+        return "connection failed (refused, reset or unreachable)"
+    return f"the request failed ({type(error).__name__})"
+
+
 def _send_webhook(delivery: NotificationDelivery) -> Outcome:
+    """One POST to the subscription's URL through the outbound guard (docs/notifications.md):
+    a refused URL is a failed delivery with the guard's reason and nothing is sent; the
+    request goes to the address the guard checked and follows no redirect."""
     url = delivery.destination
-    host = urlsplit(url).hostname or ""
     environment = (
         Execution.objects.filter(execution_id=delivery.execution_id)
         .values_list("environment", flat=True)
         .first()
         or ""
     )
-    if not outbound_host_allowed(tenant_slug=delivery.tenant.slug, environment=environment, host=host):
-        return Outcome(
-            ok=False,
-            error=f"webhook host {host!r} is not on the outbound allow-list of tenant "
-            f"{delivery.tenant.slug!r}",
-            permanent=True,
-        )
+    try:
+        checked = check_url(url, tenant=delivery.tenant.slug, environment=environment)
+    except OutboundRefused as refused:
+        return Outcome(ok=False, error=f"not sent: {refused}", permanent=True)
+    except OutboundUnresolved as unresolved:
+        return Outcome(ok=False, error=f"not sent: {unresolved}")
     body = delivery.body.encode()
     secret = (
         decrypt(delivery.subscription.secret_ciphertext) if delivery.subscription.secret_ciphertext else ""
@@ -97,20 +125,27 @@ def _send_webhook(delivery: NotificationDelivery) -> Outcome:
         SIGNATURE_HEADER: signature(secret=secret, body=body),
     }
     timeout = settings.NOTIFY_TIMEOUT_SECONDS
-    try:
-        # Under the execution's trace: the request carries its traceparent (docs/telemetry.md).
-        with telemetry.execution_context(delivery.execution_id):
-            response = requests.post(
-                url, data=body, headers=headers, timeout=(timeout, timeout), allow_redirects=False
-            )
-    except requests.RequestException as error:
-        return Outcome(ok=False, error=f"{type(error).__name__}: {error}")
+    with guarded_session(pinned(checked)) as session:
+        try:
+            # Under the execution's trace: the request carries its traceparent (docs/telemetry.md).
+            with telemetry.execution_context(delivery.execution_id):
+                response = session.post(
+                    url,
+                    data=body,
+                    headers=headers,
+                    timeout=(timeout, timeout),
+                    allow_redirects=False,
+                    stream=True,
+                )
+            response.close()  # the body is never read
+        except requests.RequestException as error:
+            return Outcome(ok=False, error=_error_reason(error, timeout))
     if 200 <= response.status_code < 300:
         return Outcome(ok=True, response_code=response.status_code)
     return Outcome(
         ok=False,
         response_code=response.status_code,
-        error=f"HTTP {response.status_code}: {response.text[:300]}",
+        error=f"HTTP {response.status_code}: {_status_reason(response.status_code)}",
     )
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import forms
 from django.core.validators import validate_email
 
 from execution.models import Tenant
+from execution.outbound import url_problem
 from monitoring.notifications.models import Channel, Kind, NotificationSubscription
 
 
@@ -44,9 +44,11 @@ class SubscriptionForm(forms.ModelForm):
         destination = (data.get("destination") or "").strip()
         kinds = data.get("kinds") or []
         if channel == Channel.WEBHOOK:
-            parts = urlsplit(destination)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                self.add_error("destination", "A webhook needs an absolute http(s) URL.")
+            # Read as requests sends it (the outbound guard's reading); whether the host is
+            # allowed and where it resolves is decided at each delivery.
+            problem = url_problem(destination)
+            if problem:
+                self.add_error("destination", f"A webhook needs an absolute http(s) URL: {problem}.")
         elif channel == Channel.EMAIL:
             addresses = [a.strip() for a in destination.split(",") if a.strip()]
             for address in addresses:

@@ -28,7 +28,8 @@ from tests.support import processes
 from tests.support.httpserver import LoopbackHttpServer, json_answer
 from tests.support.sshd import LoopbackSshd, keygen, temporary_password_user
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Every server of the test (sshd, HTTP, the target database) listens on loopback.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("loopback_opened")]
 
 
 @pytest.fixture

@@ -34,7 +34,8 @@ from tests.support import processes
 from tests.support.httpserver import LoopbackHttpServer, json_answer
 from tests.support.sshd import LoopbackSshd
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Every server of the test (sshd, HTTP, the target database) listens on loopback.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("loopback_opened")]
 
 OFFSETS = (10_200, 10_214, 10_228, 10_236)  # the cap is 10,240: whole, then cut after 26, 12, 4
 

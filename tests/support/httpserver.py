@@ -18,7 +18,7 @@ def json_answer(status: int, payload: Any) -> tuple[int, dict[str, str], bytes]:
 
 
 class LoopbackHttpServer:
-    def __init__(self, responder: Responder | None = None) -> None:
+    def __init__(self, responder: Responder | None = None, *, host: str = "127.0.0.1") -> None:
         self.requests: list[dict[str, Any]] = []
         self.responder: Responder = responder or (lambda m, p, h, b: json_answer(200, {"ok": True}))
         outer = self
@@ -47,10 +47,10 @@ class LoopbackHttpServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> LoopbackHttpServer:

@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from execution.services.demo import demo_seed
 from opsconductor import embedded_pg
+from opsconductor.listening import Listening, web_listening
 from opsconductor.processes import Child, Supervisor, python_argv
 
 
@@ -25,8 +26,9 @@ class Command(BaseCommand):
     help = "Run the whole product on one machine: migrate, seed the demo, web server and workers."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default=os.environ.get("OPS_HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("OPS_PORT", "8000")))
+        listening = web_listening()
+        parser.add_argument("--host", default=listening.host, help="default OPS_HOST")
+        parser.add_argument("--port", type=int, default=listening.port, help="default OPS_PORT")
         parser.add_argument("--password", help="password of the demo users (default: generated once)")
         parser.add_argument("--no-demo", action="store_true", help="do not seed the demo tenant")
         parser.add_argument("--no-workers", action="store_true", help="web only")
@@ -53,8 +55,11 @@ class Command(BaseCommand):
         supervisor = Supervisor(children)
         supervisor.install_signal_handlers()
         exit_code = 0
+        # The children (the workers above all) learn the address the web server really
+        # listens on, --host/--port included (opsconductor/listening.py).
+        listening = Listening(host=options["host"], port=options["port"])
         try:
-            supervisor.start_all()
+            supervisor.start_all({**os.environ, **listening.environment()})
             self._announce(options)
             dead = supervisor.wait()
             if dead is not None:

@@ -33,7 +33,9 @@ import paramiko  # type: ignore[import-untyped]
 from django.conf import settings
 
 from execution.enums import ExecutionStatus
+from execution.outbound import tcp_connect
 from execution.runners.base import StepContext, StepResult
+from execution.runners.support import step_check_host
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
@@ -67,12 +69,16 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
 
 
 def ssh_connect(ctx: StepContext, *, timeout: float | None = None) -> paramiko.SSHClient:
-    """An authenticated SSHClient to ctx.target (host key policy as in the module docstring)."""
+    """An authenticated SSHClient to ctx.target (host key policy as in the module docstring),
+    over a TCP connection to the address the outbound guard checked (OutboundRefused /
+    OutboundUnresolved when it refuses: nothing was sent)."""
     target = ctx.target
     if target is None:
         raise ValueError("an ssh step needs a target asset")
     host = target.address or target.hostname
     port = target.port or 22
+    timeout = timeout or min(max(ctx.timeout_seconds, 1.0), 15.0)
+    checked = step_check_host(ctx, host, port, scheme="ssh", listed=True)
     client = paramiko.SSHClient()
     host_id = host if port == 22 else f"[{host}]:{port}"
     pinned = (target.metadata or {}).get("host_key")
@@ -90,18 +96,25 @@ def ssh_connect(ctx: StepContext, *, timeout: float | None = None) -> paramiko.S
     pkey = None
     if credential.get("private_key"):
         pkey = _load_private_key(credential["private_key"], credential.get("passphrase"))
-    client.connect(
-        hostname=host,
-        port=port,
-        username=target.username or credential.get("username") or None,
-        password=credential.get("password") if pkey is None else None,
-        pkey=pkey,
-        timeout=timeout or min(max(ctx.timeout_seconds, 1.0), 15.0),
-        banner_timeout=15,
-        auth_timeout=15,
-        allow_agent=False,
-        look_for_keys=False,
-    )
+    sock = tcp_connect(checked, timeout=timeout)
+    try:
+        client.connect(
+            hostname=host,  # the host key is looked up (and recorded) under the asset's name
+            port=port,
+            sock=sock,
+            username=target.username or credential.get("username") or None,
+            password=credential.get("password") if pkey is None else None,
+            pkey=pkey,
+            timeout=timeout,
+            banner_timeout=15,
+            auth_timeout=15,
+            allow_agent=False,
+            look_for_keys=False,
+        )
+    except BaseException:
+        client.close()
+        sock.close()
+        raise
     return client
 
 

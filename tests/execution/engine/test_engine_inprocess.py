@@ -247,6 +247,7 @@ def test_stdout_and_stderr_are_kept_apart(tenant, operator, local_asset) -> None
     assert output["stderr"] == "oops\n"
 
 
+@pytest.mark.usefixtures("loopback_opened")  # the target database listens on loopback
 def test_output_with_nul_bytes_and_nan_is_recorded_and_each_step_runs_once(
     tenant, operator, local_asset, shared_dir: Path, target_pg
 ) -> None:

@@ -33,7 +33,10 @@ from tests.factories import AssetFactory
 from tests.support.automation import AutomationStandIn
 from tests.support.sshd import LoopbackSshd
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("loopback_opened"),
+]  # sshd, the target database
 
 
 @dataclass

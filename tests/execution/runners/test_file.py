@@ -13,7 +13,7 @@ from execution.runners.registry import get_runner
 from tests.execution.runners.conftest import make_ctx, ssh_target
 from tests.support.sshd import LoopbackSshd
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_opened")]  # sshd listens on loopback
 
 
 @pytest.fixture(autouse=True)

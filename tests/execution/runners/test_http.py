@@ -13,14 +13,15 @@ from tests.execution.runners.conftest import make_ctx
 from tests.factories import ExecutionFactory
 from tests.support.httpserver import LoopbackHttpServer, json_answer, slow
 
-pytestmark = pytest.mark.django_db
+# The servers listen on loopback, opened the operator's way; the allow-list still decides.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_opened")]
 
 
 def test_host_not_on_allow_list_fails_clearly_and_sends_nothing(tenant: Any) -> None:
     with LoopbackHttpServer() as server:
         result = get_runner("http").run(make_ctx("http", {"url": server.url + "/x"}))
     assert result.status == "failed"
-    assert "'127.0.0.1' is not on the allow-list of tenant 'acme'" in result.error_message
+    assert "'127.0.0.1' is not on the outbound allow-list of tenant 'acme'" in result.error_message
     assert "no request was sent" in result.error_message
     assert server.requests == []
 
@@ -39,7 +40,7 @@ def test_a_url_whose_text_names_an_allowed_host_but_connects_elsewhere_is_refuse
         result = get_runner(runner).run(make_ctx(runner, params))
     assert result.status == "failed"
     assert server.requests == []
-    assert "'127.0.0.1' is not on the allow-list" in str(result.error_message) + str(result.output)
+    assert "'127.0.0.1' is not on the outbound allow-list" in str(result.error_message) + str(result.output)
 
 
 def test_allowed_by_tenant_rule_for_the_execution_environment(tenant: Any) -> None:

@@ -14,7 +14,10 @@ from tests.execution.runners.conftest import make_ctx
 from tests.factories import ExecutionFactory
 from tests.support.pgtarget import LoopbackPostgres
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("loopback_opened"),
+]  # the target server listens on loopback
 _server: LoopbackPostgres | None = None
 
 

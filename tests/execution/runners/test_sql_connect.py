@@ -22,7 +22,10 @@ from tests.execution.engine.helpers import drain_until_done, enqueue, make_execu
 from tests.execution.runners.conftest import make_ctx
 from tests.support.pgtarget import PASSWORD, LoopbackPostgres
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("loopback_opened"),
+]  # the target server listens on loopback
 
 
 @pytest.mark.django_db(transaction=True)  # the in-process worker uses its own connection

@@ -17,6 +17,9 @@ from execution.runners.registry import get_runner
 from tests.execution.runners.conftest import make_ctx, ssh_target
 from tests.support.sshd import LoopbackSshd, wait_until
 
+# sshd listens on loopback, opened the operator's way (the guard reads the tenant's rules).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_opened")]
+
 
 @pytest.fixture(autouse=True)
 def known_hosts_dir(tmp_path: Path, settings: Any) -> Path:

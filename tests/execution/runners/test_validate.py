@@ -59,6 +59,7 @@ def test_failed_assertion_names_what_failed() -> None:
     assert "service.state = 'up' (want 'down')" in result.error_message
 
 
+@pytest.mark.usefixtures("loopback_opened")
 def test_tcp_probe_open_and_closed(settings: Any) -> None:
     settings.HTTP_OUTBOUND_ALLOWLIST = ["127.0.0.1"]
     with socket.socket() as listener:
@@ -72,10 +73,11 @@ def test_tcp_probe_open_and_closed(settings: Any) -> None:
     assert [c["ok"] for c in result.output["checks"]] == [True, False]
 
 
+@pytest.mark.usefixtures("loopback_opened")
 def test_http_probe_obeys_the_allow_list(tenant: Any, settings: Any) -> None:
     with LoopbackHttpServer() as server:
         refused = validate({"http_get": server.url + "/health"})
-        assert refused.status == "failed" and "not on the allow-list" in refused.error_message
+        assert refused.status == "failed" and "not on the outbound allow-list" in refused.error_message
         assert server.requests == []
         settings.HTTP_OUTBOUND_ALLOWLIST = ["127.0.0.1"]
         allowed = validate({"http_get": server.url + "/health", "expect_status": 200})
@@ -96,6 +98,7 @@ def test_status_of_a_completed_step_without_status_key() -> None:
     assert result.status == "completed", result.error_message
 
 
+@pytest.mark.usefixtures("loopback_opened")
 def test_a_tcp_probe_to_a_host_off_the_allow_list_fails_saying_so_and_connects_nowhere(
     tenant: Any, settings: Any
 ) -> None:
@@ -112,7 +115,7 @@ def test_a_tcp_probe_to_a_host_off_the_allow_list_fails_saying_so_and_connects_n
             listener.accept()  # nobody connected
     assert result.status == "failed"
     assert (
-        "not on the allow-list" in result.error_message
+        "not on the outbound allow-list" in result.error_message
         and "no connection was attempted" in result.error_message
     )
 

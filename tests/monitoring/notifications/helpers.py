@@ -47,7 +47,11 @@ def subscribe(
     secret = WEBHOOK_SECRET if channel == Channel.WEBHOOK else ""
     subscription, _ = subscription_save(subscription=subscription, actor=None, secret=secret)
     if channel == Channel.WEBHOOK:
-        OutboundAllowRule.objects.get_or_create(tenant=tenant, host_pattern="127.0.0.1", environment="")
+        # The receivers listen on loopback: a superuser's rule lists and opens 127.0.0.1 for
+        # the tenant (a tenant admin's rule would list it, not open it).
+        OutboundAllowRule.objects.get_or_create(
+            tenant=tenant, host_pattern="127.0.0.1", environment="", defaults={"opens_special": True}
+        )
     return subscription
 
 
