@@ -336,6 +336,8 @@ HTTP_OUTBOUND_ALLOWLIST = env_list("HTTP_OUTBOUND_ALLOWLIST", [])
 # as CIDR or address, with ":port" to open one port only (only that reaches the product's own
 # web, database and Redis ports). The operator's; a tenant admin cannot open these.
 OUTBOUND_OPEN_NETWORKS = env_list("OUTBOUND_OPEN_NETWORKS", [])
+# The CA bundle outbound TLS is verified against (requests' own variable; default: certifi's).
+OUTBOUND_CA_BUNDLE = env_str("REQUESTS_CA_BUNDLE")
 for _opening in OUTBOUND_OPEN_NETWORKS:
     try:
         parse_opening(_opening)

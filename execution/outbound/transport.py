@@ -13,12 +13,12 @@ pinned to one checked destination is refused (:func:`pinned`).
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable
 from typing import Any
 
 import requests
+from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from execution.outbound.guard import DEFAULT_PORTS, Checked, OutboundRefused, check_host
@@ -79,11 +79,11 @@ def guarded_session(check: Check, **adapter_options: Any) -> requests.Session:
 
 def tls_verify(verify: bool) -> bool | str:
     """requests' ``verify`` for a guarded session: the operator's CA bundle
-    (``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, which ``trust_env = False`` stops requests
-    from reading by itself) when verifying, else False."""
+    (``OUTBOUND_CA_BUNDLE``, from ``REQUESTS_CA_BUNDLE``, which ``trust_env = False`` stops
+    requests from reading by itself) when verifying, else False."""
     if not verify:
         return False
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return settings.OUTBOUND_CA_BUNDLE or True
 
 
 def pinned(checked: Checked) -> Check:

@@ -128,12 +128,12 @@ def test_the_products_own_database_and_redis_ports(settings: Any, tenant: Any) -
         **settings.DATABASES,
         "default": {**settings.DATABASES["default"], "HOST": "10.9.0.7", "PORT": "6432"},
     }
-    settings.REDIS_URL = "redis://10.9.0.8:6379/0"
+    settings.REDIS_URL = "redis://10.9.0.8:6390/0"
     assert check_host("10.9.0.7", 5432, tenant="acme").ip == "10.9.0.7"
     with pytest.raises(OutboundRefused, match="own database port"):
         check_host("10.9.0.7", 6432, tenant="acme")
     with pytest.raises(OutboundRefused, match="own Redis port"):
-        check_host("10.9.0.8", 6379, tenant="acme")
+        check_host("10.9.0.8", 6390, tenant="acme")
 
 
 def test_an_operator_destination_may_be_special_but_not_malformed() -> None:

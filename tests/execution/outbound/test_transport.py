@@ -73,23 +73,21 @@ def https_server(tmp_path: Path, names: list[str]) -> Iterator[_HttpsServer]:
 
 
 def test_tls_goes_to_the_checked_address_and_is_verified_for_the_name(
-    tenant: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tenant: Any, tmp_path: Path, settings: Any
 ) -> None:
     OutboundAllowRule.objects.create(tenant=tenant, host_pattern="localhost")
     with https_server(tmp_path, ["localhost"]) as server:
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_file))  # type: ignore[attr-defined]
+        settings.OUTBOUND_CA_BUNDLE = str(server.ca_file)  # type: ignore[attr-defined]
         result = get_runner("http").run(make_ctx("http", {"url": f"https://localhost:{server.port}/"}))
         assert result.status == "completed", result.error_message
         assert server.server_names == ["localhost"]  # SNI: the name, not 127.0.0.1
         assert server.hosts == [f"localhost:{server.port}"]
 
 
-def test_a_certificate_for_another_name_is_refused(
-    tenant: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_certificate_for_another_name_is_refused(tenant: Any, tmp_path: Path, settings: Any) -> None:
     OutboundAllowRule.objects.create(tenant=tenant, host_pattern="localhost")
     with https_server(tmp_path, ["other.example"]) as server:
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_file))  # type: ignore[attr-defined]
+        settings.OUTBOUND_CA_BUNDLE = str(server.ca_file)  # type: ignore[attr-defined]
         result = get_runner("http").run(make_ctx("http", {"url": f"https://localhost:{server.port}/"}))
         assert result.status == "failed"
         assert "SSLError" in result.error_message or "certificate" in result.error_message
