@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('execution', '0013_steps_wait_with_their_execution'),
+        ('execution', '0017_bound_named_api_tokens'),
     ]
 
     operations = [
