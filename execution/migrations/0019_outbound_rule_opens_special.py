@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('execution', '0017_bound_named_api_tokens'),
+        ('execution', '0018_queue_tenant_environment'),
     ]
 
     operations = [
