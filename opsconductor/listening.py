@@ -5,7 +5,7 @@
 variables), so a worker of that machine knows the port too. A web process started by hand
 (``daphne -b … -p …``) must be given the same ``OPS_HOST``/``OPS_PORT`` in the environment
 of every process of the machine (README "Processes"). Users: the outbound guard refuses this
-port as the product's own (execution/outbound/own.py); links that point at the server.
+port as the product's own (execution/outbound/own.py); links in notifications (``public_url()``).
 """
 
 from __future__ import annotations
@@ -41,3 +41,8 @@ class Listening:
 
 def web_listening() -> Listening:
     return Listening(host=str(settings.OPS_HOST), port=int(settings.OPS_PORT))
+
+
+def public_url() -> str:
+    """The base of links to our pages: ``OPS_PUBLIC_URL`` when set, else where we listen."""
+    return str(settings.OPS_PUBLIC_URL) or web_listening().url

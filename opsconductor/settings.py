@@ -394,8 +394,9 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
 # Seconds an SMTP connection may block a delivery (a dead server never holds a worker long).
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "opsconductor@localhost") or "opsconductor@localhost"
-# Absolute base URL of the web pages, for the links in notifications.
-OPS_PUBLIC_URL = (env_str("OPS_PUBLIC_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# Absolute base URL of the web pages, for the links in notifications; empty: the address this
+# machine's web server listens on (OPS_HOST/OPS_PORT, opsconductor/listening.py).
+OPS_PUBLIC_URL = (env_str("OPS_PUBLIC_URL", "") or "").rstrip("/")
 # Webhook connect/read timeout in seconds.
 NOTIFY_TIMEOUT_SECONDS = env_float("NOTIFY_TIMEOUT_SECONDS", 5.0, minimum=0.1)
 # Attempts per delivery, and the retry back-off: base * 2^(attempt-1) (+ up to 25 % jitter).

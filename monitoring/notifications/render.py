@@ -11,13 +11,13 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 
 from execution.masking import mask_data, mask_text
 from execution.models import Execution, ExecutionEvent
 from monitoring.notifications.models import Kind
+from opsconductor.listening import public_url
 
 HEADLINES = {
     Kind.APPROVAL_REQUESTED: "approval requested",
@@ -69,7 +69,7 @@ class Content:
 def _facts(*, event: ExecutionEvent, execution: Execution, kind: str, approvers: list[str]) -> dict[str, Any]:
     plan = execution.plan_snapshot if isinstance(execution.plan_snapshot, dict) else {}
     approval = getattr(execution, "approval", None) if kind == Kind.APPROVAL_REQUESTED else None
-    base = settings.OPS_PUBLIC_URL
+    base = public_url()
     execution_url = base + reverse("execution_page", args=[execution.execution_id])
     url = base + reverse("approvals:detail", args=[approval.approval_id]) if approval else execution_url
     details = event.details if isinstance(event.details, dict) else {}
