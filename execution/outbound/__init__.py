@@ -13,6 +13,7 @@ from execution.outbound.guard import (
     check_host,
     check_url,
     url_problem,
+    url_unlisted,
 )
 from execution.outbound.transport import guarded_session, operator_check, pinned, tcp_connect
 
@@ -27,4 +28,5 @@ __all__ = [
     "pinned",
     "tcp_connect",
     "url_problem",
+    "url_unlisted",
 ]

@@ -113,6 +113,19 @@ def _address_refusal(
     return None
 
 
+def _host_name(host: str) -> str:
+    literal = ip_literal(host)
+    return str(literal) if literal is not None else host.lower().rstrip(".")
+
+
+def _unlisted(scheme: str, name: str, *, tenant: str | None, environment: str) -> str:
+    where = f"tenant {tenant!r}{' in ' + environment if environment else ''}"
+    return (
+        f"{scheme} host {name!r} is not on the outbound allow-list of {where} "
+        "(an outbound allow rule in the admin, or HTTP_OUTBOUND_ALLOWLIST)"
+    )
+
+
 def check_host(
     host: str,
     port: int,
@@ -136,18 +149,13 @@ def check_host(
         raise OutboundRefused(f"{scheme} host {host!r} {problem}")
     if port_problem(port):
         raise OutboundRefused(f"{scheme} port {port!r} {port_problem(port)}")
-    literal = ip_literal(host)
-    name = str(literal) if literal is not None else host.lower().rstrip(".")
+    name = _host_name(host)
     rules = outbound_rules(tenant=None if operator else tenant, environment=environment)
     if not (listed or operator or rules.lists(name)):
-        where = f"tenant {tenant!r}{' in ' + environment if environment else ''}"
-        raise OutboundRefused(
-            f"{scheme} host {name!r} is not on the outbound allow-list of {where} "
-            "(an outbound allow rule in the admin, or HTTP_OUTBOUND_ALLOWLIST)"
-        )
+        raise OutboundRefused(_unlisted(scheme, name, tenant=tenant, environment=environment))
     addresses = _resolve(name, port)
     for ip in addresses:
-        shown = name if literal is not None else f"{name} (resolved)"
+        shown = name if ip_literal(host) is not None else f"{name} (resolved)"
         refusal = _address_refusal(ip, port, shown=shown, rules=rules, special_allowed=operator)
         if refusal:
             raise OutboundRefused(f"{scheme} host {refusal}")
@@ -175,6 +183,17 @@ def url_problem(url: str, *, schemes: tuple[str, ...] = HTTP_SCHEMES) -> str | N
     except OutboundRefused as exc:
         return str(exc)
     return None
+
+
+def url_unlisted(url: str, *, tenant: str, environment: str = "") -> str | None:
+    """Why the host of a well-formed ``url`` is not on ``tenant``'s allow-list in
+    ``environment``, or None. No resolution: for a door that stores a URL to send later
+    (a webhook subscription), so it can say at once that every send would be refused."""
+    scheme, host, _ = _url_destination(url, HTTP_SCHEMES)
+    name = _host_name(host)
+    if outbound_rules(tenant=tenant, environment=environment).lists(name):
+        return None
+    return _unlisted(scheme, name, tenant=tenant, environment=environment)
 
 
 def check_url(

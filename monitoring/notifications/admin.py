@@ -13,7 +13,7 @@ from execution import policy
 from execution.admin.scoped import TenantScopedAdmin
 from monitoring.notifications.forms import SubscriptionForm
 from monitoring.notifications.models import NotificationDelivery, NotificationSubscription
-from monitoring.notifications.subscriptions import subscription_save
+from monitoring.notifications.subscriptions import subscription_save, subscription_undeliverable
 
 
 @admin.register(NotificationSubscription)
@@ -39,6 +39,9 @@ class NotificationSubscriptionAdmin(TenantScopedAdmin):
                 f"Signing secret of {obj.name!r} (shown once, copy it now): {secret}",
                 messages.WARNING,
             )
+        undeliverable = subscription_undeliverable(obj)
+        if undeliverable:
+            self.message_user(request, undeliverable, messages.WARNING)
 
 
 @admin.register(NotificationDelivery)

@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from execution import policy
+from execution.outbound import url_unlisted
 from execution.secrets.crypto import encrypt
 from monitoring.notifications.models import Channel, NotificationDelivery, NotificationSubscription
 
@@ -46,3 +47,18 @@ def subscription_save(
         subscription.created_by = actor
     subscription.save()
     return subscription, new_secret
+
+
+def subscription_undeliverable(subscription: NotificationSubscription) -> str | None:
+    """Why every delivery of a webhook ``subscription`` would be refused by the outbound
+    guard (its host is off the tenant's allow-list for the subscription's environment), or
+    None. Said when it is saved: the subscription is kept (a rule may be added next), but
+    nothing reaches it until then."""
+    if subscription.channel != Channel.WEBHOOK:
+        return None
+    problem = url_unlisted(
+        subscription.destination, tenant=subscription.tenant.slug, environment=subscription.environment
+    )
+    if problem is None:
+        return None
+    return f"Subscription {subscription.name!r} can never be delivered as it stands: {problem}."

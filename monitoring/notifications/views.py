@@ -17,6 +17,7 @@ from monitoring.notifications.models import NotificationSubscription
 from monitoring.notifications.subscriptions import (
     deliveries_visible_to,
     subscription_save,
+    subscription_undeliverable,
     subscriptions_managed_by,
     tenant_ids_managing_notifications,
 )
@@ -41,6 +42,9 @@ def _saved(request: HttpRequest, form: SubscriptionForm) -> HttpResponse:
         subscription=form.save(commit=False), actor=request.user, secret=form.cleaned_data.get("secret", "")
     )
     messages.success(request, f"Subscription {subscription.name!r} saved.")
+    undeliverable = subscription_undeliverable(subscription)
+    if undeliverable:
+        messages.warning(request, undeliverable)
     if secret and not form.cleaned_data.get("secret"):
         messages.warning(request, f"Signing secret (shown once, copy it now): {secret}")
     return redirect("notifications:list")

@@ -132,3 +132,47 @@ def test_the_admin_is_scoped_to_the_staff_tenant_admins_tenants(tenant: Any) -> 
     staff_viewer.is_staff = True
     staff_viewer.save()
     assert _client(staff_viewer).get("/admin/monitoring/notificationsubscription/").status_code == 403
+
+
+def _webhook_form(tenant: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "tenant": tenant.pk,
+        "name": "ops channel",
+        "kinds": [Kind.FAILED],
+        "channel": Channel.WEBHOOK,
+        "destination": "https://hooks.example.test/ops",
+        "environment": "prod",
+        "is_active": "on",
+        **extra,
+    }
+
+
+def test_a_webhook_off_the_allow_list_is_saved_with_a_warning_that_it_cannot_be_delivered(
+    tenant: Any,
+) -> None:
+    from execution.models import OutboundAllowRule
+
+    client = _client(person(tenant, "ann-admin", Role.ADMIN))
+    warned = client.post("/notifications/", _webhook_form(tenant), follow=True).content.decode()
+    assert "can never be delivered" in warned and "hooks.example.test" in warned
+    assert "not on the outbound allow-list of tenant &#x27;acme&#x27; in prod" in warned
+    subscription = NotificationSubscription.objects.get()
+    # A rule for another environment does not help this one's deliveries.
+    OutboundAllowRule.objects.create(tenant=tenant, host_pattern="hooks.example.test", environment="staging")
+    again = client.post(f"/notifications/{subscription.pk}/", _webhook_form(tenant), follow=True)
+    assert "can never be delivered" in again.content.decode()
+    OutboundAllowRule.objects.create(tenant=tenant, host_pattern="*.example.test", environment="prod")
+    listed = client.post(f"/notifications/{subscription.pk}/", _webhook_form(tenant), follow=True)
+    assert "saved" in listed.content.decode() and "can never be delivered" not in listed.content.decode()
+
+
+def test_the_admin_warns_about_a_webhook_off_the_allow_list_too(tenant: Any) -> None:
+    admin = person(tenant, "ann-admin", Role.ADMIN)
+    admin.is_staff = True
+    admin.save()
+    answer = _client(admin).post(
+        "/admin/monitoring/notificationsubscription/add/", _webhook_form(tenant), follow=True
+    )
+    assert answer.status_code == 200
+    assert NotificationSubscription.objects.filter(name="ops channel").exists()
+    assert "can never be delivered" in answer.content.decode()
