@@ -42,6 +42,7 @@ from execution.models import (
     TimeoutPolicy,
     WorkerHeartbeat,
 )
+from execution.runbooks.models import Runbook, RunbookVersion
 from execution.secrets.crypto import encrypt
 from monitoring.models import SlaAlert
 from monitoring.notifications.models import NotificationDelivery, NotificationSubscription
@@ -358,3 +359,36 @@ def token_for(user: object, tenant: Tenant | None = None, *, name: str = "") -> 
             raise ValueError(f"{user} is a member of no tenant: name the tenant of the token")
         tenant = membership.tenant
     return api_token_issue(user=user, tenant=tenant, name=name or f"test-{uuid.uuid4().hex[:12]}").key
+
+
+def runbook_plan() -> dict:  # type: ignore[type-arg]
+    return {
+        "name": "say {{ params.word }}",
+        "environment": "dev",
+        "steps": [{"name": "noop", "type": "noop", "params": {"message": "{{ params.word }}"}}],
+    }
+
+
+class RunbookFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Runbook
+
+    tenant = factory.SubFactory(TenantFactory)
+    slug = factory.Sequence(lambda n: f"runbook-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug.title())
+    owner = factory.SubFactory(UserFactory)
+    version = factory.RelatedFactory(
+        "tests.factories.RunbookVersionFactory", factory_related_name="runbook", number=1
+    )
+
+
+class RunbookVersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RunbookVersion
+
+    runbook = factory.SubFactory(RunbookFactory, version=None)
+    number = factory.Sequence(lambda n: n + 100)
+    parameters = factory.LazyFunction(
+        lambda: {"type": "object", "properties": {"word": {"type": "string", "default": "hello"}}}
+    )
+    plan = factory.LazyFunction(runbook_plan)

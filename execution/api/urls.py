@@ -10,6 +10,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
 from execution.api import tokens, views
+from execution.runbooks import api as runbooks
 
 urlpatterns = [
     path("executions/", views.ExecutionListCreateView.as_view(), name="execution-list"),
@@ -24,5 +25,11 @@ urlpatterns = [
     path("dlq/<str:dlq_id>/requeue/", views.DeadLetterRequeueView.as_view(), name="dlq-requeue"),
     path("tokens/", tokens.TokenListCreateView.as_view(), name="token-list"),
     path("tokens/<str:token_id>/", tokens.TokenDetailView.as_view(), name="token-detail"),
+    path("runbooks/", runbooks.RunbookListCreateView.as_view(), name="runbook-list"),
+    path("runbooks/<slug:slug>/", runbooks.RunbookDetailView.as_view(), name="runbook-detail"),
+    path(
+        "runbooks/<slug:slug>/versions/", runbooks.RunbookVersionCreateView.as_view(), name="runbook-versions"
+    ),
+    path("runbooks/<slug:slug>/launch/", runbooks.RunbookLaunchView.as_view(), name="runbook-launch"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
@@ -27,7 +28,7 @@ from execution.masking import mask_text
 from execution.plans import PlanInvalid
 from execution.realtime.reader import event_types_parse
 from execution.selectors import dead_letters_visible_to, execution_events_after, executions_visible_to
-from execution.services.submit import SubmitDenied, execution_submit_body
+from execution.services.submit import SubmitDenied, SubmitOutcome, execution_submit_body
 
 _detail = inline_serializer("Detail", {"detail": serializers.CharField()})
 EVENTS_PAGE = 1000
@@ -58,6 +59,42 @@ def _invalid(problems: list[Any]) -> Response:
 
 def _refused(reason: str) -> Response:
     return Response({"detail": reason, "reason": reason}, status=status.HTTP_403_FORBIDDEN)
+
+
+def submission_answer(submit: Callable[[], SubmitOutcome]) -> Response:
+    """The docs/contract.md#submission answer of a submission (a plan posted, a runbook
+    launched): 202/201/200 with the execution, or 400/403/422/503 with the reason."""
+    try:
+        outcome = submit()
+    except PlanInvalid as exc:
+        return _invalid(exc.problems)
+    except SubmitDenied as exc:
+        return _refused(exc.reason)
+    except KeyReused as exc:
+        # Answering the holder would tell the caller its plan was accepted when it was not.
+        return Response(
+            {
+                "detail": str(exc),
+                "reason": "idempotency_key_reused",
+                "execution_id": str(exc.execution_id),
+            },
+            status=status.HTTP_422_UNPROCESSABLE_ENTITY,
+        )
+    except ServiceError as exc:
+        # The configured Asset Service could not resolve the targets: nothing was stored,
+        # the pipeline may retry the same request (same idempotency key).
+        return Response(
+            {"detail": mask_text(str(exc)), "reason": "asset_service_unavailable"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+    payload = execution_payload(outcome.execution, steps=outcome.steps)
+    if outcome.replayed:
+        return Response(payload, status=status.HTTP_200_OK, headers={"Idempotent-Replay": "true"})
+    # 201 only for an immediate execution that ended while the request waited
+    # (docs/contract.md#vocabulary).
+    code = status.HTTP_201_CREATED if outcome.finished else status.HTTP_202_ACCEPTED
+    return Response(payload, status=code, headers={"Location": payload["links"]["self"]})
 
 
 def _bad(field: str, message: str) -> ValidationError:
@@ -118,42 +155,14 @@ class ExecutionListCreateView(APIView):
                 },
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        try:
-            outcome = execution_submit_body(
+        return submission_answer(
+            lambda: execution_submit_body(
                 submitter=request.user,
                 body=body,
                 idempotency_header=header,
                 traceparent=request.headers.get("traceparent"),
             )
-        except PlanInvalid as exc:
-            return _invalid(exc.problems)
-        except SubmitDenied as exc:
-            return _refused(exc.reason)
-        except KeyReused as exc:
-            # Answering the holder would tell the caller its plan was accepted when it was not.
-            return Response(
-                {
-                    "detail": str(exc),
-                    "reason": "idempotency_key_reused",
-                    "execution_id": str(exc.execution_id),
-                },
-                status=status.HTTP_422_UNPROCESSABLE_ENTITY,
-            )
-        except ServiceError as exc:
-            # The configured Asset Service could not resolve the targets: nothing was stored,
-            # the pipeline may retry the same request (same idempotency key).
-            return Response(
-                {"detail": mask_text(str(exc)), "reason": "asset_service_unavailable"},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": "5"},
-            )
-        payload = execution_payload(outcome.execution, steps=outcome.steps)
-        if outcome.replayed:
-            return Response(payload, status=status.HTTP_200_OK, headers={"Idempotent-Replay": "true"})
-        # 201 only for an immediate execution that ended while the request waited
-        # (docs/contract.md#vocabulary).
-        code = status.HTTP_201_CREATED if outcome.finished else status.HTTP_202_ACCEPTED
-        return Response(payload, status=code, headers={"Location": payload["links"]["self"]})
+        )
 
     @extend_schema(
         operation_id="v1_executions_list",  # a plain APIView's GET would collide with the detail's

@@ -11,6 +11,7 @@ from execution.models.secrets import OutboundAllowRule, SecretAccess, SecretEntr
 from execution.models.tenancy import AccessGrant, AuditLog, Membership, Tenant
 from execution.models.tokens import ApiToken
 from execution.models.workers import WorkerHeartbeat
+from execution.runbooks.models import Runbook, RunbookVersion
 
 __all__ = [
     "AccessGrant",
@@ -33,6 +34,8 @@ __all__ = [
     "OutboundAllowRule",
     "QueueItem",
     "ReadOnlyCommandRule",
+    "Runbook",
+    "RunbookVersion",
     "SecretAccess",
     "SecretEntry",
     "StoredPolicy",

@@ -67,6 +67,9 @@ class Execution(models.Model):
     # timeout_policies at run time, so a later policy edit changes only later executions.
     timeout_policy = models.JSONField(default=dict)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # A runbook launch's record (docs/runbooks.md): {"slug", "version", "params"}; NULL for a
+    # plan submitted as it is. A snapshot like plan_snapshot: what was launched, kept as it was.
+    runbook = models.JSONField(null=True, blank=True)
     cancel_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -62,6 +62,8 @@ class SubmissionInput:
     trace_parent: str = ""
     parent_execution_id: uuid.UUID | None = None
     on_behalf_of: str | None = None
+    # The runbook launch that rendered the plan (execution/runbooks/); not a body field.
+    runbook: dict[str, Any] | None = None
 
 
 def _is_int(value: Any) -> bool:

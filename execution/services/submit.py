@@ -120,17 +120,20 @@ def execution_submit_body(
     idempotency_header: str | None = None,
     traceparent: str | None = None,
     wait: bool = True,
+    runbook: dict[str, Any] | None = None,
 ) -> SubmitOutcome:
     """Validate a docs/contract.md#submission request body and submit it (see :func:`execution_submit`).
 
     ``traceparent``: the caller's W3C trace context; the execution continues that trace and,
     without a ``trace_id`` in the body, takes its trace id (docs/telemetry.md). ``wait``: an
     immediate execution is waited for (the API answers 201 with its result); a door that
-    follows it live instead (the pages) passes False and answers at once."""
+    follows it live instead (the pages) passes False and answers at once. ``runbook``: the
+    launch this plan was rendered by (slug, version, params), recorded with the execution."""
     with submit_span(traceparent=traceparent) as stored:
         inp = submission_validate(body)
         inp.plan = plan_normalize(inp.plan)
         inp.trace_parent = stored
+        inp.runbook = runbook
         parsed = traceparent_parse(stored)
         if parsed and not inp.trace_id:
             inp.trace_id = parsed[0]
@@ -153,6 +156,7 @@ def execution_submit(
     on_behalf_of: str | None = None,
     idempotency_header: str | None = None,
     wait: bool = True,
+    runbook: dict[str, Any] | None = None,
 ) -> SubmitOutcome:
     """Submit ``plan`` for ``actor`` in ``tenant``; returns the execution and whether it is a replay.
     ``wait``: see :func:`execution_submit_body`.
@@ -174,7 +178,9 @@ def execution_submit(
         "parent_execution_id": str(parent_execution_id) if parent_execution_id else None,
         "on_behalf_of": on_behalf_of,
     }
-    return execution_submit_body(submitter=actor, body=body, idempotency_header=idempotency_header, wait=wait)
+    return execution_submit_body(
+        submitter=actor, body=body, idempotency_header=idempotency_header, wait=wait, runbook=runbook
+    )
 
 
 def _read_only_patterns(tenant: Tenant, plan: dict[str, Any]) -> list[str]:
@@ -317,6 +323,7 @@ def _create(
         trace_id=inp.trace_id,
         trace_parent=inp.trace_parent,
         parent_execution_id=inp.parent_execution_id,
+        runbook=inp.runbook,
     )
     steps = ExecutionStep.objects.bulk_create(
         ExecutionStep(
