@@ -369,6 +369,13 @@ if (
     or not LOCAL_RUNNER_USER.replace("-", "").replace("_", "").isalnum()
 ):
     raise ConfigError(f"LOCAL_RUNNER_USER must be a plain non-root user name, got {LOCAL_RUNNER_USER!r}")
+# The network a command on a local asset gets (docs/security.md "A local command and the
+# network"): "isolated" (a network namespace of its own: no interface but a loopback of its
+# own, so nothing of the host, its loopback included, is reachable; the worker must be root)
+# or "host" (the host's network, loopback and the product's own ports included).
+LOCAL_COMMAND_NETWORK = env_str("LOCAL_COMMAND_NETWORK", "isolated") or "isolated"
+if LOCAL_COMMAND_NETWORK not in ("isolated", "host"):
+    raise ConfigError(f"LOCAL_COMMAND_NETWORK must be isolated or host, got {LOCAL_COMMAND_NETWORK!r}")
 # file steps read/write local files only under <FILE_TRANSFER_DIR>/<tenant>/.
 FILE_TRANSFER_DIR = env_str("FILE_TRANSFER_DIR", str(BASE_DIR / ".state" / "transfers"))
 

@@ -5,6 +5,10 @@ of the worker: a scrubbed environment (PATH, HOME, LANG and the step's own ``env
 fresh private working directory (removed afterwards), and, when the worker runs as root,
 the unprivileged ``LOCAL_RUNNER_USER`` (created on demand with ``useradd``), so it cannot
 read the settings, the state directory, the database socket or other tenants' secrets.
+With ``LOCAL_COMMAND_NETWORK=isolated`` (the default) it runs in a network namespace of its
+own (``unshare --net``, then ``setpriv`` drops to the runner user): no interface is up, so
+nothing of the host is reachable — its loopback neither, where the product's own web port,
+Redis or PostgreSQL may listen. ``host`` gives it the host's network (docs/security.md).
 
 The child is the leader of a new session, so a timeout or a cancel kills the whole tree
 (``killpg``), not just the shell: run() holds the group on ``ctx.held`` and the step's
@@ -37,7 +41,8 @@ _user_lock = threading.Lock()
 
 
 class LocalRunnerUnavailable(RuntimeError):
-    """The unprivileged user for local commands does not exist and cannot be created."""
+    """The unprivileged user for local commands does not exist and cannot be created, or the
+    command cannot get the network LOCAL_COMMAND_NETWORK asks for."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,48 @@ def local_runner_identity() -> RunAs | None:
     return RunAs(uid=entry.pw_uid, gid=entry.pw_gid, name=name)
 
 
+_isolation_checked: dict[str, str] = {}
+
+
+def isolated_network_prefix(run_as: RunAs | None) -> list[str]:
+    """The argv that starts a command in a network namespace of its own as ``run_as``
+    (``unshare --net`` needs root, so the runner user is taken after it, by ``setpriv``).
+    LocalRunnerUnavailable with the reason when this worker cannot: it is not root, the tools
+    are missing, or the kernel or container refuses a network namespace (checked once)."""
+    if run_as is None:
+        raise LocalRunnerUnavailable(
+            "LOCAL_COMMAND_NETWORK=isolated needs a worker running as root (it gives each local "
+            "command a network namespace of its own); run the worker as root or set "
+            "LOCAL_COMMAND_NETWORK=host"
+        )
+    unshare, setpriv = shutil.which("unshare", path=SAFE_PATH), shutil.which("setpriv", path=SAFE_PATH)
+    if unshare is None or setpriv is None:
+        raise LocalRunnerUnavailable(
+            "LOCAL_COMMAND_NETWORK=isolated needs unshare and setpriv (util-linux) on the worker host"
+        )
+    if unshare not in _isolation_checked:
+        probe = subprocess.run(
+            [unshare, "--net", "--", "true"], capture_output=True, text=True, timeout=30, env={}
+        )
+        _isolation_checked[unshare] = "" if probe.returncode == 0 else (probe.stderr.strip() or "refused")
+    refusal = _isolation_checked[unshare]
+    if refusal:
+        raise LocalRunnerUnavailable(
+            f"cannot give a local command a network namespace of its own ({refusal[:200]}); "
+            "grant the worker CAP_SYS_ADMIN or set LOCAL_COMMAND_NETWORK=host"
+        )
+    return [
+        unshare,
+        "--net",
+        "--",
+        setpriv,
+        f"--reuid={run_as.uid}",
+        f"--regid={run_as.gid}",
+        "--clear-groups",
+        "--",
+    ]
+
+
 def scrubbed_environment(*, home: str, step_env: dict[str, Any]) -> dict[str, str]:
     """PATH, HOME, LANG and the step's own ``env``: nothing of the worker's environment."""
     env = {"PATH": SAFE_PATH, "HOME": home, "LANG": "C.UTF-8"}
@@ -124,13 +171,14 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
 def run_command(ctx: StepContext) -> StepResult:
     try:
         run_as = local_runner_identity()
+        prefix = isolated_network_prefix(run_as) if settings.LOCAL_COMMAND_NETWORK == "isolated" else []
     except LocalRunnerUnavailable as exc:
         return StepResult(status=ExecutionStatus.FAILED, error_message=str(exc))
     workdir = tempfile.mkdtemp(prefix="opsconductor-step-")
     try:
         if run_as is not None:
             os.chown(workdir, run_as.uid, run_as.gid)
-        proc = _start(ctx, workdir, run_as)
+        proc = _start(ctx, workdir, run_as, prefix)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -153,15 +201,21 @@ def run_command(ctx: StepContext) -> StepResult:
     return result
 
 
-def _start(ctx: StepContext, workdir: str, run_as: RunAs | None) -> subprocess.Popen[bytes]:
+def _start(
+    ctx: StepContext, workdir: str, run_as: RunAs | None, prefix: list[str]
+) -> subprocess.Popen[bytes]:
+    """Start the step's shell command; with a ``prefix`` (isolated network) the prefix drops
+    to the runner user itself, after entering the namespace. The group leader's pid is the
+    shell's: unshare and setpriv exec into it."""
     params = ctx.params
     env = scrubbed_environment(home=workdir, step_env=params.get("env") or {})
     identity: dict[str, Any] = (
-        {"user": run_as.uid, "group": run_as.gid, "extra_groups": []} if run_as is not None else {}
+        {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
+        if run_as is not None and not prefix
+        else {}
     )
-    return subprocess.Popen(  # noqa: S602 - the step's command is a shell command by contract
-        str(params.get("command", "")),
-        shell=True,
+    return subprocess.Popen(  # the step's command is a shell command by contract
+        [*prefix, "/bin/sh", "-c", str(params.get("command", ""))],
         cwd=workdir,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -224,4 +278,5 @@ def describe(ctx: StepContext) -> dict[str, Any]:
         "connection": "local",
         "command": ctx.params.get("command"),
         "run_as": str(settings.LOCAL_RUNNER_USER) if os.geteuid() == 0 else "the worker's user",
+        "network": settings.LOCAL_COMMAND_NETWORK,
     }
