@@ -17,6 +17,7 @@ from datetime import timedelta
 import requests
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import sanitize_address
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -164,11 +165,16 @@ def _send_email(delivery: NotificationDelivery) -> Outcome:
         )
         if delivery.html_body:
             message.attach_alternative(delivery.html_body, "text/html")
-        # Built here, before any connection: a header Django refuses (a line break in the
-        # subject or an address: BadHeaderError, a ValueError) fails the same way on every
-        # attempt, so it is a failed delivery now, with the reason, not five retries.
+        # Built here, before any connection, message and envelope as the SMTP backend builds
+        # them: what Django refuses to build (a line break in a header, BadHeaderError; an
+        # address the envelope cannot hold, "a@b@c", "<>", "a@[1.2"; text that is no
+        # Unicode) fails the same way on every attempt, so it is a failed delivery now, with
+        # the reason, not five retries into the same error.
         message.message()
-    except ValueError as error:
+        encoding = message.encoding or settings.DEFAULT_CHARSET
+        for address in (message.from_email, *message.recipients()):
+            sanitize_address(address, encoding)
+    except Exception as error:  # any error of building is the message's: it never sends
         return Outcome(
             ok=False, error=f"the message could not be built: {type(error).__name__}: {error}", permanent=True
         )

@@ -15,6 +15,7 @@ from monitoring.notifications.render import SUBJECT_MAX, header_line
 from tests.approvals.conftest import ensure_policies, plan_for
 from tests.factories import ExecutionEventFactory, ExecutionFactory
 from tests.monitoring.notifications.helpers import personas, subscribe
+from tests.support.smtpd import LoopbackSmtpd
 
 pytestmark = pytest.mark.django_db
 
@@ -82,3 +83,39 @@ def test_a_message_that_cannot_be_built_is_a_failed_delivery_at_once(tenant: Any
 )
 def test_header_line_keeps_one_line_of_printable_text(value: str, limit: int, expected: str) -> None:
     assert header_line(value, limit) == expected
+
+
+@pytest.mark.parametrize("address", ["ada@corp@evil.test", "<>", "ada@[10.0.0.1", "ada@"])
+def test_an_address_the_envelope_cannot_hold_is_a_failed_delivery_at_once(
+    tenant: Any, settings: Any, address: str
+) -> None:
+    """The SMTP backend builds the envelope when it sends: an address it cannot put there
+    (here an approver's e-mail as an identity provider's claim set it, which nothing
+    validates) was "try again later", five retries into the same error. Now it fails on the
+    first attempt with our reason, and the real SMTP server on loopback receives nothing."""
+    subscribe(tenant=tenant, kinds=[Kind.FAILED], channel=Channel.EMAIL, destination="oncall@example.test")
+    event = _failed_execution(tenant, "nightly")
+    notifications_dispatch(event_id=event.pk)
+    NotificationDelivery.objects.update(destination=f"ada@example.test,{address}")
+    with LoopbackSmtpd() as smtpd:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtpd.port
+        assert deliveries_send_due(budget_seconds=10) == 1
+        received = smtpd.snapshot()
+    delivery = NotificationDelivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("failed", 1, None)
+    assert delivery.last_error.startswith("the message could not be built: "), delivery.last_error
+    assert received == []
+
+
+def test_a_good_message_still_reaches_the_smtp_server(tenant: Any, settings: Any) -> None:
+    """The control for the test above: the same server receives a message it can build."""
+    subscribe(tenant=tenant, kinds=[Kind.FAILED], channel=Channel.EMAIL, destination="oncall@example.test")
+    notifications_dispatch(event_id=_failed_execution(tenant, "nightly").pk)
+    with LoopbackSmtpd() as smtpd:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtpd.port
+        assert deliveries_send_due(budget_seconds=10) == 1
+        received = smtpd.snapshot()
+    assert NotificationDelivery.objects.get().status == "delivered"
+    assert [r.rcpt_tos for r in received] == [["oncall@example.test"]]
