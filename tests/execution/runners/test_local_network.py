@@ -1,7 +1,7 @@
 """A command on a local asset reaches nothing of the host's network (docs/security.md "A local
 command and the network").
 
-The finding (issue 22, 10): a local command opened TCP connections like any process of the
+The finding: a local command opened TCP connections like any process of the
 worker host, the product's own HTTP port on loopback included. Now, with
 ``LOCAL_COMMAND_NETWORK=isolated`` (the default), it runs in a network namespace of its own.
 Real listeners stand where the product's web port would be (127.0.0.1 and ::1, and this
