@@ -372,6 +372,7 @@ def runbook_plan() -> dict:  # type: ignore[type-arg]
 class RunbookFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Runbook
+        skip_postgeneration_save = True
 
     tenant = factory.SubFactory(TenantFactory)
     slug = factory.Sequence(lambda n: f"runbook-{n}")
