@@ -12,7 +12,14 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Exists
 
-from execution.enums import FINISHED_STATUSES, ActorType, ExecutionMode, ExecutionStatus
+from execution.enums import (
+    FINISHED_STATUSES,
+    STEP_MAX_RETRIES_DEFAULT,
+    ActionClass,
+    ActorType,
+    ExecutionMode,
+    ExecutionStatus,
+)
 from execution.errors import DomainError, NotFound
 from execution.masking import mask_data
 from execution.models import Execution, ExecutionStep, StoredPolicy, Tenant, TimeoutPolicy
@@ -195,6 +202,10 @@ def _read_only_patterns(tenant: Tenant, plan: dict[str, Any]) -> list[str]:
     return list(tenant.read_only_command_rules.values_list("pattern", flat=True))
 
 
+def _default_retries(action_class: str) -> int:
+    return STEP_MAX_RETRIES_DEFAULT[ActionClass(action_class)]
+
+
 def _submit(
     *, submitter: Any, inp: SubmissionInput, idempotency_header: str | None, wait: bool
 ) -> SubmitOutcome:
@@ -338,7 +349,11 @@ def _create(
             target_asset_id=r.asset_id if r else "",
             target_hostname=r.hostname if r else "",
             action_class=classification.step_action_classes[index],
-            max_retries=step.get("max_retries", max(policy.max_attempts - 1, 0)),
+            # The step's own retries (docs/contract.md#truth), not the queue's attempts.
+            max_retries=step.get(
+                "max_retries",
+                STEP_MAX_RETRIES_DEFAULT[ActionClass(classification.step_action_classes[index])],
+            ),
             input_data=mask_data(step.get("params") or {}),
             trace_id=inp.trace_id,
         )
