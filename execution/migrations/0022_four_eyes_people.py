@@ -11,7 +11,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("execution", "0020_runbooks"),
+        ("execution", "0021_dlq_fault"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
