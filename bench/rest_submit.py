@@ -9,9 +9,11 @@ one-step ``noop`` plans (level 0, background: each answered 202 and queued) with
 as the pipeline does. Prints
 submissions/s (first request to last answer), the answer latency p50/p99, and how many of
 the submitted executions the workers finished by the time the last answer came and in
-all (the drain is waited for, with a deadline). The baseline in the same run is a GET of
-``/healthz`` (the web processes' request ceiling without any database work). Web and
-workers run as in production (``DEBUG`` off unless set).
+all (the drain is waited for, with a deadline), and the web processes' CPU time per
+submission and per ``/healthz`` (/proc): on a shared machine the rate falls with the load,
+the CPU time per request much less; one core over it is a process's ceiling. The baseline
+in the same run is a GET of ``/healthz`` (the web processes' request ceiling without any
+database work). Web and workers run as in production (``DEBUG`` off unless set).
 
 Uses DATABASE_URL or the embedded PostgreSQL; the rows it creates are deleted at the end.
 Exits non-zero when a submission is refused or an execution does not complete.
@@ -80,6 +82,16 @@ def setup() -> tuple[str, Any]:
     user, _ = get_user_model().objects.get_or_create(username="bench-rest")
     Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": Role.OPERATOR})
     return api_token_issue(user=user, tenant=tenant, name="bench-rest", replace=True).key, tenant
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by these processes (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -168,9 +180,13 @@ def main() -> None:
         for p in ports:
             wait_port(p)
         time.sleep(2.0)  # let the cluster's workers fork
+        web_pids = [web.pid for web in webs]
+        cpu0 = cpu_seconds(web_pids)
         base_elapsed, _, _ = hammer(bases, n, args.clients, health)
+        cpu1 = cpu_seconds(web_pids)
         began = time.monotonic()
         elapsed, latencies, errors = hammer(bases, n, args.clients, submit)
+        cpu2 = cpu_seconds(web_pids)
         if errors:
             raise SystemExit(f"bench: {len(errors)} submissions refused, e.g. {errors[0]}")
         drained_at_end = mine.filter(status__in=FINISHED_STATUSES).count()
@@ -195,6 +211,13 @@ def main() -> None:
         f"finished; keeps up when it is close to the submission rate)"
     )
     print(f"baseline, GET /healthz on the same web process(es): {n / base_elapsed:.1f} requests/s")
+    # A web process is one Python interpreter: its ceiling is one core over its CPU time per
+    # request, whatever else the machine runs (the rates above fall with the machine's load).
+    submit_ms, health_ms = (cpu2 - cpu1) * 1000 / n, (cpu1 - cpu0) * 1000 / n
+    print(
+        f"web process CPU per request: submission {submit_ms:.2f} ms, /healthz {health_ms:.2f} ms; "
+        f"one free core serves {1000 / max(submit_ms, 0.01):.0f} submissions/s per process"
+    )
     from execution.services.trail import trail_delete_allowed
 
     with trail_delete_allowed():  # the audit trail's retention escape

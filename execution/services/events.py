@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 
 from execution.enums import ActorType
 from execution.masking import mask_data, mask_text, secrets_of
@@ -71,13 +71,13 @@ def event_record(
     return event
 
 
-def events_record(*, execution: Execution, events: list[dict[str, Any]]) -> list[ExecutionEvent]:
-    """Append several events of one transaction in one multi-row INSERT; their pointer goes
-    out as one NOTIFY with the highest id (delivered at commit), the publishers get each
-    event after commit. Each dict holds :func:`event_record`'s keyword arguments."""
+def events_rows(*, execution: Execution, events: list[dict[str, Any]]) -> list[ExecutionEvent]:
+    """The rows of several events of one execution, masked and not yet saved, for a caller
+    that writes them with its own statement (:data:`EVENTS_CTE`), followed by
+    :func:`events_committed`. Each dict holds :func:`event_record`'s keyword arguments."""
     # docs/contract.md#secrets-and-masking: this writer is a sink too
     values = secrets_of(execution.execution_id)
-    rows = ExecutionEvent.objects.bulk_create(
+    return [
         ExecutionEvent(
             execution_id=execution.execution_id,
             tenant_id=execution.tenant_id,
@@ -92,19 +92,67 @@ def events_record(*, execution: Execution, events: list[dict[str, Any]]) -> list
             trace_id=execution.trace_id,
         )
         for e in events
-    )
-    notified = not settings.REDIS_URL
-    if notified and rows:
-        from execution.realtime.groups import PG_CHANNEL
+    ]
 
-        pointer = {"execution_id": str(execution.execution_id), "tenant_id": execution.tenant_id}
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_notify(%s, %s)", [PG_CHANNEL, json.dumps({**pointer, "event_id": rows[-1].pk})]
-            )
+
+# The INSERT of :func:`events_rows` as the data-modifying CTE ``ev`` of a caller's statement
+# (one multi-row INSERT; its parameters from :func:`events_cte_params`). With
+# :data:`EVENTS_POINTER_SQL` in the statement's SELECT list, the pointer of the last event
+# goes out as one NOTIFY (delivered at commit).
+EVENTS_CTE = """ev AS (
+    INSERT INTO execution_events (event_id, execution_id, event_type, from_status, to_status, actor_id,
+                                  actor_type, details, error_message, created_at, trace_id, tenant_id,
+                                  step_index)
+    SELECT * FROM UNNEST(
+        %(ev_event_id)s::uuid[], %(ev_execution_id)s::uuid[], %(ev_event_type)s::varchar[],
+        %(ev_from)s::execution_status[], %(ev_to)s::execution_status[], %(ev_actor)s::integer[],
+        %(ev_actor_type)s::varchar[], %(ev_details)s::jsonb[], %(ev_error)s::text[],
+        %(ev_created_at)s::timestamptz[], %(ev_trace_id)s::varchar[], %(ev_tenant)s::bigint[],
+        %(ev_step_index)s::integer[])
+    RETURNING id, event_id)"""
+EVENTS_POINTER_SQL = """CASE WHEN %(ev_notify)s THEN pg_notify(%(ev_channel)s, json_build_object(
+    'execution_id', %(ev_pointer_execution)s::text, 'tenant_id', %(ev_pointer_tenant)s::bigint,
+    'event_id', (SELECT max(id) FROM ev))::text) END"""
+
+
+def events_cte_params(rows: list[ExecutionEvent], *, created_at: Any) -> dict[str, Any]:
+    """The parameters of :data:`EVENTS_CTE` and :data:`EVENTS_POINTER_SQL` for ``rows`` (of one execution)."""
+    from execution.realtime.groups import PG_CHANNEL
+
     for row in rows:
-        transaction.on_commit(partial(publish_event, row, pointer_sent=notified))
-    return rows
+        row.created_at = created_at
+    return {
+        "ev_event_id": [r.event_id for r in rows],
+        "ev_execution_id": [r.execution_id for r in rows],
+        "ev_event_type": [r.event_type for r in rows],
+        "ev_from": [r.from_status for r in rows],
+        "ev_to": [r.to_status for r in rows],
+        "ev_actor": [r.actor_id for r in rows],
+        "ev_actor_type": [r.actor_type for r in rows],
+        "ev_details": [json.dumps(r.details) for r in rows],
+        "ev_error": [r.error_message for r in rows],
+        "ev_created_at": [created_at for _ in rows],
+        "ev_trace_id": [r.trace_id for r in rows],
+        "ev_tenant": [r.tenant_id for r in rows],
+        "ev_step_index": [r.step_index for r in rows],
+        # With Redis the publisher sends the pointer itself after commit.
+        "ev_notify": not settings.REDIS_URL,
+        "ev_channel": PG_CHANNEL,
+        "ev_pointer_execution": str(rows[0].execution_id),
+        "ev_pointer_tenant": rows[0].tenant_id,
+    }
+
+
+def events_committed(rows: list[ExecutionEvent], ids: dict[Any, int]) -> None:
+    """``rows`` were written by :data:`EVENTS_CTE` (``ids``: event_id -> id, its RETURNING):
+    each goes to the publishers after commit (the NOTIFY publisher is skipped when the
+    statement sent the pointer)."""
+    pointer_sent = not settings.REDIS_URL
+    for row in rows:
+        row.pk = ids[row.event_id]
+        row._state.adding = False
+        row._state.db = "default"
+        transaction.on_commit(partial(publish_event, row, pointer_sent=pointer_sent))
 
 
 def publish_event(event: ExecutionEvent, *, pointer_sent: bool = False) -> None:

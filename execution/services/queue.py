@@ -41,28 +41,6 @@ def queue_enqueue(*, execution: Execution, priority: int | None = None, actor: A
     return item
 
 
-def queue_item_create(
-    *, execution: Execution, policy: StoredPolicy, priority: int | None = None
-) -> QueueItem:
-    """The queue item of an execution submitted straight into ``queued`` (one INSERT), and a
-    wake-up of the clusters when the transaction commits."""
-    now = timezone.now()
-    item = QueueItem.objects.create(
-        execution=execution,
-        tenant_id=execution.tenant_id,
-        environment=execution.environment,
-        priority=priority or execution.priority,
-        sla_class=execution.sla_class,
-        status=QueueStatus.PENDING,
-        visibility_timeout_seconds=policy.lease_timeout_seconds,
-        max_attempts=policy.max_attempts,
-        enqueued_at=now,
-        available_at=now,
-    )
-    request_wake()
-    return item
-
-
 def _queue_item_reset(*, execution: Execution, priority: int | None = None) -> QueueItem:
     """A fresh pending item with fresh attempts, from the execution's policy."""
     policy = policy_for(execution)

@@ -5,32 +5,25 @@ create -> route). Views and the ``submit`` command are thin adapters over it."""
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
-from django.db.models import Exists
+from django.db import IntegrityError, connection, transaction
 
-from execution.enums import (
-    FINISHED_STATUSES,
-    STEP_MAX_RETRIES_DEFAULT,
-    ActionClass,
-    ActorType,
-    ExecutionMode,
-    ExecutionStatus,
-)
+from execution.enums import FINISHED_STATUSES, ActorType, ExecutionMode, ExecutionStatus
 from execution.errors import DomainError, NotFound
 from execution.masking import mask_data
 from execution.models import Execution, ExecutionStep, StoredPolicy, Tenant, TimeoutPolicy
+from execution.models.policies import POLICY_FIELDS
 from execution.plans import PlanInvalid, Problem, SubmissionInput, plan_hash, submission_validate
 from execution.plans.hashing import plan_normalize
 from execution.policy import Right, RightDenied, Target, decide, membership_read, rbac_audit, require
 from execution.services.classify import Classification, plan_classify
-from execution.services.events import event_record, events_record
 from execution.services.idempotency import idempotency_claim, idempotency_key_compute
 from execution.services.immediate import execution_await
-from execution.services.queue import queue_item_create
+from execution.services.submit_insert import StepRow, execution_insert
 from opsconductor.telemetry import submit_span, traceparent_parse
 
 
@@ -202,10 +195,6 @@ def _read_only_patterns(tenant: Tenant, plan: dict[str, Any]) -> list[str]:
     return list(tenant.read_only_command_rules.values_list("pattern", flat=True))
 
 
-def _default_retries(action_class: str) -> int:
-    return STEP_MAX_RETRIES_DEFAULT[ActionClass(action_class)]
-
-
 def _submit(
     *, submitter: Any, inp: SubmissionInput, idempotency_header: str | None, wait: bool
 ) -> SubmitOutcome:
@@ -277,7 +266,12 @@ def _submit(
     raise DomainError("could not claim the idempotency key; retry the request")
 
 
-@transaction.atomic
+# The submission's timeout policy and whether its idempotency key has a holder, in one read.
+_POLICY_SQL = f"""SELECT {", ".join(POLICY_FIELDS)},
+       EXISTS (SELECT 1 FROM executions WHERE tenant_id = %(tenant)s AND idempotency_key = %(key)s)
+FROM timeout_policies WHERE sla_class = %(sla_class)s AND action_class = %(action_class)s"""  # noqa: S608
+
+
 def _create(
     *,
     tenant: Tenant,
@@ -288,36 +282,81 @@ def _create(
     classification: Classification,
     resolved: list[_Resolved | None],
 ) -> SubmitOutcome:
-    # The policy and whether the key has a holder, in one read; only an existing holder is
-    # locked and examined (the unique index is the race guard for a new key).
-    row = (
-        TimeoutPolicy.objects.filter(
-            sla_class=classification.sla_class, action_class=classification.action_class
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _POLICY_SQL,
+            {
+                "tenant": tenant.pk,
+                "key": key,
+                "sla_class": classification.sla_class,
+                "action_class": classification.action_class,
+            },
         )
-        .annotate(held=Exists(Execution.objects.filter(tenant=tenant, idempotency_key=key)))
-        .get()
-    )
-    if row.held:  # type: ignore[attr-defined]
-        holder = idempotency_claim(tenant=tenant, key=key, plan_digest=plan_hash(inp.plan))
-        if holder is not None:
-            return SubmitOutcome(execution=holder, replayed=True)
+        row = cursor.fetchone()
+    if row is None:
+        raise TimeoutPolicy.DoesNotExist(
+            f"no timeout policy for {classification.sla_class}/{classification.action_class}"
+        )
     # The policy is fixed now (docs/contract.md#queue-and-workers): a later edit of the row changes only
     # later submissions.
-    policy = StoredPolicy.of(row)
+    policy = StoredPolicy(*row[: len(POLICY_FIELDS)])
+    direct = classification.approval_level == 0
+    held = row[-1]
+    if direct and not held:
+        # The common case: one statement, its own transaction (or a savepoint in the caller's,
+        # so that losing the key's race leaves the caller's transaction usable).
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            return _write(
+                tenant=tenant,
+                actor=actor,
+                submitter=submitter,
+                inp=inp,
+                key=key,
+                classification=classification,
+                resolved=resolved,
+                policy=policy,
+            )
+    with transaction.atomic():
+        if held:
+            # Only an existing holder is locked and examined (the unique index is the race
+            # guard for a new key); a superseded one gives its key up in this transaction.
+            holder = idempotency_claim(tenant=tenant, key=key, plan_digest=plan_hash(inp.plan))
+            if holder is not None:
+                return SubmitOutcome(execution=holder, replayed=True)
+        return _write(
+            tenant=tenant,
+            actor=actor,
+            submitter=submitter,
+            inp=inp,
+            key=key,
+            classification=classification,
+            resolved=resolved,
+            policy=policy,
+        )
+
+
+def _write(
+    *,
+    tenant: Tenant,
+    actor: Any,
+    submitter: Any,
+    inp: SubmissionInput,
+    key: str,
+    classification: Classification,
+    resolved: list[_Resolved | None],
+    policy: StoredPolicy,
+) -> SubmitOutcome:
     # A level-0 plan is approved by the system and queued at once: the row is inserted in
     # its final state, its three transitions recorded by their events (docs/contract.md#state-machine).
-    # Immediate plans
-    # run on a worker too (never in a web process), ahead of everything.
+    # Immediate plans run on a worker too (never in a web process), ahead of everything.
     direct = classification.approval_level == 0
     immediate = classification.execution_mode == ExecutionMode.IMMEDIATE
     metadata = dict(inp.metadata)
     if submitter.pk != actor.pk:
         metadata["submitted_by"] = submitter.get_username()
-    execution = Execution.objects.create(
+    execution = Execution(
         tenant=tenant,
         actor=actor,
-        # Four eyes: the account that submitted for ``actor`` votes on it no more than they do.
-        submitted_by=submitter if submitter.pk != actor.pk else None,
         idempotency_key=key,
         plan_snapshot=inp.plan,
         plan_hash=plan_hash(inp.plan),
@@ -338,66 +377,61 @@ def _create(
         parent_execution_id=inp.parent_execution_id,
         runbook=inp.runbook,
     )
-    steps = ExecutionStep.objects.bulk_create(
-        ExecutionStep(
-            execution=execution,
-            step_index=index,
-            step_name=step["name"],
-            step_type=step["type"],
-            # A step shares its execution's wait: queued only once the execution is.
-            status=ExecutionStatus.QUEUED if direct else ExecutionStatus.PENDING_APPROVAL,
-            target_asset_id=r.asset_id if r else "",
-            target_hostname=r.hostname if r else "",
+    steps = [
+        StepRow(
+            name=step["name"],
+            type=step["type"],
+            asset_id=r.asset_id if r else "",
+            hostname=r.hostname if r else "",
             action_class=classification.step_action_classes[index],
-            # The step's own retries (docs/contract.md#truth), not the queue's attempts.
-            max_retries=step.get(
-                "max_retries",
-                STEP_MAX_RETRIES_DEFAULT[ActionClass(classification.step_action_classes[index])],
-            ),
+            max_retries=step.get("max_retries", max(policy.max_attempts - 1, 0)),
             input_data=mask_data(step.get("params") or {}),
-            trace_id=inp.trace_id,
         )
         for index, (step, r) in enumerate(zip(inp.plan["steps"], resolved, strict=True))
-    )
-    created = {
-        "event_type": "created",
-        "actor": actor,
-        "actor_type": ActorType.USER,
-        "to_status": ExecutionStatus.PENDING_APPROVAL,
-        "details": {
-            "plan_name": inp.plan["name"],
-            "environment": execution.environment,
-            "action_class": execution.action_class,
-            "sla_class": execution.sla_class,
-            "execution_mode": execution.execution_mode,
-            "approval_level": execution.approval_level,
-            "steps": len(inp.plan["steps"]),
-            "submitted_by": submitter.get_username(),
-        },
-    }
+    ]
+    events: list[dict[str, Any]] = [
+        {
+            "event_type": "created",
+            "actor": actor,
+            "actor_type": ActorType.USER,
+            "to_status": ExecutionStatus.PENDING_APPROVAL,
+            "details": {
+                "plan_name": inp.plan["name"],
+                "environment": execution.environment,
+                "action_class": execution.action_class,
+                "sla_class": execution.sla_class,
+                "execution_mode": execution.execution_mode,
+                "approval_level": execution.approval_level,
+                "steps": len(inp.plan["steps"]),
+                "submitted_by": submitter.get_username(),
+            },
+        }
+    ]
     if direct:
-        events_record(
-            execution=execution,
-            events=[
-                created,
-                {
-                    "event_type": "approved",
-                    "from_status": ExecutionStatus.PENDING_APPROVAL,
-                    "to_status": ExecutionStatus.APPROVED,
-                    "details": {"reason": "approval level 0: approved by policy"},
-                },
-                {
-                    "event_type": "queued",
-                    "from_status": ExecutionStatus.APPROVED,
-                    "to_status": ExecutionStatus.QUEUED,
-                },
-            ],
-        )
-        queue_item_create(execution=execution, policy=policy, priority=1 if immediate else None)
-        return SubmitOutcome(execution=execution, replayed=False, steps=steps)
+        events += [
+            {
+                "event_type": "approved",
+                "from_status": ExecutionStatus.PENDING_APPROVAL,
+                "to_status": ExecutionStatus.APPROVED,
+                "details": {"reason": "approval level 0: approved by policy"},
+            },
+            {
+                "event_type": "queued",
+                "from_status": ExecutionStatus.APPROVED,
+                "to_status": ExecutionStatus.QUEUED,
+            },
+        ]
+    step_rows = execution_insert(
+        execution=execution,
+        steps=steps,
+        events=events,
+        policy=policy,
+        queue_priority=1 if immediate else None,
+    )
+    if direct:
+        return SubmitOutcome(execution=execution, replayed=False, steps=step_rows)
     from approvals.services.request import approval_request
 
-    event_record(execution=execution, **created)
     approval_request(execution=execution, level=classification.approval_level)
     execution.refresh_from_db()
     return SubmitOutcome(execution=execution, replayed=False)

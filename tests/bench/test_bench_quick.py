@@ -80,6 +80,9 @@ def test_rest_submit_quick_drains_every_submission() -> None:
     ), out
     assert re.search(r"completed in all: 100/100", out), out
     assert re.search(rf"GET /healthz on the same web process\(es\): {NUMBER} requests/s", out), out
+    assert re.search(
+        rf"CPU per request: submission {NUMBER} ms, /healthz {NUMBER} ms; one free core serves {NUMBER} ", out
+    ), out
 
 
 def test_ws_latency_quick_on_both_paths_delivers_every_event() -> None:
