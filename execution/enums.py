@@ -48,6 +48,24 @@ class ActionClass(models.TextChoices):
 
 ACTION_CLASS_RANK = {ActionClass.READ: 0, ActionClass.MODIFY: 1, ActionClass.DEPLOY: 2}
 
+# A step's own retries when its plan does not say (docs/contract.md#truth): a read may be
+# asked again, a change is not repeated unless its plan asks for it.
+STEP_MAX_RETRIES_DEFAULT = {ActionClass.READ: 2, ActionClass.MODIFY: 0, ActionClass.DEPLOY: 0}
+
+
+class DlqFault(models.TextChoices):
+    """Why an execution is in the dead-letter queue: a fault of the platform, never a step
+    that ran and failed (docs/contract.md#truth). ``execution_dlq.failure_reason`` holds one."""
+
+    WORKER_LOST = "worker_lost", "worker lost (its lease ran out: the process died or lost the database)"
+    LEASE_TIMEOUT = "lease_timeout", "held past the policy's lease timeout (a live but stuck worker)"
+    DATABASE_UNREACHABLE = "database_unreachable", "the database was unreachable during the attempt"
+    WORKER_CRASHED = "worker_crashed", "the attempt crashed in the worker"
+    EXECUTION_TIMEOUT = "execution_timeout", "the execution ran past its timeout"
+    LOCK_WAIT_EXCEEDED = "lock_wait_exceeded", "waited for an asset lock past the limit"
+    # Only on entries written before step failures stopped going to the DLQ (migration 0021).
+    STEP_FAILED = "step_failed", "a step failed (recorded by an earlier release)"
+
 
 class Environment(models.TextChoices):
     DEV = "dev"

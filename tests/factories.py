@@ -14,6 +14,7 @@ from approvals.models import Approval, ApprovalVote
 from execution.enums import (
     ActionClass,
     ConnectionType,
+    DlqFault,
     ExecutionMode,
     ExecutionStatus,
     QueueStatus,
@@ -206,7 +207,7 @@ class DeadLetterFactory(factory.django.DjangoModelFactory):
         model = DeadLetter
 
     execution = factory.SubFactory(ExecutionFactory, status=ExecutionStatus.FAILED)
-    failure_reason = "max_attempts_exceeded"
+    failure_reason = DlqFault.WORKER_LOST
     sla_class = SlaClass.FAST
     failed_at = factory.LazyFunction(timezone.now)
 
@@ -372,6 +373,7 @@ def runbook_plan() -> dict:  # type: ignore[type-arg]
 class RunbookFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Runbook
+        skip_postgeneration_save = True
 
     tenant = factory.SubFactory(TenantFactory)
     slug = factory.Sequence(lambda n: f"runbook-{n}")

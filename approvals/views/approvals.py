@@ -20,6 +20,8 @@ from execution import policy
 from execution.enums import ApprovalState
 from execution.masking import mask_data
 from execution.pages.access import page_require
+from execution.pages.executions import live_tenants
+from execution.selectors import tenant_ids_of
 
 
 def time_left(approval: Approval, now: Any = None) -> str:
@@ -43,6 +45,9 @@ def _approve_count(approval: Approval) -> int:
 @login_required
 def approval_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
+    # The page follows its tenants' streams from here (read before the rows: whatever
+    # changes in between is replayed) and renders itself again on approval news.
+    tenants = live_tenants(tenant_ids_of(request.user))
     rows = [
         {
             "approval": approval,
@@ -53,7 +58,7 @@ def approval_list(request: HttpRequest) -> HttpResponse:
         }
         for approval in approvals_pending_for(request.user)[:200]
     ]
-    return render(request, "approvals/approval_list.html", {"rows": rows})
+    return render(request, "approvals/approval_list.html", {"rows": rows, "tenants": tenants})
 
 
 def _steps(approval: Approval) -> list[dict[str, Any]]:

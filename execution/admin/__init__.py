@@ -1,1 +1,1 @@
-from execution.admin import executions, inventory, limits, queue, retention, secrets, tenancy  # noqa: F401
+from execution.admin import executions, inventory, limits, queue, retention, runbooks, secrets, tenancy  # noqa: F401

@@ -25,6 +25,15 @@ class Execution(models.Model):
     execution_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="executions")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="executions")
+    # The account that submitted on ``actor``'s behalf (NULL: the actor submitted it). Both
+    # are the requester for four eyes: neither votes on it (docs/security.md#four-eyes).
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     # NULL once superseded: the claim on the key is given up in the transaction that
     # creates the successor (docs/idempotency.md); the old key stays in released_idempotency_key.
     idempotency_key = models.CharField(max_length=64, null=True, blank=True)

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-from execution.enums import Environment, LockMode, QueueStatus, SlaClass
+from execution.enums import DlqFault, Environment, LockMode, QueueStatus, SlaClass
 from execution.fields import PgEnumField
 from execution.models.execution import Execution
 from execution.models.tenancy import Tenant
@@ -93,7 +93,8 @@ class DeadLetter(models.Model):
         on_delete=models.CASCADE,
         related_name="dead_letter",
     )
-    failure_reason = models.CharField(max_length=200)
+    # Which fault of the platform put it here (docs/contract.md#truth).
+    failure_reason = models.CharField(max_length=200, choices=DlqFault.choices)
     failure_details = models.JSONField(default=dict, blank=True)
     attempt_count = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
@@ -117,6 +118,11 @@ class DeadLetter(models.Model):
     class Meta:
         db_table = "execution_dlq"
         ordering = ["-failed_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(failure_reason__in=[f.value for f in DlqFault]), name="dlq_fault_valid"
+            ),
+        ]
         indexes = [models.Index(fields=["requeued", "archived", "-failed_at"], name="dlq_open_failed")]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
+from django.utils import timezone
 
 from execution.enums import ActionClass, Environment, Role
 
@@ -29,6 +30,10 @@ class Membership(models.Model):
     # A service account may submit on behalf of members of this tenant (docs/contract.md#submission).
     can_submit_on_behalf = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Since when the membership holds its role (approver and admin count as one here: both
+    # vote). Four eyes: a vote counts only from a voter whose voting role predates the
+    # execution's submission (docs/security.md#four-eyes). Moved by the members service.
+    role_since = models.DateTimeField(default=timezone.now)
 
     class Meta:
         db_table = "tenant_memberships"

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.urls import path
 
-from execution.pages import audit, detail, executions, home, members
+from execution.pages import audit, detail, executions, home, members, runbooks
 
 urlpatterns: list[Any] = [
     path("", home.home_page, name="home"),
@@ -26,6 +26,13 @@ urlpatterns: list[Any] = [
         "executions/<uuid:execution_id>/output.txt",
         detail.execution_output_download,
         name="execution_output_download",
+    ),
+    path("runbooks/", runbooks.runbooks_page, name="runbooks_page"),
+    path("runbooks/<slug:tenant_slug>/<slug:slug>/", runbooks.runbook_page, name="runbook_page"),
+    path(
+        "runbooks/<slug:tenant_slug>/<slug:slug>/launch/",
+        runbooks.runbook_launch_page,
+        name="runbook_launch_page",
     ),
     path("audit/", audit.audit_page, name="audit_page"),
     path("tenants/", members.tenants_page, name="tenants_page"),

@@ -2,7 +2,7 @@
 
 from execution.policy.binding import TokenBinding, token_bind, token_binding
 from execution.policy.enforce import RightDenied, rbac_audit, rbac_violation_record, require
-from execution.policy.members import users_manageable_by
+from execution.policy.members import on_behalf_refusal, users_manageable_by
 from execution.policy.rules import (
     ROLE_RIGHTS,
     Decision,
@@ -27,6 +27,7 @@ __all__ = [
     "every_tenant",
     "membership_known",
     "membership_read",
+    "on_behalf_refusal",
     "rbac_audit",
     "rbac_violation_record",
     "require",

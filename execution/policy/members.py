@@ -37,6 +37,14 @@ def subject_out_of_reach(actor: Any, subject: Any) -> str:
     return ""
 
 
+def on_behalf_refusal(actor: Any) -> str:
+    """Why ``actor`` may not grant or take away submitting on behalf of others; "" when they
+    may. Only a superuser does: an account that submits for others is half of four eyes."""
+    if actor.is_active and actor.is_superuser:
+        return ""
+    return "only a superuser grants or takes away the right to submit on behalf of other members"
+
+
 def users_manageable_by(actor: Any) -> QuerySet[Any]:
     """The accounts a form may offer ``actor`` (the set form of :func:`subject_out_of_reach`):
     every account for a superuser; else the non-staff members of the tenants ``actor``

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import Any
@@ -33,6 +34,7 @@ from django.db.models import Q
 from execution.enums import ACTION_CLASS_RANK, ActionClass, Environment, Role
 from execution.models import AccessGrant, Execution, Membership, Tenant
 from execution.policy.binding import token_binding
+from execution.policy.four_eyes import requester_refusal, role_too_recent
 from execution.policy.members import subject_out_of_reach
 
 
@@ -111,6 +113,8 @@ class _Member:
     tenant: Tenant | int
     role: str
     can_submit_on_behalf: bool
+    # Since when the role is held (four eyes); None where the caller did not read it.
+    role_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -242,15 +246,23 @@ def _cancel(ask: _Ask) -> Decision:
 
 
 def _vote(ask: _Ask) -> Decision:
-    if ask.execution is not None and ask.execution.actor_id == ask.user.pk:
-        return _deny("the requester cannot vote on their own execution", "requester")
+    """Four eyes (policy/four_eyes.py): neither requester votes, and a voter's role must
+    predate the submission; then the approver or admin role."""
+    requester = requester_refusal(user=ask.user, execution=ask.execution) if ask.execution else ""
+    if requester:
+        return _deny(requester, "requester")
     if ask.member.role not in ROLE_RIGHTS[Right.VOTE]:
         return _deny(
             f"only a tenant member with the approver or admin role may vote ({ask.user} is "
             f"{ask.member.role} in tenant {_tenant_label(ask.member.tenant)})",
             "missing_role",
         )
-    return ALLOWED
+    too_recent = (
+        role_too_recent(user=ask.user, execution=ask.execution, role_since=ask.member.role_since)
+        if ask.execution
+        else ""
+    )
+    return _deny(too_recent, "role_too_recent") if too_recent else ALLOWED
 
 
 def _by_role(ask: _Ask, what: str) -> Decision:
@@ -338,13 +350,13 @@ def _member_of(user: Any, tenant: Tenant | int) -> tuple[_Member | None, bool]:
     tenant_id = tenant if isinstance(tenant, int) else tenant.pk
     row = (
         Membership.objects.filter(user_id=user.pk, tenant_id=tenant_id)
-        .values_list("role", "can_submit_on_behalf", "user__is_active")
+        .values_list("role", "can_submit_on_behalf", "role_since", "user__is_active")
         .first()
     )
     if row is None:
         return None, True
-    role, on_behalf, active = row
-    return _Member(tenant, role, on_behalf), bool(active)
+    role, on_behalf, role_since, active = row
+    return _Member(tenant, role, on_behalf, role_since), bool(active)
 
 
 MemberRead = tuple[_Member | None, bool]
@@ -367,7 +379,7 @@ def membership_read(user: Any, *, tenant_slug: str) -> tuple[Tenant | None, Memb
     )
     if found is None:
         return Tenant.objects.filter(slug=tenant_slug).first(), (None, True)
-    member = _Member(found.tenant, found.role, found.can_submit_on_behalf)
+    member = _Member(found.tenant, found.role, found.can_submit_on_behalf, found.role_since)
     return found.tenant, (member, bool(found.user.is_active))
 
 

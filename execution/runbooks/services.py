@@ -23,15 +23,14 @@ from execution.plans.hashing import plan_normalize
 from execution.runbooks.models import Runbook, RunbookVersion
 from execution.runbooks.params import params_check, properties_of, sample_values, schema_check
 from execution.runbooks.render import render, template_problems, templated_paths
+from execution.services.classify import plan_classify
 from execution.services.submit import SubmitOutcome, execution_submit
 
 MAX_TAGS = 32
 SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
 
 
-def _version_problems(
-    *, tenant: Tenant, parameters: Any, plan: Any, min_approval_level: Any
-) -> list[Problem]:
+def version_problems(*, tenant: Tenant, parameters: Any, plan: Any, min_approval_level: Any) -> list[Problem]:
     problems = schema_check(parameters)
     level_ok = isinstance(min_approval_level, int) and not isinstance(min_approval_level, bool)
     if not level_ok or not 0 <= min_approval_level <= 3:
@@ -83,7 +82,7 @@ def runbook_create(
     tags = tags or []
     if not isinstance(tags, list) or len(tags) > MAX_TAGS or not all(isinstance(t, str) for t in tags):
         problems.append(Problem("tags", f"a list of at most {MAX_TAGS} strings"))
-    problems += _version_problems(
+    problems += version_problems(
         tenant=tenant, parameters=parameters, plan=plan, min_approval_level=min_approval_level
     )
     if problems:
@@ -117,7 +116,7 @@ def runbook_version_add(
 ) -> RunbookVersion:
     """The runbook's next version (the earlier ones stay as they are)."""
     _require_configure(actor, runbook.tenant, runbook.slug, door)
-    problems = _version_problems(
+    problems = version_problems(
         tenant=runbook.tenant, parameters=parameters, plan=plan, min_approval_level=min_approval_level
     )
     if problems:
@@ -156,6 +155,8 @@ class Rendered:
     values: dict[str, Any]
     plan: dict[str, Any]
     plan_hash: str
+    # The plan as the submit service stores it (validated, normalized).
+    normal: dict[str, Any]
 
 
 def runbook_render(*, version: RunbookVersion, params: Any) -> Rendered:
@@ -164,7 +165,32 @@ def runbook_render(*, version: RunbookVersion, params: Any) -> Rendered:
     values = params_check(version.parameters, params, tenant=tenant)
     plan = render(version.plan, values)
     normal = plan_normalize(submission_validate({"tenant": tenant.slug, "plan": plan}).plan)
-    return Rendered(version=version, values=values, plan=plan, plan_hash=plan_hash(normal))
+    return Rendered(version=version, values=values, plan=plan, plan_hash=plan_hash(normal), normal=normal)
+
+
+@dataclass
+class Preview:
+    rendered: Rendered
+    approval_level: int
+    action_class: str
+    execution_mode: str
+
+
+def runbook_preview(*, version: RunbookVersion, params: Any) -> Preview:
+    """What a launch with ``params`` would submit and how it would be classified (its
+    approval level with the environment's minimum, action class, mode); writes nothing.
+    Raises PlanInvalid like a launch."""
+    rendered = runbook_render(version=version, params=params)
+    patterns = version.runbook.tenant.read_only_command_rules.values_list("pattern", flat=True)
+    found = plan_classify(
+        plan=rendered.normal, requested_level=version.min_approval_level, read_only_patterns=list(patterns)
+    )
+    return Preview(
+        rendered=rendered,
+        approval_level=found.approval_level,
+        action_class=found.action_class,
+        execution_mode=found.execution_mode,
+    )
 
 
 def runbook_launch(

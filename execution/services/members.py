@@ -14,12 +14,15 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from execution import policy
 from execution.enums import Role
 from execution.errors import DomainError
 from execution.models import ApiToken, AuditLog, Membership, Tenant
 from execution.services.users import UserRefused, user_create, username_check
+
+VOTING_ROLES = policy.ROLE_RIGHTS[policy.Right.VOTE]
 
 
 class MemberChangeRefused(DomainError):
@@ -109,12 +112,42 @@ def membership_set_role(*, membership: Membership, actor: Any, role: str, door: 
         ):
             raise MemberChangeRefused("role: the tenant must keep at least one admin")
         before, locked.role = locked.role, role
-        locked.save(update_fields=["role"])
+        if not (before in VOTING_ROLES and role in VOTING_ROLES):
+            # Four eyes: a new role counts from now (approver <-> admin: both voted already).
+            locked.role_since = timezone.now()
+        locked.save(update_fields=["role", "role_since"])
         _audit(
             tenant=locked.tenant,
             actor=actor,
             event_type="member_role_changed",
             details={"user": locked.user.get_username(), "from": before, "to": role, "door": door},
+        )
+    return locked
+
+
+def membership_set_on_behalf(*, membership: Membership, actor: Any, allowed: bool, door: str) -> Membership:
+    """Grant or take away submitting on behalf of other members: a superuser's act only
+    (``actor`` None: the system). Audited; raises ``policy.RightDenied`` (recorded)."""
+    refusal = policy.on_behalf_refusal(actor) if actor is not None else ""
+    if refusal:
+        policy.rbac_audit(
+            tenant=membership.tenant,
+            actor=actor,
+            reason=refusal,
+            details={"right": "manage_members", "door": door, "user": membership.user.get_username()},
+        )
+        raise policy.RightDenied(policy.Right.MANAGE_MEMBERS, policy.Decision(False, refusal, "on_behalf"))
+    with transaction.atomic():
+        locked = _locked(membership)
+        if locked.can_submit_on_behalf == allowed:
+            return locked
+        locked.can_submit_on_behalf = allowed
+        locked.save(update_fields=["can_submit_on_behalf"])
+        _audit(
+            tenant=locked.tenant,
+            actor=actor,
+            event_type="member_on_behalf_changed",
+            details={"user": locked.user.get_username(), "can_submit_on_behalf": allowed, "door": door},
         )
     return locked
 

@@ -12,7 +12,14 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 
-from execution.enums import FINISHED_STATUSES, ActorType, ExecutionMode, ExecutionStatus
+from execution.enums import (
+    FINISHED_STATUSES,
+    STEP_MAX_RETRIES_DEFAULT,
+    ActionClass,
+    ActorType,
+    ExecutionMode,
+    ExecutionStatus,
+)
 from execution.errors import DomainError, NotFound
 from execution.masking import mask_data
 from execution.models import Execution, ExecutionStep, StoredPolicy, Tenant, TimeoutPolicy
@@ -195,6 +202,10 @@ def _read_only_patterns(tenant: Tenant, plan: dict[str, Any]) -> list[str]:
     return list(tenant.read_only_command_rules.values_list("pattern", flat=True))
 
 
+def _default_retries(action_class: str) -> int:
+    return STEP_MAX_RETRIES_DEFAULT[ActionClass(action_class)]
+
+
 def _submit(
     *, submitter: Any, inp: SubmissionInput, idempotency_header: str | None, wait: bool
 ) -> SubmitOutcome:
@@ -357,6 +368,8 @@ def _write(
     execution = Execution(
         tenant=tenant,
         actor=actor,
+        # Four eyes: the account that submitted for ``actor`` votes on it no more than they do.
+        submitted_by=submitter if submitter.pk != actor.pk else None,
         idempotency_key=key,
         plan_snapshot=inp.plan,
         plan_hash=plan_hash(inp.plan),
@@ -384,7 +397,11 @@ def _write(
             asset_id=r.asset_id if r else "",
             hostname=r.hostname if r else "",
             action_class=classification.step_action_classes[index],
-            max_retries=step.get("max_retries", max(policy.max_attempts - 1, 0)),
+            # The step's own retries (docs/contract.md#truth), not the queue's attempts.
+            max_retries=step.get(
+                "max_retries",
+                STEP_MAX_RETRIES_DEFAULT[ActionClass(classification.step_action_classes[index])],
+            ),
             input_data=mask_data(step.get("params") or {}),
         )
         for index, (step, r) in enumerate(zip(inp.plan["steps"], resolved, strict=True))

@@ -10,9 +10,11 @@ whose remaining steps all run inline (noop), one statement records start, steps 
 are in execution/worker/store.py. Locks cost round trips only for plans that target assets.
 
 Paths out of an attempt: completed / partial; cancelled; timeout (dead-lettered with its
-status, an operator may requeue it); failed → retried with back-off while attempts remain,
-else dead-lettered ``failed``; busy asset → handed back (``lock_wait``) without holding a
-worker; lease lost → stop quietly (the reaper or another worker owns the item now).
+status, an operator may requeue it); a failed step → run again after a back-off while its
+own ``max_retries`` allow (the queue's attempt given back), else the execution fails (no
+dead letter: a failed step is a result, docs/contract.md#truth); busy asset → handed back
+(``lock_wait``) without holding a worker; lease lost → stop quietly (the reaper or another
+worker owns the item now).
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def _stand_in(ctx: claim.AttemptContext) -> Execution:
 
 
 def attempt_run(*, ctx: claim.AttemptContext, worker_id: str) -> str:
-    """Run one attempt; returns its outcome (a status, 'lock_wait', 'retry', 'lease_lost', 'skipped')."""
+    """Run one attempt; returns its outcome (a status, 'lock_wait', 'step_retry', 'lease_lost', 'skipped')."""
     expected = S.QUEUED
     if ctx.status != expected:  # cancelled or finished meanwhile: nothing left to do
         claim.hand_back(
@@ -255,9 +257,12 @@ def _run(state: AttemptState, pending: list[claim.StepRow], retry: int) -> str:
             state.previous_statuses[step.step_index] = result.status
         else:
             error = f"step {step.step_index} ({step.step_name}) failed: {record['error']}"
-            # The step's own max_retries (0 = one run) within the policy's attempts.
-            may_retry = retry_count_for(step) < step.max_retries
-            return attempt_finish(state, S.FAILED, error, (record, event), may_retry=may_retry)
+            # The step's own max_retries (0 = one run); the queue's attempts are not spent.
+            runs = retry_count_for(step)
+            if runs < step.max_retries:
+                error = f"{error} (retry {runs + 1} of {step.max_retries})"
+                return attempt_finish(state, "step_retry", error, (record, event), retry_count=runs)
+            return attempt_finish(state, S.FAILED, error, (record, event))
         if position + 1 == len(pending):
             if had_failure:
                 final = S.PARTIAL if completed_any else S.FAILED

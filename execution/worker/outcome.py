@@ -1,12 +1,19 @@
 """The end of an attempt: its outcome recorded by one ``finish`` statement (completed,
-partial, cancelled, timeout, retried with back-off, or dead-lettered; docs/contract.md#state-machine).
+partial, failed, cancelled, timeout, a step retried with back-off, or dead-lettered;
+docs/contract.md#state-machine).
+
+A step that ran and failed is a result (docs/contract.md#truth): its own ``max_retries``
+may run it again (``step_retry``: back to the queue after a back-off, the queue's attempt
+not counted), else the execution fails; the queue never runs it again and it is never
+dead-lettered. The queue's attempts and the DLQ are for faults of the platform (the reaper,
+execution/services/reaper.py) and an execution past its timeout.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from execution.enums import ExecutionStatus, QueueStatus
+from execution.enums import DlqFault, ExecutionStatus, QueueStatus
 from execution.masking import mask_text
 from execution.services.queue import backoff_seconds
 from execution.worker import store
@@ -24,11 +31,12 @@ def attempt_finish(
     error: str,
     last: tuple[dict[str, Any], dict[str, Any]] | None,
     *,
-    may_retry: bool = True,
+    retry_count: int = 0,
 ) -> str:
-    """Record the last step, release the locks and record the outcome: one statement."""
+    """Record the last step, release the locks and record the outcome: one statement.
+    ``step_retry``: the failed step (its ``retry_count`` this run) runs again later."""
     with telemetry.span("opsconductor.finish", outcome=outcome):
-        return _attempt_finish(state, outcome, error, last, may_retry=may_retry)
+        return _attempt_finish(state, outcome, error, last, retry_count=retry_count)
 
 
 def _attempt_finish(
@@ -37,7 +45,7 @@ def _attempt_finish(
     error: str,
     last: tuple[dict[str, Any], dict[str, Any]] | None,
     *,
-    may_retry: bool,
+    retry_count: int,
 ) -> str:
     ctx = state.ctx
     if outcome == "lease_lost":
@@ -71,10 +79,29 @@ def _attempt_finish(
             queue_status=QueueStatus.COMPLETED,
             events=events,
         )
-    elif outcome == S.FAILED and may_retry and ctx.item_id is not None and ctx.attempt < ctx.max_attempts:
-        delay = backoff_seconds(ctx.attempt)
-        ended = _back_to_queue(common, events, delay=delay, reason=error, give_back=False)
-        outcome = "retry"
+    elif outcome == "step_retry":
+        # The step asked for it (max_retries): the queue's attempt is given back.
+        delay = backoff_seconds(retry_count + 1)
+        ended = _back_to_queue(common, events, delay=delay, reason=error, give_back=True)
+    elif outcome == S.FAILED:
+        events.append(
+            {
+                "type": S.FAILED,
+                "from": S.RUNNING,
+                "to": S.FAILED,
+                "details": {"reason": error},
+                "error": error,
+            }
+        )
+        ended = store.finish(
+            **common,
+            to=S.FAILED,
+            error=error[:4000],
+            cancel_rest=True,
+            queue_status=QueueStatus.FAILED,
+            queue_error=error,
+            events=events,
+        )
     elif outcome == S.CANCELLED:
         events.append(
             {"type": "cancelled", "from": S.RUNNING, "to": S.CANCELLED, "details": {"reason": "cancelled"}}
@@ -89,7 +116,8 @@ def _attempt_finish(
             events=events,
         )
     else:
-        reason = "timeout" if outcome == S.TIMEOUT else "max_attempts_exceeded"
+        assert outcome == S.TIMEOUT, outcome
+        reason = DlqFault.EXECUTION_TIMEOUT
         events.append(
             {"type": outcome, "from": S.RUNNING, "to": outcome, "details": {"reason": error}, "error": error}
         )

@@ -35,9 +35,12 @@ from typing import Any
 
 import psycopg2
 from django.conf import settings
-from django.db import close_old_connections, connection, connections
+from django.db import DatabaseError, close_old_connections, connection, connections
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.utils import timezone
 
+from execution.enums import DlqFault
 from execution.models import WorkerHeartbeat
 from execution.worker import beats, claim, locks
 from execution.worker.attempt import attempt_run
@@ -105,10 +108,11 @@ def drain(*, budget_seconds: float | None = None) -> int:
                     attempt=ctx.attempt,
                 ):
                     attempt_run(ctx=ctx, worker_id=me)
-            except Exception:
-                # The lease will expire and the reaper will count this as a failed attempt.
+            except Exception as exc:
+                # A fault of the platform: the reaper counts the attempt and names the fault.
                 logger.exception("attempt of execution %s crashed", ctx.execution_id)
                 close_old_connections()
+                _attempt_crashed(ctx, exc)
             ran += 1
         finally:
             state.busy = False
@@ -119,6 +123,31 @@ def drain(*, budget_seconds: float | None = None) -> int:
         connections.close_all()
         raise SystemExit(0)
     return ran
+
+
+# The attempt crashed: its lease ends now, with what happened, for the reaper to read
+# (execution/services/reaper.py); only while the lease is still ours.
+CRASHED_SQL = """
+UPDATE execution_queue SET lease_expires_at = now(), last_error = left(%(error)s, 2000), updated_at = now()
+WHERE id = %(item)s AND lease_token = %(token)s AND status = 'processing'
+"""
+
+
+def _attempt_crashed(ctx: claim.AttemptContext, exc: Exception) -> None:
+    from execution.services.reaper import CRASHED
+
+    if ctx.item_id is None:
+        return
+    lost_db = isinstance(exc, (DatabaseOperationalError, DatabaseInterfaceError))
+    fault = DlqFault.DATABASE_UNREACHABLE if lost_db else DlqFault.WORKER_CRASHED
+    error = f"{CRASHED[fault]} ({type(exc).__name__})"
+    try:
+        with connection.cursor() as cur:
+            cur.execute(CRASHED_SQL, {"error": error, "item": ctx.item_id, "token": str(ctx.lease_token)})
+    except DatabaseError:
+        # Still unreachable: the lease runs out by itself and the reaper says "worker lost".
+        logger.warning("could not record the crash of execution %s", ctx.execution_id)
+        close_old_connections()
 
 
 def _other_tasks_waiting() -> bool:

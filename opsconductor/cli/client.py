@@ -200,19 +200,28 @@ class OpsClient:
         *,
         tenant: str,
         params: Mapping[str, Any],
+        version: int | None = None,
         dry_run: bool = False,
         idempotency_key: str | None = None,
     ) -> Submitted:
         """``POST /api/v1/runbooks/{slug}/launch/``: answered like a submission."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body: dict[str, Any] = {"tenant": tenant, "params": dict(params), "dry_run": dry_run}
+        if version is not None:
+            body["version"] = version
         response = self.request(
             "POST",
             f"/api/v1/runbooks/{quote(runbook, safe='')}/launch/",
-            body={"tenant": tenant, "params": dict(params), "dry_run": dry_run},
+            body=body,
             headers=headers,
             repeatable=True,
         )
         return Submitted(execution=response.json(), status_code=response.status_code)
+
+    def runbook(self, slug: str, *, tenant: str) -> dict[str, Any]:
+        """``GET /api/v1/runbooks/{slug}/?tenant=``: the runbook with every version."""
+        path = f"/api/v1/runbooks/{quote(slug, safe='')}/"
+        return dict(self._json("GET", path, params={"tenant": tenant}, repeatable=True))
 
     def execution(self, execution_id: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/executions/{quote(execution_id, safe='')}/", repeatable=True))

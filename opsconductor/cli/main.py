@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from opsconductor.cli import render
@@ -56,17 +56,30 @@ def _read_json(path: str) -> Any:
         raise UsageProblem(f"{path}: not JSON ({exc})") from None
 
 
-def _param(text: str) -> tuple[str, Any]:
-    """``k=v``: integers and true/false become JSON values (runbook parameters are typed),
-    anything else stays a string."""
+def _param(text: str) -> tuple[str, str]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise UsageProblem(f"-p {text!r}: expected name=value")
-    if raw in ("true", "false"):
-        return key, raw == "true"
-    if raw.lstrip("-").isdigit():
-        return key, int(raw)
     return key, raw
+
+
+def _typed(raw: dict[str, str], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``-p`` values in the types of the runbook's parameter schema: a string parameter keeps
+    ``-p tag=123`` a string; an integer or boolean that does not read as one is sent as typed,
+    so the server's 400 names it. An empty value is no value (the default applies)."""
+    properties = (schema or {}).get("properties") or {}
+    out: dict[str, Any] = {}
+    for name, text in raw.items():
+        kind = (properties.get(name) or {}).get("type", "string")
+        if kind == "string":
+            out[name] = text
+        elif text == "":
+            continue
+        elif kind == "integer":
+            out[name] = int(text) if text.strip().lstrip("-").isdigit() else text
+        else:
+            out[name] = {"true": True, "false": False}.get(text.strip().lower(), text)
+    return out
 
 
 def _outcome(execution: dict[str, Any]) -> int:
@@ -105,11 +118,17 @@ def cmd_submit(client: OpsClient, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_launch(client: OpsClient, args: argparse.Namespace, out: TextIO) -> int:
-    params = dict(_param(p) for p in args.param)
+    raw = dict(_param(p) for p in args.param)
+    runbook = client.runbook(args.runbook, tenant=args.tenant)
+    versions = runbook.get("versions") or []
+    chosen = next((v for v in versions if args.version in (None, v.get("number"))), None)
+    if chosen is None:
+        raise UsageProblem(f"runbook {args.runbook!r} has no version {args.version}")
     submitted = client.launch(
         args.runbook,
         tenant=args.tenant,
-        params=params,
+        params=_typed(raw, chosen.get("parameters") or {}),
+        version=chosen.get("number"),
         dry_run=args.dry_run,
         idempotency_key=args.idempotency_key,
     )
@@ -211,6 +230,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("runbook")
     sub.add_argument("--tenant", required=True)
     sub.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    sub.add_argument("--version", type=int, help="the runbook version (default: the latest)")
     sub.add_argument("--dry-run", action="store_true")
     waiting(sub)
     sub.set_defaults(run=cmd_launch)

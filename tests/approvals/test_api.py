@@ -119,8 +119,8 @@ def test_a_comment_over_2000_characters_is_a_400(tenant: Any, requester: Any, ap
 
 
 def test_admin_role_may_vote_over_rest(tenant: Any, requester: Any, queue_calls: Any) -> None:
+    boss = member(tenant, "boss", Role.ADMIN)  # an admin before the submission (four eyes)
     approval = make_approval(tenant=tenant, actor=requester)
-    boss = member(tenant, "boss", Role.ADMIN)
     assert client_for(boss).post(url(approval.execution, "approve")).status_code == 200
 
 

@@ -45,8 +45,8 @@ def _race(approval: Any, voters: list[Any], decisions: list[str]) -> tuple[list[
 
 @pytest.mark.django_db(transaction=True)
 def test_ten_approvers_at_once_on_level_1_decide_once(tenant: Any, requester: Any, queue_calls: Any) -> None:
+    voters = [member(tenant, f"racer-{i}") for i in range(10)]  # approvers before the submission (four eyes)
     approval = make_approval(tenant=tenant, actor=requester, level=1)
-    voters = [member(tenant, f"racer-{i}") for i in range(10)]
     results, errors = _race(approval, voters, ["approve"] * 10)
     # One vote decided it; the others found it decided (409) — none failed otherwise.
     assert len(results) == 1, errors
@@ -67,8 +67,8 @@ def test_ten_approvers_at_once_on_level_1_decide_once(tenant: Any, requester: An
 def test_concurrent_votes_on_level_2_lose_no_outcome(tenant: Any, requester: Any, queue_calls: Any) -> None:
     # Without serialising the votes, two approves could each count only themselves and leave
     # a two-person rule pending forever with two approvals.
+    voters = [member(tenant, f"pair-{i}") for i in range(2)]  # approvers before the submission (four eyes)
     approval = make_approval(tenant=tenant, actor=requester, level=2)
-    voters = [member(tenant, f"pair-{i}") for i in range(2)]
     _results, errors = _race(approval, voters, ["approve", "approve"])
     assert errors == []
     assert Approval.objects.get(pk=approval.pk).state == ApprovalState.APPROVED
@@ -88,8 +88,8 @@ def test_a_voter_racing_themself_votes_once(tenant: Any, requester: Any, approve
 def test_approve_and_reject_racing_end_in_exactly_one_outcome(
     tenant: Any, requester: Any, queue_calls: Any
 ) -> None:
+    voters = [member(tenant, f"mixed-{i}") for i in range(6)]  # approvers before the submission (four eyes)
     approval = make_approval(tenant=tenant, actor=requester, level=1)
-    voters = [member(tenant, f"mixed-{i}") for i in range(6)]
     results, errors = _race(approval, voters, ["approve", "reject"] * 3)
     assert len(results) == 1, errors
     row = Approval.objects.get(pk=approval.pk)

@@ -80,6 +80,7 @@ def test_level_2_needs_two_distinct_approvers(
 
 
 def test_one_rejection_rejects(tenant: Any, requester: Any, approver: Any, second_approver: Any) -> None:
+    third = member(tenant, "carl-approver")  # an approver before the submission (four eyes)
     approval = make_approval(tenant=tenant, actor=requester, level=2)
     approval_vote(approval=approval, voter=approver, decision="approve")
     result = approval_vote(approval=approval, voter=second_approver, decision="reject", comment="not today")
@@ -90,7 +91,6 @@ def test_one_rejection_rejects(tenant: Any, requester: Any, approver: Any, secon
     assert "not today" in execution.error_message
     rejected = ExecutionEvent.objects.get(execution_id=execution.execution_id, event_type="rejected")
     assert rejected.actor == second_approver
-    third = member(tenant, "carl-approver")
     with pytest.raises(VoteConflict) as refused:
         approval_vote(approval=approval, voter=third, decision="approve")
     assert refused.value.code == "already_decided"

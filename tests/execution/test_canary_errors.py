@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from execution.enums import ConnectionType, ExecutionStatus
-from execution.models import Asset, DeadLetter, ExecutionEvent, OutboundAllowRule, QueueItem, TimeoutPolicy
+from execution.models import Asset, ExecutionEvent, OutboundAllowRule, QueueItem, TimeoutPolicy
 from execution.secrets.store import secret_set
 from tests.execution.test_canary import console_handler, full_database_text, ref, request_cleanup  # noqa: F401
 from tests.support import processes
@@ -158,6 +158,7 @@ def test_failing_steps_of_every_runner_leak_nothing(
                 "name": "validate",
                 "type": "validate",
                 "params": {"assertions": [{"step": 0, "regex": secret}]},
+                "max_retries": 1,  # its retry reason carries the error too
             },
         ],
     )
@@ -170,20 +171,22 @@ def test_failing_steps_of_every_runner_leak_nothing(
         while time.monotonic() < deadline:
             drain(budget_seconds=5)
             execution.refresh_from_db()
-            if execution.status == ExecutionStatus.FAILED and DeadLetter.objects.filter(execution=execution):
+            if execution.status == ExecutionStatus.FAILED:
                 break
     finally:
         handler.setStream(old_stream)  # type: ignore[attr-defined]
 
-    # Every path really ran and failed, retried once, then dead-lettered.
+    # Every path really ran and failed; the last step was retried once (its max_retries),
+    # then the execution failed (a failed step is no dead letter: docs/contract.md#truth).
     assert execution.status == ExecutionStatus.FAILED, execution.status
     types = list(ExecutionEvent.objects.filter(execution=execution).values_list("event_type", flat=True))
-    assert "retry_scheduled" in types and "dead_lettered" in types
+    assert "retry_scheduled" in types and "dead_lettered" not in types
+    retry = ExecutionEvent.objects.get(execution=execution, event_type="retry_scheduled")
+    assert "***" in retry.details["reason"]
     steps = {s.step_index: s for s in execution.steps.all()}
     assert steps[0].status == "completed"
     assert all(steps[i].status == "failed" for i in range(1, len(steps))), [s.status for s in steps.values()]
     assert "***" in execution.error_message and "validate" in execution.error_message
-    assert "***" in DeadLetter.objects.get(execution=execution).last_error
     assert "***" in QueueItem.objects.get(execution=execution).last_error
     for index in range(1, len(OFFSETS) + 1):
         assert steps[index].output_data["stderr"] == "err ***"
@@ -211,7 +214,6 @@ def test_failing_steps_of_every_runner_leak_nothing(
         response = api.get(url)
         assert response.status_code == 200, (url, response.status_code)
         sinks[f"GET {url}"] = response.content.decode()
-    assert "dead_lettered" in sinks[f"GET {base}events/?after=0"]
-    assert str(execution.execution_id) in sinks["GET /api/v1/dlq/"]
+    assert "retry_scheduled" in sinks[f"GET {base}events/?after=0"]
     found = {name: leaks(text, canary) for name, text in sinks.items() if leaks(text, canary)}
     assert not found, found

@@ -59,7 +59,7 @@ SELECT id, %(actor)s, 'approve', '', created_at FROM approvals
 )
 INSERT INTO execution_dlq (dlq_id, execution_id, failure_reason, failure_details, attempt_count, last_error,
   sla_class, failed_at, requeued, created_at, archived)
-SELECT gen_random_uuid(), execution_id, 'max_attempts_exceeded', '{}'::jsonb, 3, 'boom', 'fast',
+SELECT gen_random_uuid(), execution_id, 'worker_lost', '{}'::jsonb, 3, 'boom', 'fast',
   coalesce(completed_at, created_at), false, created_at, false
 FROM made WHERE id %% 7 = 0 AND status = 'failed'
 """

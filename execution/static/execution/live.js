@@ -95,7 +95,9 @@
     var bar = document.getElementById("progress-bar");
     var ptext = document.getElementById("progress-text");
     var log = document.getElementById("event-log");
-    var votes = document.querySelector("#votes tbody");
+    // The approval block (state, who decided, votes) as the server renders it, after each
+    // vote, decision, expiry or cancellation.
+    var approvalBlock = document.getElementById("approval-block") ? refetchOn(["approval-block"], isApprovalNews) : null;
     var attempt = 0, attemptStarted = {}, attemptEnded = {}, etaDeadline = null, lastProgress = null;
     var execStatus = statusEl.getAttribute("data-status");
 
@@ -227,17 +229,7 @@
             if (box) { box.hidden = false; box.querySelector("span").textContent = ev.data.error_message; }
           }
         }
-        if (live && ev.type === "approval_vote" && votes) {
-          var d = ev.data || {};
-          var tr = el("tr");
-          [d.voter || d.actor || "", d.decision || "", d.comment || "", clock(ev.created_at)].forEach(function (t) {
-            tr.appendChild(el("td", {}, t));
-          });
-          votes.appendChild(tr);
-          var none = document.getElementById("no-votes");
-          if (none) none.hidden = true;
-          votes.closest("table").hidden = false;
-        }
+        if (live && approvalBlock && isApprovalNews(ev)) approvalBlock(ev);
       } else {
         var row = stepRow(ev.step_index);
         if (row) {
@@ -268,65 +260,149 @@
     socket("/ws/executions/" + id + "/", after, onEvent, document.getElementById("live-status"));
   }
 
-  function executionsListPage(root) {
+  // The tenants' streams of a list page (one socket per tenant), handed to each handler.
+  function tenantStreams(statusEl) {
     var tenants = JSON.parse(document.getElementById("live-tenants").textContent);
-    var tbody = root.querySelector("tbody");
-    var statusEl = document.getElementById("live-status");
-    var filter = root.getAttribute("data-filter") || "";
-    var wanted = {}, declined = {}, timer = null;
+    var handlers = [];
+    tenants.forEach(function (t) {
+      socket("/ws/tenants/" + encodeURIComponent(t.slug) + "/executions/", t.after, function (ev) {
+        handlers.forEach(function (h) { h(ev); });
+      }, statusEl);
+    });
+    if (!tenants.length) setLive(statusEl, "closed", "no tenant to follow");
+    return { on: function (handler) { handlers.push(handler); } };
+  }
 
+  function isStatusChange(ev) {
+    return (ev.step_index === null || ev.step_index === undefined) && !!ev.to_status;
+  }
+
+  // A list of executions that follows its tenants: rows that come to match the list's filter
+  // appear, rows that no longer match (a failed run under "Active") leave, the others change.
+  function executionsList(rootId) {
+    var root = document.getElementById(rootId);
+    var filter = root.getAttribute("data-filter") || "";
+    var emptyText = root.getAttribute("data-empty") || "";
+    var wanted = {}, declined = {}, timer = null;
+    function tbody() { var r = document.getElementById(rootId); return r && r.querySelector("tbody"); }
     function fetchRows() {
       timer = null;
       var ids = Object.keys(wanted);
       wanted = {};
       if (!ids.length) return;
       var url = "/executions/rows/?ids=" + ids.join(",") + (filter ? "&" + filter : "");
-      fetch(url, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : ""; }).then(function (html) {
-        ids.forEach(function (id) { declined[id] = true; });
-        if (!html.trim()) return;
+      fetch(url, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : null; }).then(function (html) {
+        var body = tbody();
+        if (html === null || !body) return;  // not answered: the rows stay as they are
         var tmp = document.createElement("tbody");
         tmp.innerHTML = html;
+        var answered = {};
         Array.prototype.slice.call(tmp.querySelectorAll("tr[data-execution-id]")).reverse().forEach(function (row) {
-          delete declined[row.getAttribute("data-execution-id")];
-          var old = tbody.querySelector('tr[data-execution-id="' + row.getAttribute("data-execution-id") + '"]');
-          if (old) { old.replaceWith(row); } else { tbody.insertBefore(row, tbody.firstChild); }
-          var empty = tbody.querySelector("tr.empty");
+          var rid = row.getAttribute("data-execution-id");
+          answered[rid] = true;
+          var old = body.querySelector('tr[data-execution-id="' + rid + '"]');
+          if (old) { old.replaceWith(row); } else { body.insertBefore(row, body.firstChild); }
+          var empty = body.querySelector("tr.empty");
           if (empty) empty.remove();
           flash(row);
         });
+        ids.forEach(function (rid) {
+          if (answered[rid]) { delete declined[rid]; return; }
+          declined[rid] = true;
+          var gone = body.querySelector('tr[data-execution-id="' + rid + '"]');
+          if (gone) gone.remove();  // it no longer matches this list's filter
+        });
+        if (!body.querySelector("tr[data-execution-id]") && !body.querySelector("tr.empty") && emptyText) {
+          var tr = el("tr", { "class": "empty" });
+          tr.appendChild(el("td", { colspan: "8", "class": "muted" }, emptyText));
+          body.appendChild(tr);
+        }
       });
+    }
+    function ask(executionId) {
+      wanted[executionId] = true;
+      if (timer === null) timer = setTimeout(fetchRows, 300);
     }
     function flash(row) {
       row.classList.add("flash");
       setTimeout(function () { row.classList.remove("flash"); }, 800);
     }
-    function onEvent(ev) {
-      var row = tbody.querySelector('tr[data-execution-id="' + ev.execution_id + '"]');
-      if (!row) {  // a row this page does not show yet: ask the server whether it matches the filter
-        var statusChange = (ev.step_index === null || ev.step_index === undefined) && ev.to_status;
-        if (declined[ev.execution_id] && !statusChange) return;  // asked already; only a new status may change the answer
-        wanted[ev.execution_id] = true;
-        if (timer === null) timer = setTimeout(fetchRows, 300);
+    return function onEvent(ev) {
+      var body = tbody();
+      if (!body) return;
+      var row = body.querySelector('tr[data-execution-id="' + ev.execution_id + '"]');
+      if (!row) {  // a row this list does not show yet: ask the server whether it matches the filter
+        if (declined[ev.execution_id] && !isStatusChange(ev)) return;  // asked already; only a new status may change the answer
+        ask(ev.execution_id);
         return;
       }
-      if ((ev.step_index === null || ev.step_index === undefined) && ev.to_status) {
+      if (isStatusChange(ev)) {
+        // The server says whether the row still matches and how it stands (steps completed).
         setStatus(row.querySelector('[data-role="status"]'), ev.to_status);
-        if (FINISHED.indexOf(ev.to_status) >= 0) {  // the server says how it ended (steps completed)
-          wanted[ev.execution_id] = true;
-          if (timer === null) timer = setTimeout(fetchRows, 300);
-          return;
-        }
+        row.querySelector('[data-role="progress"]').textContent = "";
+        ask(ev.execution_id);
+        return;
       }
       if (ev.progress && FINISHED.indexOf(row.querySelector('[data-role="status"]').textContent) < 0) {
         row.querySelector('[data-role="progress"]').textContent =
           ev.progress.percent + "% · " + ev.progress.steps_done + "/" + ev.progress.steps_total;
       }
       flash(row);
+    };
+  }
+
+  function executionsListPage(root) {
+    tenantStreams(document.getElementById("live-status")).on(executionsList(root.id));
+  }
+
+  // Parts of a page the server renders again (this page's own URL) when ``wanted(event)``:
+  // what a reload would show, swapped in place (coalesced: at most one fetch in flight).
+  function refetchOn(ids, wanted) {
+    var timer = null, busy = false, again = false;
+    function fetchParts() {
+      timer = null;
+      if (busy) { again = true; return; }
+      busy = true;
+      fetch(location.pathname + location.search, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (html === null) return;
+          var tmp = document.createElement("div");
+          tmp.innerHTML = html;
+          ids.forEach(function (partId) {
+            var part = document.getElementById(partId), fresh = tmp.querySelector("#" + partId);
+            if (part && fresh) part.replaceWith(fresh);
+          });
+        })
+        .catch(function () {})
+        .then(function () {
+          busy = false;
+          if (again) { again = false; fetchParts(); }
+        });
     }
-    tenants.forEach(function (t) {
-      socket("/ws/tenants/" + encodeURIComponent(t.slug) + "/executions/", t.after, onEvent, statusEl);
-    });
-    if (!tenants.length) setLive(statusEl, "closed", "no tenant to follow");
+    return function (ev) {
+      if (wanted(ev) && timer === null) timer = setTimeout(fetchParts, 200);
+    };
+  }
+
+  function isApprovalNews(ev) {
+    return ev.type.indexOf("approval_") === 0 ||
+      (isStatusChange(ev) && (ev.to_status === "pending_approval" || ev.from_status === "pending_approval"));
+  }
+
+  // ``/``: the active list follows every row; the cards, the approvals awaiting a vote and
+  // the failures are rendered again on each status change or approval news.
+  function homePage() {
+    var streams = tenantStreams(document.getElementById("live-status"));
+    streams.on(executionsList("executions-root"));
+    streams.on(refetchOn(["home-cards", "approvals", "failures-root"], function (ev) {
+      return isStatusChange(ev) || isApprovalNews(ev);
+    }));
+  }
+
+  // ``/approvals/``: new requests appear, decided, expired and cancelled ones leave.
+  function approvalsListPage() {
+    tenantStreams(document.getElementById("live-status")).on(refetchOn(["approvals-root"], isApprovalNews));
   }
 
   function refreshInPlace(rootId, url, seconds, statusId) {
@@ -354,5 +430,6 @@
   }
 
   window.OpsLive = { socket: socket, executionDetailPage: executionDetailPage,
-                     executionsListPage: executionsListPage, refreshInPlace: refreshInPlace };
+                     executionsListPage: executionsListPage, homePage: homePage,
+                     approvalsListPage: approvalsListPage, refreshInPlace: refreshInPlace };
 })();

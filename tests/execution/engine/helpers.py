@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from execution.enums import ExecutionStatus
-from execution.models import Execution, ExecutionEvent, ExecutionStep, TimeoutPolicy
+from execution.enums import STEP_MAX_RETRIES_DEFAULT, ActionClass, ExecutionStatus
+from execution.models import Execution, ExecutionEvent, ExecutionStep
 from execution.services.queue import queue_enqueue
 from execution.services.transition import transition
 from tests.factories import ExecutionFactory, plan_hash
@@ -49,12 +49,13 @@ def make_execution(
         priority=priority,
         **fields,
     )
-    # As the submission does: a step may run max_retries + 1 times, by default the policy's attempts.
-    attempts = TimeoutPolicy.objects.get(sla_class=sla_class, action_class=action_class).max_attempts
+    # As the submission does: a step runs max_retries + 1 times, by default per its class.
     for index, step in enumerate(steps):
         target = step.get("target") or {}
         ExecutionStep.objects.create(
-            max_retries=step.get("max_retries", attempts - 1),
+            max_retries=step.get(
+                "max_retries", STEP_MAX_RETRIES_DEFAULT[ActionClass(step.get("action_class", action_class))]
+            ),
             execution=execution,
             step_index=index,
             step_name=step.get("name", f"step {index}"),

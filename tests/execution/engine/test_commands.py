@@ -22,14 +22,14 @@ def _dead_letter(tenant, actor) -> DeadLetter:  # type: ignore[no-untyped-def]
     enqueue(execution)
     transition(execution, ExecutionStatus.RUNNING)
     transition(execution, ExecutionStatus.FAILED, reason="test")
-    return dlq_record(execution=execution, reason="max_attempts_exceeded", last_error="boom")
+    return dlq_record(execution=execution, reason="worker_lost", last_error="boom")
 
 
 def test_dlq_command_lists_requeues_and_archives(tenant, operator, tenant_admin, capsys) -> None:  # type: ignore[no-untyped-def]
     first, second = _dead_letter(tenant, operator), _dead_letter(tenant, operator)
     call_command("dlq", "list")
     listed = capsys.readouterr().out
-    assert str(first.execution_id) in listed and "max_attempts_exceeded" in listed
+    assert str(first.execution_id) in listed and "worker_lost" in listed
     call_command("dlq", "requeue", str(first.execution_id), "--user", tenant_admin.username)
     assert Execution.objects.get(execution_id=first.execution_id).status == ExecutionStatus.QUEUED
     assert QueueItem.objects.get(execution_id=first.execution_id).status == QueueStatus.PENDING

@@ -97,7 +97,7 @@ def test_step_timeout_ends_timeout_and_kills_the_child(tenant, operator, local_a
     execution.refresh_from_db()
     assert execution.status == ExecutionStatus.TIMEOUT
     assert not pid_alive(pid)
-    assert DeadLetter.objects.get(execution=execution).failure_reason == "timeout"
+    assert DeadLetter.objects.get(execution=execution).failure_reason == "execution_timeout"
 
 
 def test_execution_timeout_ends_timeout_and_kills_the_child(tenant, operator, local_asset) -> None:

@@ -1,4 +1,4 @@
-"""An attempt's choices: a step's own retry budget within the policy's attempts."""
+"""An attempt's choices: a step's own retry budget, not the queue's attempts."""
 
 from __future__ import annotations
 
@@ -32,22 +32,22 @@ def _run_until_finished(execution: Execution) -> Execution:
 
 
 @pytest.mark.parametrize("max_retries", [0, 1])
-def test_a_failing_step_runs_max_retries_plus_one_times_within_the_policy(
+def test_a_failing_step_runs_max_retries_plus_one_times_spending_one_queue_attempt(
     tenant: Any, operator: Any, max_retries: int
 ) -> None:
     failing = {"type": "sleep", "params": {"seconds": 0, "fail": True}, "max_retries": max_retries}
-    # medium x read: the policy allows 5 attempts; the step's own budget is smaller.
+    # medium x read: the policy allows 5 queue attempts; they are for platform faults.
     execution = make_execution(
         tenant=tenant, actor=operator, steps=[failing], sla_class="medium", action_class="read"
     )
     enqueue(execution)
     execution = _run_until_finished(execution)
     assert execution.status == ExecutionStatus.FAILED
-    assert QueueItem.objects.get(execution=execution).attempt_count == max_retries + 1
+    assert QueueItem.objects.get(execution=execution).attempt_count == 1
     runs = ExecutionEvent.objects.filter(execution=execution, event_type="step_started").count()
     assert runs == max_retries + 1
     assert ExecutionStep.objects.get(execution=execution).retry_count == max_retries
-    assert DeadLetter.objects.get(execution=execution).failure_reason == "max_attempts_exceeded"
+    assert not DeadLetter.objects.filter(execution=execution).exists(), "a failed step is no fault"
 
 
 def test_a_validate_status_assertion_sees_the_real_status_of_a_failed_step(

@@ -86,3 +86,30 @@ def test_the_role_alone_decides_without_a_query(tenant: Any, operator: Any) -> N
     with CaptureQueriesContext(connection) as queries:
         assert rbac_denied(ctx) == f"user {operator.username!r} is deactivated"
     assert len(queries) == 0
+
+
+def test_a_submitter_deactivated_after_the_approval_is_refused_by_the_worker_saying_why(
+    tenant: Any, operator: Any, approver: Any, settings: Any
+) -> None:
+    """The whole path: submitted, approved by an approver, then the submitter's account is
+    deactivated before a worker takes it; the worker's re-check (the policy's answer) ends
+    it failed with the reason, nothing ran, and the API says why."""
+    from rest_framework.test import APIClient
+
+    from approvals.services.vote import approval_vote
+    from execution.services.submit import execution_submit
+    from execution.worker.runtime import drain
+
+    plan = {"name": "nightly check", "environment": "dev", "steps": [{"name": "n", "type": "noop"}]}
+    execution = execution_submit(tenant=tenant, actor=operator, plan=plan, approval_level=1).execution
+    approval_vote(approval=execution.approval, voter=approver, decision="approve", comment="ok")
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.QUEUED
+    operator.is_active = False
+    operator.save(update_fields=["is_active"])
+    drain(budget_seconds=5)
+    _refused(execution, f"user {operator.username!r} is deactivated")
+    api = APIClient()
+    api.force_authenticate(approver)
+    body = api.get(f"/api/v1/executions/{execution.execution_id}/").json()
+    assert body["status"] == "failed" and "is deactivated" in body["error_message"]

@@ -200,7 +200,7 @@ def test_a_lost_lease_makes_finish_a_no_op(tenant: Any, operator: Any) -> None:
         error="x",
         cancel_rest=True,
         queue_status=QueueStatus.FAILED,
-        dlq_reason="max_attempts_exceeded",
+        dlq_reason="worker_lost",
         events=[{"type": "failed"}],
     )
     assert written is False

@@ -140,34 +140,52 @@ def test_without_url_or_token_it_says_which(
     assert capsys.readouterr().err.startswith("opsctl: no API token")
 
 
-def test_launch_sends_typed_parameters(capsys: pytest.CaptureFixture[str]) -> None:
-    answer = json_answer(202, {"execution_id": "e-9", "status": "queued"})
-    with LoopbackHttpServer(lambda *a: answer) as server:
-        code = main(
-            [
-                "--url",
-                server.url,
-                "--token",
-                "t",
-                "launch",
-                "restart",
-                "--tenant",
-                "acme",
-                "-p",
-                "service=nginx",
-                "-p",
-                "count=3",
-                "-p",
-                "force=true",
-                "-p",
-                "version=1.10",
-            ]
-        )
+RESTART = {
+    "slug": "restart",
+    "versions": [
+        {
+            "number": 2,
+            "parameters": {
+                "properties": {
+                    "service": {"type": "string"},
+                    "count": {"type": "integer"},
+                    "force": {"type": "boolean"},
+                    "version": {"type": "string"},
+                    "build": {"type": "string"},
+                }
+            },
+        },
+        {"number": 1, "parameters": {}},
+    ],
+}
+
+
+def _runbook_server() -> LoopbackHttpServer:
+    def responder(
+        method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        if method == "GET":
+            return json_answer(200, RESTART)
+        return json_answer(202, {"execution_id": "e-9", "status": "queued"})
+
+    return LoopbackHttpServer(responder)
+
+
+def test_launch_sends_parameters_in_the_runbooks_types(capsys: pytest.CaptureFixture[str]) -> None:
+    """The schema decides a value's type: a string parameter given digits stays a string
+    (opsctl used to guess from the text, and ``-p build=123`` was refused as no string)."""
+    with _runbook_server() as server:
+        args = ["--url", server.url, "--token", "t", "launch", "restart", "--tenant", "acme"]
+        for pair in ("service=nginx", "count=3", "force=true", "version=1.10", "build=123"):
+            args += ["-p", pair]
+        code = main(args)
     assert code == 0 and capsys.readouterr().out == "execution e-9 queued\n"
-    sent = server.requests[0]
+    read, sent = server.requests
+    assert read["method"] == "GET" and read["path"].startswith("/api/v1/runbooks/restart/?tenant=acme")
     assert sent["path"] == "/api/v1/runbooks/restart/launch/"
     assert json.loads(sent["body"]) == {
         "tenant": "acme",
-        "params": {"service": "nginx", "count": 3, "force": True, "version": "1.10"},
+        "params": {"service": "nginx", "count": 3, "force": True, "version": "1.10", "build": "123"},
         "dry_run": False,
+        "version": 2,
     }
