@@ -88,6 +88,10 @@ class ServiceClient:
             ) from None
         except OutboundRefused as exc:
             raise ServiceError(f"{self.service_name} at {self.base_url}: {exc}") from None
+        except requests.RequestException as exc:  # a URL requests cannot send (InvalidURL ...)
+            raise ServiceError(
+                f"{self.service_name} at {self.base_url}: not sent ({type(exc).__name__}: {exc})"
+            ) from None
         if 300 <= response.status_code < 400:
             raise ServiceError(
                 f"{self.service_name}: {method} {path} -> {response.status_code} (a redirect, not followed)",
