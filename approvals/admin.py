@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from approvals.errors import VoteConflict, VoteForbidden
-from approvals.models import Approval, ApprovalVote
+from approvals.models import Approval, ApprovalVote, GateApproval, GateVote
 from approvals.services import approval_vote
 from execution.admin.scoped import TenantScopedAdmin, TenantScopedInline
 from execution.enums import ApprovalState
@@ -23,7 +23,7 @@ from execution.enums import ApprovalState
 
 class VoteInline(TenantScopedInline):
     obj_tenant_path = "execution__tenant_id"
-    model = ApprovalVote
+    model: type[ApprovalVote | GateVote] = ApprovalVote
     extra = 0
     _columns = ("voter", "decision", "comment", "created_at")
     fields = _columns
@@ -75,7 +75,7 @@ class ApprovalAdmin(TenantScopedAdmin):
     list_select_related = ["execution", "execution__tenant", "execution__actor", "approver"]
     search_fields = ["=execution__execution_id", "=approval_id"]
     ordering = ["expires_at"]
-    _detail = (
+    _detail: tuple[str, ...] = (
         "approval_id",
         "execution_link",
         "state",
@@ -172,3 +172,26 @@ class ApprovalAdmin(TenantScopedAdmin):
                 messages.SUCCESS,
             )
         return None
+
+
+class GateVoteInline(VoteInline):
+    model = GateVote
+
+
+@admin.register(GateApproval)
+class GateApprovalAdmin(ApprovalAdmin):
+    """Approvals of gate steps inside running plans (docs/approvals.md#gates): listed and
+    decided like pre-run approvals, through the same vote service."""
+
+    list_display = [*ApprovalAdmin.list_display[:1], "step_index", *ApprovalAdmin.list_display[1:]]
+    _detail = (
+        *ApprovalAdmin._detail[:3],
+        "step_index",
+        "approvers",
+        "message",
+        "hold_locks",
+        *ApprovalAdmin._detail[3:],
+    )
+    fields = _detail
+    readonly_fields = _detail
+    inlines = [GateVoteInline]

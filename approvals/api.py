@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import IntegerField, Value
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -13,14 +14,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from approvals.errors import VoteConflict, VoteForbidden, VoteInvalid
-from approvals.models import Approval, ApprovalVote
+from approvals.models import AnyApproval, Approval, ApprovalVote, GateApproval
+from approvals.selectors import open_approval
 from approvals.services import approval_vote
 from execution import policy
 from execution.api.access import execution_for
 from execution.api.pagination import PAGE_PARAMETERS, StrictLimitOffsetPagination
 from execution.enums import ApprovalState
 from execution.masking import mask_text
-from execution.selectors import approvals_visible_to
+from execution.selectors import approvals_visible_to, gate_approvals_visible_to
 
 
 class VoteInput(serializers.Serializer):
@@ -41,6 +43,10 @@ class ApprovalOut(serializers.Serializer):
     execution_id = serializers.UUIDField()
     state = serializers.ChoiceField(choices=ApprovalState.choices)
     approval_level = serializers.IntegerField()
+    step_index = serializers.IntegerField(
+        allow_null=True, help_text="the gate step this approval is for; null: the pre-run approval"
+    )
+    message = serializers.CharField(help_text="the gate's message to its approvers")
     approvals = serializers.IntegerField(help_text="approve votes so far")
     expires_at = serializers.DateTimeField()
     responded_at = serializers.DateTimeField(allow_null=True)
@@ -48,13 +54,15 @@ class ApprovalOut(serializers.Serializer):
     votes = VoteOut(many=True)
 
 
-def approval_payload(approval: Approval) -> dict[str, Any]:
-    votes = list(approval.votes.select_related("voter"))
+def approval_payload(approval: AnyApproval) -> dict[str, Any]:
+    votes: list[Any] = list(approval.votes.all())
     return {
         "approval_id": str(approval.approval_id),
         "execution_id": str(approval.execution.execution_id),
         "state": approval.state,
         "approval_level": approval.approval_level,
+        "step_index": approval.step_index,
+        "message": mask_text(approval.message),
         "approvals": sum(1 for v in votes if v.decision == ApprovalVote.Decision.APPROVE),
         "expires_at": approval.expires_at.isoformat(),
         "responded_at": approval.responded_at.isoformat() if approval.responded_at else None,
@@ -104,7 +112,8 @@ class _VoteView(APIView):
     )
     def post(self, request: Request, execution_id: Any) -> Response:
         execution = execution_for(request, execution_id, policy.Right.READ)
-        approval = Approval.objects.filter(execution=execution).first()
+        # The execution's open approval: a waiting gate's, else the pre-run one.
+        approval = open_approval(execution)
         if approval is None:
             return Response(
                 {"detail": "this execution needs no approval", "reason": "no_approval"},
@@ -174,17 +183,31 @@ class ApprovalListView(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        queryset = (
-            approvals_visible_to(request.user).prefetch_related("votes__voter").order_by("expires_at", "id")
-        )
         state = request.query_params.get("state")
-        if state:
-            if state not in ApprovalState.values:
-                raise ValidationError({"state": f"one of {ApprovalState.values}"})
-            queryset = queryset.filter(state=state)
+        if state and state not in ApprovalState.values:
+            raise ValidationError({"state": f"one of {ApprovalState.values}"})
         tenant = request.query_params.get("tenant")
-        if tenant:
-            queryset = queryset.filter(execution__tenant__slug=tenant)
+        keys = []
+        for kind, visible in enumerate((approvals_visible_to, gate_approvals_visible_to)):
+            queryset = visible(request.user)
+            if state:
+                queryset = queryset.filter(state=state)
+            if tenant:
+                queryset = queryset.filter(execution__tenant__slug=tenant)
+            keys.append(queryset.values("expires_at", "id").annotate(kind=Value(kind, IntegerField())))
+        # Pre-run and gate approvals in one page, soonest expiry first: the union of their keys
+        # is counted and sliced by the database, then the page's rows are read.
+        combined = keys[0].union(keys[1], all=True).order_by("expires_at", "kind", "id")
         paginator = StrictLimitOffsetPagination()
-        page = paginator.paginate_queryset(queryset, request, view=self) or []
-        return paginator.get_paginated_response([approval_payload(a) for a in page])
+        page = paginator.paginate_queryset(combined, request, view=self) or []
+        rows: dict[tuple[int, int], AnyApproval] = {}
+        models: tuple[type[AnyApproval], ...] = (Approval, GateApproval)
+        for kind, model in enumerate(models):
+            ids = [key["id"] for key in page if key["kind"] == kind]
+            found = (
+                model.objects.filter(pk__in=ids)
+                .select_related("execution", "execution__tenant", "approver")
+                .prefetch_related("votes__voter")
+            )
+            rows.update({(kind, row.pk): row for row in found})
+        return paginator.get_paginated_response([approval_payload(rows[(k["kind"], k["id"])]) for k in page])

@@ -53,6 +53,10 @@ class Approval(models.Model):
             models.Index(fields=["state", "expires_at"], name="approvals_state_expiry"),
         ]
 
+    # What a gate approval has and a pre-run one has not (the doors read both alike).
+    step_index: int | None = None
+    message = ""
+
     def __str__(self) -> str:
         return f"approval {self.approval_id} ({self.state})"
 
@@ -78,3 +82,83 @@ class ApprovalVote(models.Model):
                 condition=models.Q(decision__in=["approve", "reject"]), name="votes_decision_valid"
             ),
         ]
+
+
+class GateApproval(models.Model):
+    """The approval of a gate step (``type: approval``) inside a running plan
+    (docs/approvals.md#gates): the execution went back to ``pending_approval`` at step
+    ``step_index``. Same shape and rules as :class:`Approval`; the pre-run approval stays the
+    one ``approvals`` row of the execution, a gate's votes are kept in ``gate_votes``."""
+
+    approval_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    execution = models.ForeignKey(
+        Execution,
+        to_field="execution_id",
+        db_column="execution_id",
+        on_delete=models.CASCADE,
+        related_name="gate_approvals",
+    )
+    step_index = models.PositiveIntegerField()
+    approval_level = models.PositiveSmallIntegerField()
+    # The role a voter needs: "approver" (approvers and admins) or "admin" (admins only).
+    approvers = models.CharField(max_length=16, default="approver")
+    message = models.TextField(blank=True, default="")
+    hold_locks = models.BooleanField(default=False)
+    plan_hash = models.CharField(max_length=64)
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approver_comment = models.TextField(blank=True, default="")
+    state = PgEnumField(
+        enum_type="approval_state", choices=ApprovalState.choices, default=ApprovalState.PENDING
+    )
+    requested_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    responded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "gate_approvals"
+        ordering = ["expires_at"]
+        constraints = [
+            # A gate is decided once: a resumed attempt never opens a second approval for it.
+            models.UniqueConstraint(fields=["execution", "step_index"], name="gate_approvals_one_per_step"),
+            models.CheckConstraint(
+                condition=models.Q(approval_level__gte=1, approval_level__lte=3),
+                name="gate_approvals_level_1_3",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(approvers__in=["approver", "admin"]), name="gate_approvals_approvers_role"
+            ),
+        ]
+        indexes = [
+            # Pending queue and expiry sweeper: WHERE state = 'pending' ORDER BY expires_at.
+            models.Index(fields=["state", "expires_at"], name="gate_approvals_state_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"gate {self.step_index} approval {self.approval_id} ({self.state})"
+
+
+class GateVote(models.Model):
+    Decision = ApprovalVote.Decision
+
+    approval = models.ForeignKey(GateApproval, on_delete=models.CASCADE, related_name="votes")
+    voter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=8, choices=ApprovalVote.Decision.choices)
+    comment = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "gate_votes"
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["approval", "voter"], name="gate_votes_unique_voter"),
+            models.CheckConstraint(
+                condition=models.Q(decision__in=["approve", "reject"]), name="gate_votes_decision_valid"
+            ),
+        ]
+
+
+AnyApproval = Approval | GateApproval

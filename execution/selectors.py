@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from approvals.models import Approval
+from approvals.models import Approval, GateApproval
 from execution.models import DeadLetter, Execution, ExecutionEvent
 from execution.policy import Right, tenant_ids_where
 
@@ -46,5 +46,12 @@ def dead_letters_visible_to(user: Any) -> QuerySet[DeadLetter]:
 def approvals_visible_to(user: Any) -> QuerySet[Approval]:
     """Approvals of the user's tenants."""
     return Approval.objects.filter(execution__tenant_id__in=tenant_ids_of(user)).select_related(
+        "execution", "execution__tenant", "execution__actor", "approver"
+    )
+
+
+def gate_approvals_visible_to(user: Any) -> QuerySet[GateApproval]:
+    """Approvals of the gate steps of the user's tenants' executions (docs/approvals.md#gates)."""
+    return GateApproval.objects.filter(execution__tenant_id__in=tenant_ids_of(user)).select_related(
         "execution", "execution__tenant", "execution__actor", "approver"
     )

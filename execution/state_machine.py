@@ -11,7 +11,10 @@ LEGAL_TRANSITIONS: dict[str, frozenset[str]] = {
     # queued -> failed: it could not start (revoked right, plan no longer matches its
     # approval, lock wait limit, attempts used up by dead workers); it never ran.
     S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.TIMEOUT, S.FAILED}),
-    S.RUNNING: frozenset({S.COMPLETED, S.FAILED, S.CANCELLED, S.TIMEOUT, S.PARTIAL, S.QUEUED}),
+    # running -> pending_approval: the attempt reached an approval gate step (docs/approvals.md#gates).
+    S.RUNNING: frozenset(
+        {S.COMPLETED, S.FAILED, S.CANCELLED, S.TIMEOUT, S.PARTIAL, S.QUEUED, S.PENDING_APPROVAL}
+    ),
     # Only an operator's dead-letter requeue takes these back to the queue.
     S.FAILED: frozenset({S.QUEUED}),
     S.TIMEOUT: frozenset({S.QUEUED}),

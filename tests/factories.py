@@ -10,7 +10,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from approvals.models import Approval, ApprovalVote
+from approvals.models import Approval, ApprovalVote, GateApproval, GateVote
 from execution.enums import (
     ActionClass,
     ConnectionType,
@@ -250,6 +250,27 @@ class ApprovalVoteFactory(factory.django.DjangoModelFactory):
         model = ApprovalVote
 
     approval = factory.SubFactory(ApprovalFactory)
+    voter = factory.SubFactory(UserFactory)
+    decision = ApprovalVote.Decision.APPROVE
+
+
+class GateApprovalFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = GateApproval
+
+    execution = factory.SubFactory(ExecutionFactory)
+    step_index = 1
+    approval_level = 1
+    plan_hash = factory.LazyAttribute(lambda o: o.execution.plan_hash)
+    requested_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timezone.timedelta(minutes=10))
+
+
+class GateVoteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = GateVote
+
+    approval = factory.SubFactory(GateApprovalFactory)
     voter = factory.SubFactory(UserFactory)
     decision = ApprovalVote.Decision.APPROVE
 

@@ -9,7 +9,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from approvals.errors import VoteConflict, VoteForbidden, VoteInvalid
-from approvals.models import Approval, ApprovalVote
+from approvals.gates import gate_failed, gate_passed, gate_vote_forbidden
+from approvals.models import AnyApproval, ApprovalVote, GateApproval
 from execution import policy
 from execution.enums import ActorType, ApprovalState, ExecutionMode, ExecutionStatus
 from execution.masking import mask_text
@@ -27,22 +28,25 @@ def _forbidden(refusal: policy.Decision) -> VoteForbidden:
     return VoteForbidden(code, refusal.reason)
 
 
-def approval_vote_forbidden(*, approval: Approval, voter: Any) -> VoteForbidden | None:
-    """Why ``voter`` may never vote on ``approval`` (the requester, no role), or None.
+def approval_vote_forbidden(*, approval: AnyApproval, voter: Any) -> VoteForbidden | None:
+    """Why ``voter`` may never vote on ``approval`` (the requester, no role, a gate for
+    admins only), or None.
 
     Pages use it to decide whether to show the vote buttons; ``approval_vote`` enforces it.
     """
     decision = policy.decide(voter, policy.Right.VOTE, execution=approval.execution)
-    return None if decision.allowed else _forbidden(decision)
+    if not decision.allowed:
+        return _forbidden(decision)
+    return gate_vote_forbidden(gate=approval, voter=voter) if isinstance(approval, GateApproval) else None
 
 
-def _refusal(*, approval: Approval, voter: Any, now: Any) -> VoteForbidden | VoteConflict | None:
+def _refusal(*, approval: AnyApproval, voter: Any, now: Any) -> VoteForbidden | VoteConflict | None:
     if approval.state != ApprovalState.PENDING:
         return VoteConflict("already_decided", f"the approval is already {approval.state}")
     if approval.execution.status != ExecutionStatus.PENDING_APPROVAL:
         # E.g. cancelled while waiting: the approval can no longer move it anywhere.
         return VoteConflict("already_decided", f"the execution is already {approval.execution.status}")
-    if ApprovalVote.objects.filter(approval=approval, voter_id=voter.pk).exists():
+    if approval.votes.filter(voter_id=voter.pk).exists():
         return VoteConflict("already_voted", f"{voter} has already voted on this approval")
     if approval.expires_at <= now:
         return VoteConflict(
@@ -57,9 +61,10 @@ def _refusal(*, approval: Approval, voter: Any, now: Any) -> VoteForbidden | Vot
     return None
 
 
-def approval_vote(*, approval: Approval, voter: Any, decision: str, comment: str = "") -> Approval:
+def approval_vote(*, approval: AnyApproval, voter: Any, decision: str, comment: str = "") -> AnyApproval:
     """Record ``voter``'s ``decision`` ("approve" or "reject") with ``comment``.
 
+    ``approval`` is the pre-run approval or a gate's (docs/approvals.md#gates): the same rules.
     The level is the number of distinct approvers needed; one rejection rejects. Raises
     :class:`VoteInvalid` (a rejection needs a comment: the requester learns why),
     :class:`VoteForbidden` (requester, no approver/admin role) or :class:`VoteConflict`
@@ -74,6 +79,10 @@ def approval_vote(*, approval: Approval, voter: Any, decision: str, comment: str
         policy.require(voter, policy.Right.VOTE, execution=approval.execution, door="vote")
     except policy.RightDenied as denied:
         raise _forbidden(policy.Decision(False, denied.reason, denied.code)) from None
+    if isinstance(approval, GateApproval):
+        refused = gate_vote_forbidden(gate=approval, voter=voter)
+        if refused is not None:
+            raise refused
     comment = comment.strip()
     if decision == Decision.REJECT and not comment:
         raise VoteInvalid("comment", "a rejection needs a comment saying why")
@@ -82,7 +91,7 @@ def approval_vote(*, approval: Approval, voter: Any, decision: str, comment: str
         # and cancellation do). The lock serialises the votes of one approval, so the N-th
         # approve of an N-person rule counts the N-1 committed before it (no lost outcome).
         execution = Execution.objects.select_for_update().get(pk=approval.execution.pk)
-        locked = Approval.objects.select_for_update().get(pk=approval.pk)
+        locked = type(approval).objects.select_for_update().get(pk=approval.pk)
         locked.execution = execution
         now = timezone.now()
         refusal = _refusal(approval=locked, voter=voter, now=now)
@@ -92,12 +101,10 @@ def approval_vote(*, approval: Approval, voter: Any, decision: str, comment: str
             with transaction.atomic():
                 # The unique (approval, voter) constraint: a voter's two concurrent requests
                 # (double click, admin + REST) record one vote, whatever the locking above.
-                vote = ApprovalVote.objects.create(
-                    approval=locked, voter=voter, decision=decision, comment=comment
-                )
+                vote = locked.votes.create(voter=voter, decision=decision, comment=comment)
         except IntegrityError:
             raise VoteConflict("already_voted", f"{voter} has already voted on this approval") from None
-        approvals = ApprovalVote.objects.filter(approval=locked, decision=Decision.APPROVE).count()
+        approvals = locked.votes.filter(decision=Decision.APPROVE).count()
         event_record(
             execution=execution,
             event_type="approval_vote",
@@ -110,6 +117,7 @@ def approval_vote(*, approval: Approval, voter: Any, decision: str, comment: str
                 "comment": mask_text(comment),
                 "approvals": approvals,
                 "approval_level": locked.approval_level,
+                **({"step_index": locked.step_index} if isinstance(locked, GateApproval) else {}),
             },
         )
         if decision == Decision.REJECT:
@@ -120,11 +128,19 @@ def approval_vote(*, approval: Approval, voter: Any, decision: str, comment: str
             return _refreshed(locked)
         # Compare-and-swap pending -> outcome: the outcome is written once even against a
         # writer that does not take the row locks (expiry sweeper, cancellation).
-        decided = Approval.objects.filter(pk=locked.pk, state=ApprovalState.PENDING).update(
-            state=outcome, approver=voter, approver_comment=comment, responded_at=now, updated_at=now
+        decided = (
+            type(locked)
+            .objects.filter(pk=locked.pk, state=ApprovalState.PENDING)
+            .update(state=outcome, approver=voter, approver_comment=comment, responded_at=now, updated_at=now)
         )
         if decided != 1:
             raise VoteConflict("already_decided", "the approval was decided by another vote meanwhile")
+        if isinstance(locked, GateApproval):
+            locked.state = outcome
+            if outcome == ApprovalState.APPROVED:
+                gate_passed(gate=locked, execution=execution, voter=voter)
+            else:
+                gate_failed(gate=locked, execution=execution, reason=f"rejected by {voter.get_username()}")
         _apply_outcome(execution=execution, outcome=outcome, voter=voter, comment=comment, vote=vote)
     return _refreshed(locked)
 
@@ -158,5 +174,5 @@ def _continue_approved(*, execution: Execution) -> None:
         queue_enqueue(execution=execution)
 
 
-def _refreshed(approval: Approval) -> Approval:
-    return Approval.objects.select_related("execution", "approver").get(pk=approval.pk)
+def _refreshed(approval: AnyApproval) -> AnyApproval:
+    return type(approval).objects.select_related("execution", "approver").get(pk=approval.pk)

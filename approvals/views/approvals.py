@@ -13,18 +13,18 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from approvals.errors import VoteConflict, VoteForbidden, VoteInvalid
-from approvals.models import Approval, ApprovalVote
-from approvals.selectors import approvals_pending_for
+from approvals.models import AnyApproval, ApprovalVote
+from approvals.selectors import approval_by_id, pending_approvals_for
 from approvals.services import approval_vote, approval_vote_forbidden
 from execution import policy
 from execution.enums import ApprovalState
-from execution.masking import mask_data
+from execution.masking import mask_data, mask_text
 from execution.pages.access import page_require
 from execution.pages.executions import live_tenants
 from execution.selectors import tenant_ids_of
 
 
-def time_left(approval: Approval, now: Any = None) -> str:
+def time_left(approval: AnyApproval, now: Any = None) -> str:
     """'12 min 5 s' until the approval expires, or 'expired'."""
     seconds = int((approval.expires_at - (now or timezone.now())).total_seconds())
     if seconds <= 0:
@@ -38,7 +38,7 @@ def time_left(approval: Approval, now: Any = None) -> str:
     return f"{secs} s"
 
 
-def _approve_count(approval: Approval) -> int:
+def _approve_count(approval: AnyApproval) -> int:
     return sum(1 for vote in approval.votes.all() if vote.decision == ApprovalVote.Decision.APPROVE)
 
 
@@ -56,12 +56,12 @@ def approval_list(request: HttpRequest) -> HttpResponse:
             "approvals": _approve_count(approval),
             "steps": len(approval.execution.plan_snapshot.get("steps") or []),
         }
-        for approval in approvals_pending_for(request.user)[:200]
+        for approval in pending_approvals_for(request.user, limit=200)
     ]
     return render(request, "approvals/approval_list.html", {"rows": rows, "tenants": tenants})
 
 
-def _steps(approval: Approval) -> list[dict[str, Any]]:
+def _steps(approval: AnyApproval) -> list[dict[str, Any]]:
     execution = approval.execution
     planned = execution.plan_snapshot.get("steps") or []
     rows = {step.step_index: step for step in execution.steps.all()}
@@ -96,8 +96,8 @@ def _metadata(execution: Any) -> list[tuple[str, str]]:
     ]
 
 
-def _detail_context(request: HttpRequest, approval: Approval) -> dict[str, Any]:
-    votes = list(approval.votes.select_related("voter"))
+def _detail_context(request: HttpRequest, approval: AnyApproval) -> dict[str, Any]:
+    votes: list[Any] = list(approval.votes.select_related("voter"))
     own_vote = next((v for v in votes if v.voter_id == request.user.pk), None)
     forbidden = approval_vote_forbidden(approval=approval, voter=request.user)
     expired = approval.expires_at <= timezone.now()
@@ -108,6 +108,7 @@ def _detail_context(request: HttpRequest, approval: Approval) -> dict[str, Any]:
         "approval": approval,
         "execution": approval.execution,
         "metadata": _metadata(approval.execution),
+        "gate_message": mask_text(approval.message),
         "steps": _steps(approval),
         "votes": votes,
         "approvals": sum(1 for v in votes if v.decision == ApprovalVote.Decision.APPROVE),
@@ -122,11 +123,7 @@ def _detail_context(request: HttpRequest, approval: Approval) -> dict[str, Any]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def approval_detail(request: HttpRequest, approval_id: Any) -> HttpResponse:
-    approval = (
-        Approval.objects.select_related("execution", "execution__tenant", "execution__actor", "approver")
-        .filter(approval_id=approval_id)
-        .first()
-    )
+    approval = approval_by_id(approval_id)
     if approval is None:
         raise Http404("no such approval")
     page_require(request, policy.Right.READ, what="approval", execution=approval.execution)

@@ -16,8 +16,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from approvals.models import ApprovalVote
-from approvals.selectors import approvals_pending_for
+from approvals.models import ApprovalVote, GateVote
+from approvals.selectors import approvals_pending_for, gate_approvals_pending_for
 from approvals.views.approvals import time_left
 from execution import policy
 from execution.enums import ExecutionStatus
@@ -37,13 +37,18 @@ def approvals_awaiting_vote(user: Any, tenant_ids: list[int]) -> list[Any]:
     them, not yet voted. A page hint only: the vote service has the last word on every vote.
     """
     voter_tenants = policy.tenant_ids_where(user, policy.Right.VOTE)
-    voted = ApprovalVote.objects.filter(approval_id=OuterRef("pk"), voter_id=user.pk)
-    return list(
-        approvals_pending_for(user)
-        .filter(execution__tenant_id__in=voter_tenants, expires_at__gt=timezone.now())
-        .exclude(execution__actor_id=user.pk)
-        .exclude(Exists(voted))[:LIMIT]
-    )
+    now = timezone.now()
+    waiting: list[Any] = []
+    # Pre-run approvals and gates inside running plans (docs/approvals.md#gates).
+    for pending, votes in ((approvals_pending_for, ApprovalVote), (gate_approvals_pending_for, GateVote)):
+        voted = votes.objects.filter(approval_id=OuterRef("pk"), voter_id=user.pk)
+        waiting += (
+            pending(user)
+            .filter(execution__tenant_id__in=voter_tenants, expires_at__gt=now)
+            .exclude(execution__actor_id=user.pk)
+            .exclude(Exists(voted))[:LIMIT]
+        )
+    return sorted(waiting, key=lambda a: a.expires_at)[:LIMIT]
 
 
 @login_required

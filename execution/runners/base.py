@@ -141,6 +141,9 @@ class Runner:
     # Reads its target (``ctx.target``): the engine resolves it through the inventory before
     # the step. noop and sleep never look at it (their target is only locked).
     uses_target: ClassVar[bool] = True
+    # An approval gate (execution/runners/approval.py): the engine parks the execution here
+    # for votes instead of running the step.
+    gate: ClassVar[bool] = False
 
     def default_action_class(self, params: dict[str, Any]) -> str:
         return ActionClass.MODIFY

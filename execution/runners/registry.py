@@ -16,7 +16,17 @@ def register(cls: type[Runner]) -> type[Runner]:
 
 def _load() -> None:
     # One import per step type module; each module decorates its class with @register.
-    from execution.runners import command, file, http, noop, sleep, sql, validate, workflow  # noqa: F401
+    from execution.runners import (  # noqa: F401
+        approval,
+        command,
+        file,
+        http,
+        noop,
+        sleep,
+        sql,
+        validate,
+        workflow,
+    )
 
 
 _table: dict[str, Runner] | None = None

@@ -71,10 +71,16 @@ def execution_cancel(*, execution: Execution, actor: Any = None, reason: str = "
 
 
 def _close_approval(execution: Execution, actor: Any, now: Any) -> None:
-    from approvals.models import Approval
+    from approvals.models import Approval, GateApproval
+    from execution.worker.locks import locks_release_all
 
-    Approval.objects.filter(execution=execution, state=ApprovalState.PENDING).update(
-        state=ApprovalState.REJECTED,
-        responded_at=now,
-        approver_comment="execution cancelled",
-    )
+    closed = {"state": ApprovalState.REJECTED, "responded_at": now, "approver_comment": "execution cancelled"}
+    Approval.objects.filter(execution=execution, state=ApprovalState.PENDING).update(**closed)
+    if execution.previous_status != ExecutionStatus.PENDING_APPROVAL:
+        return
+    gates = GateApproval.objects.filter(execution=execution, state=ApprovalState.PENDING)
+    holding = gates.filter(hold_locks=True).exists()
+    gates.update(**closed)
+    if holding:
+        # The gate kept the execution's locks while it waited (docs/approvals.md#gates).
+        locks_release_all(execution=execution, reason="cancelled")

@@ -25,6 +25,7 @@ EVENT_FOR_STATUS: dict[str, str] = {
     ExecutionStatus.CANCELLED: "cancelled",
     ExecutionStatus.TIMEOUT: "timeout",
     ExecutionStatus.PARTIAL: "partial",
+    ExecutionStatus.PENDING_APPROVAL: "gate_waiting",  # running -> pending_approval: docs/approvals.md#gates
 }
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from django.conf import settings
 
+from approvals.gates import gate_open
 from approvals.services.hashing import plan_mismatch
 from execution.enums import ActorType, ExecutionStatus, LockScope, QueueStatus
 from execution.masking import secrets_forget
@@ -237,6 +238,8 @@ def _run(state: AttemptState, pending: list[claim.StepRow], retry: int) -> str:
         watched.check_timeout()
         if watched.interrupt.is_set():
             return attempt_finish(state, watched.reason or S.CANCELLED, "", None)
+        if not state.dry_run and get_runner(step.step_type).gate:
+            return _park_at_gate(state, step)
         outcome = step_invoke(state=state, step=step)
         record = step_record(state, step, outcome)
         result = outcome.result
@@ -289,6 +292,26 @@ def _run(state: AttemptState, pending: list[claim.StepRow], retry: int) -> str:
                 state, reason, "cancelled" if boundary.cancelled else "execution timeout", None
             )
     return attempt_finish(state, S.COMPLETED, "", None)  # nothing was left to run
+
+
+def _park_at_gate(state: AttemptState, step: claim.StepRow) -> str:
+    """An approval gate (docs/approvals.md#gates): the execution goes back to
+    ``pending_approval`` and this worker is free; an approval queues it again and the next
+    attempt starts after the gate. (A dry run passes its gates: nothing runs to approve.)"""
+    ctx = state.ctx
+    parked = gate_open(
+        execution=state.execution,
+        step_index=step.step_index,
+        item_id=ctx.item_id,
+        lease_token=ctx.lease_token,
+        assets=state.assets,
+    )
+    if parked == "cancel":
+        return attempt_finish(state, S.CANCELLED, "cancelled", None)
+    if parked == "lease_lost":
+        return "lease_lost"
+    state.locks_released = True  # released by the park, or kept on purpose (hold_locks)
+    return S.PENDING_APPROVAL
 
 
 def _step_locks(state: AttemptState, ended: claim.StepRow, following: claim.StepRow) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from approvals.models import Approval
+from approvals.selectors import open_approval
 from approvals.services.vote import approval_vote_forbidden
 from execution.models import Execution
 
@@ -17,7 +17,7 @@ def approval_voters(*, execution: Execution) -> list[Any]:
     The rule itself is the one the vote service applies (approval_vote_forbidden): no second
     copy of "who may vote" here.
     """
-    approval = Approval.objects.select_related("execution").filter(execution=execution).first()
+    approval = open_approval(execution)  # a waiting gate's, else the pre-run one
     if approval is None:
         return []
     members = (

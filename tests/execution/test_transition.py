@@ -34,6 +34,7 @@ EXPECTED_LEGAL = {
     ("running", "timeout"),
     ("running", "partial"),
     ("running", "queued"),
+    ("running", "pending_approval"),
     ("failed", "queued"),
     ("timeout", "queued"),
 }

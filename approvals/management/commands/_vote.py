@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from approvals.errors import VoteConflict, VoteForbidden, VoteInvalid
-from approvals.models import Approval
+from approvals.selectors import open_approval
 from approvals.services import approval_vote
 from execution import policy
 from execution.management.access import command_execution, command_user
@@ -25,7 +25,8 @@ class VoteCommand(BaseCommand):
         voter = command_user(options["user"])
         # As REST: first whether the voter may see the execution at all (else not found).
         execution = command_execution(options["execution_id"], user=voter, right=policy.Right.READ)
-        approval = Approval.objects.filter(execution=execution).first()
+        # The execution's open approval: a waiting gate's, else the pre-run one.
+        approval = open_approval(execution)
         if approval is None:
             raise CommandError(f"execution {execution.execution_id} needs no approval (level 0)")
         approval.execution = execution
