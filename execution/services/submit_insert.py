@@ -28,12 +28,13 @@ from execution.services.events import EVENTS_CTE, EVENTS_POINTER_SQL, events_com
 from execution.worker.wake import WAKE_CHANNEL
 
 _EXECUTION = """e AS (
-    INSERT INTO executions (execution_id, tenant_id, actor_id, idempotency_key, released_idempotency_key,
+    INSERT INTO executions (execution_id, tenant_id, actor_id, submitted_by_id, idempotency_key,
+        released_idempotency_key,
         plan_snapshot, execution_mode, sla_class, approval_level, status, previous_status, status_changed_at,
         created_at, started_at, completed_at, timeout_at, result, error_message, error_details, trace_id,
         trace_parent, parent_execution_id, tags, metadata, updated_at, environment, action_class, priority,
         dry_run, plan_hash, timeout_policy, cancel_requested_at, cancel_requested_by_id, runbook)
-    VALUES (%(execution_id)s, %(tenant_id)s, %(actor_id)s, %(idempotency_key)s, NULL,
+    VALUES (%(execution_id)s, %(tenant_id)s, %(actor_id)s, %(submitted_by_id)s, %(idempotency_key)s, NULL,
         %(plan_snapshot)s, %(execution_mode)s, %(sla_class)s, %(approval_level)s, %(status)s,
         %(previous_status)s, %(now)s,
         %(now)s, NULL, NULL, NULL, NULL, '', NULL, %(trace_id)s,
@@ -132,6 +133,7 @@ def execution_insert(
         "execution_id": execution.execution_id,
         "tenant_id": execution.tenant_id,
         "actor_id": execution.actor_id,
+        "submitted_by_id": execution.submitted_by_id,
         "idempotency_key": execution.idempotency_key,
         "plan_snapshot": json.dumps(execution.plan_snapshot),
         "execution_mode": execution.execution_mode,
