@@ -66,6 +66,11 @@ def _merged(histograms: dict[str, Histogram]) -> Histogram:
     return merged
 
 
+# How often /monitoring/ fetches itself and swaps the dashboard in place (the docs quote it;
+# tests/test_docs_truth.py compares).
+DASHBOARD_REFRESH_SECONDS = 10
+
+
 @login_required
 @never_cache
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -89,6 +94,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         y_label="executions",
     )
     data["stale_seconds"] = settings.MONITORING_WORKER_STALE_SECONDS
+    data["refresh_seconds"] = DASHBOARD_REFRESH_SECONDS
     # Acknowledging an alert is acting on its execution: the policy's cancel right decides
     # (admins, the requester, whoever may run that work), not a role list of our own.
     for row in data["alerts"]:
