@@ -279,7 +279,7 @@ class WorkerHeartbeatFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = WorkerHeartbeat
 
-    worker_id = factory.Sequence(lambda n: f"worker-{n}")
+    worker_id = factory.Sequence(lambda n: f"cluster:worker-host:{n}")  # a cluster's own row
     cluster_name = "opsconductor"
     started_at = factory.LazyFunction(timezone.now)
     last_seen_at = factory.LazyFunction(timezone.now)

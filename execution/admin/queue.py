@@ -9,6 +9,7 @@ from approvals.dlq_admin import archive_dead_letters, requeue_dead_letters
 from execution.admin.access import ReadOnlyAdminMixin, SuperuserOnlyAdmin
 from execution.admin.scoped import TenantScopedAdmin
 from execution.models import DeadLetter, ExecutionLock, QueueItem, TimeoutPolicy, WorkerHeartbeat
+from execution.selectors import worker_state
 
 
 @admin.register(QueueItem)
@@ -82,6 +83,19 @@ class TimeoutPolicyAdmin(SuperuserOnlyAdmin):
 
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, SuperuserOnlyAdmin):
-    list_display = ["worker_id", "cluster_name", "hostname", "pid", "last_seen_at", "current_execution_id"]
+    list_display = [
+        "worker_id",
+        "cluster_name",
+        "hostname",
+        "pid",
+        "state",
+        "last_seen_at",
+        "current_execution_id",
+    ]
     list_filter = ["cluster_name", ("last_seen_at", admin.DateFieldListFilter)]
     search_fields = ["worker_id", "hostname"]
+
+    @admin.display(description="state")
+    def state(self, obj: WorkerHeartbeat) -> str:
+        """Alive or lost by heartbeat age: the same rule as /readyz and /metrics."""
+        return worker_state(obj)

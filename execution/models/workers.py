@@ -1,8 +1,13 @@
-"""``worker_heartbeats``: one row per live worker process, for readiness and the dashboard."""
+"""``worker_heartbeats``: one row per worker cluster (``cluster:host:pid``, written by its main
+process every few seconds, idle or not) and one per worker process that ran an execution
+(``host:pid``: its current execution; kept fresh by its cluster while the process lives).
+Alive or lost is decided in one place: :func:`execution.selectors.worker_state`."""
 
 from __future__ import annotations
 
 from django.db import models
+
+CLUSTER_PREFIX = "cluster:"  # the worker_id of a cluster's own row
 
 
 class WorkerHeartbeat(models.Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 
 from django.conf import settings
@@ -90,3 +91,20 @@ def worker_heartbeat(*, worker: str, current: uuid.UUID | None, stopped: bool = 
                 "stopped": stopped,
             },
         )
+
+
+# The cluster keeps its live worker processes' rows fresh while they are idle (a worker
+# process writes its row itself only while it runs an execution): a process that died
+# stops being touched and reads as lost once its heartbeat is old (execution/selectors.py).
+WORKERS_TOUCH_SQL = """
+UPDATE worker_heartbeats SET last_seen_at = now()
+WHERE hostname = %(host)s AND pid = ANY(%(pids)s) AND stopped_at IS NULL
+  AND worker_id NOT LIKE 'cluster:%%'
+"""
+
+
+def workers_touch(*, pids: list[int]) -> None:
+    if not pids:
+        return
+    with connection.cursor() as cur:
+        cur.execute(WORKERS_TOUCH_SQL, {"host": socket.gethostname(), "pids": pids})

@@ -13,7 +13,8 @@
 - :func:`cluster_run` is ``manage.py qcluster``: django-q2's cluster plus a loop in the
   main process that LISTENs for wake-ups (execution/worker/wake.py) and hands drain tasks to
   idle workers, polls once a second for items whose back-off ended (and notification
-  deliveries whose retry is due), writes the cluster's heartbeat row and runs the reaper.
+  deliveries whose retry is due), writes the cluster's heartbeat row (idle or busy) and
+  keeps the rows of its live worker processes fresh, and runs the reaper.
   It LISTENs for lock releases too and wakes their lines again (coalesced), and sweeps the
   lock lines every ``LOCK_SWEEP_SECONDS`` (execution/worker/locks.py).
   On SIGTERM it passes the signal to the cluster's processes and waits for its workers to
@@ -42,6 +43,7 @@ from django.utils import timezone
 
 from execution.enums import DlqFault
 from execution.models import WorkerHeartbeat
+from execution.models.workers import CLUSTER_PREFIX
 from execution.worker import beats, claim, locks
 from execution.worker.attempt import attempt_run
 from execution.worker.wake import WAKE_CHANNEL
@@ -283,7 +285,7 @@ def cluster_run() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm_in_main)  # replaces django-q2's handler
     signal.signal(signal.SIGINT, _on_sigterm_in_main)
     cluster.start()
-    me = f"cluster:{worker_id()}"
+    me = f"{CLUSTER_PREFIX}{worker_id()}"
     name = str(settings.Q_CLUSTER["name"])
     workers = int(str(settings.Q_CLUSTER["workers"]))
     started = timezone.now()
@@ -305,7 +307,10 @@ def cluster_run() -> None:
                 if woken or now >= next_tick:
                     next_tick = now + CLUSTER_POLL_SECONDS
                     if now >= next_beat:
+                        # Idle or busy (docs/contract.md#truth): the cluster's row, and the rows
+                        # of its worker processes that are still alive.
                         heartbeat_write(worker=me, cluster_name=name, started_at=started)
+                        beats.workers_touch(pids=_children_of(cluster.sentinel.pid or 0))
                         next_beat = now + CLUSTER_HEARTBEAT_SECONDS
                     if now >= next_reap:
                         reap_expired()

@@ -6,13 +6,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
 from execution.enums import FINISHED_STATUSES, ExecutionStatus
 from execution.models import Membership, Tenant, WorkerHeartbeat
-from execution.selectors import tenant_ids_of
+from execution.selectors import tenant_ids_of, worker_state
 from execution.services.limits import limits_usage
 from monitoring.models import SlaAlert
 from monitoring.selectors import figures
@@ -52,13 +51,11 @@ def alerts_visible(
 def workers_recent(limit: int = WORKER_LIMIT) -> list[dict[str, Any]]:
     """Worker rows, live ones first; each with its heartbeat age and whether it counts as alive."""
     now = timezone.now()
-    stale = settings.MONITORING_WORKER_STALE_SECONDS
     rows = []
     ordering = (F("stopped_at").asc(nulls_first=True), F("last_seen_at").desc())
     for worker in WorkerHeartbeat.objects.order_by(*ordering)[:limit]:
         age = (now - worker.last_seen_at).total_seconds()
-        state = "stopped" if worker.stopped_at else ("alive" if age <= stale else "lost")
-        rows.append({"worker": worker, "age_seconds": age, "state": state})
+        rows.append({"worker": worker, "age_seconds": age, "state": worker_state(worker, now=now)})
     return rows
 
 

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from execution.enums import FINISHED_STATUSES, ExecutionStatus, SlaClass
+from execution.selectors import worker_clusters_alive
 from monitoring.selectors import rollups
 from monitoring.selectors.sql import fetch_all, tenant_filter
 
@@ -146,13 +147,14 @@ def scalar_counts(tenant_ids: Sequence[int] | None = None) -> dict[str, int]:
     """Active locks, pending approvals, live workers."""
     lock_where, lock_params = tenant_filter("tenant_id", tenant_ids)
     appr_where, appr_params = tenant_filter("e.tenant_id", tenant_ids)
-    stale = timezone.now() - timedelta(seconds=settings.MONITORING_WORKER_STALE_SECONDS)
+    # The one definition of a live cluster (execution/selectors.py), as a subquery.
+    alive_sql, alive_params = worker_clusters_alive().values("pk").query.sql_with_params()
     row = fetch_all(
         f"SELECT (SELECT count(*) FROM execution_locks WHERE is_active{lock_where}), "
         "(SELECT count(*) FROM approvals a JOIN executions e ON e.execution_id = a.execution_id "
         f"WHERE a.state = 'pending'{appr_where}), "
-        "(SELECT count(*) FROM worker_heartbeats WHERE stopped_at IS NULL AND last_seen_at >= %s)",
-        [*lock_params, *appr_params, stale],
+        f"(SELECT count(*) FROM ({alive_sql}) alive)",
+        [*lock_params, *appr_params, *alive_params],
     )[0]
     return {"active_locks": int(row[0]), "approvals_pending": int(row[1]), "workers_alive": int(row[2])}
 

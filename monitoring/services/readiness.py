@@ -11,18 +11,17 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django.utils import timezone
 
 from execution.enums import ActionClass, SlaClass
 from execution.models import TimeoutPolicy, WorkerHeartbeat
 from execution.realtime.ping import layer_round_trip
+from execution.selectors import worker_clusters_alive
 
 CHANNEL_ROUND_TRIP_SECONDS = 3.0
 
@@ -84,9 +83,8 @@ def check_policies() -> CheckResult:
 
 
 def live_workers() -> list[WorkerHeartbeat]:
-    """Worker processes whose heartbeat is fresh and that have not said they stopped."""
-    since = timezone.now() - timedelta(seconds=settings.MONITORING_WORKER_STALE_SECONDS)
-    return list(WorkerHeartbeat.objects.filter(stopped_at__isnull=True, last_seen_at__gte=since))
+    """Worker clusters whose heartbeat is fresh and that have not said they stopped."""
+    return list(worker_clusters_alive())
 
 
 def check_workers() -> CheckResult:
@@ -100,7 +98,7 @@ def check_workers() -> CheckResult:
             )
         clusters = sorted({w.cluster_name or "?" for w in workers})
         return CheckResult(
-            "workers", True, f"{len(workers)} worker(s) heartbeating in cluster(s) {', '.join(clusters)}"
+            "workers", True, f"{len(workers)} worker cluster(s) heartbeating: {', '.join(clusters)}"
         )
 
     return _guard("workers", run)

@@ -39,10 +39,10 @@ def policies(db: Any) -> None:
 
 @pytest.fixture
 def live_worker(db: Any) -> Any:
-    return WorkerHeartbeatFactory(worker_id="test-host:4242:1", hostname="test-host", pid=4242)
+    return WorkerHeartbeatFactory(worker_id="cluster:test-host:4242", hostname="test-host", pid=4242)
 
 
 @pytest.fixture
 def stale_worker(db: Any) -> Any:
     old = timezone.now() - timezone.timedelta(minutes=5)
-    return WorkerHeartbeatFactory(worker_id="gone:1:1", started_at=old, last_seen_at=old)
+    return WorkerHeartbeatFactory(worker_id="cluster:gone:1", started_at=old, last_seen_at=old)

@@ -33,7 +33,7 @@ def test_execution_past_timeout_shows_exactly_one_alert(
     operator: Any,
     outsider: Any,
 ) -> None:
-    WorkerHeartbeatFactory(worker_id="web-test:1:1", hostname="web-test", pid=1)
+    WorkerHeartbeatFactory(worker_id="cluster:web-test:1", hostname="web-test", pid=1)
     now = timezone.now()
     execution = ExecutionFactory(
         tenant=tenant,

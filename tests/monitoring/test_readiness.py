@@ -49,7 +49,7 @@ def test_readyz_is_200_with_a_live_worker(client: Client, policies: None, live_w
         "failing": [],
         "checks": response.json()["checks"],
     }
-    assert "1 worker(s)" in response.json()["checks"]["workers"]["detail"]
+    assert "1 worker cluster(s)" in response.json()["checks"]["workers"]["detail"]
 
 
 def test_stale_or_stopped_heartbeats_do_not_count(client: Client, policies: None, stale_worker: Any) -> None:
