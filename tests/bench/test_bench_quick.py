@@ -115,3 +115,12 @@ def test_prune_quick_reports_executions_per_second_and_claim_latency() -> None:
     from execution.models import Execution
 
     assert not Execution.objects.exists()  # the seeded history is gone
+
+
+def test_soak_quick_loses_nothing_through_kills_and_a_database_restart() -> None:
+    # Its own PostgreSQL cluster (restarted mid-drain), two real worker clusters, SIGKILLs.
+    out = run_bench("soak.py", "--quick", timeout=900)
+    assert re.search(rf"soak: 500 executions .*: 500 finished in {NUMBER} s, drain rate {NUMBER}", out), out
+    assert re.search(r"faults: [1-9][0-9]* workers killed .* PostgreSQL restarted once at", out), out
+    assert "clusters alive: True" in out, out
+    assert "lost 0, rerun 0, non-terminal 0" in out, out
