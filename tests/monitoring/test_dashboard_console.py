@@ -59,14 +59,18 @@ def test_a_requeued_execution_is_timed_from_its_last_attempt(operator: Any, tena
             attempt_started_at=claimed if path == "transition" else None,
         )
         transition(execution, ExecutionStatus.COMPLETED, expected_from=ExecutionStatus.RUNNING)
+    # Each finish is stamped when transition() runs, a little after `now`: 20 s plus that much
+    # (0.7 s on a loaded machine), never the 400 s since the first start.
+    longest = 20 + (timezone.now() - now).total_seconds() + 0.05
     api = APIClient()
     api.force_authenticate(operator)
     durations = api.get("/api/v1/metrics/summary?window=1h").json()["duration_seconds"]
-    assert durations["p95"] == pytest.approx(20, rel=0.03) and durations["p99"] == pytest.approx(20, rel=0.03)
+    # percentiles come from histogram buckets (interpolated: 19.9 for three 20.0 s runs)
+    assert 19 <= durations["p95"] <= longest + 1 and 19 <= durations["p99"] <= longest + 1, durations
     page = _client(operator).get("/monitoring/").content.decode()
     card = page.split('id="card-percentiles"')[1].split("</div>")[0]
     shown = [float(v) for v in card.split(">")[-1].split(" / ")]
-    assert shown == [pytest.approx(20, rel=0.03)] * 3, card
+    assert len(shown) == 3 and all(19 <= value <= longest + 1 for value in shown), card
 
 
 def _alert(tenant: Any) -> SlaAlert:
