@@ -292,6 +292,10 @@ DRAIN_LINGER_SECONDS = env_float("OPS_DRAIN_LINGER_SECONDS", 1.0, minimum=0.0, m
 # After SIGTERM a busy worker finishes its execution for this long, then hands it back.
 SHUTDOWN_GRACE_SECONDS = env_float("OPS_SHUTDOWN_GRACE_SECONDS", 8.0, minimum=0.0)
 REAPER_INTERVAL_SECONDS = env_float("OPS_REAPER_INTERVAL_SECONDS", 15.0, minimum=1.0)
+# Runbook schedules (docs/runbooks.md#schedules): each cluster looks for due fire times this
+# often; a fire time older than the grace when seen was missed (skipped or run once).
+SCHEDULE_TICK_SECONDS = env_float("OPS_SCHEDULE_TICK_SECONDS", 10.0, minimum=0.2, maximum=60.0)
+SCHEDULE_GRACE_SECONDS = env_float("OPS_SCHEDULE_GRACE_SECONDS", 120.0, minimum=5.0)
 # The worker's hot statements as server-side prepared statements (planned once per
 # connection). Turn off behind PgBouncer in transaction mode (no session state there).
 DB_PREPARE = env_bool("OPS_DB_PREPARE", True)

@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from execution import policy
 from execution.admin.scoped import TenantScopedAdmin
-from execution.runbooks.models import Runbook
+from execution.runbooks.models import Runbook, RunbookSchedule
 from execution.runbooks.services import runbook_version_add, version_problems
 
 VERSION_FIELDS = ("parameters", "plan", "min_approval_level")
@@ -91,3 +91,45 @@ class RunbookAdmin(TenantScopedAdmin):
         values["parameters"] = values["parameters"] or {}
         if latest is None or any(getattr(latest, n) != v for n, v in values.items()):
             runbook_version_add(runbook=obj, actor=request.user, door="admin", **values)
+
+
+@admin.register(RunbookSchedule)
+class RunbookScheduleAdmin(TenantScopedAdmin):
+    """Schedules run as their owner (who made them); reactivating one a lost right paused
+    clears the reason, and the owner's rights are asked again at its next fire."""
+
+    view_right = edit_right = policy.Right.CONFIGURE
+    list_display = ["name", "runbook", "tenant", "cron", "timezone", "owner", "active", "last_fire_at"]
+    list_filter = ["tenant", "active"]
+    search_fields = ["name"]
+    fields = [
+        "tenant",
+        "runbook",
+        "name",
+        "cron",
+        "timezone",
+        "params",
+        "version",
+        "missed",
+        "active",
+        "owner",
+        "paused_reason",
+        "last_fire_at",
+        "next_fires",
+    ]
+    readonly_fields = ["owner", "paused_reason", "last_fire_at", "next_fires"]
+
+    @admin.display(description="next fire times (UTC)")
+    def next_fires(self, obj: RunbookSchedule) -> str:
+        from execution.runbooks.schedules import cron_problems, next_fire_times
+
+        if obj.pk is None or cron_problems(obj.cron, obj.timezone):
+            return "-"
+        return ", ".join(t.strftime("%Y-%m-%d %H:%M") for t in next_fire_times(obj))
+
+    def save_model(self, request: HttpRequest, obj: RunbookSchedule, form: Any, change: bool) -> None:
+        if not change:
+            obj.owner = request.user  # type: ignore[assignment]  # a signed-in staff user
+        if obj.active:
+            obj.paused_reason = ""
+        super().save_model(request, obj, form, change)

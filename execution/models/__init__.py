@@ -11,7 +11,7 @@ from execution.models.secrets import OutboundAllowRule, SecretAccess, SecretEntr
 from execution.models.tenancy import AccessGrant, AuditLog, Membership, Tenant
 from execution.models.tokens import ApiToken
 from execution.models.workers import WorkerHeartbeat
-from execution.runbooks.models import Runbook, RunbookVersion
+from execution.runbooks.models import Runbook, RunbookSchedule, RunbookVersion, ScheduleFire
 
 __all__ = [
     "AccessGrant",
@@ -35,7 +35,9 @@ __all__ = [
     "QueueItem",
     "ReadOnlyCommandRule",
     "Runbook",
+    "RunbookSchedule",
     "RunbookVersion",
+    "ScheduleFire",
     "SecretAccess",
     "SecretEntry",
     "StoredPolicy",

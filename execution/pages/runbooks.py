@@ -24,6 +24,7 @@ from execution.models import Execution
 from execution.plans import PlanInvalid
 from execution.runbooks.models import Runbook, RunbookVersion
 from execution.runbooks.params import choices_for, params_from_text, properties_of
+from execution.runbooks.schedules import next_fire_times
 from execution.runbooks.selectors import runbook_find, runbooks_visible_to
 from execution.runbooks.services import runbook_launch, runbook_preview, version_of
 from execution.services.submit import SubmitDenied
@@ -147,6 +148,10 @@ def _page(
         "preview": preview,
         "preview_json": json.dumps(preview.rendered.normal, indent=2) if preview else "",
         "history": _history(runbook),
+        "schedules": [
+            {"schedule": sc, "next": next_fire_times(sc) if sc.active else []}
+            for sc in runbook.schedules.select_related("owner")
+        ],
         "can_launch": policy.decide(
             request.user, policy.Right.SUBMIT, tenant=runbook.tenant, environment=_environment(version)
         ).allowed,

@@ -54,3 +54,72 @@ class RunbookVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.runbook.slug} v{self.number}"
+
+
+class MissedRuns(models.TextChoices):
+    SKIP = "skip"
+    RUN_ONCE = "run_once"
+
+
+class RunbookSchedule(models.Model):
+    """A runbook run by a clock, as its owner, with fixed parameters (docs/runbooks.md#schedules)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="runbook_schedules")
+    runbook = models.ForeignKey(Runbook, on_delete=models.CASCADE, related_name="schedules")
+    name = models.CharField(max_length=200)
+    cron = models.CharField(max_length=100, help_text="five fields: minute hour day month weekday")
+    timezone = models.CharField(max_length=64, default="UTC", help_text="an IANA name, e.g. Europe/Berlin")
+    params = models.JSONField(default=dict, blank=True)
+    # None: the latest version at each fire.
+    version = models.PositiveIntegerField(null=True, blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    missed = models.CharField(max_length=16, choices=MissedRuns.choices, default=MissedRuns.SKIP)
+    active = models.BooleanField(default=True)
+    paused_reason = models.TextField(blank=True, default="")
+    # The last fire time handled (run, skipped or refused); fire times after it are due.
+    last_fire_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "runbook_schedules"
+        ordering = ["tenant_id", "name"]
+        indexes = [
+            # Each cluster's tick: WHERE active.
+            models.Index(fields=["active"], name="runbook_schedules_active"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.cron} {self.timezone})"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from execution.runbooks.schedules import schedule_problems
+
+        errors: dict[str, list[str]] = {}
+        for problem in schedule_problems(self):
+            field = problem.path.split(".")[0].split("[")[0]
+            field = field if field in ("cron", "timezone", "runbook", "version") else "params"
+            errors.setdefault(field, []).append(f"{problem.path}: {problem.message}")
+        if errors:
+            raise ValidationError(errors)
+
+
+class ScheduleFire(models.Model):
+    """One fire time of a schedule. The unique row is what makes a fire time start at most
+    one execution however many clusters see it due: the cluster whose insert wins launches."""
+
+    schedule = models.ForeignKey(RunbookSchedule, on_delete=models.CASCADE, related_name="fires")
+    fire_time = models.DateTimeField()
+    outcome = models.CharField(max_length=16)  # launched, skipped, refused, invalid
+    execution_id = models.UUIDField(null=True, blank=True)
+    detail = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "runbook_schedule_fires"
+        ordering = ["schedule_id", "-fire_time"]
+        constraints = [
+            models.UniqueConstraint(fields=["schedule", "fire_time"], name="schedule_fire_unique_time")
+        ]

@@ -273,6 +273,7 @@ def cluster_run() -> None:
     """``manage.py qcluster``: django-q2's cluster, wake-ups, heartbeat, reaper, SIGTERM."""
     from django_q.cluster import Cluster
 
+    from execution.runbooks.schedules import schedules_fire_due
     from execution.services.limits import limits_waits_record
     from execution.services.reaper import reap_expired
     from execution.tasks import wake_workers
@@ -290,7 +291,7 @@ def cluster_run() -> None:
     workers = int(str(settings.Q_CLUSTER["workers"]))
     started = timezone.now()
     listener = _Listener()
-    next_reap = next_beat = next_sweep = next_tick = 0.0
+    next_reap = next_beat = next_sweep = next_tick = next_schedules = 0.0
     woken = True
     try:
         while cluster.sentinel is not None and cluster.sentinel.is_alive() and shutdown.requested_at is None:
@@ -315,6 +316,10 @@ def cluster_run() -> None:
                     if now >= next_reap:
                         reap_expired()
                         next_reap = now + settings.REAPER_INTERVAL_SECONDS
+                    if now >= next_schedules:
+                        # Every cluster looks; the fire row lets one of them launch each time.
+                        schedules_fire_due()
+                        next_schedules = now + settings.SCHEDULE_TICK_SECONDS
                     waiting = claim.runnable_count(limit=workers)
                     if waiting:
                         wake_workers(waiting)
