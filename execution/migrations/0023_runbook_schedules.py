@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('execution', '0020_runbooks'),
+        ('execution', '0022_four_eyes_people'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
