@@ -15,8 +15,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from approvals.errors import VoteConflict, VoteForbidden
-from approvals.models import Approval, ApprovalVote, GateApproval, GateVote
+from approvals.models import Approval, ApprovalVote, ChangeFreeze, GateApproval, GateVote
 from approvals.services import approval_vote
+from execution import policy
 from execution.admin.scoped import TenantScopedAdmin, TenantScopedInline
 from execution.enums import ApprovalState
 
@@ -195,3 +196,14 @@ class GateApprovalAdmin(ApprovalAdmin):
     fields = _detail
     readonly_fields = _detail
     inlines = [GateVoteInline]
+
+
+@admin.register(ChangeFreeze)
+class ChangeFreezeAdmin(TenantScopedAdmin):
+    """Change freezes (docs/approvals.md#freezes): a tenant's admins keep their own."""
+
+    view_right = edit_right = policy.Right.CONFIGURE
+    list_display = ["tenant", "environment", "starts_at", "ends_at", "effect", "approval_level", "reason"]
+    list_filter = ["tenant", "environment", "effect"]
+    search_fields = ["tenant__slug", "reason"]
+    ordering = ["-starts_at"]

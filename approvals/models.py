@@ -7,9 +7,64 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from execution.enums import ApprovalState
+from execution.enums import ApprovalState, Environment
 from execution.fields import PgEnumField
-from execution.models import Execution
+from execution.models import Execution, Tenant
+
+
+class ChangeFreeze(models.Model):
+    """A change freeze of a tenant's environment (docs/approvals.md#freezes): between
+    ``starts_at`` and ``ends_at`` a submission there is refused, or its approval level raised to
+    at least ``approval_level``."""
+
+    class Effect(models.TextChoices):
+        REFUSE = "refuse", "refuse submissions"
+        RAISE = "raise", "raise the approval level"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="change_freezes")
+    environment = models.CharField(max_length=16, choices=Environment.choices)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    effect = models.CharField(max_length=8, choices=Effect.choices, default=Effect.REFUSE)
+    approval_level = models.PositiveSmallIntegerField(
+        default=2, help_text="With effect 'raise': the level a submission needs at least (1-3)."
+    )
+    reason = models.CharField(max_length=200, help_text="Shown to submitters and approvers.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "change_freezes"
+        ordering = ["starts_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="freeze_ends_after_start"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(approval_level__gte=1, approval_level__lte=3), name="freeze_level_1_3"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(effect__in=["refuse", "raise"]), name="freeze_effect_valid"
+            ),
+        ]
+        indexes = [
+            # Submission: WHERE tenant_id = ? AND environment = ? AND starts_at <= now AND ends_at > now.
+            models.Index(fields=["tenant", "environment", "ends_at"], name="freezes_tenant_env_end"),
+        ]
+
+    def __str__(self) -> str:
+        return f"freeze of {self.environment} {self.starts_at:%Y-%m-%d %H:%M}-{self.ends_at:%Y-%m-%d %H:%M}"
+
+    def summary(self) -> dict[str, object]:
+        """What the submit answer, the pages and the approval show of it."""
+        return {
+            "freeze_id": self.pk,
+            "environment": self.environment,
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat(),
+            "effect": self.effect,
+            "approval_level": self.approval_level if self.effect == self.Effect.RAISE else None,
+            "reason": self.reason,
+        }
 
 
 class Approval(models.Model):
@@ -23,6 +78,11 @@ class Approval(models.Model):
     )
     approval_level = models.PositiveSmallIntegerField()
     plan_hash = models.CharField(max_length=64)
+    # The change freeze that raised the level (docs/approvals.md#freezes): no standard change
+    # applies to it.
+    freeze = models.ForeignKey(
+        ChangeFreeze, null=True, blank=True, on_delete=models.SET_NULL, related_name="approvals"
+    )
     # The vote that completed the outcome.
     approver = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -10,7 +10,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from approvals.models import Approval, ApprovalVote, GateApproval, GateVote
+from approvals.models import Approval, ApprovalVote, ChangeFreeze, GateApproval, GateVote
 from execution.enums import (
     ActionClass,
     ConnectionType,
@@ -252,6 +252,18 @@ class ApprovalVoteFactory(factory.django.DjangoModelFactory):
     approval = factory.SubFactory(ApprovalFactory)
     voter = factory.SubFactory(UserFactory)
     decision = ApprovalVote.Decision.APPROVE
+
+
+class ChangeFreezeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ChangeFreeze
+
+    tenant = factory.SubFactory(TenantFactory)
+    environment = "prod"
+    starts_at = factory.LazyFunction(timezone.now)
+    ends_at = factory.LazyFunction(lambda: timezone.now() + timezone.timedelta(hours=2))
+    effect = "refuse"
+    reason = "a freeze"
 
 
 class GateApprovalFactory(factory.django.DjangoModelFactory):

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from approvals.rules import ChangeFrozen
 from execution import policy
 from execution.api import serializers as s
 from execution.api.access import dead_letter_for, execution_for
@@ -70,6 +71,11 @@ def submission_answer(submit: Callable[[], SubmitOutcome]) -> Response:
         return _invalid(exc.problems)
     except SubmitDenied as exc:
         return _refused(exc.reason)
+    except ChangeFrozen as exc:
+        return Response(
+            {"detail": str(exc), "reason": "change_freeze", "change_freeze": exc.freeze.summary()},
+            status=status.HTTP_409_CONFLICT,
+        )
     except KeyReused as exc:
         # Answering the holder would tell the caller its plan was accepted when it was not.
         return Response(
@@ -89,6 +95,8 @@ def submission_answer(submit: Callable[[], SubmitOutcome]) -> Response:
             headers={"Retry-After": "5"},
         )
     payload = execution_payload(outcome.execution, steps=outcome.steps)
+    if outcome.freeze is not None:
+        payload["change_freeze"] = outcome.freeze.summary()
     if outcome.replayed:
         return Response(payload, status=status.HTTP_200_OK, headers={"Idempotent-Replay": "true"})
     # 201 only for an immediate execution that ended while the request waited

@@ -17,6 +17,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from approvals.models import ApprovalVote, GateVote
+from approvals.rules import freezes_active
 from approvals.selectors import approvals_pending_for, gate_approvals_pending_for
 from approvals.views.approvals import time_left
 from execution import policy
@@ -71,6 +72,7 @@ def home_page(request: HttpRequest) -> HttpResponse:
     ).filter(completed_at__gte=now - RECENT)
     context = {
         "tenants": tenants,
+        "freezes": freezes_active(tenant_ids=tenant_ids, now=now),
         "approvals": approvals,
         "running": decorate(list(with_step_counts(running)[:LIMIT])),
         "failures": decorate(list(with_step_counts(failures)[:LIMIT])),

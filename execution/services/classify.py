@@ -31,6 +31,8 @@ class Classification:
     execution_mode: str
     approval_level: int
     priority: int
+    # The change freeze that raised approval_level (docs/approvals.md#freezes), by id.
+    freeze_id: int | None = None
 
 
 def command_is_read_only(command: str, patterns: Sequence[str]) -> bool:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import uuid
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 
+from approvals.rules import freeze_apply
 from execution.enums import (
     FINISHED_STATUSES,
     STEP_MAX_RETRIES_DEFAULT,
@@ -48,6 +49,8 @@ class SubmitOutcome:
     replayed: bool
     # The step rows, when the submission has them in hand (the answer needs no query).
     steps: list[ExecutionStep] | None = None
+    # The change freeze in force that raised the approval level (the answer shows it).
+    freeze: Any = None
 
     @property
     def finished(self) -> bool:
@@ -247,6 +250,13 @@ def _submit(
         ],
         details={"plan_name": inp.plan.get("name"), "environment": inp.plan["environment"]},
     )
+    # A freeze of the environment refuses (ChangeFrozen) or raises the level
+    # (docs/approvals.md#freezes).
+    level, freeze = freeze_apply(
+        tenant=tenant, environment=inp.plan["environment"], level=classification.approval_level
+    )
+    if freeze is not None:
+        classification = replace(classification, approval_level=level, freeze_id=freeze.pk)
     key = idempotency_key_compute(
         tenant=tenant, actor=actor, plan=inp.plan, dry_run=inp.dry_run, header=idempotency_header
     )
@@ -273,6 +283,7 @@ def _submit(
         ):
             outcome.execution = execution_await(execution=outcome.execution)
             outcome.steps = None  # they ran meanwhile: the answer reads them again
+        outcome.freeze = freeze
         return outcome
     raise DomainError("could not claim the idempotency key; retry the request")
 
@@ -449,6 +460,8 @@ def _write(
         return SubmitOutcome(execution=execution, replayed=False, steps=step_rows)
     from approvals.services.request import approval_request
 
-    approval_request(execution=execution, level=classification.approval_level)
+    approval_request(
+        execution=execution, level=classification.approval_level, freeze_id=classification.freeze_id
+    )
     execution.refresh_from_db()
     return SubmitOutcome(execution=execution, replayed=False)

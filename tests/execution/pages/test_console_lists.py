@@ -184,6 +184,8 @@ def test_list_and_home_queries_are_bounded(tenant: Any) -> None:
         with CaptureQueriesContext(connection) as ctx:
             response = client.get(url)
         assert response.status_code == 200
-        assert len(ctx.captured_queries) < 15, (url, [q["sql"][:120] for q in ctx.captured_queries])
+        # A constant, whatever the rows: the home page reads gates and freezes once each too.
+        budget = 16 if url == "/" else 15
+        assert len(ctx.captured_queries) < budget, (url, [q["sql"][:120] for q in ctx.captured_queries])
     body = client.get("/executions/").content.decode()
     assert body.count("<tr data-execution-id=") == 50
