@@ -1,9 +1,11 @@
 """Tenant membership, managed by the tenant's admins (docs/contract.md#members-and-tokens).
 
-Every change is one audit-log row in the same transaction. A tenant keeps at least one
-admin. Who may be added is the policy's ``manage_members`` with the account as its subject:
-a tenant admin adds new accounts and accounts whose memberships are all in tenants they
-administer, never a staff user, a superuser or another tenant's member (a superuser does).
+Every change is one audit-log row in the same transaction; a member added or a role
+changed is also e-mailed to the tenant's other admins (monitoring/notifications/notices.py).
+A tenant keeps at least one admin. Who may be added is the policy's ``manage_members`` with
+the account as its subject: a tenant admin adds new accounts and accounts whose memberships
+are all in tenants they administer, never a staff user, a superuser or another tenant's
+member (a superuser does).
 ``actor`` None is the system (a command, the demo, sign-in by an identity provider): no
 policy is asked. Removing a member revokes their tokens bound to that tenant.
 """
@@ -45,6 +47,14 @@ def _audit(*, tenant: Tenant, actor: Any, event_type: str, details: dict[str, An
     )
 
 
+def _notify(*, audit: AuditLog, tenant: Tenant, actor: Any, subject: Any) -> None:
+    """A grant or change of a role is told to the tenant's other admins, in the transaction
+    that makes it (docs/notifications.md#membership-notices)."""
+    from monitoring.notifications.notices import member_change_notify  # monitoring builds on execution
+
+    member_change_notify(audit=audit, tenant=tenant, actor=actor, subject=subject)
+
+
 def _require(actor: Any, tenant: Tenant, door: str, subject: Any = None) -> None:
     if actor is not None:
         policy.require(actor, policy.Right.MANAGE_MEMBERS, tenant=tenant, subject=subject, door=door)
@@ -79,12 +89,13 @@ def membership_add(
         )
         if not created:
             raise MemberChangeRefused(f"username: {username!r} is already a member ({membership.role})")
-        _audit(
+        audit = _audit(
             tenant=tenant,
             actor=actor,
             event_type="member_added",
             details={"user": username, "role": role, "created": existing is None, "door": door},
         )
+        _notify(audit=audit, tenant=tenant, actor=actor, subject=user)
     return membership
 
 
@@ -116,12 +127,13 @@ def membership_set_role(*, membership: Membership, actor: Any, role: str, door: 
             # Four eyes: a new role counts from now (approver <-> admin: both voted already).
             locked.role_since = timezone.now()
         locked.save(update_fields=["role", "role_since"])
-        _audit(
+        audit = _audit(
             tenant=locked.tenant,
             actor=actor,
             event_type="member_role_changed",
             details={"user": locked.user.get_username(), "from": before, "to": role, "door": door},
         )
+        _notify(audit=audit, tenant=locked.tenant, actor=actor, subject=locked.user)
     return locked
 
 

@@ -11,8 +11,10 @@ import hmac
 import logging
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
 import requests
 from django.conf import settings
@@ -25,7 +27,7 @@ from execution.masking import mask_text
 from execution.models import Execution
 from execution.outbound import OutboundRefused, OutboundUnresolved, check_url, guarded_session, pinned
 from execution.secrets.crypto import decrypt
-from monitoring.notifications.models import Channel, NotificationDelivery
+from monitoring.notifications.models import Channel, NotificationDelivery, NotificationSubscription
 from opsconductor import telemetry
 
 logger = logging.getLogger(__name__)
@@ -102,8 +104,11 @@ def _send_webhook(delivery: NotificationDelivery) -> Outcome:
     a refused URL is a failed delivery with the guard's reason and nothing is sent; the
     request goes to the address the guard checked and follows no redirect."""
     url = delivery.destination
+    # A webhook delivers an event to a subscription: both are set (the constraint
+    # notif_delivery_of_event_or_notice; a membership notice is e-mail only).
+    subscription = cast(NotificationSubscription, delivery.subscription)
     environment = (
-        Execution.objects.filter(execution_id=delivery.execution_id)
+        Execution.objects.filter(execution_id=cast(uuid.UUID, delivery.execution_id))
         .values_list("environment", flat=True)
         .first()
         or ""
@@ -115,9 +120,7 @@ def _send_webhook(delivery: NotificationDelivery) -> Outcome:
     except OutboundUnresolved as unresolved:
         return Outcome(ok=False, error=f"not sent: {unresolved}")
     body = delivery.body.encode()
-    secret = (
-        decrypt(delivery.subscription.secret_ciphertext) if delivery.subscription.secret_ciphertext else ""
-    )
+    secret = decrypt(subscription.secret_ciphertext) if subscription.secret_ciphertext else ""
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "OpsConductor-Notifications/1",

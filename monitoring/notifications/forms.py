@@ -9,11 +9,11 @@ from django.core.validators import validate_email
 
 from execution.models import Tenant
 from execution.outbound import url_problem
-from monitoring.notifications.models import Channel, Kind, NotificationSubscription
+from monitoring.notifications.models import SUBSCRIBABLE, Channel, Kind, NotificationSubscription
 
 
 class SubscriptionForm(forms.ModelForm):
-    kinds = forms.MultipleChoiceField(choices=Kind.choices, widget=forms.CheckboxSelectMultiple)
+    kinds = forms.MultipleChoiceField(choices=SUBSCRIBABLE, widget=forms.CheckboxSelectMultiple)
     # Write-only: never rendered back; empty keeps the current one (a new webhook gets a random one).
     secret = forms.CharField(
         widget=forms.PasswordInput(render_value=False),

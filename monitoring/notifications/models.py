@@ -18,6 +18,13 @@ class Kind(models.TextChoices):
     TIMEOUT = "timeout", "timed out"
     DEAD_LETTERED = "dead_lettered", "dead-lettered"
     SLA_VIOLATION = "sla_violation", "SLA violation"
+    # Not subscribed to: every membership grant or role change is sent to the tenant's other
+    # admins (monitoring/notifications/notices.py), whoever subscribed to what.
+    ROLE_GRANTED = "role_granted", "role granted"
+
+
+# The kinds a subscription chooses from (events of executions).
+SUBSCRIBABLE = [choice for choice in Kind.choices if choice[0] != Kind.ROLE_GRANTED]
 
 
 class Channel(models.TextChoices):
@@ -64,7 +71,10 @@ class NotificationSubscription(models.Model):
 
 
 class NotificationDelivery(models.Model):
-    """One message of one event to one subscription: the unique pair is the exactly-once guard."""
+    """One message of one event to one subscription: the unique pair is the exactly-once guard.
+
+    A notice of a membership change (kind ``role_granted``) has no subscription, event or
+    execution: it reports the audit row ``audit_id`` to the tenant's admins."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -73,13 +83,14 @@ class NotificationDelivery(models.Model):
         FAILED = "failed"
 
     subscription = models.ForeignKey(
-        NotificationSubscription, on_delete=models.CASCADE, related_name="deliveries"
+        NotificationSubscription, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
     )
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     # Plain columns, not foreign keys: a delivery outlives nothing it points at (retention
     # prunes old events and executions; their deliveries go with them by execution_id).
-    event_id = models.BigIntegerField()
-    execution_id = models.UUIDField(db_index=True)
+    event_id = models.BigIntegerField(null=True, blank=True)
+    execution_id = models.UUIDField(null=True, blank=True, db_index=True)
+    audit_id = models.BigIntegerField(null=True, blank=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     channel = models.CharField(max_length=16, choices=Channel.choices)
     destination = models.TextField(blank=True, default="")
@@ -105,6 +116,14 @@ class NotificationDelivery(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(fields=["subscription", "event_id"], name="notif_delivery_once"),
+            # An event's delivery to a subscription, or a membership notice of an audit row.
+            models.CheckConstraint(
+                condition=models.Q(
+                    subscription__isnull=False, event_id__isnull=False, execution_id__isnull=False
+                )
+                | models.Q(audit_id__isnull=False, kind="role_granted"),
+                name="notif_delivery_of_event_or_notice",
+            ),
             models.CheckConstraint(
                 condition=models.Q(status__in=["pending", "retrying", "delivered", "failed"]),
                 name="notif_delivery_status_valid",

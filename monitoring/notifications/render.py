@@ -27,6 +27,7 @@ HEADLINES = {
     Kind.TIMEOUT: "timed out",
     Kind.DEAD_LETTERED: "dead-lettered",
     Kind.SLA_VIOLATION: "SLA violation",
+    Kind.ROLE_GRANTED: "role granted",
 }
 
 
