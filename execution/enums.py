@@ -22,6 +22,19 @@ class ExecutionStatus(models.TextChoices):
     PARTIAL = "partial"
 
 
+class TargetStatus(models.TextChoices):
+    """One target of a fleet step (docs/fleet.md): pending until it starts; skipped when the
+    step stopped (failure budget spent, cancel) before it started."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+
+
 class ExecutionMode(models.TextChoices):
     IMMEDIATE = "immediate"
     BACKGROUND = "background"

@@ -15,6 +15,7 @@ from pathlib import Path
 import dj_database_url
 
 from execution.outbound.addresses import parse_opening
+from execution.plans.strategy import amount_problem
 from opsconductor.env import ConfigError, env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -357,6 +358,23 @@ for _name in MASKING_EXTRA_PATTERNS:
         raise ConfigError(f"MASKING_EXTRA_PATTERNS: unknown pattern {_name!r} (card_number, iban, email)")
 STEP_OUTPUT_CAP_BYTES = env_int("STEP_OUTPUT_CAP_BYTES", 10 * 1024, minimum=256)
 SQL_ROW_CAP = env_int("SQL_ROW_CAP", 500, minimum=1)
+# Fleet steps (docs/fleet.md): the cap on a step's resolved targets, the strategy a step
+# without its own gets (filled into the snapshot at submission), how many targets one worker
+# process runs at once whatever the steps ask, and the output kept per target.
+FLEET_MAX_TARGETS = env_int("OPS_FLEET_MAX_TARGETS", 1000, minimum=1, maximum=100_000)
+FLEET_CONCURRENCY = env_int("OPS_FLEET_CONCURRENCY", 10, minimum=1, maximum=1000)
+FLEET_BATCH = env_str("OPS_FLEET_BATCH", "100%") or "100%"
+FLEET_MAX_FAILURES = env_str("OPS_FLEET_MAX_FAILURES", "0") or "0"
+FLEET_PAUSE_SECONDS = env_float("OPS_FLEET_PAUSE_SECONDS", 0.0, minimum=0.0, maximum=3600.0)
+FLEET_PROCESS_THREADS = env_int("OPS_FLEET_PROCESS_THREADS", 50, minimum=1, maximum=1000)
+FLEET_TARGET_OUTPUT_CAP_BYTES = env_int("OPS_FLEET_TARGET_OUTPUT_CAP_BYTES", 4096, minimum=256)
+for _name, _raw, _minimum in (
+    ("OPS_FLEET_BATCH", FLEET_BATCH, 1),
+    ("OPS_FLEET_MAX_FAILURES", FLEET_MAX_FAILURES, 0),
+):
+    _amount: int | str = int(_raw) if _raw.isdigit() else _raw
+    if amount_problem(_amount, minimum=_minimum):
+        raise ConfigError(f"{_name} {amount_problem(_amount, minimum=_minimum)}, got {_raw!r}")
 ASSET_SERVICE_URL = env_str("ASSET_SERVICE_URL")
 ASSET_SERVICE_TOKEN = env_str("ASSET_SERVICE_TOKEN")
 AUTOMATION_SERVICE_URL = env_str("AUTOMATION_SERVICE_URL")

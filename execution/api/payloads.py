@@ -6,8 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from execution.enums import TargetStatus
 from execution.masking import mask_data
-from execution.models import DeadLetter, Execution, ExecutionEvent, ExecutionStep
+from execution.models import DeadLetter, Execution, ExecutionEvent, ExecutionStep, StepTarget
+
+UNFINISHED = (TargetStatus.PENDING, TargetStatus.RUNNING)
+# A fleet step's targets listed inline in the execution's body; the rest through its targets URL.
+TARGETS_INLINE = 100
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -31,6 +36,61 @@ def step_payload(step: ExecutionStep) -> dict[str, Any]:
         "output": step.output_data,
         "error_message": step.error_message,
     }
+
+
+def target_payload(row: StepTarget) -> dict[str, Any]:
+    return {
+        "index": row.target_index,
+        "asset_id": row.asset_id,
+        "hostname": row.hostname,
+        "status": row.status,
+        "batch": row.batch,
+        "attempts": row.attempts,
+        "started_at": _iso(row.started_at),
+        "completed_at": _iso(row.completed_at),
+        "duration_ms": row.duration_ms,
+        "exit_code": row.exit_code,
+        "output": row.output,
+        "error": row.error,
+    }
+
+
+def fleet_fields(execution: Execution) -> dict[int, dict[str, Any]]:
+    """Per fleet step index: its first targets, the count per status and the targets URL
+    (two queries; none for a plan without fleet steps)."""
+    from django.db.models import Count
+
+    steps = (execution.plan_snapshot or {}).get("steps") or []
+    fleet = [
+        i for i, step in enumerate(steps) if isinstance(step, dict) and isinstance(step.get("targets"), list)
+    ]
+    if not fleet:
+        return {}
+    eid = execution.execution_id
+    out: dict[int, dict[str, Any]] = {
+        i: {
+            "targets": [],
+            "targets_total": len(steps[i]["targets"]),
+            "targets_by_status": {},
+            "targets_url": f"/api/v1/executions/{eid}/steps/{i}/targets/",
+        }
+        for i in fleet
+    }
+    rows = StepTarget.objects.filter(execution_id=eid, target_index__lt=TARGETS_INLINE).order_by(
+        "step_index", "target_index"
+    )
+    for row in rows:
+        if row.step_index in out:
+            out[row.step_index]["targets"].append(target_payload(row))
+    counts = (
+        StepTarget.objects.filter(execution_id=eid)
+        .values_list("step_index", "status")
+        .annotate(n=Count("id"))
+    )
+    for index, status, n in counts:
+        if index in out:
+            out[index]["targets_by_status"][status] = n
+    return out
 
 
 def approval_summary(execution: Execution) -> dict[str, Any] | None:
@@ -109,10 +169,17 @@ def execution_payload(
     }
     if with_steps:
         rows = steps if steps is not None else list(execution.steps.all().order_by("step_index"))
-        body["steps"] = [step_payload(s) for s in rows]
+        fleet = fleet_fields(execution)
+        body["steps"] = [{**step_payload(s), **fleet.get(s.step_index, {})} for s in rows]
         # Only a plan with an approval level has an approval row.
         body["approval"] = approval_summary(execution) if execution.approval_level else None
         progress = _progress(execution, rows, cached_history=steps is not None)
+        if progress is not None and fleet:
+            # A fleet plan's progress counts targets too (docs/fleet.md).
+            progress["targets_total"] = sum(f["targets_total"] for f in fleet.values())
+            progress["targets_done"] = sum(
+                n for f in fleet.values() for st, n in f["targets_by_status"].items() if st not in UNFINISHED
+            )
         if progress is not None:
             body["progress"] = progress
     return mask_data(body)  # type: ignore[no-any-return]

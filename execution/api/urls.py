@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from execution.api import tokens, views
+from execution.api import targets, tokens, views
 from execution.runbooks import api as runbooks
 
 urlpatterns = [
@@ -20,6 +20,11 @@ urlpatterns = [
     ),
     path(
         "executions/<str:execution_id>/cancel/", views.ExecutionCancelView.as_view(), name="execution-cancel"
+    ),
+    path(
+        "executions/<str:execution_id>/steps/<int:step_index>/targets/",
+        targets.StepTargetsView.as_view(),
+        name="execution-step-targets",
     ),
     path("dlq/", views.DeadLetterListView.as_view(), name="dlq-list"),
     path("dlq/<str:dlq_id>/requeue/", views.DeadLetterRequeueView.as_view(), name="dlq-requeue"),

@@ -8,6 +8,7 @@ from execution.models.policies import StoredPolicy, TimeoutPolicy
 from execution.models.queue import DeadLetter, ExecutionLock, ExecutionLockWaiter, QueueItem
 from execution.models.retention import DeadLetterArchive
 from execution.models.secrets import OutboundAllowRule, SecretAccess, SecretEntry
+from execution.models.targets import StepTarget
 from execution.models.tenancy import AccessGrant, AuditLog, Membership, Tenant
 from execution.models.tokens import ApiToken
 from execution.models.workers import WorkerHeartbeat
@@ -40,6 +41,7 @@ __all__ = [
     "ScheduleFire",
     "SecretAccess",
     "SecretEntry",
+    "StepTarget",
     "StoredPolicy",
     "Tenant",
     "TimeoutPolicy",

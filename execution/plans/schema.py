@@ -13,6 +13,7 @@ from typing import Any
 
 from execution.enums import ActionClass, Environment, LockScope, SlaClass
 from execution.plans.hashing import canonical_json
+from execution.plans.strategy import strategy_problems
 from execution.plans.types import step_type_info
 
 MAX_STEPS = 200
@@ -32,7 +33,10 @@ STEP_KEYS = {
     "timeout_seconds",
     "continue_on_error",
     "max_retries",
+    "targets",
+    "strategy",
 }
+MAX_SELECTOR_TAGS = 16
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,38 @@ def _target(problems: list[Problem], path: str, value: Any) -> dict[str, Any] | 
     return {"hostname": hostname} if hostname else None
 
 
+def _targets(problems: list[Problem], path: str, value: Any) -> list[Any] | dict[str, Any] | None:
+    """A fleet step's ``targets`` (docs/fleet.md): a non-empty list of references, or a
+    selector ``{"tags": [...]}``. The count cap is checked once resolved (submission)."""
+    if isinstance(value, dict):
+        unknown = set(value) - {"tags"}
+        if unknown:
+            problems.append(
+                Problem(path, f"unknown selector field(s): {', '.join(sorted(map(str, unknown)))}")
+            )
+        tags = value.get("tags")
+        if not isinstance(tags, list) or not tags or len(tags) > MAX_SELECTOR_TAGS:
+            problems.append(Problem(f"{path}.tags", f"a list of 1..{MAX_SELECTOR_TAGS} tags is required"))
+            return None
+        for i, tag in enumerate(tags):
+            _string(problems, f"{path}.tags[{i}]", tag, max_len=MAX_TAG)
+        return {"tags": sorted({t for t in tags if isinstance(t, str)})}
+    if not isinstance(value, list) or not value:
+        problems.append(
+            Problem(path, 'a non-empty list of targets or a selector {"tags": [...]} is required')
+        )
+        return None
+    out: list[Any] = []
+    for i, item in enumerate(value):
+        # A resolved snapshot names both (asset id and its hostname): run again resubmits it.
+        if isinstance(item, dict) and "asset_id" in item and "hostname" in item:
+            item = {"asset_id": item["asset_id"]}
+        target = _target(problems, f"{path}[{i}]", item)
+        if target is not None:
+            out.append(target)
+    return out
+
+
 def _step(problems: list[Problem], path: str, step: Any) -> dict[str, Any]:
     if not isinstance(step, dict):
         problems.append(Problem(path, "must be an object"))
@@ -137,9 +173,20 @@ def _step(problems: list[Problem], path: str, step: Any) -> dict[str, Any]:
             problems.append(Problem(f"{path}.params.{problem.path}", problem.message))
     out["params"] = params
     target = _target(problems, f"{path}.target", step.get("target"))
+    if "targets" in step:
+        if step.get("target") is not None:
+            problems.append(Problem(f"{path}.targets", "give either target or targets, not both"))
+        targets = _targets(problems, f"{path}.targets", step["targets"])
+        if targets is not None:
+            out["targets"] = targets
+    if "strategy" in step:
+        wrong = strategy_problems(step["strategy"])
+        problems.extend(Problem(f"{path}.strategy" + (f".{key}" if key else ""), why) for key, why in wrong)
+        if not wrong:
+            out["strategy"] = step["strategy"]
     if target is not None:
         out["target"] = target
-    elif step.get("target") is None and canonical is not None:
+    elif step.get("target") is None and "targets" not in step and canonical is not None:
         from execution.plans.types import step_needs_target
 
         if step_needs_target(canonical):

@@ -16,7 +16,7 @@ from execution.outbound.addresses import port_problem
 from execution.runners.base import ResolvedTarget
 
 
-def _from_model(asset: Asset) -> ResolvedTarget:
+def from_model(asset: Asset) -> ResolvedTarget:
     return ResolvedTarget(
         asset_id=str(asset.pk),
         hostname=asset.hostname,
@@ -30,7 +30,7 @@ def _from_model(asset: Asset) -> ResolvedTarget:
     )
 
 
-def _from_service(data: dict[str, Any]) -> ResolvedTarget:
+def from_service(data: dict[str, Any]) -> ResolvedTarget:
     port = data.get("port")
     if str(data.get("connection_type") or "") == ConnectionType.LOCAL:
         # A local asset runs commands on the worker host: only a superuser makes one, in the
@@ -74,13 +74,13 @@ def _from_service(data: dict[str, Any]) -> ResolvedTarget:
 def _resolve_via_service(client: Any, tenant: Tenant, target: dict[str, Any]) -> ResolvedTarget:
     try:
         if target.get("asset_id") is not None:
-            return _from_service(client.asset_get(tenant=tenant.slug, asset_id=target["asset_id"]))
+            return from_service(client.asset_get(tenant=tenant.slug, asset_id=target["asset_id"]))
         hostname = target.get("hostname")
         if hostname:
             found = client.asset_by_hostname(tenant=tenant.slug, hostname=hostname)
             if found is None:
                 raise NotFound(f"unknown hostname {hostname!r}")
-            return _from_service(found)
+            return from_service(found)
     finally:
         client.close()
     raise NotFound("target names neither asset_id nor hostname")
@@ -106,11 +106,11 @@ def asset_resolve(*, tenant: Tenant, target: dict[str, Any]) -> ResolvedTarget:
         asset = queryset.filter(pk=asset_pk).first()
         if asset is None:
             raise NotFound(f"unknown asset id {target['asset_id']!r}")
-        return _from_model(asset)
+        return from_model(asset)
     hostname = target.get("hostname")
     if hostname:
         asset = queryset.filter(hostname=hostname).first()
         if asset is None:
             raise NotFound(f"unknown hostname {hostname!r}")
-        return _from_model(asset)
+        return from_model(asset)
     raise NotFound("target names neither asset_id nor hostname")

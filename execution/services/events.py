@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from execution.enums import ActorType
 from execution.masking import mask_data, mask_text, secrets_of
@@ -153,6 +155,24 @@ def events_committed(rows: list[ExecutionEvent], ids: dict[Any, int]) -> None:
         row._state.adding = False
         row._state.db = "default"
         transaction.on_commit(partial(publish_event, row, pointer_sent=pointer_sent))
+
+
+def events_write(*, execution: Execution, events: list[dict[str, Any]]) -> None:
+    """Write several events of one execution in one statement (:data:`EVENTS_CTE`, its pointer
+    NOTIFY included) and publish each after commit; for a writer with no statement of its
+    own to join (a fleet step's target events, execution/worker/fanout.py)."""
+    if not events:
+        return
+    rows = events_rows(execution=execution, events=events)
+    params = events_cte_params(rows, created_at=timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH {EVENTS_CTE} SELECT (SELECT array_agg(ARRAY[id::text, event_id::text]) FROM ev), "  # noqa: S608
+            f"{EVENTS_POINTER_SQL}",
+            params,
+        )
+        ids = cursor.fetchone()[0]
+    events_committed(rows, {uuid.UUID(event_id): int(id_) for id_, event_id in ids})
 
 
 def publish_event(event: ExecutionEvent, *, pointer_sent: bool = False) -> None:

@@ -74,6 +74,8 @@ PRUNE_SQL: list[tuple[str, str]] = [
     ),
     ("approvals", "DELETE FROM approvals WHERE execution_id = ANY(%(uuids)s::uuid[])"),
     ("events", "DELETE FROM execution_events WHERE execution_id = ANY(%(uuids)s::uuid[])"),
+    # A fleet step's target rows go with their step (docs/fleet.md).
+    ("", "DELETE FROM execution_step_targets WHERE execution_id = ANY(%(uuids)s::uuid[])"),
     ("steps", "DELETE FROM execution_steps WHERE execution_id = ANY(%(uuids)s::uuid[])"),
     ("queue_items", "DELETE FROM execution_queue WHERE execution_id = ANY(%(uuids)s::uuid[])"),
     ("dead_letters_archived", "DELETE FROM execution_dlq WHERE execution_id = ANY(%(uuids)s::uuid[])"),

@@ -21,12 +21,13 @@ from execution.enums import (
     ExecutionMode,
     ExecutionStatus,
 )
-from execution.errors import DomainError, NotFound
+from execution.errors import DomainError
 from execution.masking import mask_data
 from execution.models import Execution, ExecutionStep, StoredPolicy, Tenant, TimeoutPolicy
 from execution.models.policies import POLICY_FIELDS
-from execution.plans import PlanInvalid, Problem, SubmissionInput, plan_hash, submission_validate
+from execution.plans import SubmissionInput, plan_hash, submission_validate
 from execution.plans.hashing import plan_normalize
+from execution.plans.targets import Resolved, plan_targets_resolve, step_targets_create
 from execution.policy import Right, RightDenied, Target, decide, membership_read, rbac_audit, require
 from execution.services.classify import Classification, plan_classify
 from execution.services.idempotency import idempotency_claim, idempotency_key_compute
@@ -58,42 +59,21 @@ class SubmitOutcome:
         return self.execution.status in FINISHED_STATUSES
 
 
-@dataclass
-class _Resolved:
-    asset_id: str
-    hostname: str
-    tags: tuple[str, ...]
-
-
 def _deny(*, tenant: Tenant | None, actor: Any, reason: str, details: dict[str, Any]) -> SubmitDenied:
     # Audit rows survive the refusal: written in their own (autocommit) statement.
     rbac_audit(tenant=tenant, actor=actor, reason=reason, details=details)
     return SubmitDenied(reason)
 
 
-def _resolve_targets(tenant: Tenant, plan: dict[str, Any]) -> list[_Resolved | None]:
-    from execution.services.assets import asset_resolve
-
-    problems: list[Problem] = []
-    resolved: list[_Resolved | None] = []
-    for index, step in enumerate(plan["steps"]):
-        target = step.get("target")
-        if not target:
-            resolved.append(None)
-            continue
-        try:
-            found = asset_resolve(tenant=tenant, target=target)
-        except NotFound as exc:
-            field = "asset_id" if "asset_id" in target else "hostname"
-            problems.append(
-                Problem(f"plan.steps[{index}].target.{field}", f"{exc} in tenant {tenant.slug!r}")
-            )
-            resolved.append(None)
-            continue
-        resolved.append(_Resolved(found.asset_id, found.hostname, tuple(found.tags)))
-    if problems:
-        raise PlanInvalid(problems)
-    return resolved
+def _policy_targets(classes: list[str], resolved: list[list[Resolved]]) -> list[Target]:
+    """Every resolved target of every step (a grant by tag must hold for each); a step
+    without a target is one Target of its class."""
+    out: list[Target] = []
+    for cls, targets in zip(classes, resolved, strict=True):
+        out.extend(Target(hostname=r.hostname, tags=r.tags, action_class=cls) for r in targets)
+        if not targets:
+            out.append(Target(action_class=cls))
+    return out
 
 
 def _actor_for(*, submitter: Any, tenant: Tenant | None, inp: SubmissionInput) -> Any:
@@ -230,7 +210,8 @@ def _submit(
             details={"tenant": inp.tenant},
         )
     assert tenant is not None
-    resolved = _resolve_targets(tenant, inp.plan)
+    # Fleet selectors become their concrete lists here, before the hash and the key are taken.
+    resolved = plan_targets_resolve(tenant=tenant, plan=inp.plan)
     classification = plan_classify(
         plan=inp.plan,
         requested_level=inp.approval_level,
@@ -244,10 +225,7 @@ def _submit(
         membership=membership,
         environment=inp.plan["environment"],
         action_class=classification.action_class,
-        assets=[
-            Target(hostname=r.hostname if r else "", tags=r.tags if r else (), action_class=cls)
-            for cls, r in zip(classification.step_action_classes, resolved, strict=True)
-        ],
+        assets=_policy_targets(classification.step_action_classes, resolved),
         details={"plan_name": inp.plan.get("name"), "environment": inp.plan["environment"]},
     )
     # A freeze of the environment refuses (ChangeFrozen) or raises the level
@@ -302,7 +280,7 @@ def _create(
     inp: SubmissionInput,
     key: str,
     classification: Classification,
-    resolved: list[_Resolved | None],
+    resolved: list[list[Resolved]],
 ) -> SubmitOutcome:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -324,7 +302,10 @@ def _create(
     policy = StoredPolicy(*row[: len(POLICY_FIELDS)])
     direct = classification.approval_level == 0
     held = row[-1]
-    if direct and not held:
+    # A fleet plan's target rows are written after its steps: in the same transaction, so a
+    # worker never claims the execution before they exist.
+    fleet = any(isinstance(step.get("targets"), list) for step in inp.plan["steps"])
+    if direct and not held and not fleet:
         # The common case: one statement, its own transaction (or a savepoint in the caller's,
         # so that losing the key's race leaves the caller's transaction usable).
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
@@ -365,7 +346,7 @@ def _write(
     inp: SubmissionInput,
     key: str,
     classification: Classification,
-    resolved: list[_Resolved | None],
+    resolved: list[list[Resolved]],
     policy: StoredPolicy,
 ) -> SubmitOutcome:
     # A level-0 plan is approved by the system and queued at once: the row is inserted in
@@ -405,8 +386,9 @@ def _write(
         StepRow(
             name=step["name"],
             type=step["type"],
-            asset_id=r.asset_id if r else "",
-            hostname=r.hostname if r else "",
+            # A fleet step's row names its first target (its targets are in the snapshot).
+            asset_id=r[0].asset_id if r else "",
+            hostname=r[0].hostname if r else "",
             action_class=classification.step_action_classes[index],
             # The step's own retries (docs/contract.md#truth), not the queue's attempts.
             max_retries=step.get(
@@ -456,6 +438,7 @@ def _write(
         policy=policy,
         queue_priority=1 if immediate else None,
     )
+    step_targets_create(execution=execution, plan=inp.plan, steps=step_rows)
     if direct:
         return SubmitOutcome(execution=execution, replayed=False, steps=step_rows)
     from approvals.services.request import approval_request

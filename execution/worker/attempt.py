@@ -76,8 +76,17 @@ def _first_locks(ctx: claim.AttemptContext, pending: list[claim.StepRow]) -> lis
     """What the attempt locks before it starts (docs/contract.md#asset-locks): ``execution``
     scope, every target of the plan; ``step`` scope, the targets of the first step to run."""
     if lock_scope(ctx) == LockScope.STEP:
-        return lock_requests((s.target_asset_id, s.action_class) for s in pending[:1])
-    return lock_requests((s.target_asset_id, s.action_class) for s in ctx.steps)
+        return lock_requests(t for s in pending[:1] for t in step_lock_targets(ctx, s))
+    return lock_requests(t for s in ctx.steps for t in step_lock_targets(ctx, s))
+
+
+def step_lock_targets(ctx: claim.AttemptContext, step: claim.StepRow) -> list[tuple[str, str]]:
+    """(asset id, action class) of what ``step`` locks: its target, or each of a fleet
+    step's targets (docs/fleet.md: taken together when the step starts)."""
+    targets = plan_step(ctx, step.step_index).get("targets")
+    if isinstance(targets, list):
+        return [(str(t.get("asset_id") or ""), step.action_class) for t in targets]
+    return [(step.target_asset_id, step.action_class)]
 
 
 def _stand_in(ctx: claim.AttemptContext) -> Execution:
@@ -318,10 +327,10 @@ def _step_locks(state: AttemptState, ended: claim.StepRow, following: claim.Step
     """``step`` scope between two steps: the locks of the step that ended are released, those
     of the next one taken; nothing is held while waiting. Busy: what it waits for (the
     execution then goes back to the queue and parks there), else ''."""
-    wanted = lock_requests([(following.target_asset_id, following.action_class)])
+    ctx = state.ctx
+    wanted = lock_requests(step_lock_targets(ctx, following))
     if wanted == state.held:
         return ""  # the next step locks what this one held: kept
-    ctx = state.ctx
     if state.assets:
         locks_give(execution=state.execution, assets=state.assets, reason=f"step {ended.step_index} ended")
     state.held, state.assets = [], []

@@ -96,7 +96,15 @@ def step_invoke(*, state: AttemptState, step: StepRow) -> StepOutcome:
     planned = plan_step(state.ctx, step.step_index)
     started = time.monotonic()
     with telemetry.span("opsconductor.step", step_index=step.step_index, step_type=step.step_type) as span:
-        result, resolved = _invoke(state, step, planned)
+        if isinstance(planned.get("targets"), list):
+            # A fleet step (docs/fleet.md): its targets through the fan-out, each by _invoke.
+            from execution.worker.fanout import fleet_step_run
+
+            result, values = fleet_step_run(state=state, step=step, planned=planned)
+            state.secrets = state.secrets + values
+            resolved = None
+        else:
+            result, resolved = _invoke(state, step, planned)
         if span is not None:
             span.set_attribute("opsconductor.step_status", str(result.status))
     duration_ms = int((time.monotonic() - started) * 1000)
@@ -170,15 +178,37 @@ def step_started_event(step: StepRow, retry_count: int, *, when: str | None = No
     return event
 
 
-def _invoke(state: AttemptState, step: StepRow, planned: dict[str, Any]) -> tuple[StepResult, Any]:
-    """Resolve target and secrets, run (or dry-run) the runner, clean up on cancel/timeout."""
+def _no_output(stream: str, text: str) -> None:
+    """A fleet target's output is kept on its record, not streamed."""
+
+
+def step_target_invoke(
+    *, state: AttemptState, step: StepRow, planned: dict[str, Any], reference: dict[str, Any]
+) -> tuple[StepResult, Any]:
+    """One target of a fleet step (execution/worker/fanout.py, in a pool thread): the path of
+    every step, with the target named and its output kept on its own record (no live
+    step_output events: a fleet's grid is its live view). Returns (masked result, secrets)."""
+    return _invoke(state, step, planned, reference=reference)
+
+
+def _invoke(
+    state: AttemptState, step: StepRow, planned: dict[str, Any], *, reference: dict[str, Any] | None = None
+) -> tuple[StepResult, Any]:
+    """Resolve target and secrets, run (or dry-run) the runner, clean up on cancel/timeout.
+    ``reference``: the one target of a fleet step to run."""
     from execution.secrets import secrets_resolve_for_step
+    from execution.services.assets import asset_resolve
 
     ctx = state.ctx
     resolved = None
     try:
         runner = get_runner(step.step_type)
-        target = _target(state, step, planned) if runner.uses_target else None
+        if not runner.uses_target:
+            target = None
+        elif reference is not None:
+            target = asset_resolve(tenant=state.execution.tenant, target=reference)
+        else:
+            target = _target(state, step, planned)
         params = dict(planned.get("params") or {})
         credential: dict[str, str] = {}
         secrets = state.secrets
@@ -209,8 +239,10 @@ def _invoke(state: AttemptState, step: StepRow, planned: dict[str, Any]) -> tupl
             cancel_event=state.watched.interrupt,
             previous_outputs=state.previous_outputs,
             previous_statuses=state.previous_statuses,
-            emit_output=step_output_emitter(
-                execution=state.execution, step_index=step.step_index, secrets=secrets
+            emit_output=(
+                step_output_emitter(execution=state.execution, step_index=step.step_index, secrets=secrets)
+                if reference is None
+                else _no_output
             ),
             credential=credential,
         )

@@ -12,7 +12,7 @@ from django.test import Client
 
 from execution.errors import NotFound
 from execution.models import Asset
-from execution.services.assets import _from_service
+from execution.services.assets import from_service
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -129,7 +129,7 @@ def test_the_admin_refuses_a_host_list_for_a_tenant_admin_and_a_superuser(
 def test_an_asset_service_answer_obeys_the_same_rules() -> None:
     answer = {"id": 5, "hostname": "pg", "connection_type": "database", "address": HOST_LIST, "port": 5432}
     with pytest.raises(NotFound, match="list of hosts"):
-        _from_service(answer)
+        from_service(answer)
     with pytest.raises(NotFound, match="port"):
-        _from_service({**answer, "address": "10.0.0.5", "port": 70000})
-    assert _from_service({**answer, "address": "10.0.0.5", "port": "5433"}).port == 5433
+        from_service({**answer, "address": "10.0.0.5", "port": 70000})
+    assert from_service({**answer, "address": "10.0.0.5", "port": "5433"}).port == 5433

@@ -89,6 +89,15 @@ class LoopbackSshd:
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def listen_also(self, addresses: list[str]) -> LoopbackSshd:
+        """Listen on more loopback addresses (127.0.0.x) besides 127.0.0.1, before start()
+        (at most 15: sshd's MAX_LISTEN_SOCKS is 16); ``$SSH_CONNECTION`` tells a command
+        which address it was reached at."""
+        with self.config.open("a") as fh:
+            fh.write("".join(f"ListenAddress {a}\n" for a in addresses))
+            fh.write("MaxStartups 200\nMaxSessions 50\n")
+        return self
+
     def add_authorized_key(self, public_key_line: str) -> None:
         with self.authorized.open("a") as fh:
             fh.write(public_key_line.strip() + "\n")
@@ -104,8 +113,9 @@ class LoopbackSshd:
         try:
             wait_for_port(self.port, timeout=30)
         except TimeoutError:
+            log = (self.dir / "sshd.log").read_text()[-800:]  # before stop() removes the directory
             self.stop()
-            raise RuntimeError(f"sshd did not start: {(self.dir / 'sshd.log').read_text()[-800:]}") from None
+            raise RuntimeError(f"sshd did not start: {log}") from None
         return self
 
     def stop(self) -> None:
@@ -117,6 +127,36 @@ class LoopbackSshd:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class LoopbackFleet:
+    """``count`` ssh targets at distinct loopback addresses 127.0.0.2.. (for fleet steps and
+    bench/fleet.py): one sshd per 15 addresses. ``endpoints[i]``: (address, server)."""
+
+    PER_SERVER = 15
+
+    def __init__(self, count: int) -> None:
+        addresses = [f"127.0.{(i + 2) // 256}.{(i + 2) % 256}" for i in range(count)]
+        self.servers: list[LoopbackSshd] = []
+        self.endpoints: list[tuple[str, LoopbackSshd]] = []
+        for start in range(0, count, self.PER_SERVER):
+            chunk = addresses[start : start + self.PER_SERVER]
+            server = LoopbackSshd().listen_also(chunk)
+            self.servers.append(server)
+            self.endpoints.extend((address, server) for address in chunk)
+
+    def start(self) -> LoopbackFleet:
+        try:
+            for server in self.servers:
+                server.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
 
 
 @contextlib.contextmanager

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import re
 import shlex
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -37,6 +39,9 @@ from execution.outbound import tcp_connect
 from execution.runners.base import StepContext, StepResult
 from execution.runners.support import step_check_host
 
+logger = logging.getLogger(__name__)
+# How long cleanup() waits for the watchdog to end the group before it kills over a new channel.
+STOP_WAIT_SECONDS = 1.5
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 
@@ -119,14 +124,25 @@ def ssh_connect(ctx: StepContext, *, timeout: float | None = None) -> paramiko.S
 
 
 def _wrapped(command: str, pid_file: str) -> str:
-    """The remote command line: env from stdin, the command as a session leader with a pid file."""
+    """The remote command line: env from stdin, the command as a session leader with a pid
+    file, and a watchdog on stdin: a ``stop`` line TERMs the group at once, through the
+    session's own shell (a new channel needs sshd to start a session first, seconds on a
+    loaded host; cleanup() still kills over one, as the backstop)."""
     read_env = (
         'while read -r n v; do [ "$n" = "--" ] && break; export "$n=$(printf %s "$v" | base64 -d)"; done; '
     )
     inner = 'echo $$ > "$1"; exec sh -c "$2"'
+    pf = shlex.quote(pid_file)
+    # A background list reads /dev/null unless told otherwise: the session's stdin is fd 3.
+    # The command's group is $c: a background job of this (non-interactive) shell is no group
+    # leader, so setsid makes it one without forking. Builtins only: nothing to fork at a stop.
+    watchdog = (
+        'exec 3<&0; (while read -r l <&3; do [ "$l" = stop ] && { kill -TERM -- -$c; break; }; done) '
+        "2>/dev/null & "
+    )
     return (
-        f"{read_env}setsid sh -c {shlex.quote(inner)} opsc {shlex.quote(pid_file)} {shlex.quote(command)}"
-        f" </dev/null; rc=$?; rm -f {shlex.quote(pid_file)}; exit $rc"
+        f"{read_env}setsid sh -c {shlex.quote(inner)} opsc {pf} {shlex.quote(command)} </dev/null & c=$!; "
+        f"{watchdog}w=$!; wait $c; rc=$?; kill $w 2>/dev/null; rm -f {pf}; exit $rc"
     )
 
 
@@ -150,7 +166,30 @@ class _RemoteGroup:
     channel: paramiko.Channel | None = None
 
     def release(self) -> None:
-        """Kill the group (over a new connection when the step's one is gone), then close."""
+        """Kill the group, then close. First through the session's watchdog (a ``stop`` line:
+        no new session to start, so every target of a fleet stops within a second even on a
+        loaded host); once the wrapper has exited, the TERM/KILL over a new channel that
+        catches a process ignoring TERM runs in the background. When the watchdog does not
+        answer, that kill runs here (over a new connection when the step's one is gone)."""
+        if self._stop_through_watchdog():
+            threading.Thread(target=self._kill_and_close, name="ssh-kill-backstop", daemon=True).start()
+            return
+        self._kill_and_close(raise_errors=True)
+
+    def _stop_through_watchdog(self) -> bool:
+        channel = self.channel
+        if channel is None or channel.closed:
+            return False
+        try:
+            channel.sendall(b"stop\n")
+            deadline = time.monotonic() + STOP_WAIT_SECONDS
+            while not channel.exit_status_ready() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            return bool(channel.exit_status_ready())
+        except Exception:
+            return False
+
+    def _kill_and_close(self, raise_errors: bool = False) -> None:
         try:
             if self.channel is not None:
                 self.channel.close()
@@ -159,6 +198,10 @@ class _RemoteGroup:
             except Exception:  # the step's connection is gone: a new one
                 with ssh_connect(self.ctx) as fresh:
                     _kill_remote(fresh, self.pid_file)
+        except Exception:
+            if raise_errors:
+                raise
+            logger.exception("ssh kill backstop of %s failed", self.pid_file)
         finally:
             self.client.close()
 
@@ -216,8 +259,7 @@ def _follow(ctx: StepContext, group: _RemoteGroup, command: str, env: dict[str, 
     for name, value in env.items():
         encoded = base64.b64encode(str(value).encode()).decode()
         channel.sendall(f"{name} {encoded}\n".encode())
-    channel.sendall(b"-- end\n")
-    channel.shutdown_write()
+    channel.sendall(b"-- end\n")  # stdin stays open: the watchdog's (see _wrapped)
     while True:
         got = False
         for stream, ready, recv in (
