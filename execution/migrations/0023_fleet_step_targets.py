@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('execution', '0020_runbooks'),
+        ('execution', '0022_four_eyes_people'),
     ]
 
     operations = [
