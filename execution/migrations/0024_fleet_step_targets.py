@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('execution', '0022_four_eyes_people'),
+        ('execution', '0023_runbook_schedules'),
     ]
 
     operations = [
