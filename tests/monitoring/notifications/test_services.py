@@ -98,6 +98,29 @@ def test_approval_mail_goes_to_exactly_the_users_who_may_vote(tenant: Any) -> No
     assert (delivery.status, delivery.attempts, delivery.response_code) == ("delivered", 1, 250)
 
 
+def test_an_approvers_address_that_is_not_one_valid_address_gets_no_mail(tenant: Any) -> None:
+    """An identity provider's e-mail claim reaches the account unvalidated: one with a comma
+    added a recipient outside the tenant to the approval mail, one the envelope cannot hold
+    failed the mail for every approver. Such an approver gets no mail; the others do."""
+    from tests.monitoring.notifications.helpers import person
+
+    people = personas(tenant)
+    for username, email in (("carl-approver", "carl@corp.test,thief@evil.test"), ("dan-approver", "dan@a@b")):
+        person(tenant, username, Role.APPROVER).__class__.objects.filter(username=username).update(
+            email=email
+        )
+    subscribe(
+        tenant=tenant, kinds=[Kind.APPROVAL_REQUESTED], channel=Channel.EMAIL, destination="x@example.test"
+    )
+    execution = _pending_execution(tenant, people["requester"])
+    approval_request(execution=execution, level=1)
+    notifications_dispatch(event_id=_event(execution, "approval_requested").pk)
+    assert deliveries_send_due(budget_seconds=10) == 1
+    assert NotificationDelivery.objects.get().status == "delivered"
+    [message] = mail.outbox
+    assert sorted(message.recipients()) == ["ada-approver@example.test", "bob-approver@example.test"]
+
+
 def test_a_dispatch_records_one_delivery_per_subscription_and_event_even_when_repeated(tenant: Any) -> None:
     people = personas(tenant)
     subscribe(tenant=tenant, kinds=[Kind.FAILED], channel=Channel.EMAIL, destination="a@example.test")
