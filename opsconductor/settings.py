@@ -297,6 +297,8 @@ REAPER_INTERVAL_SECONDS = env_float("OPS_REAPER_INTERVAL_SECONDS", 15.0, minimum
 # often; a fire time older than the grace when seen was missed (skipped or run once).
 SCHEDULE_TICK_SECONDS = env_float("OPS_SCHEDULE_TICK_SECONDS", 10.0, minimum=0.2, maximum=60.0)
 SCHEDULE_GRACE_SECONDS = env_float("OPS_SCHEDULE_GRACE_SECONDS", 120.0, minimum=5.0)
+# Runbook triggers (docs/runbooks.md#triggers): deliveries one hook accepts per minute.
+TRIGGER_RATE_PER_MINUTE = env_int("OPS_TRIGGER_RATE_PER_MINUTE", 60, minimum=1)
 # The worker's hot statements as server-side prepared statements (planned once per
 # connection). Turn off behind PgBouncer in transaction mode (no session state there).
 DB_PREPARE = env_bool("OPS_DB_PREPARE", True)

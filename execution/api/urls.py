@@ -36,5 +36,7 @@ urlpatterns = [
         "runbooks/<slug:slug>/versions/", runbooks.RunbookVersionCreateView.as_view(), name="runbook-versions"
     ),
     path("runbooks/<slug:slug>/launch/", runbooks.RunbookLaunchView.as_view(), name="runbook-launch"),
+    path("runbooks/<slug:slug>/triggers/", runbooks.TriggerCreateView.as_view(), name="runbook-triggers"),
+    path("hooks/<str:hook_id>/", runbooks.HookView.as_view(), name="hook"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]

@@ -12,7 +12,14 @@ from execution.models.targets import StepTarget
 from execution.models.tenancy import AccessGrant, AuditLog, Membership, Tenant
 from execution.models.tokens import ApiToken
 from execution.models.workers import WorkerHeartbeat
-from execution.runbooks.models import Runbook, RunbookSchedule, RunbookVersion, ScheduleFire
+from execution.runbooks.models import (
+    Runbook,
+    RunbookSchedule,
+    RunbookTrigger,
+    RunbookVersion,
+    ScheduleFire,
+    TriggerDelivery,
+)
 
 __all__ = [
     "AccessGrant",
@@ -37,6 +44,7 @@ __all__ = [
     "ReadOnlyCommandRule",
     "Runbook",
     "RunbookSchedule",
+    "RunbookTrigger",
     "RunbookVersion",
     "ScheduleFire",
     "SecretAccess",
@@ -45,5 +53,6 @@ __all__ = [
     "StoredPolicy",
     "Tenant",
     "TimeoutPolicy",
+    "TriggerDelivery",
     "WorkerHeartbeat",
 ]

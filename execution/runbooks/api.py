@@ -268,3 +268,121 @@ class RunbookLaunchView(APIView):
                 idempotency_header=header,
             )
         )
+
+
+class TriggerIn(serializers.Serializer):
+    tenant = serializers.CharField(max_length=64)
+    mapping = serializers.DictField(child=serializers.CharField(), help_text="parameter -> JSON pointer")
+    format = serializers.ChoiceField(choices=["json", "alertmanager"], required=False)
+
+
+class TriggerOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    url = serializers.CharField()
+    secret = serializers.CharField(help_text="shown once: the HMAC-SHA256 key of the hook")
+    format = serializers.CharField()
+    mapping = serializers.DictField()
+
+
+class TriggerCreateView(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=TriggerIn,
+        responses={201: TriggerOut, 400: s.InvalidOut, 401: _detail, 403: s.RefusedOut, 404: _detail},
+    )
+    @_guarded
+    def post(self, request: Request, slug: str) -> Response:
+        """A hook of the runbook (tenant admins), launched as its creator; the secret is shown once."""
+        from execution.runbooks.triggers import trigger_create
+
+        body = _body(request)
+        runbook = runbook_find(request.user, slug=slug, tenant=_tenant(request, body.get("tenant")).slug)
+        created = trigger_create(
+            runbook=runbook,
+            actor=request.user,
+            mapping=body.get("mapping", {}),
+            fmt=body.get("format", "json"),
+            door="rest",
+        )
+        trigger = created.trigger
+        return Response(
+            {
+                "id": str(trigger.trigger_id),
+                "url": f"/api/v1/hooks/{trigger.trigger_id}/",
+                "secret": created.secret,
+                "format": trigger.format,
+                "mapping": trigger.mapping,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class HookOut(serializers.Serializer):
+    trigger = serializers.UUIDField()
+    executions = s.ExecutionSummaryOut(many=True)
+    errors = s.ProblemOut(many=True)  # type: ignore[assignment]  # a field, not Serializer.errors
+    refused = serializers.ListField(child=serializers.CharField())
+    ignored = serializers.IntegerField(help_text="resolved alerts not launched")
+
+
+class HookView(APIView):
+    """Signed by the hook's secret, not by a token (docs/runbooks.md#triggers)."""
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
+    @extend_schema(
+        request={"application/json": dict},
+        parameters=[
+            OpenApiParameter("X-OpsConductor-Timestamp", str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter("X-OpsConductor-Signature", str, OpenApiParameter.HEADER, required=True),
+        ],
+        responses={
+            202: HookOut,
+            400: HookOut,
+            401: _detail,
+            403: HookOut,
+            404: _detail,
+            409: _detail,
+            429: _detail,
+        },
+    )
+    def post(self, request: Request, hook_id: str) -> Response:
+        from execution.api.access import uuid_or_404
+        from execution.api.payloads import execution_payload
+        from execution.runbooks.triggers import HookRefused, trigger_receive
+
+        try:
+            received = trigger_receive(
+                trigger_id=uuid_or_404(hook_id, "hook"),
+                timestamp=request.headers.get("X-OpsConductor-Timestamp"),
+                signature=request.headers.get("X-OpsConductor-Signature"),
+                body=request.body,
+            )
+        except HookRefused as refused:
+            headers = {"Retry-After": "60"} if refused.status == 429 else {}
+            return Response({"detail": refused.reason}, status=refused.status, headers=headers)
+        launched = [one for one in received.launches if one.outcome]
+        problems = [p for one in received.launches for p in one.problems]
+        refusals = [one.refused for one in received.launches if one.refused]
+        body = {
+            "trigger": str(received.trigger.trigger_id),
+            "executions": [
+                {
+                    **execution_payload(one.outcome.execution, with_steps=False),
+                    "replayed": one.outcome.replayed,
+                }
+                for one in launched
+                if one.outcome
+            ],
+            "errors": [{"path": p.path, "message": p.message} for p in problems],
+            "refused": refusals,
+            "ignored": received.ignored,
+        }
+        code: int
+        if launched or not (problems or refusals):
+            code = status.HTTP_202_ACCEPTED
+        else:
+            code = status.HTTP_400_BAD_REQUEST if problems else status.HTTP_403_FORBIDDEN
+        return Response(body, status=code)

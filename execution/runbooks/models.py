@@ -3,6 +3,8 @@ editing a runbook adds a version."""
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -122,4 +124,55 @@ class ScheduleFire(models.Model):
         ordering = ["schedule_id", "-fire_time"]
         constraints = [
             models.UniqueConstraint(fields=["schedule", "fire_time"], name="schedule_fire_unique_time")
+        ]
+
+
+class TriggerFormat(models.TextChoices):
+    JSON = "json"
+    ALERTMANAGER = "alertmanager"
+
+
+class RunbookTrigger(models.Model):
+    """An inbound webhook of a runbook (docs/runbooks.md#triggers), launched as its creator."""
+
+    trigger_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="runbook_triggers")
+    runbook = models.ForeignKey(Runbook, on_delete=models.CASCADE, related_name="triggers")
+    format = models.CharField(max_length=16, choices=TriggerFormat.choices, default=TriggerFormat.JSON)
+    # parameter name -> RFC 6901 JSON pointer into the body (an alert, for alertmanager)
+    mapping = models.JSONField(default=dict, blank=True)
+    # Fernet-encrypted (execution/secrets/crypto.py): the HMAC key is shown once, when created.
+    secret_ciphertext = models.TextField(editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "runbook_triggers"
+        ordering = ["tenant_id", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.runbook.slug} hook {self.trigger_id}"
+
+
+class TriggerDelivery(models.Model):
+    """A signed delivery accepted by a trigger. Unique signature per trigger: a replay of a
+    delivery (same timestamp, same body) is refused; the rows of the last minute count
+    against the trigger's rate limit."""
+
+    trigger = models.ForeignKey(RunbookTrigger, on_delete=models.CASCADE, related_name="deliveries")
+    signature = models.CharField(max_length=64)
+    sent_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    executions = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        db_table = "runbook_trigger_deliveries"
+        ordering = ["trigger_id", "-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["trigger", "signature"], name="trigger_delivery_unique_signature")
+        ]
+        indexes = [
+            # The rate limit: WHERE trigger_id = ? AND received_at > now() - 1 minute.
+            models.Index(fields=["trigger", "received_at"], name="trigger_deliveries_recent"),
         ]
