@@ -82,3 +82,14 @@ def test_the_admin_user_form_refuses_a_bad_username(username: str) -> None:
     )
     assert response.status_code == 200 and "errornote" in response.content.decode()
     assert not get_user_model().objects.filter(username=username).exists()
+
+
+@pytest.mark.parametrize("username", BAD_NAMES)
+def test_createsuperuser_refuses_a_bad_username(username: str) -> None:
+    """``manage.py createsuperuser`` checks the name with the model field's validators (the
+    only command that creates accounts; this door was never open, the test keeps it so)."""
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError):
+        call_command("createsuperuser", "--noinput", "--username", username, "--email", "root@example.test")
+    assert not get_user_model().objects.filter(username=username).exists()
