@@ -43,6 +43,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ FAST_RECOVERY = {
     "OPS_REAPER_INTERVAL_SECONDS": "1",
     "OPS_RETRY_BACKOFF_BASE_SECONDS": "0.2",
 }
+SUBMITTERS = 8  # threads submitting
 RESTART_AT = 0.4  # share of the executions finished when PostgreSQL is restarted
 
 
@@ -153,14 +155,13 @@ class Killer(threading.Thread):
                     self.killed.append(victim.pid)
 
 
-def start_clusters(count: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+def start_clusters(count: int, env: dict[str, str], log_dir: str) -> list[subprocess.Popen[bytes]]:
     argv = [sys.executable, str(ROOT / "manage.py"), "qcluster"]
-    return [
-        subprocess.Popen(
-            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        for _ in range(count)
-    ]
+    procs = []
+    for i in range(count):
+        out: Any = open(Path(log_dir) / f"cluster-{i}.log", "ab") if log_dir else subprocess.DEVNULL  # noqa: SIM115
+        procs.append(subprocess.Popen(argv, env=env, stdout=out, stderr=out, start_new_session=True))
+    return procs
 
 
 def stop_clusters(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -188,15 +189,27 @@ def submit_all(n: int, sleep_share: float) -> None:
     actor, _ = get_user_model().objects.get_or_create(username="soak")
     Membership.objects.get_or_create(tenant=tenant, user=actor, defaults={"role": Role.OPERATOR})
     every = round(1 / sleep_share) if sleep_share > 0 else 0
-    for i in range(n):
-        sleeping = every and i % every == 0
-        step = (
-            {"name": "s", "type": "sleep", "params": {"seconds": 0.2}}
-            if sleeping
-            else {"name": "n", "type": "noop"}
-        )
-        plan = {"name": f"soak {i}", "environment": "dev", "steps": [step]}
-        execution_submit(tenant=tenant, actor=actor, plan=plan, sla_class="medium")  # background
+
+    def submit_range(start: int) -> None:
+        from django.db import connection
+
+        try:
+            for i in range(start, n, SUBMITTERS):
+                sleeping = every and i % every == 0
+                step = (
+                    {"name": "s", "type": "sleep", "params": {"seconds": 0.2}}
+                    if sleeping
+                    else {"name": "n", "type": "noop"}
+                )
+                plan = {"name": f"soak {i}", "environment": "dev", "steps": [step]}
+                execution_submit(tenant=tenant, actor=actor, plan=plan, sla_class="medium")  # background
+        finally:
+            connection.close()
+
+    # Several threads: a submission mostly waits for PostgreSQL, so they overlap.
+    with ThreadPoolExecutor(SUBMITTERS) as pool:
+        for future in [pool.submit(submit_range, start) for start in range(SUBMITTERS)]:
+            future.result()
 
 
 def finished_count() -> int:
@@ -265,6 +278,7 @@ def main() -> None:
     parser.add_argument("--kill-every", type=float, default=10.0, help="seconds between worker kills")
     parser.add_argument("--workers", type=int, default=2, help="worker processes per cluster")
     parser.add_argument("--sleep-share", type=float, default=0.1, help="share of 0.2 s sleep steps")
+    parser.add_argument("--log-dir", default="", help="write each cluster's output to a file here")
     parser.add_argument("--quick", action="store_true", help="500 executions, a kill every 2 s (CI)")
     args = parser.parse_args()
     n, every = (500, 2.0) if args.quick else (args.n, args.kill_every)
@@ -287,13 +301,14 @@ def main() -> None:
         submit_all(n, args.sleep_share)
         submitted = time.monotonic() - began
         print(
-            f"submitted {n} executions through execution_submit in {submitted:.1f} s ({n / submitted:.1f}/s)"
+            f"submitted {n} executions through execution_submit ({SUBMITTERS} threads) "
+            f"in {submitted:.1f} s ({n / submitted:.1f}/s)"
         )
 
         from django.db import connection
 
         connection.close()
-        procs = start_clusters(2, env)
+        procs = start_clusters(2, env, args.log_dir)
         started = time.monotonic()
         killer = Killer(procs, every=every)
         killer.start()
