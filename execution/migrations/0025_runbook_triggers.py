@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('execution', '0023_runbook_schedules'),
+        ('execution', '0024_fleet_step_targets'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
