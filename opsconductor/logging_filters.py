@@ -1,5 +1,5 @@
 """Python logging as a masking sink (docs/contract.md#secrets-and-masking): every record passes through
-``mask_text``."""
+``mask_text``. And a refusal logged by Django (``PermissionDenied``) without its traceback."""
 
 from __future__ import annotations
 
@@ -30,4 +30,17 @@ class MaskSecretsFilter(logging.Filter):
             record.exc_text = mask_text(record.exc_text, secrets)
         if record.stack_info:
             record.stack_info = mask_text(record.stack_info, secrets)
+        return True
+
+
+class RefusalWithoutTraceback(logging.Filter):
+    """Drops the traceback of Django's "Forbidden (Permission denied)" record: a refusal is
+    the policy working, not a fault; the line (status and path) stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from django.core.exceptions import PermissionDenied
+
+        if record.exc_info and isinstance(record.exc_info[1], PermissionDenied):
+            record.exc_info = None
+            record.exc_text = None
         return True

