@@ -180,4 +180,17 @@ def demo_seed(*, password: str | None = None, reset_passwords: bool = False) -> 
         ReadOnlyCommandRule.objects.update_or_create(
             tenant=tenants["demo"], pattern=pattern, defaults={"description": description}
         )
+    from execution.runbooks.demo import runbooks_demo_seed
+
+    runbooks_demo_seed(
+        tenant=tenants["demo"],
+        admin=user_model.objects.get(username="admin"),
+        trigger_file=_trigger_path(),
+    )
     return seed
+
+
+def _trigger_path() -> Path:
+    from opsconductor import embedded_pg
+
+    return embedded_pg.state_dir() / "demo-trigger.json"
