@@ -27,6 +27,15 @@ from execution.selectors import approvals_visible_to, gate_approvals_visible_to
 
 class VoteInput(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    window_start = serializers.DateTimeField(required=False, help_text="approve for a run window: its start")
+    window_end = serializers.DateTimeField(required=False, help_text="approve for a run window: its end")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = [name for name in ("window_start", "window_end") if name in attrs]
+        if len(given) == 1:
+            missing = "window_end" if given == ["window_start"] else "window_start"
+            raise ValidationError({missing: "a run window needs both its start and its end"})
+        return attrs
 
 
 class VoteOut(serializers.Serializer):
@@ -50,6 +59,9 @@ class ApprovalOut(serializers.Serializer):
     approvals = serializers.IntegerField(help_text="approve votes so far")
     expires_at = serializers.DateTimeField()
     responded_at = serializers.DateTimeField(allow_null=True)
+    run_window = serializers.DictField(
+        allow_null=True, help_text="{start, end}: the run window the approval was given for"
+    )
     approver = serializers.CharField(allow_null=True, help_text="the voter who completed the outcome")
     votes = VoteOut(many=True)
 
@@ -66,6 +78,7 @@ def approval_payload(approval: AnyApproval) -> dict[str, Any]:
         "approvals": sum(1 for v in votes if v.decision == ApprovalVote.Decision.APPROVE),
         "expires_at": approval.expires_at.isoformat(),
         "responded_at": approval.responded_at.isoformat() if approval.responded_at else None,
+        "run_window": _run_window(approval),
         "approver": approval.approver.get_username() if approval.approver else None,
         "votes": [
             {
@@ -77,6 +90,11 @@ def approval_payload(approval: AnyApproval) -> dict[str, Any]:
             for v in votes
         ],
     }
+
+
+def _run_window(approval: AnyApproval) -> dict[str, str] | None:
+    start, end = getattr(approval, "run_after", None), getattr(approval, "run_before", None)
+    return {"start": start.isoformat(), "end": end.isoformat()} if start and end else None
 
 
 _refusal = inline_serializer(
@@ -127,6 +145,7 @@ class _VoteView(APIView):
                 voter=request.user,
                 decision=self.decision,
                 comment=data.validated_data["comment"],
+                window=_window(data.validated_data),
             )
         except VoteInvalid as invalid:
             return Response(
@@ -149,6 +168,10 @@ class _VoteView(APIView):
                 "approval": approval_payload(result),
             }
         )
+
+
+def _window(data: dict[str, Any]) -> tuple[Any, Any] | None:
+    return (data["window_start"], data["window_end"]) if "window_start" in data else None
 
 
 class ExecutionApproveView(_VoteView):

@@ -94,6 +94,10 @@ class Approval(models.Model):
     requested_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     responded_at = models.DateTimeField(null=True, blank=True)
+    # The run window approvers bound the approval to (docs/approvals.md#run-windows): the
+    # execution waits queued until run_after and does not start after run_before.
+    run_after = models.DateTimeField(null=True, blank=True)
+    run_before = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

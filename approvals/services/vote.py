@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -10,11 +11,11 @@ from django.utils import timezone
 
 from approvals.errors import VoteConflict, VoteForbidden, VoteInvalid
 from approvals.gates import gate_failed, gate_passed, gate_vote_forbidden
-from approvals.models import AnyApproval, ApprovalVote, GateApproval
+from approvals.models import AnyApproval, Approval, ApprovalVote, GateApproval
 from execution import policy
 from execution.enums import ActorType, ApprovalState, ExecutionMode, ExecutionStatus
 from execution.masking import mask_text
-from execution.models import Execution
+from execution.models import Execution, QueueItem
 from execution.plans.hashing import plan_hash
 from execution.services.events import event_record
 from execution.services.transition import transition
@@ -61,7 +62,14 @@ def _refusal(*, approval: AnyApproval, voter: Any, now: Any) -> VoteForbidden | 
     return None
 
 
-def approval_vote(*, approval: AnyApproval, voter: Any, decision: str, comment: str = "") -> AnyApproval:
+def approval_vote(
+    *,
+    approval: AnyApproval,
+    voter: Any,
+    decision: str,
+    comment: str = "",
+    window: tuple[datetime, datetime] | None = None,
+) -> AnyApproval:
     """Record ``voter``'s ``decision`` ("approve" or "reject") with ``comment``.
 
     ``approval`` is the pre-run approval or a gate's (docs/approvals.md#gates): the same rules.
@@ -69,6 +77,8 @@ def approval_vote(*, approval: AnyApproval, voter: Any, decision: str, comment: 
     :class:`VoteInvalid` (a rejection needs a comment: the requester learns why),
     :class:`VoteForbidden` (requester, no approver/admin role) or :class:`VoteConflict`
     (already voted, already decided, expired, plan changed) and records nothing then.
+    ``window`` (start, end): an approve vote binds the approval to that run window
+    (docs/approvals.md#run-windows; several approvers: the overlap of theirs).
     On the deciding vote the execution moves to ``approved`` (and is queued: immediate ones
     at priority 1, to run on a worker at once) or ``rejected``. Returns the fresh approval.
     """
@@ -86,6 +96,8 @@ def approval_vote(*, approval: AnyApproval, voter: Any, decision: str, comment: 
     comment = comment.strip()
     if decision == Decision.REJECT and not comment:
         raise VoteInvalid("comment", "a rejection needs a comment saying why")
+    if window is not None:
+        _window_check(approval=approval, decision=decision, window=window)
     with transaction.atomic():
         # Lock order everywhere in approvals: execution row, then approval row (as transition()
         # and cancellation do). The lock serialises the votes of one approval, so the N-th
@@ -104,6 +116,8 @@ def approval_vote(*, approval: AnyApproval, voter: Any, decision: str, comment: 
                 vote = locked.votes.create(voter=voter, decision=decision, comment=comment)
         except IntegrityError:
             raise VoteConflict("already_voted", f"{voter} has already voted on this approval") from None
+        if window is not None and isinstance(locked, Approval):
+            _window_narrow(approval=locked, window=window)
         approvals = locked.votes.filter(decision=Decision.APPROVE).count()
         event_record(
             execution=execution,
@@ -141,11 +155,20 @@ def approval_vote(*, approval: AnyApproval, voter: Any, decision: str, comment: 
                 gate_passed(gate=locked, execution=execution, voter=voter)
             else:
                 gate_failed(gate=locked, execution=execution, reason=f"rejected by {voter.get_username()}")
-        _apply_outcome(execution=execution, outcome=outcome, voter=voter, comment=comment, vote=vote)
+        _apply_outcome(
+            execution=execution,
+            outcome=outcome,
+            voter=voter,
+            comment=comment,
+            vote=vote,
+            run_after=getattr(locked, "run_after", None),
+        )
     return _refreshed(locked)
 
 
-def _apply_outcome(*, execution: Execution, outcome: str, voter: Any, comment: str, vote: Any) -> None:
+def _apply_outcome(
+    *, execution: Execution, outcome: str, voter: Any, comment: str, vote: Any, run_after: datetime | None
+) -> None:
     reason = f"{outcome} by {voter.get_username()}" + (f": {mask_text(comment)}" if comment else "")
     to = ExecutionStatus.APPROVED if outcome == ApprovalState.APPROVED else ExecutionStatus.REJECTED
     fields = {"error_message": reason} if to == ExecutionStatus.REJECTED else None
@@ -160,18 +183,43 @@ def _apply_outcome(*, execution: Execution, outcome: str, voter: Any, comment: s
         fields=fields,
     )
     if to == ExecutionStatus.APPROVED:
-        _continue_approved(execution=execution)
+        _continue_approved(execution=execution, run_after=run_after)
 
 
-def _continue_approved(*, execution: Execution) -> None:
+def _continue_approved(*, execution: Execution, run_after: datetime | None = None) -> None:
     """docs/contract.md#approvals: approved background executions are queued; approved immediate ones run on a
-    worker at the highest priority."""
+    worker at the highest priority. Approved for a run window: claimable from its start."""
     from execution.services.queue import queue_enqueue  # looked up now: tests replace it
 
     if execution.execution_mode == ExecutionMode.IMMEDIATE:
-        queue_enqueue(execution=execution, priority=1)
+        item = queue_enqueue(execution=execution, priority=1)
     else:
-        queue_enqueue(execution=execution)
+        item = queue_enqueue(execution=execution)
+    if run_after is not None and run_after > timezone.now():
+        QueueItem.objects.filter(pk=item.pk).update(available_at=run_after)
+
+
+def _window_check(*, approval: AnyApproval, decision: str, window: tuple[datetime, datetime]) -> None:
+    start, end = window
+    if isinstance(approval, GateApproval):
+        raise VoteInvalid("window", "a gate takes no run window (its execution already runs)")
+    if decision != Decision.APPROVE:
+        raise VoteInvalid("window", "only an approval is given for a run window")
+    if end <= start:
+        raise VoteInvalid("window", "the window must end after it starts")
+    if end <= timezone.now():
+        raise VoteInvalid("window", "the window has already ended")
+
+
+def _window_narrow(*, approval: Approval, window: tuple[datetime, datetime]) -> None:
+    """The approval's window becomes the overlap of the approvers' windows."""
+    start, end = window
+    if approval.run_after is not None and approval.run_before is not None:
+        start, end = max(start, approval.run_after), min(end, approval.run_before)
+        if end <= start:
+            raise VoteInvalid("window", "this window does not overlap the window already approved")
+    approval.run_after, approval.run_before = start, end
+    type(approval).objects.filter(pk=approval.pk).update(run_after=start, run_before=end)
 
 
 def _refreshed(approval: AnyApproval) -> AnyApproval:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib import messages
@@ -10,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_http_methods
 
 from approvals.errors import VoteConflict, VoteForbidden, VoteInvalid
@@ -120,6 +122,19 @@ def _detail_context(request: HttpRequest, approval: AnyApproval) -> dict[str, An
     }
 
 
+def _window(start: str, end: str) -> tuple[datetime, datetime] | None:
+    """The form's run window (datetime-local fields, read as UTC), or None when empty."""
+    if not start and not end:
+        return None
+    bounds = []
+    for name, text in (("window_start", start), ("window_end", end)):
+        value = parse_datetime(text) if text else None
+        if value is None:
+            raise VoteInvalid("window", f"{name}: give the window's start and end as dates and times")
+        bounds.append(value if value.tzinfo else value.replace(tzinfo=UTC))
+    return bounds[0], bounds[1]
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def approval_detail(request: HttpRequest, approval_id: Any) -> HttpResponse:
@@ -135,7 +150,10 @@ def approval_detail(request: HttpRequest, approval_id: Any) -> HttpResponse:
         messages.error(request, "Choose approve or reject.")
         return redirect("approvals:detail", approval_id=approval.approval_id)
     try:
-        result = approval_vote(approval=approval, voter=request.user, decision=decision, comment=comment)
+        window = _window(request.POST.get("window_start", ""), request.POST.get("window_end", ""))
+        result = approval_vote(
+            approval=approval, voter=request.user, decision=decision, comment=comment, window=window
+        )
     except VoteInvalid as invalid:
         messages.error(request, f"Vote not recorded: {invalid.reason}.")
         return render(

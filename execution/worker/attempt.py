@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from approvals.gates import gate_open
 from approvals.services.hashing import plan_mismatch
@@ -133,6 +134,16 @@ def attempt_run(*, ctx: claim.AttemptContext, worker_id: str) -> str:
             f"plan tampered: {mismatch}",
             event_type="plan_tampered",
             details={"reason": mismatch},
+        )
+    if ctx.approval_run_before is not None and ctx.approval_run_before <= timezone.now():
+        # Approved for a run window that is over (docs/approvals.md#run-windows): it never starts.
+        window_end = ctx.approval_run_before.isoformat()
+        return fail_before_start(
+            execution,
+            ctx,
+            f"run window ended at {window_end} before it could start",
+            event_type="run_window_ended",
+            details={"run_before": window_end},
         )
     denied = rbac_denied(ctx)
     if denied:

@@ -60,6 +60,8 @@ class AttemptContext:
     plan_snapshot: dict[str, Any]
     plan_hash: str
     approval_plan_hash: str | None
+    # The end of the run window the approval was given for (docs/approvals.md#run-windows).
+    approval_run_before: datetime | None
     cancel_requested: bool
     approval_level: int
     step_timeout_seconds: int
@@ -74,7 +76,7 @@ class AttemptContext:
 _CONTEXT_COLUMNS = """
     e.id, e.execution_id, e.status, e.tenant_id, t.slug, e.actor_id, u.is_active, u.username, m.role,
     e.environment, e.action_class, e.sla_class, e.dry_run, e.trace_id, e.plan_snapshot,
-    e.plan_hash, a.plan_hash, e.cancel_requested_at IS NOT NULL, e.approval_level,
+    e.plan_hash, a.plan_hash, a.run_before, e.cancel_requested_at IS NOT NULL, e.approval_level,
     coalesce((e.timeout_policy->>'step_timeout_seconds')::int, p.step_timeout_seconds),
     coalesce((e.timeout_policy->>'execution_timeout_seconds')::int, p.execution_timeout_seconds),
     (SELECT coalesce(json_agg(json_build_object(
@@ -175,7 +177,7 @@ def _step(s: dict[str, Any]) -> StepRow:
 def _context(row: tuple[Any, ...], token: uuid.UUID | None) -> AttemptContext:
     (item_id, attempt, max_attempts, priority, pk, execution_id, status, tenant_id, slug, actor_id, active,
      username, role, environment, action_class, sla_class, dry_run, trace_id, plan, plan_hash,
-     approval_plan_hash, cancel_requested, approval_level, step_timeout, execution_timeout,
+     approval_plan_hash, run_before, cancel_requested, approval_level, step_timeout, execution_timeout,
      steps, _limited) = row  # fmt: skip
     return AttemptContext(
         item_id=item_id,
@@ -200,6 +202,7 @@ def _context(row: tuple[Any, ...], token: uuid.UUID | None) -> AttemptContext:
         plan_snapshot=plan if isinstance(plan, dict) else json.loads(plan),
         plan_hash=plan_hash,
         approval_plan_hash=approval_plan_hash,
+        approval_run_before=run_before,
         cancel_requested=cancel_requested,
         approval_level=approval_level,
         step_timeout_seconds=step_timeout,
