@@ -34,8 +34,9 @@ LIMIT = 20
 
 
 def approvals_awaiting_vote(user: Any, tenant_ids: list[int]) -> list[Any]:
-    """Pending approvals in tenants where the policy lets ``user`` vote, not requested by
-    them, not yet voted. A page hint only: the vote service has the last word on every vote.
+    """Pending approvals in tenants where the policy lets ``user`` vote, not barred by four
+    eyes (requested or submitted by them, their role newer than the submission), not yet
+    voted. A page hint only: the vote service has the last word on every vote.
     """
     voter_tenants = policy.tenant_ids_where(user, policy.Right.VOTE)
     now = timezone.now()
@@ -46,7 +47,7 @@ def approvals_awaiting_vote(user: Any, tenant_ids: list[int]) -> list[Any]:
         waiting += (
             pending(user)
             .filter(execution__tenant_id__in=voter_tenants, expires_at__gt=now)
-            .exclude(execution__actor_id=user.pk)
+            .exclude(policy.four_eyes_barred(user))
             .exclude(Exists(voted))[:LIMIT]
         )
     return sorted(waiting, key=lambda a: a.expires_at)[:LIMIT]

@@ -2,6 +2,7 @@
 
 from execution.policy.binding import TokenBinding, token_bind, token_binding
 from execution.policy.enforce import RightDenied, rbac_audit, rbac_violation_record, require
+from execution.policy.four_eyes import four_eyes_barred
 from execution.policy.members import on_behalf_refusal, users_manageable_by
 from execution.policy.rules import (
     ROLE_RIGHTS,
@@ -25,6 +26,7 @@ __all__ = [
     "TokenBinding",
     "decide",
     "every_tenant",
+    "four_eyes_barred",
     "membership_known",
     "membership_read",
     "on_behalf_refusal",

@@ -14,6 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Exists, OuterRef, Q
+
+from execution.models import Membership
+
 
 def requester_refusal(*, user: Any, execution: Any) -> str:
     """Why ``user`` is (one of) the requester(s) of ``execution`` and may not vote; "" if not."""
@@ -33,4 +37,20 @@ def role_too_recent(*, user: Any, execution: Any, role_since: datetime | None) -
         f"{user.get_username()} holds their role since {role_since.isoformat()}, after the execution "
         f"was submitted ({execution.created_at.isoformat()}): only those who held the approver or "
         "admin role before the submission vote on it"
+    )
+
+
+def four_eyes_barred(user: Any, *, path: str = "execution") -> Q:
+    """The set form of both rules, for lists of approvals (``path``: the lookup to their
+    execution): the executions ``user`` may not vote on whatever their role. One condition,
+    no query of its own."""
+    too_recent = Membership.objects.filter(
+        user_id=user.pk,
+        tenant_id=OuterRef(f"{path}__tenant_id"),
+        role_since__gte=OuterRef(f"{path}__created_at"),
+    )
+    return (
+        Q(**{f"{path}__actor_id": user.pk})
+        | Q(**{f"{path}__submitted_by_id": user.pk})
+        | Q(Exists(too_recent))
     )

@@ -199,3 +199,17 @@ def test_a_tenant_admin_cannot_grant_submit_on_behalf_in_the_admin(tenant: Any) 
     assert Membership.objects.get(pk=mine.pk).can_submit_on_behalf
     row = AuditLog.objects.get(event_type="member_on_behalf_changed")
     assert row.actor == root and row.details["can_submit_on_behalf"] is True and row.tenant == tenant
+
+
+def test_the_home_page_asks_no_vote_of_those_four_eyes_bar(
+    tenant: Any, on_behalf_admin: Any, deployer: Any, tenant_admin: Any, approver: Any
+) -> None:
+    """The home page's "waiting for your vote" (its set form of the rule) lists an approval
+    to a voter who may vote, not to the on-behalf submitter nor to an approver added later."""
+    approval = _submit_on_behalf(on_behalf_admin, deployer)
+    puppet = UserFactory(username="puppet")
+    MembershipFactory(tenant=tenant, user=puppet, role=Role.APPROVER)
+    marker = f"/approvals/{approval.approval_id}/"
+    assert marker in _browser(approver).get("/").content.decode()
+    for barred in (on_behalf_admin, deployer, puppet):
+        assert marker not in _browser(barred).get("/").content.decode(), barred
