@@ -93,3 +93,14 @@ def test_createsuperuser_refuses_a_bad_username(username: str) -> None:
     with pytest.raises(CommandError):
         call_command("createsuperuser", "--noinput", "--username", username, "--email", "root@example.test")
     assert not get_user_model().objects.filter(username=username).exists()
+
+
+def test_the_demo_seed_checks_its_user_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo creates accounts too: a name Django refuses stops the seed before any row."""
+    from execution.services import demo
+
+    monkeypatch.setattr(demo, "DEMO_USERS", [("bell\x07ringer", "demo", "viewer")])
+    with pytest.raises(UserRefused) as refused:
+        demo.demo_seed(password="long-enough-demo-1")
+    assert refused.value.field == "username"
+    assert not get_user_model().objects.filter(username="bell\x07ringer").exists()
