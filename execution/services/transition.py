@@ -12,21 +12,7 @@ from execution.errors import IllegalTransition
 from execution.masking import mask_text, secrets_forget, secrets_of
 from execution.models import Execution
 from execution.services.events import event_record
-from execution.state_machine import is_legal
-
-# Event type written for a change into each status.
-EVENT_FOR_STATUS: dict[str, str] = {
-    ExecutionStatus.APPROVED: "approved",
-    ExecutionStatus.REJECTED: "rejected",
-    ExecutionStatus.QUEUED: "queued",
-    ExecutionStatus.RUNNING: "started",
-    ExecutionStatus.COMPLETED: "completed",
-    ExecutionStatus.FAILED: "failed",
-    ExecutionStatus.CANCELLED: "cancelled",
-    ExecutionStatus.TIMEOUT: "timeout",
-    ExecutionStatus.PARTIAL: "partial",
-    ExecutionStatus.PENDING_APPROVAL: "gate_waiting",  # running -> pending_approval: docs/approvals.md#gates
-}
+from execution.state_machine import EVENT_FOR_STATUS, is_legal, status_columns
 
 
 def transition(
@@ -70,19 +56,12 @@ def transition(
         if fields.get("error_message"):
             fields["error_message"] = mask_text(fields["error_message"], values)
         now = timezone.now()
-        locked.previous_status = current
-        locked.status = to
-        locked.status_changed_at = now
-        update_fields = ["status", "previous_status", "status_changed_at", "updated_at"]
-        if to == ExecutionStatus.RUNNING and locked.started_at is None:
-            locked.started_at = now
-            update_fields.append("started_at")
-        if to in FINISHED_STATUSES:
-            locked.completed_at = now
-            update_fields.append("completed_at")
-        elif to == ExecutionStatus.QUEUED:
-            locked.completed_at = None
-            update_fields.append("completed_at")
+        # The columns every status change writes, from the one definition the worker's
+        # statements use too (execution/state_machine.py).
+        columns = status_columns(current, to, started_at=locked.started_at, now=now)
+        update_fields = list(columns)
+        for name, value in columns.items():
+            setattr(locked, name, value)
         for name, value in fields.items():
             setattr(locked, name, value)
             if name not in update_fields:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from execution.enums import ExecutionStatus as S
+from execution.state_machine import status_set_sql
 from execution.worker import lock_sql
 from execution.worker.claim import AttemptContext
 from execution.worker.locks import locks_wake
@@ -48,9 +49,8 @@ START_SQL = f"""
 WITH {LEASE},
 x AS (
     UPDATE executions e
-    SET status = 'running', previous_status = e.status, status_changed_at = now(),
-        started_at = coalesce(e.started_at, now()), completed_at = NULL,
-        timeout_at = now() + make_interval(secs => %(execution_timeout)s), updated_at = now()
+    SET {status_set_sql("'running'")},
+        timeout_at = now() + make_interval(secs => %(execution_timeout)s)
     WHERE e.id = %(pk)s AND e.status = %(expected)s::execution_status
       AND e.cancel_requested_at IS NULL AND {LEASE_OK}
     RETURNING e.execution_id, e.tenant_id, e.trace_id, e.timeout_at
@@ -105,9 +105,8 @@ INLINE_SQL = f"""
 WITH {LEASE},
 x AS (
     UPDATE executions e
-    SET status = 'completed', previous_status = 'running', status_changed_at = now(),
-        started_at = coalesce(e.started_at, now()), completed_at = now(),
-        timeout_at = now() + make_interval(secs => %(execution_timeout)s), updated_at = now()
+    SET {status_set_sql("'completed'", previous="'running'", via_running=True)},
+        timeout_at = now() + make_interval(secs => %(execution_timeout)s)
     WHERE e.id = %(pk)s AND e.status = %(expected)s::execution_status
       AND e.cancel_requested_at IS NULL AND {LEASE_OK}
     RETURNING e.execution_id, e.tenant_id, e.trace_id
@@ -232,9 +231,8 @@ FINISH_SQL = f"""
 WITH {LEASE},
 x AS (
     UPDATE executions e
-    SET status = %(to)s::execution_status, previous_status = e.status, status_changed_at = now(),
-        completed_at = CASE WHEN %(to)s = 'queued' THEN NULL ELSE now() END,
-        error_message = coalesce(%(error)s, e.error_message), updated_at = now()
+    SET {status_set_sql("%(to)s")},
+        error_message = coalesce(%(error)s, e.error_message)
     WHERE e.id = %(pk)s AND e.status = 'running' AND {LEASE_OK}
     RETURNING e.execution_id, e.tenant_id, e.trace_id, e.sla_class
 ),
