@@ -71,6 +71,7 @@ def _steps(approval: AnyApproval) -> list[dict[str, Any]]:
     for index, spec in enumerate(planned):
         row = rows.get(index)
         target = spec.get("target") or {}
+        fleet = _fleet(spec)
         out.append(
             {
                 "index": index,
@@ -82,9 +83,35 @@ def _steps(approval: AnyApproval) -> list[dict[str, Any]]:
                 "action_class": (row.action_class if row else "") or spec.get("action_class", ""),
                 "params": json.dumps(mask_data(spec.get("params") or {}), indent=1, sort_keys=True),
                 "status": row.status if row else "",
+                "fleet": fleet,
             }
         )
+        if fleet:
+            out[-1]["target"] = f"{fleet['count']} targets"
     return out
+
+
+def _fleet(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """A fleet step's resolved targets as the approver reads them: the count, the strategy
+    and the hosts of each batch, from the snapshot the vote approves (no query)."""
+    from execution.plans.strategy import Strategy
+
+    targets = spec.get("targets")
+    if not isinstance(targets, list) or not isinstance(spec.get("strategy"), dict):
+        return None
+    strategy = Strategy.of(spec["strategy"], len(targets))
+    return {
+        "count": len(targets),
+        "strategy": (
+            f"{strategy.concurrency} at once, batches of {strategy.batch_size}, "
+            f"stops after more than {strategy.max_failures} failed"
+            + (f", {strategy.pause_seconds:g} s between batches" if strategy.pause_seconds else "")
+        ),
+        "batches": [
+            [str(targets[i].get("hostname") or targets[i].get("asset_id")) for i in b]
+            for b in strategy.batches()
+        ],
+    }
 
 
 def _metadata(execution: Any) -> list[tuple[str, str]]:
