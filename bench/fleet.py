@@ -86,8 +86,7 @@ def product(fleet: Any, n: int, concurrency: int, workers: int) -> float:
     try:
         wait_for_cluster(since)
         started = time.monotonic()
-        # long: the execution's timeout is the long class's, whatever the load of this machine
-        execution = execution_submit(tenant=tenant, actor=actor, plan=plan, sla_class="long").execution
+        execution = execution_submit(tenant=tenant, actor=actor, plan=plan).execution
         while True:
             execution.refresh_from_db(fields=["status"])
             if execution.status not in (ExecutionStatus.QUEUED, ExecutionStatus.RUNNING):
