@@ -30,6 +30,7 @@ import os
 import select
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,9 @@ def _on_sigterm_in_worker(signum: int, frame: Any) -> None:
 
 
 def _install_worker_signals() -> None:
-    # django-q2 leaves SIGTERM at its default (die at once) in its worker processes.
-    if not state.installed:
+    # django-q2 leaves SIGTERM at its default (die at once) in its worker processes. Signals
+    # belong to the main thread: a drain run in another thread (a test's) leaves them alone.
+    if not state.installed and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm_in_worker)
         state.installed = True
 
