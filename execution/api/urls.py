@@ -31,12 +31,12 @@ urlpatterns = [
     path("tokens/", tokens.TokenListCreateView.as_view(), name="token-list"),
     path("tokens/<str:token_id>/", tokens.TokenDetailView.as_view(), name="token-detail"),
     path("runbooks/", runbooks.RunbookListCreateView.as_view(), name="runbook-list"),
-    path("runbooks/<slug:slug>/", runbooks.RunbookDetailView.as_view(), name="runbook-detail"),
+    path("runbooks/<str:slug>/", runbooks.RunbookDetailView.as_view(), name="runbook-detail"),
     path(
-        "runbooks/<slug:slug>/versions/", runbooks.RunbookVersionCreateView.as_view(), name="runbook-versions"
+        "runbooks/<str:slug>/versions/", runbooks.RunbookVersionCreateView.as_view(), name="runbook-versions"
     ),
-    path("runbooks/<slug:slug>/launch/", runbooks.RunbookLaunchView.as_view(), name="runbook-launch"),
-    path("runbooks/<slug:slug>/triggers/", runbooks.TriggerCreateView.as_view(), name="runbook-triggers"),
+    path("runbooks/<str:slug>/launch/", runbooks.RunbookLaunchView.as_view(), name="runbook-launch"),
+    path("runbooks/<str:slug>/triggers/", runbooks.TriggerCreateView.as_view(), name="runbook-triggers"),
     path("hooks/<str:hook_id>/", runbooks.HookView.as_view(), name="hook"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]

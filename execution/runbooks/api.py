@@ -154,7 +154,19 @@ class RunbookListCreateView(APIView):
     @extend_schema(
         operation_id="v1_runbooks_list",
         parameters=[OpenApiParameter("tenant", str), OpenApiParameter("tag", str), *PAGE_PARAMETERS],
-        responses={200: RunbookOut(many=True), 400: s.InvalidOut, 401: _detail},
+        responses={
+            200: inline_serializer(
+                "PaginatedRunbookList",
+                {
+                    "count": serializers.IntegerField(),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
+                    "results": RunbookOut(many=True),
+                },
+            ),
+            400: s.InvalidOut,
+            401: _detail,
+        },
     )
     @_guarded
     def get(self, request: Request) -> Response:
@@ -173,7 +185,14 @@ class RunbookListCreateView(APIView):
 
     @extend_schema(
         request=RunbookIn,
-        responses={201: RunbookOut, 400: s.InvalidOut, 401: _detail, 403: s.RefusedOut, 409: s.RefusedOut},
+        responses={
+            201: RunbookOut,
+            400: s.InvalidOut,
+            401: _detail,
+            403: s.RefusedOut,
+            404: _detail,
+            409: s.RefusedOut,
+        },
     )
     @_guarded
     def post(self, request: Request) -> Response:
@@ -319,11 +338,14 @@ class TriggerCreateView(APIView):
 
 
 class HookOut(serializers.Serializer):
-    trigger = serializers.UUIDField()
-    executions = s.ExecutionSummaryOut(many=True)
-    errors = s.ProblemOut(many=True)  # type: ignore[assignment]  # a field, not Serializer.errors
-    refused = serializers.ListField(child=serializers.CharField())
-    ignored = serializers.IntegerField(help_text="resolved alerts not launched")
+    # Not required: a body refused before the hook reads it (NUL characters, too deep) is a
+    # 400 with ``detail`` and ``errors`` only.
+    detail = serializers.CharField(required=False)
+    trigger = serializers.UUIDField(required=False)
+    executions = s.ExecutionSummaryOut(many=True, required=False)
+    errors = s.ProblemOut(many=True, required=False)  # type: ignore[assignment]  # a field, not .errors
+    refused = serializers.ListField(child=serializers.CharField(), required=False)
+    ignored = serializers.IntegerField(required=False, help_text="resolved alerts not launched")
 
 
 class HookView(APIView):
