@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -15,7 +16,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from approvals.errors import VoteConflict, VoteForbidden
-from approvals.models import Approval, ApprovalVote, ChangeFreeze, GateApproval, GateVote
+from approvals.models import Approval, ApprovalVote, ChangeFreeze, GateApproval, GateVote, StandardChange
 from approvals.services import approval_vote
 from execution import policy
 from execution.admin.scoped import TenantScopedAdmin, TenantScopedInline
@@ -207,3 +208,37 @@ class ChangeFreezeAdmin(TenantScopedAdmin):
     list_filter = ["tenant", "environment", "effect"]
     search_fields = ["tenant__slug", "reason"]
     ordering = ["-starts_at"]
+
+
+@admin.register(StandardChange)
+class StandardChangeAdmin(TenantScopedAdmin):
+    """Standard changes (docs/approvals.md#standard-changes). Saving a change of a rule saves
+    a new version and retires the old one (votes name the version that gave them)."""
+
+    view_right = edit_right = policy.Right.CONFIGURE
+    list_display = ["name", "version", "tenant", "environment", "action_class", "max_targets", "active"]
+    list_filter = ["tenant", "environment", "active"]
+    search_fields = ["tenant__slug", "name"]
+    readonly_fields = ["version", "created_at"]
+
+    def save_model(self, request: HttpRequest, obj: StandardChange, form: Any, change: bool) -> None:
+        if change:
+            with transaction.atomic():
+                # The version as it was stays, retired, with the votes it gave; the rule keeps
+                # its id and goes on as the next version.
+                archived = StandardChange.objects.select_for_update().get(pk=obj.pk)
+                latest = (
+                    StandardChange.objects.filter(tenant_id=archived.tenant_id, name=archived.name)
+                    .order_by("-version")
+                    .values_list("version", flat=True)
+                    .first()
+                )
+                obj.version = (latest or 0) + 1
+                StandardChange.objects.filter(pk=obj.pk).update(version=obj.version)
+                archived.pk = None
+                archived.active = False
+                archived.save()
+                ApprovalVote.objects.filter(standard_change_id=obj.pk).update(standard_change=archived)
+                super().save_model(request, obj, form, change)
+            return
+        super().save_model(request, obj, form, change)

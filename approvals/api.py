@@ -82,7 +82,7 @@ def approval_payload(approval: AnyApproval) -> dict[str, Any]:
         "approver": approval.approver.get_username() if approval.approver else None,
         "votes": [
             {
-                "voter": v.voter.get_username(),
+                "voter": v.voter_name,
                 "decision": v.decision,
                 "comment": mask_text(v.comment),
                 "created_at": v.created_at.isoformat(),

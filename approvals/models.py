@@ -7,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from execution.enums import ApprovalState, Environment
+from execution.enums import ActionClass, ApprovalState, Environment
 from execution.fields import PgEnumField
 from execution.models import Execution, Tenant
 
@@ -65,6 +65,48 @@ class ChangeFreeze(models.Model):
             "approval_level": self.approval_level if self.effect == self.Effect.RAISE else None,
             "reason": self.reason,
         }
+
+
+class StandardChange(models.Model):
+    """A standard change (docs/approvals.md#standard-changes): an auto-approval rule of a
+    tenant. A submission matching every field of an active rule is approved by it, with a
+    vote recorded as the rule. Rules are versioned: an edit saves a new version (the old one
+    is kept, inactive), and a vote names the version that gave it."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="standard_changes")
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    active = models.BooleanField(default=True)
+    plan_name_pattern = models.CharField(
+        max_length=200, blank=True, default="", help_text="RE2, the whole plan name must match (empty: any)."
+    )
+    runbook_slug = models.CharField(max_length=100, blank=True, default="", help_text="Empty: any (or none).")
+    runbook_version = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: any version.")
+    environment = models.CharField(max_length=16, choices=Environment.choices)
+    action_class = models.CharField(
+        max_length=16, choices=ActionClass.choices, help_text="The highest action class the rule approves."
+    )
+    target_tags = models.JSONField(default=list, blank=True, help_text="Every target must carry all of them.")
+    max_targets = models.PositiveIntegerField(default=1, help_text="Distinct targets at most.")
+    window_start = models.TimeField(null=True, blank=True, help_text="UTC time of day the rule applies from.")
+    window_end = models.TimeField(null=True, blank=True, help_text="UTC time of day the rule applies until.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "standard_changes"
+        ordering = ["tenant_id", "name", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "name", "version"], name="standard_change_version_unique"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(plan_name_pattern="") | ~models.Q(runbook_slug=""),
+                name="standard_change_names_its_plans",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"standard change {self.name} v{self.version}"
 
 
 class Approval(models.Model):
@@ -131,7 +173,14 @@ class ApprovalVote(models.Model):
         REJECT = "reject"
 
     approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="votes")
-    voter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # A person, or (voter NULL) the standard change that approved it.
+    voter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    standard_change = models.ForeignKey(
+        StandardChange, null=True, blank=True, on_delete=models.PROTECT, related_name="votes"
+    )
+
     decision = models.CharField(max_length=8, choices=Decision.choices)
     comment = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -145,7 +194,16 @@ class ApprovalVote(models.Model):
             models.CheckConstraint(
                 condition=models.Q(decision__in=["approve", "reject"]), name="votes_decision_valid"
             ),
+            models.CheckConstraint(
+                condition=models.Q(voter__isnull=False) ^ models.Q(standard_change__isnull=False),
+                name="votes_by_a_person_or_a_rule",
+            ),
         ]
+
+    @property
+    def voter_name(self) -> str:
+        """Who voted: the person, or the standard change (name and version) that approved."""
+        return self.voter.get_username() if self.voter is not None else str(self.standard_change)
 
 
 class GateApproval(models.Model):
@@ -210,6 +268,7 @@ class GateVote(models.Model):
 
     approval = models.ForeignKey(GateApproval, on_delete=models.CASCADE, related_name="votes")
     voter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
     decision = models.CharField(max_length=8, choices=ApprovalVote.Decision.choices)
     comment = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -223,6 +282,10 @@ class GateVote(models.Model):
                 condition=models.Q(decision__in=["approve", "reject"]), name="gate_votes_decision_valid"
             ),
         ]
+
+    @property
+    def voter_name(self) -> str:
+        return str(self.voter.get_username())
 
 
 AnyApproval = Approval | GateApproval

@@ -10,7 +10,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from approvals.models import Approval, ApprovalVote, ChangeFreeze, GateApproval, GateVote
+from approvals.models import Approval, ApprovalVote, ChangeFreeze, GateApproval, GateVote, StandardChange
 from execution.enums import (
     ActionClass,
     ConnectionType,
@@ -252,6 +252,17 @@ class ApprovalVoteFactory(factory.django.DjangoModelFactory):
     approval = factory.SubFactory(ApprovalFactory)
     voter = factory.SubFactory(UserFactory)
     decision = ApprovalVote.Decision.APPROVE
+
+
+class StandardChangeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StandardChange
+
+    tenant = factory.SubFactory(TenantFactory)
+    name = factory.Sequence(lambda n: f"standard change {n}")
+    plan_name_pattern = "rotate .*"
+    environment = "staging"
+    action_class = "read"
 
 
 class ChangeFreezeFactory(factory.django.DjangoModelFactory):

@@ -106,7 +106,7 @@ def approval_summary(execution: Execution) -> dict[str, Any] | None:
         "expires_at": _iso(approval.expires_at),
         "votes": [
             {
-                "voter": v.voter.get_username(),
+                "voter": v.voter_name,
                 "decision": v.decision,
                 "comment": v.comment,
                 "created_at": _iso(v.created_at),

@@ -442,9 +442,12 @@ def _write(
     if direct:
         return SubmitOutcome(execution=execution, replayed=False, steps=step_rows)
     from approvals.services.request import approval_request
+    from approvals.services.standard import standard_change_apply, targets_of
 
-    approval_request(
+    approval = approval_request(
         execution=execution, level=classification.approval_level, freeze_id=classification.freeze_id
     )
+    # A standard change of the tenant may approve it at once (docs/approvals.md#standard-changes).
+    standard_change_apply(execution=execution, approval=approval, targets=targets_of(resolved))
     execution.refresh_from_db()
     return SubmitOutcome(execution=execution, replayed=False)
