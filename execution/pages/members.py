@@ -99,11 +99,18 @@ def members_page(request: HttpRequest, slug: str) -> HttpResponse:
     return response
 
 
+def _posted_id(request: HttpRequest, field: str) -> int | None:
+    """A posted row id: digits only (a name or other text is no id, never a query's 500)."""
+    raw = request.POST.get(field, "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
 def _membership(tenant: Tenant, request: HttpRequest) -> Membership:
+    membership_id = _posted_id(request, "membership")
     membership = (
-        Membership.objects.filter(tenant=tenant, pk=request.POST.get("membership") or 0)
-        .select_related("user", "tenant")
-        .first()
+        Membership.objects.filter(tenant=tenant, pk=membership_id).select_related("user", "tenant").first()
+        if membership_id is not None
+        else None
     )
     if membership is None:
         raise MemberChangeRefused("membership: no such member of this tenant")
@@ -122,10 +129,11 @@ def _expires_at(raw: str) -> Any:
 
 
 def _issue(request: HttpRequest, tenant: Tenant) -> tuple[ApiToken, str]:
+    user_id = _posted_id(request, "user")
     holder = (
-        Membership.objects.filter(tenant=tenant, user_id=request.POST.get("user") or 0)
-        .select_related("user")
-        .first()
+        Membership.objects.filter(tenant=tenant, user_id=user_id).select_related("user").first()
+        if user_id is not None
+        else None
     )
     if holder is None:
         raise TokenRefused("user", "no such member of this tenant")

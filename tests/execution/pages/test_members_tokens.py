@@ -157,3 +157,23 @@ def test_the_issue_form_offers_only_members_the_admin_may_issue_for(
     form = form[: form.index("</form>")]
     assert "ann-admin" in form and "olga-operator" in form
     assert "two-tenants" not in form and ">root<" not in form
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"action": "token-issue", "user": "olga-operator", "name": "ci"}, "user: no such member"),
+        ({"action": "token-issue", "user": "1e3", "name": "ci"}, "user: no such member"),
+        ({"action": "role", "membership": "x1", "role": "viewer"}, "membership: no such member"),
+        ({"action": "remove", "membership": "9" * 30}, "membership: no such member"),
+    ],
+)
+def test_a_posted_id_that_is_no_number_is_refused_not_a_server_error(
+    tenant: Any, tenant_admin: Any, operator: Any, data: dict[str, str], reason: str
+) -> None:
+    """Red team: a username where the form posts a user id was a 500 (int() in the query)."""
+    before = (Membership.objects.count(), ApiToken.objects.count())
+    response = _post(tenant_admin, tenant, **data)
+    assert response.status_code == 400
+    assert reason in response.content.decode()
+    assert (Membership.objects.count(), ApiToken.objects.count()) == before
