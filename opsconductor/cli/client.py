@@ -264,8 +264,8 @@ class OpsClient:
         return dict(self._json("POST", path, body={"reason": reason} if reason else {}, repeatable=True))
 
     def tokens(self) -> list[dict[str, Any]]:
-        """The token owner's own API tokens (never their keys)."""
-        return list(self.pages("/api/v1/tokens/"))
+        """The token owner's own API tokens (never their keys): the answer is a plain list."""
+        return list(self._json("GET", "/api/v1/tokens/", repeatable=True))
 
     def wait(
         self, execution_id: str, *, poll_seconds: float = 1.0, timeout: float | None = None

@@ -93,8 +93,10 @@ def _finish(client: OpsClient, submitted: Submitted, args: argparse.Namespace, o
     out.write(f"execution {submitted.execution_id} {execution.get('status')}{replay}\n")
     out.flush()
     status = execution.get("status")
-    if not (args.wait or args.follow) or status in TERMINAL_STATUSES:
+    if not (args.wait or args.follow) or (status in TERMINAL_STATUSES and not args.follow):
         return _outcome(execution) if status in TERMINAL_STATUSES else EXIT_OK
+    # --follow prints the events even of an execution that had ended when the answer came
+    # (an immediate plan): the socket replays them from the first, then closes on the end.
     if args.follow:
         for message in client.follow(submitted.execution_id):
             out.write(render.event_line(message) + "\n")

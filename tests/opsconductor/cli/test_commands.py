@@ -128,9 +128,8 @@ def test_tokens_lists_names_never_keys() -> None:
     tokens = [
         {"name": "ci", "prefix": "ab12cd34", "tenant": "acme", "created_at": "2026-01-01", "expires_at": None}
     ]
-    with LoopbackHttpServer(
-        lambda *a: json_answer(200, {"count": 1, "next": None, "results": tokens})
-    ) as server:
+    # The server's answer is a plain list (docs/api.md "Tokens"), not a page.
+    with LoopbackHttpServer(lambda *a: json_answer(200, tokens)) as server:
         code, out = run(server.url, "tokens")
         assert code == 0 and out.splitlines()[1].split()[:3] == ["ci", "ab12cd34", "acme"]
         assert json.loads(run(server.url, "tokens", "-o", "json")[1]) == tokens

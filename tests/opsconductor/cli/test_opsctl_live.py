@@ -144,3 +144,35 @@ def test_opsctl_against_the_running_product(tmp_path: Path) -> None:
         )
         assert {e["status"] for e in json.loads(both.stdout)} == {"completed", "failed"}
         assert len(json.loads(both.stdout)) >= 63
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_opsctl_follow_of_an_immediate_plan_and_tokens(tmp_path: Path) -> None:
+    """Found trying the README as a newcomer: `opsctl submit docs/examples/read-uptime.json
+    --wait --follow` (a fast read plan: immediate, ended when the answer comes) printed no
+    event at all, and `opsctl tokens` died with a traceback on the server's plain list."""
+    seed = demo_seed(password="live-pw")
+    operator = seed.users["operator"]["token"]
+    readme_plan = str(Path(__file__).resolve().parents[3] / "docs" / "examples" / "read-uptime.json")
+
+    with worker_cluster(workers=1), daphne_server(subprocess_env(), tmp_path / "daphne.log") as port:
+        url = f"http://127.0.0.1:{port}"
+        done = opsctl("submit", readme_plan, "--wait", "--follow", url=url, token=operator)
+        assert done.returncode == 0, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        execution_id = lines[0].split()[1]
+        execution = Execution.objects.get(execution_id=execution_id)
+        assert execution.execution_mode == "immediate" and lines[0].endswith(" completed"), done.stdout
+        started = [line for line in lines if " step_started [step " in line]
+        assert [line.split("[step ")[1][0] for line in started] == ["0", "1", "2"], done.stdout
+        assert any(" completed " in line and "running -> completed" in line for line in lines), done.stdout
+        assert lines[-1] == f"execution {execution_id} completed"
+
+        tokens = opsctl("tokens", "-o", "json", url=url, token=operator)
+        assert tokens.returncode == 0, tokens.stderr
+        listed = json.loads(tokens.stdout)
+        assert [(t["name"], t["prefix"]) for t in listed] == [("demo", operator[:8])]
+        assert operator not in tokens.stdout
+        table = opsctl("tokens", url=url, token=operator)
+        assert table.returncode == 0 and "demo" in table.stdout and operator[:8] in table.stdout, table.stderr
