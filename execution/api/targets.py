@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from execution import policy
+from execution.api import serializers as s
 from execution.api.access import execution_for
 from execution.api.pagination import PAGE_PARAMETERS, StrictLimitOffsetPagination
 from execution.api.payloads import target_payload
@@ -20,14 +21,24 @@ from execution.enums import TargetStatus
 from execution.masking import mask_data
 from execution.models import StepTarget
 
+_detail = inline_serializer("StepTargetsDetail", {"detail": serializers.CharField()})
+
 
 def _bad(field: str, message: str) -> ValidationError:
     return ValidationError({"detail": f"{field}: {message}", "errors": [{"path": field, "message": message}]})
 
 
+def _step_index(raw: str) -> int:
+    """The path's step index: a 400 naming it, not the router's HTML 404, when it is no number."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 6:
+        raise _bad("step_index", "must be a step's index: a whole number from 0")
+    return int(raw)
+
+
 class StepTargetsView(APIView):
     @extend_schema(
         parameters=[
+            OpenApiParameter("step_index", int, OpenApiParameter.PATH, description="the step index, from 0"),
             OpenApiParameter(
                 "status",
                 str,
@@ -35,14 +46,20 @@ class StepTargetsView(APIView):
             ),
             *PAGE_PARAMETERS,
         ],
-        responses={200: inline_serializer("StepTargetPage", {"count": serializers.IntegerField()})},
+        responses={
+            200: inline_serializer("StepTargetPage", {"count": serializers.IntegerField()}),
+            400: s.InvalidOut,
+            401: _detail,
+            404: _detail,
+        },
     )
-    def get(self, request: Request, execution_id: Any, step_index: int) -> Response:
+    def get(self, request: Request, execution_id: Any, step_index: str) -> Response:
         execution = execution_for(request, execution_id, policy.Right.READ)
+        index = _step_index(step_index)
         steps = (execution.plan_snapshot or {}).get("steps") or []
-        if not 0 <= step_index < len(steps) or not isinstance(steps[step_index].get("targets"), list):
-            raise NotFound({"detail": f"step {step_index} of this execution is not a fleet step"})
-        queryset = StepTarget.objects.filter(execution_id=execution.execution_id, step_index=step_index)
+        if not index < len(steps) or not isinstance(steps[index].get("targets"), list):
+            raise NotFound({"detail": f"step {index} of this execution is not a fleet step"})
+        queryset = StepTarget.objects.filter(execution_id=execution.execution_id, step_index=index)
         raw = request.query_params.get("status")
         if raw:
             wanted = [part.strip() for part in raw.split(",") if part.strip()]

@@ -22,7 +22,7 @@ urlpatterns = [
         "executions/<str:execution_id>/cancel/", views.ExecutionCancelView.as_view(), name="execution-cancel"
     ),
     path(
-        "executions/<str:execution_id>/steps/<int:step_index>/targets/",
+        "executions/<str:execution_id>/steps/<str:step_index>/targets/",
         targets.StepTargetsView.as_view(),
         name="execution-step-targets",
     ),

@@ -59,6 +59,10 @@ def test_bad_filters_and_other_tenants_are_refused(operator: Any, outsider: Any,
     assert client.get(url, {"limit": "x"}).status_code == 400
     assert client.get(f"{URL}{created['execution_id']}/steps/5/targets/").status_code == 404
     assert client_for(outsider).get(url).status_code == 404
+    # a step index that is no number: a JSON 400 naming it (was the router's HTML 404)
+    for index in ("null,null", "-1", "x"):
+        answer = client.get(f"{URL}{created['execution_id']}/steps/{index}/targets/")
+        assert answer.status_code == 400 and answer.json()["errors"][0]["path"] == "step_index", index
 
 
 @pytest.mark.django_db
