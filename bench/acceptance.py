@@ -1,4 +1,4 @@
-"""The engine's acceptance figures (issue 24) in one run: each bench script in turn, its figures collected.
+"""The engine's acceptance figures in one run: each bench script in turn, its figures collected.
 
     .venv/bin/python bench/acceptance.py [--n-locks 200] [--n-rest 2000] [--n-queue 500] [--quick]
 

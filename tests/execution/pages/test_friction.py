@@ -1,4 +1,4 @@
-"""Friction an operator met (issue 23 item 8): the header links only where the user may go, a
+"""Friction an operator met: the header links only where the user may go, a
 refused page is a page (and one log line, no traceback), a favicon, "deliveries"."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Findings 4 and 5 of issue 22 at the doors the members page tests do not cover: the Django
+"""Members and tokens at the doors the members page tests do not cover: the Django
 admin (a tenant admin adding a superuser or another tenant's admin as a member of their
 tenant, and the membership form's user choices) and REST (``POST /api/v1/tokens/`` issues
 the caller's own token only, never one for another account). The members page's own
