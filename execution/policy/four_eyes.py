@@ -4,6 +4,9 @@ whatever their role. Asked by the vote rule of :mod:`execution.policy.rules`, so
 
 - The requester is the human behind the execution: its actor, and with submission on
   behalf also the account that submitted it (``submitted_by``). Neither votes.
+- A runbook launch's plan was written by the author of its version: they do not vote on it
+  either (another admin who rewrites a runbook that a trigger or schedule fires as its
+  owner is not a second pair of eyes on their own plan).
 - A voter's approver or admin role must predate the submission: an approver added (or
   promoted) after the execution was submitted -- a sockpuppet made to be the second pair
   of eyes -- does not vote on it.
@@ -25,6 +28,8 @@ def requester_refusal(*, user: Any, execution: Any) -> str:
         return "the requester cannot vote on their own execution"
     if execution.submitted_by_id is not None and execution.submitted_by_id == user.pk:
         return "the account that submitted this execution on behalf of another member cannot vote on it"
+    if (execution.runbook or {}).get("author_id") == user.pk:
+        return "the author of the runbook version this execution runs cannot vote on it"
     return ""
 
 
@@ -52,5 +57,6 @@ def four_eyes_barred(user: Any, *, path: str = "execution") -> Q:
     return (
         Q(**{f"{path}__actor_id": user.pk})
         | Q(**{f"{path}__submitted_by_id": user.pk})
+        | Q(**{f"{path}__runbook__author_id": user.pk})
         | Q(Exists(too_recent))
     )

@@ -214,5 +214,11 @@ def runbook_launch(
         dry_run=dry_run,
         idempotency_header=idempotency_header,
         wait=wait,
-        runbook={"slug": runbook.slug, "version": rendered.version.number, "params": rendered.values},
+        runbook={
+            "slug": runbook.slug,
+            "version": rendered.version.number,
+            "params": rendered.values,
+            # who wrote the plan that runs: four eyes never count them (execution/policy/four_eyes.py)
+            "author_id": rendered.version.created_by_id,
+        },
     )

