@@ -99,7 +99,7 @@ class DatabaseCollector(Collector):
         )
         yield GaugeMetricFamily(
             f"{PREFIX}_workers_alive",
-            "Worker processes with a fresh heartbeat.",
+            "Worker clusters with a fresh heartbeat (each cluster runs several worker processes).",
             value=scalars["workers_alive"],
         )
 
