@@ -73,6 +73,13 @@ PRUNE_SQL: list[tuple[str, str]] = [
         "(SELECT id FROM approvals WHERE execution_id = ANY(%(uuids)s::uuid[]))",
     ),
     ("approvals", "DELETE FROM approvals WHERE execution_id = ANY(%(uuids)s::uuid[])"),
+    # A gate's votes and the gate (approvals inside a plan, docs/approvals.md) go with it too.
+    (
+        "",
+        "DELETE FROM gate_votes WHERE approval_id IN "
+        "(SELECT id FROM gate_approvals WHERE execution_id = ANY(%(uuids)s::uuid[]))",
+    ),
+    ("", "DELETE FROM gate_approvals WHERE execution_id = ANY(%(uuids)s::uuid[])"),
     ("events", "DELETE FROM execution_events WHERE execution_id = ANY(%(uuids)s::uuid[])"),
     # A fleet step's target rows go with their step (docs/fleet.md).
     ("", "DELETE FROM execution_step_targets WHERE execution_id = ANY(%(uuids)s::uuid[])"),
@@ -92,6 +99,7 @@ PRUNE_SQL: list[tuple[str, str]] = [
 # The tables PRUNE_SQL deletes from for executions: checked against pg_constraint by a test.
 CHILD_TABLES = {
     "approvals",
+    "gate_approvals",
     "execution_events",
     "execution_steps",
     "execution_queue",
