@@ -15,8 +15,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from approvals.errors import VoteConflict, VoteForbidden
+from approvals.errors import VoteConflict, VoteForbidden, VoteInvalid
 from approvals.models import Approval, ApprovalVote, ChangeFreeze, GateApproval, GateVote, StandardChange
+from approvals.run_window import form_window
 from approvals.services import approval_vote
 from execution import policy
 from execution.admin.scoped import TenantScopedAdmin, TenantScopedInline
@@ -140,6 +141,10 @@ class ApprovalAdmin(TenantScopedAdmin):
             "approvals": list(queryset),
             "decision": decision,
             "comment_required": decision == ApprovalVote.Decision.REJECT,
+            # A pre-run approval may be given for a run window (docs/approvals.md#run-windows).
+            "window_allowed": decision == ApprovalVote.Decision.APPROVE and self.model is Approval,
+            "window_start": request.POST.get("window_start", ""),
+            "window_end": request.POST.get("window_end", ""),
             "action": action,
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
         }
@@ -155,11 +160,24 @@ class ApprovalAdmin(TenantScopedAdmin):
             # Asked again, nothing recorded: the service would refuse each one the same way.
             self.message_user(request, "A rejection needs a comment saying why.", messages.ERROR)
             return self._vote_form(request, queryset, decision, action)
+        try:
+            window = form_window(request.POST.get("window_start", ""), request.POST.get("window_end", ""))
+        except VoteInvalid as invalid:
+            self.message_user(request, f"Run window: {invalid.reason}.", messages.ERROR)
+            return self._vote_form(request, queryset, decision, action)
         for approval in queryset:
             try:
                 result = approval_vote(
-                    approval=approval, voter=request.user, decision=decision, comment=comment
+                    approval=approval, voter=request.user, decision=decision, comment=comment, window=window
                 )
+            except VoteInvalid as invalid:  # the window is refused for this one, nothing recorded
+                self.message_user(
+                    request,
+                    f"{approval.execution.execution_id}: vote not recorded: "
+                    f"{invalid.field}: {invalid.reason}",
+                    messages.ERROR,
+                )
+                continue
             except (VoteForbidden, VoteConflict) as refused:
                 self.message_user(
                     request,
@@ -167,10 +185,15 @@ class ApprovalAdmin(TenantScopedAdmin):
                     messages.ERROR,
                 )
                 continue
+            window_text = (
+                f", run window {result.run_after.isoformat()} to {result.run_before.isoformat()}"
+                if isinstance(result, Approval) and result.run_after and result.run_before
+                else ""
+            )
             self.message_user(
                 request,
                 f"{approval.execution.execution_id}: {decision} recorded; approval {result.state}, "
-                f"execution {result.execution.status}",
+                f"execution {result.execution.status}{window_text}",
                 messages.SUCCESS,
             )
         return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib import messages
@@ -11,11 +10,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_http_methods
 
 from approvals.errors import VoteConflict, VoteForbidden, VoteInvalid
 from approvals.models import AnyApproval, ApprovalVote
+from approvals.run_window import form_window
 from approvals.selectors import approval_by_id, pending_approvals_for
 from approvals.services import approval_vote, approval_vote_forbidden
 from execution import policy
@@ -149,19 +148,6 @@ def _detail_context(request: HttpRequest, approval: AnyApproval) -> dict[str, An
     }
 
 
-def _window(start: str, end: str) -> tuple[datetime, datetime] | None:
-    """The form's run window (datetime-local fields, read as UTC), or None when empty."""
-    if not start and not end:
-        return None
-    bounds = []
-    for name, text in (("window_start", start), ("window_end", end)):
-        value = parse_datetime(text) if text else None
-        if value is None:
-            raise VoteInvalid("window", f"{name}: give the window's start and end as dates and times")
-        bounds.append(value if value.tzinfo else value.replace(tzinfo=UTC))
-    return bounds[0], bounds[1]
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def approval_detail(request: HttpRequest, approval_id: Any) -> HttpResponse:
@@ -177,7 +163,7 @@ def approval_detail(request: HttpRequest, approval_id: Any) -> HttpResponse:
         messages.error(request, "Choose approve or reject.")
         return redirect("approvals:detail", approval_id=approval.approval_id)
     try:
-        window = _window(request.POST.get("window_start", ""), request.POST.get("window_end", ""))
+        window = form_window(request.POST.get("window_start", ""), request.POST.get("window_end", ""))
         result = approval_vote(
             approval=approval, voter=request.user, decision=decision, comment=comment, window=window
         )

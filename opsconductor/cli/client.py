@@ -248,15 +248,22 @@ class OpsClient:
                 return
             cursor = page.get("last_id")
 
-    def approve(self, execution_id: str, comment: str = "") -> dict[str, Any]:
-        return self._vote(execution_id, "approve", comment)
+    def approve(
+        self, execution_id: str, comment: str = "", *, window: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Approve; ``window`` (start, end: ISO 8601) approves for a run window
+        (docs/approvals.md#run-windows): the server checks both bounds."""
+        body: dict[str, Any] = {"comment": comment}
+        if window is not None:
+            body.update(window_start=window[0], window_end=window[1])
+        return self._vote(execution_id, "approve", body)
 
     def reject(self, execution_id: str, comment: str) -> dict[str, Any]:
-        return self._vote(execution_id, "reject", comment)
+        return self._vote(execution_id, "reject", {"comment": comment})
 
-    def _vote(self, execution_id: str, decision: str, comment: str) -> dict[str, Any]:
+    def _vote(self, execution_id: str, decision: str, body: dict[str, Any]) -> dict[str, Any]:
         path = f"/api/v1/executions/{quote(execution_id, safe='')}/{decision}/"
-        return dict(self._json("POST", path, body={"comment": comment}))
+        return dict(self._json("POST", path, body=body))
 
     def cancel(self, execution_id: str, reason: str = "") -> dict[str, Any]:
         path = f"/api/v1/executions/{quote(execution_id, safe='')}/cancel/"

@@ -140,12 +140,22 @@ def cmd_launch(client: OpsClient, args: argparse.Namespace, out: TextIO) -> int:
 def cmd_vote(client: OpsClient, args: argparse.Namespace, out: TextIO) -> int:
     if args.command == "reject" and not (args.message or "").strip():
         raise UsageProblem("reject needs a reason: -m 'why'")
-    vote = client.approve if args.command == "approve" else client.reject
-    result = vote(args.execution_id, args.message or "")
+    if args.command == "reject":
+        result = client.reject(args.execution_id, args.message)
+    else:
+        bounds = (args.window_start, args.window_end)
+        if any(bounds) and not all(bounds):
+            missing = "--window-end" if args.window_start else "--window-start"
+            raise UsageProblem(f"{missing}: a run window needs both its start and its end")
+        window = (args.window_start, args.window_end) if all(bounds) else None
+        result = client.approve(args.execution_id, args.message or "", window=window)
     approval = result.get("approval") or {}
+    run_window = approval.get("run_window") or {}
     out.write(
         f"execution {result.get('execution_id')} {result.get('status')} "
-        f"(approval {approval.get('state')}, {approval.get('approvals')}/{approval.get('approval_level')})\n"
+        f"(approval {approval.get('state')}, {approval.get('approvals')}/{approval.get('approval_level')})"
+        + (f" run window {run_window.get('start')} to {run_window.get('end')}" if run_window else "")
+        + "\n"
     )
     return EXIT_OK
 
@@ -241,6 +251,9 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=what)
         sub.add_argument("execution_id")
         sub.add_argument("-m", "--message", help="comment (required to reject)")
+        if name == "approve":
+            sub.add_argument("--window-start", help="approve for a run window: its start (ISO 8601)")
+            sub.add_argument("--window-end", help="approve for a run window: its end (ISO 8601)")
         sub.set_defaults(run=cmd_vote)
 
     sub = commands.add_parser("cancel", help="cancel an execution")

@@ -222,3 +222,37 @@ def test_follow_resumes_after_a_drop_without_repeating_and_stops_at_the_end(sock
     with pytest.raises(AuthenticationFailed):
         list(OpsClient(url, "wrong", sleep=lambda s: None).follow("e-1"))
     assert issubclass(AuthenticationFailed, ApiError)
+
+
+def test_approve_for_a_run_window_sends_both_bounds_and_prints_the_window(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # docs/approvals.md#run-windows: opsctl sends REST's window_start/window_end.
+    window = {"start": "2026-12-04T01:00:00+00:00", "end": "2026-12-04T03:00:00+00:00"}
+    approval = {"state": "approved", "approvals": 1, "approval_level": 1, "run_window": window}
+
+    def responder(
+        method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        return json_answer(200, {"execution_id": "e-1", "status": "queued", "approval": approval})
+
+    with LoopbackHttpServer(responder) as server:
+        code, out = run(
+            server.url,
+            "approve",
+            "e-1",
+            "-m",
+            "tonight",
+            "--window-start",
+            window["start"],
+            "--window-end",
+            window["end"],
+        )
+        assert (code, out) == (
+            0,
+            f"execution e-1 queued (approval approved, 1/1) run window {window['start']} to {window['end']}\n",
+        )
+        assert run(server.url, "approve", "e-1", "--window-start", window["start"]) == (2, "")
+    assert "--window-end: a run window needs both its start and its end" in capsys.readouterr().err
+    sent = [json.loads(r["body"]) for r in server.requests]
+    assert sent == [{"comment": "tonight", "window_start": window["start"], "window_end": window["end"]}]
