@@ -76,6 +76,7 @@ class DlqFault(models.TextChoices):
     WORKER_CRASHED = "worker_crashed", "the attempt crashed in the worker"
     EXECUTION_TIMEOUT = "execution_timeout", "the execution ran past its timeout"
     LOCK_WAIT_EXCEEDED = "lock_wait_exceeded", "waited for an asset lock past the limit"
+    TARGET_UNREACHABLE = "target_unreachable", "a step's target could not be reached (nothing was sent to it)"
     # Only on entries written before step failures stopped going to the DLQ (migration 0021).
     STEP_FAILED = "step_failed", "a step failed (recorded by an earlier release)"
 

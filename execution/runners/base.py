@@ -120,6 +120,14 @@ class StepResult:
     output: dict[str, Any] = field(default_factory=dict)
     error_message: str = ""
     exit_code: int | None = None
+    # The target could not be reached (no connection: refused, timed out, its name does not
+    # resolve): nothing was sent to it. A fault of the platform, not a result
+    # (docs/contract.md#truth): the queue's attempts retry it, then the DLQ (target_unreachable).
+    unreachable: bool = False
+
+
+class TargetUnreachable(ConnectionError):
+    """A runner could not connect to its target: nothing was sent (StepResult.unreachable)."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 
 from execution.enums import ExecutionStatus
-from execution.runners.base import ParamProblem, Runner, StepContext, StepResult
+from execution.runners.base import ParamProblem, Runner, StepContext, StepResult, TargetUnreachable
 from execution.runners.registry import register
 from execution.runners.support import cap_text
 
@@ -112,6 +112,10 @@ class FileRunner(Runner):
 
         try:
             client = ssh_connect(ctx)
+        except TargetUnreachable as exc:
+            return StepResult(
+                status=ExecutionStatus.FAILED, error_message=f"target unreachable: {exc}", unreachable=True
+            )
         except Exception as exc:
             return StepResult(status=ExecutionStatus.FAILED, error_message=f"ssh connect failed: {exc}")
         held = f"sftp connection ({direction} {remote})"

@@ -13,7 +13,9 @@ Paths out of an attempt: completed / partial; cancelled; timeout (dead-lettered 
 status, an operator may requeue it); a failed step → run again after a back-off while its
 own ``max_retries`` allow (the queue's attempt given back), else the execution fails (no
 dead letter: a failed step is a result, docs/contract.md#truth); busy asset → handed back
-(``lock_wait``) without holding a worker; lease lost → stop quietly (the reaper or another
+(``lock_wait``) without holding a worker; a target that could not be reached → a
+platform fault: the queue's next attempt after a back-off, past ``max_attempts`` the DLQ
+(``target_unreachable``); lease lost → stop quietly (the reaper or another
 worker owns the item now).
 """
 
@@ -274,6 +276,11 @@ def _run(state: AttemptState, pending: list[claim.StepRow], retry: int) -> str:
             state.previous_statuses[step.step_index] = result.status
         elif result.status in (S.CANCELLED, S.TIMEOUT):
             return attempt_finish(state, result.status, record["error"], (record, event))
+        elif result.unreachable:
+            # Nothing reached the target: a platform fault, retried by the queue's attempts
+            # (then the DLQ), not by the step's max_retries nor passed by continue_on_error.
+            error = f"step {step.step_index} ({step.step_name}): {record['error']}"
+            return attempt_finish(state, "target_unreachable", error, (record, event))
         elif plan_step(ctx, step.step_index).get("continue_on_error"):
             had_failure = True
             state.previous_outputs[step.step_index] = record["output"]

@@ -6,7 +6,8 @@ A step that ran and failed is a result (docs/contract.md#truth): its own ``max_r
 may run it again (``step_retry``: back to the queue after a back-off, the queue's attempt
 not counted), else the execution fails; the queue never runs it again and it is never
 dead-lettered. The queue's attempts and the DLQ are for faults of the platform (the reaper,
-execution/services/reaper.py) and an execution past its timeout.
+execution/services/reaper.py; a target the step could not reach, ``target_unreachable``
+here) and an execution past its timeout.
 """
 
 from __future__ import annotations
@@ -79,6 +80,25 @@ def _attempt_finish(
             queue_status=QueueStatus.COMPLETED,
             events=events,
         )
+    elif outcome == "target_unreachable":
+        # A platform fault (docs/contract.md#truth): nothing reached the target. The queue's
+        # attempt counts; another attempt after a back-off, past max_attempts the DLQ.
+        if ctx.item_id is not None and ctx.attempt < ctx.max_attempts:
+            delay = backoff_seconds(ctx.attempt)
+            ended = _back_to_queue(
+                common, events, delay=delay, reason=error, give_back=False, fault=DlqFault.TARGET_UNREACHABLE
+            )
+        else:
+            events.append(
+                {
+                    "type": S.FAILED,
+                    "from": S.RUNNING,
+                    "to": S.FAILED,
+                    "details": {"reason": error},
+                    "error": error,
+                }
+            )
+            ended = _dead_letter(common, events, to=S.FAILED, error=error, reason=DlqFault.TARGET_UNREACHABLE)
     elif outcome == "step_retry":
         # The step asked for it (max_retries): the queue's attempt is given back.
         delay = backoff_seconds(retry_count + 1)
@@ -117,45 +137,53 @@ def _attempt_finish(
         )
     else:
         assert outcome == S.TIMEOUT, outcome
-        reason = DlqFault.EXECUTION_TIMEOUT
         events.append(
             {"type": outcome, "from": S.RUNNING, "to": outcome, "details": {"reason": error}, "error": error}
         )
-        events.append(
-            {
-                "type": "dead_lettered",
-                "details": {"reason": reason, "attempts": ctx.attempt},
-                "error": error[:2000],
-                "when": "dlq",
-            }
-        )
-        ended = store.finish(
-            **common,
-            to=outcome,
-            error=error[:4000],
-            cancel_rest=True,
-            queue_status=QueueStatus.FAILED,
-            queue_error=error,
-            dlq_reason=reason,
-            events=events,
-        )
+        ended = _dead_letter(common, events, to=outcome, error=error, reason=DlqFault.EXECUTION_TIMEOUT)
     state.locks_released = ended
     return outcome if ended else "lease_lost"
 
 
-def _back_to_queue(
-    common: dict[str, Any], events: list[dict[str, Any]], *, delay: float, reason: str, give_back: bool
+def _dead_letter(
+    common: dict[str, Any], events: list[dict[str, Any]], *, to: str, error: str, reason: str
 ) -> bool:
-    """running -> queued with a ``retry_scheduled`` event, the item pending after ``delay``
-    (``give_back``: the attempt does not count)."""
+    """running -> ``to`` (failed, timeout) with the DLQ entry naming the fault ``reason``."""
     events.append(
         {
-            "type": "retry_scheduled",
-            "from": S.RUNNING,
-            "to": S.QUEUED,
-            "details": {"delay_seconds": round(delay, 3), "reason": reason},
+            "type": "dead_lettered",
+            "details": {"reason": reason, "attempts": common["ctx"].attempt},
+            "error": error[:2000],
+            "when": "dlq",
         }
     )
+    return store.finish(
+        **common,
+        to=to,
+        error=error[:4000],
+        cancel_rest=True,
+        queue_status=QueueStatus.FAILED,
+        queue_error=error,
+        dlq_reason=reason,
+        events=events,
+    )
+
+
+def _back_to_queue(
+    common: dict[str, Any],
+    events: list[dict[str, Any]],
+    *,
+    delay: float,
+    reason: str,
+    give_back: bool,
+    fault: str | None = None,
+) -> bool:
+    """running -> queued with a ``retry_scheduled`` event, the item pending after ``delay``
+    (``give_back``: the attempt does not count; ``fault``: the platform fault retried)."""
+    details: dict[str, Any] = {"delay_seconds": round(delay, 3), "reason": reason}
+    if fault:
+        details["fault"] = fault
+    events.append({"type": "retry_scheduled", "from": S.RUNNING, "to": S.QUEUED, "details": details})
     return store.finish(
         **common,
         to=S.QUEUED,

@@ -36,7 +36,8 @@ from django.conf import settings
 
 from execution.enums import ExecutionStatus
 from execution.outbound import tcp_connect
-from execution.runners.base import StepContext, StepResult
+from execution.outbound.guard import OutboundUnresolved
+from execution.runners.base import StepContext, StepResult, TargetUnreachable
 from execution.runners.support import step_check_host
 
 logger = logging.getLogger(__name__)
@@ -75,15 +76,19 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
 
 def ssh_connect(ctx: StepContext, *, timeout: float | None = None) -> paramiko.SSHClient:
     """An authenticated SSHClient to ctx.target (host key policy as in the module docstring),
-    over a TCP connection to the address the outbound guard checked (OutboundRefused /
-    OutboundUnresolved when it refuses: nothing was sent)."""
+    over a TCP connection to the address the outbound guard checked (OutboundRefused when it
+    refuses; TargetUnreachable when the name does not resolve or the TCP connection fails:
+    nothing was sent either way)."""
     target = ctx.target
     if target is None:
         raise ValueError("an ssh step needs a target asset")
     host = target.address or target.hostname
     port = target.port or 22
     timeout = timeout or min(max(ctx.timeout_seconds, 1.0), 15.0)
-    checked = step_check_host(ctx, host, port, scheme="ssh", listed=True)
+    try:
+        checked = step_check_host(ctx, host, port, scheme="ssh", listed=True)
+    except OutboundUnresolved as exc:
+        raise TargetUnreachable(str(exc)) from None
     client = paramiko.SSHClient()
     host_id = host if port == 22 else f"[{host}]:{port}"
     pinned = (target.metadata or {}).get("host_key")
@@ -101,7 +106,10 @@ def ssh_connect(ctx: StepContext, *, timeout: float | None = None) -> paramiko.S
     pkey = None
     if credential.get("private_key"):
         pkey = _load_private_key(credential["private_key"], credential.get("passphrase"))
-    sock = tcp_connect(checked, timeout=timeout)
+    try:
+        sock = tcp_connect(checked, timeout=timeout)
+    except OSError as exc:  # refused, timed out, no route
+        raise TargetUnreachable(f"tcp connect to {checked.ip}:{checked.port} failed: {exc}") from None
     try:
         client.connect(
             hostname=host,  # the host key is looked up (and recorded) under the asset's name
@@ -219,6 +227,10 @@ def run_command(ctx: StepContext) -> StepResult:
     pid_file = f"/tmp/opsconductor-{uuid.uuid4().hex}.pid"  # noqa: S108 - remote path, random name
     try:
         client = ssh_connect(ctx)
+    except TargetUnreachable as exc:
+        return StepResult(
+            status=ExecutionStatus.FAILED, error_message=f"target unreachable: {exc}", unreachable=True
+        )
     except Exception as exc:
         return StepResult(status=ExecutionStatus.FAILED, error_message=f"ssh connect failed: {exc}")
     group = _RemoteGroup(ctx, client, pid_file)

@@ -278,3 +278,67 @@ def test_a_submitted_step_gets_its_class_default_max_retries_not_the_queues_atte
     outcome = execution_submit(tenant=tenant, actor=operator, plan=plan, approval_level=1)
     steps = ExecutionStep.objects.filter(execution=outcome.execution).order_by("step_index")
     assert [s.max_retries for s in steps] == [2, 0, 4]
+
+
+@pytest.mark.usefixtures("loopback_opened")
+def test_a_target_that_refuses_the_connection_spends_queue_attempts_and_is_dead_lettered_target_unreachable(
+    tenant: Any, operator: Any, settings: Any
+) -> None:
+    """An ssh asset on a closed loopback port: nothing reached the target, a platform fault.
+    The queue's attempts retry it (the step's own max_retries do not), then the DLQ names it."""
+    from execution.enums import ConnectionType
+    from tests.factories import AssetFactory
+    from tests.support.processes import free_port
+
+    settings.RETRY_BACKOFF_BASE_SECONDS = 0.05
+    closed = free_port()  # bound and released: nothing listens there
+    asset = AssetFactory(
+        tenant=tenant, hostname="gone", connection_type=ConnectionType.SSH, address="127.0.0.1", port=closed
+    )
+    execution = make_execution(
+        tenant=tenant,
+        actor=operator,
+        action_class="read",  # max_retries 2: not what retries an unreachable target
+        steps=[
+            {
+                "name": "look",
+                "type": "command",
+                "target": {"asset_id": asset.pk},
+                "params": {"command": "true"},
+            }
+        ],
+    )
+    enqueue(execution)
+    QueueItem.objects.filter(execution=execution).update(max_attempts=2)
+    execution = drain_until_done(execution)
+    assert execution.status == ExecutionStatus.FAILED
+    assert "target unreachable" in execution.error_message and str(closed) in execution.error_message
+    entry = DeadLetter.objects.get(execution=execution)
+    assert entry.failure_reason == DlqFault.TARGET_UNREACHABLE and entry.attempt_count == 2
+    retry = ExecutionEvent.objects.get(execution=execution, event_type="retry_scheduled")
+    assert retry.details["fault"] == DlqFault.TARGET_UNREACHABLE
+    assert _types(execution).count("step_started") == 2 and "dead_lettered" in _types(execution)
+    step = ExecutionStep.objects.get(execution=execution)
+    assert step.status == ExecutionStatus.FAILED and step.retry_count == 1
+    assert QueueItem.objects.get(execution=execution).attempt_count == 2
+
+
+@pytest.mark.usefixtures("loopback_opened")
+def test_an_ssh_target_whose_name_does_not_resolve_is_unreachable_not_a_failed_command() -> None:
+    from execution.runners.base import ResolvedTarget, StepContext
+    from execution.runners.connections.ssh import run_command
+
+    target = ResolvedTarget(asset_id="1", hostname="nowhere.invalid", connection_type="ssh")
+    ctx = StepContext(
+        execution_id="00000000-0000-0000-0000-000000000001",
+        tenant_slug="acme",
+        step_index=0,
+        step_name="look",
+        step_type="command",
+        params={"command": "true"},
+        target=target,
+        timeout_seconds=5,
+    )
+    result = run_command(ctx)
+    assert result.status == ExecutionStatus.FAILED and result.unreachable
+    assert "does not resolve" in result.error_message
