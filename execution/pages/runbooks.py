@@ -181,9 +181,14 @@ def runbook_page(request: HttpRequest, tenant_slug: str, slug: str) -> HttpRespo
     again = _from_execution(request, runbook, request.GET.get("from"))
     version = _version(runbook, request.GET.get("version") or (str(again["version"]) if again else None))
     values: dict[str, Any] = dict(again["params"]) if again else {}
-    if "preview" not in request.GET:
+    # The page's form posts its preview (its CSRF token stays out of the URL, the browser
+    # history and the Referer); ``?preview=1&p_...`` links keep working.
+    data = request.POST if request.method == "POST" else request.GET
+    if "preview" not in data:
         return _page(request, runbook, version, values=values)
-    values = _posted(request.GET, version)
+    if request.method == "POST":
+        version = _version(runbook, data.get("version"))
+    values = _posted(data, version)
     try:
         preview = runbook_preview(version=version, params=values)
     except PlanInvalid as invalid:

@@ -70,6 +70,7 @@ def test_launch_from_the_form_approve_twice_and_watch_it_complete(
     page.select_option("#id_p_service", "api")
     page.click("#preview-button")
     page.wait_for_selector("#preview")
+    assert "csrfmiddlewaretoken" not in page.url  # the form posts: no token in the history
     assert page.inner_text("#preview-level") == "2"
     assert '"name": "restart api on staging"' in page.inner_text("#preview-plan")
     shown_hash = page.inner_text("#preview-hash")

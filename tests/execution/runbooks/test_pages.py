@@ -66,6 +66,28 @@ def test_preview_shows_the_plan_hash_and_level_a_launch_gets(
     assert rest.json()["plan_hash"] == execution.plan_hash
 
 
+def test_the_form_posts_its_preview_and_keeps_the_csrf_token_out_of_urls(
+    operator: Any, health: Runbook
+) -> None:
+    """The form's method is POST (its Preview and Launch buttons both post): a GET form put
+    the CSRF token in the preview's URL, so into the browser history, logs and Referer."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    html = client.get(PAGE).content.decode()
+    assert '<form method="post"' in html and 'id="runbook-form"' in html
+    token = client.cookies["csrftoken"].value
+    posted = client.post(
+        PAGE,
+        {"csrfmiddlewaretoken": token, "preview": "1", "p_host": "web-2", "p_tries": "3", "version": "1"},
+    )
+    assert posted.status_code == 200
+    assert posted.context["preview"].rendered.normal["name"] == "health of web-2"
+    assert Execution.objects.count() == 0  # a preview submits nothing
+    refused = Client(enforce_csrf_checks=True)
+    refused.force_login(operator)
+    assert refused.post(PAGE, {"preview": "1", "p_host": "web-2"}).status_code == 403  # no token, no preview
+
+
 def test_a_bad_value_is_a_400_naming_it(operator: Any, health: Runbook) -> None:
     answer = _browser(operator).post(f"{PAGE}launch/", {"p_host": "db-1", "p_tries": "9"})
     assert answer.status_code == 400
