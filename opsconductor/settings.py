@@ -16,6 +16,7 @@ import dj_database_url
 
 from execution.outbound.addresses import parse_opening
 from execution.plans.strategy import amount_problem
+from opsconductor.dev_secret import dev_secret_key
 from opsconductor.env import ConfigError, env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -32,9 +33,11 @@ _secret = env_str("SECRET_KEY")
 if _secret is None:
     if not DEV_MODE:
         raise ConfigError("SECRET_KEY must be set when OPS_DEV is false")
-    _secret = "dev-insecure-0f6c1d8e2b7a4f59a3c1e8d7b6a5f4e3-not-for-production"  # noqa: S105 - development only
+    _secret = dev_secret_key()
 SECRET_KEY: str = _secret
-DEBUG = env_bool("DEBUG", DEV_MODE and not TESTING)
+# Off unless asked for: the debug page of a 500 shows settings, code and the request to
+# whoever reaches the server, and ``serve`` may listen beyond loopback.
+DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
