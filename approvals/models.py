@@ -289,3 +289,20 @@ class GateVote(models.Model):
 
 
 AnyApproval = Approval | GateApproval
+
+
+class ApprovalLinkUse(models.Model):
+    """A signed approval link that was opened (approvals/links.py): its nonce, so it opens once.
+
+    No foreign key to the approval or the execution: the row outlives neither's meaning (a
+    link older than APPROVAL_LINK_MAX_AGE_SECONDS is refused by its signature anyway)."""
+
+    nonce = models.CharField(max_length=32, primary_key=True)
+    approval_id = models.UUIDField()
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    used_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "approval_link_uses"

@@ -14,6 +14,8 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from approvals.links import approval_link
+from approvals.selectors import open_approval
 from execution.masking import mask_data, mask_text
 from execution.models import Execution, ExecutionEvent
 from monitoring.notifications.models import Kind
@@ -69,10 +71,11 @@ class Content:
 
 def _facts(*, event: ExecutionEvent, execution: Execution, kind: str, approvers: list[str]) -> dict[str, Any]:
     plan = execution.plan_snapshot if isinstance(execution.plan_snapshot, dict) else {}
-    approval = getattr(execution, "approval", None) if kind == Kind.APPROVAL_REQUESTED else None
-    base = public_url()
-    execution_url = base + reverse("execution_page", args=[execution.execution_id])
-    url = base + reverse("approvals:detail", args=[approval.approval_id]) if approval else execution_url
+    # The approval to vote on (a waiting gate's, else the pre-run one), linked by a signed,
+    # single-use, expiring link (approvals/links.py) that opens its page behind login.
+    approval = open_approval(execution) if kind == Kind.APPROVAL_REQUESTED else None
+    execution_url = public_url() + reverse("execution_page", args=[execution.execution_id])
+    url = approval_link(approval) if approval else execution_url
     details = event.details if isinstance(event.details, dict) else {}
     reason = details.get("reason") or details.get("message") or event.error_message or execution.error_message
     facts: dict[str, Any] = {

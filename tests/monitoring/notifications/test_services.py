@@ -8,6 +8,7 @@ Django's locmem mail backend and a loopback HTTP receiver.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -92,8 +93,9 @@ def test_approval_mail_goes_to_exactly_the_users_who_may_vote(tenant: Any) -> No
     assert sorted(message.to) == ["ada-approver@example.test", "bob-approver@example.test"]
     assert "restart nginx on web-1" in message.subject
     html = message.alternatives[0][0]  # type: ignore[attr-defined]
-    link = f"/approvals/{execution.approval.approval_id}/"
-    assert link in message.body and link in html
+    # The signed link to the approval page (docs/notifications.md#approval-links), the same in both.
+    link = re.search(r"http://\S+/approvals/link/[^\s\"<>]+/", message.body)
+    assert link is not None and link.group(0) in html
     delivery = NotificationDelivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.response_code) == ("delivered", 1, 250)
 

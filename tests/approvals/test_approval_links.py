@@ -1,0 +1,138 @@
+"""Signed approval links (docs/notifications.md#approval-links): the link of an
+approval_requested notification opens the approval page behind login, once, for a limited
+time, and grants no right of its own."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+from django.core import mail, signing
+from django.test import Client
+
+from approvals.models import ApprovalLinkUse
+from approvals.services import approval_request
+from execution.enums import Role
+from execution.models import ExecutionEvent
+from monitoring.notifications.deliver import deliveries_send_due
+from monitoring.notifications.dispatch import notifications_dispatch
+from monitoring.notifications.models import Channel, Kind, NotificationDelivery
+from tests.approvals.conftest import ensure_policies, plan_for
+from tests.approvals.test_gate_doors import waiting_gate
+from tests.factories import ExecutionFactory, TenantFactory
+from tests.monitoring.notifications.helpers import person, personas, subscribe
+
+pytestmark = pytest.mark.django_db
+LINK = re.compile(r"https?://[^\s\"<>|]+/approvals/link/[^\s\"<>|]+/")
+
+
+def _mailed_link(tenant: Any, people: dict[str, Any]) -> tuple[Any, str]:
+    """A pending approval and the link its approval_requested mail carries (the real path:
+    dispatch, masked delivery row, sent message)."""
+    ensure_policies()
+    subscribe(
+        tenant=tenant, kinds=[Kind.APPROVAL_REQUESTED], channel=Channel.EMAIL, destination="x@example.test"
+    )
+    execution = ExecutionFactory(
+        tenant=tenant, actor=people["requester"], plan_snapshot=plan_for(), environment="staging"
+    )
+    approval = approval_request(execution=execution, level=1)
+    event = ExecutionEvent.objects.filter(execution=execution, event_type="approval_requested").latest("id")
+    notifications_dispatch(event_id=event.pk)
+    assert deliveries_send_due(budget_seconds=10) == 1
+    [message] = mail.outbox
+    links = set(LINK.findall(message.body)) | set(LINK.findall(message.alternatives[0][0]))  # type: ignore[attr-defined]
+    assert len(links) == 1, message.body
+    return approval, urlsplit(links.pop()).path
+
+
+def _client(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_link_opens_the_approval_page_behind_login_once(tenant: Any) -> None:
+    people = personas(tenant)
+    approval, path = _mailed_link(tenant, people)
+    assert f"/approvals/{approval.approval_id}/" not in path  # the link is no bare page address
+    anonymous = Client().get(path)
+    assert anonymous.status_code == 302
+    assert anonymous["Location"] == f"/accounts/login/?next={quote(path)}"
+    assert not ApprovalLinkUse.objects.exists()  # logging in first spends nothing
+    opened = _client(people["approver1"]).get(path, follow=True)
+    assert opened.redirect_chain == [(f"/approvals/{approval.approval_id}/", 302)]
+    assert opened.status_code == 200 and 'id="vote-form"' in opened.content.decode()
+    used = ApprovalLinkUse.objects.get()
+    assert (used.approval_id, used.used_by) == (approval.approval_id, people["approver1"])
+    again = _client(people["approver2"]).get(path)
+    assert again.status_code == 410
+    assert "used already" in again.content.decode()
+    assert _client(people["approver1"]).get(path).status_code == 410
+
+
+def test_a_tampered_link_is_a_400_page(tenant: Any) -> None:
+    people = personas(tenant)
+    _, path = _mailed_link(tenant, people)
+    token = path.rstrip("/").rsplit("/", 1)[1]
+    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    client = _client(people["approver1"])
+    for bad in (flipped, "not-a-token", token.split(":")[0]):
+        answer = client.get(f"/approvals/link/{bad}/")
+        assert answer.status_code == 400, bad
+        assert "not valid" in answer.content.decode()
+    # A token signed with another salt (another of our signed values) does not open either.
+    other = signing.TimestampSigner(salt="something-else").sign_object({"a": "x", "n": "y"})
+    assert client.get(f"/approvals/link/{other}/").status_code == 400
+    assert not ApprovalLinkUse.objects.exists()
+
+
+def test_an_expired_link_is_a_410_page(tenant: Any, monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    people = personas(tenant)
+    settings.APPROVAL_LINK_MAX_AGE_SECONDS = 3600
+    real = time.time
+    monkeypatch.setattr(signing.time, "time", lambda: real() - 3700)  # mailed 3700 s ago
+    _, path = _mailed_link(tenant, people)
+    monkeypatch.setattr(signing.time, "time", real)
+    answer = _client(people["approver1"]).get(path)
+    assert answer.status_code == 410
+    assert "expired" in answer.content.decode()
+    assert not ApprovalLinkUse.objects.exists()
+    settings.APPROVAL_LINK_MAX_AGE_SECONDS = 7200  # the same link within the age allowed opens
+    assert _client(people["approver1"]).get(path).status_code == 302
+
+
+def test_a_link_grants_no_right_to_another_tenants_user(tenant: Any) -> None:
+    people = personas(tenant)
+    approval, path = _mailed_link(tenant, people)
+    stranger = person(TenantFactory(slug="elsewhere"), "eve-elsewhere", Role.ADMIN)
+    assert _client(stranger).get(path).status_code == 404  # as the page answers them
+    assert not ApprovalLinkUse.objects.exists()  # their try did not spend it
+    opened = _client(people["approver1"]).get(path)
+    assert opened["Location"] == f"/approvals/{approval.approval_id}/"
+
+
+def test_a_webhook_and_a_gates_mail_carry_a_link_to_the_gate(tenant: Any) -> None:
+    # A gate's approval_requested linked the execution page, not the gate to vote on.
+    people = personas(tenant)
+    subscribe(
+        tenant=tenant,
+        kinds=[Kind.APPROVAL_REQUESTED],
+        channel=Channel.WEBHOOK,
+        destination="http://127.0.0.1:9/",
+    )
+    gate = waiting_gate(tenant, people["requester"], message="canary ok?")
+    event = ExecutionEvent.objects.filter(execution=gate.execution, event_type="approval_requested").latest(
+        "id"
+    )
+    [delivery] = notifications_dispatch(event_id=event.pk)
+    assert NotificationDelivery.objects.count() == 1
+    body = json.loads(delivery.body)
+    path = urlsplit(body["url"]).path
+    assert path.startswith("/approvals/link/") and f"<{body['url']}|open>" in body["text"]
+    opened = _client(people["approver1"]).get(path)
+    assert opened["Location"] == f"/approvals/{gate.approval_id}/"
