@@ -10,11 +10,14 @@ secrets just in time, timeout, masking, cleanup on cancel) in a pool thread; thi
 writes each start and end to the target's row as it happens (autocommit), so a worker that
 dies leaves its completed targets recorded and the resumed step never runs them again. A
 cancel (the watcher sets the attempt's interrupt, polled 4 times a second) reaches every
-running target's runner at once; the runners stop and clean up in their own threads.
+running target's runner at once; the runners stop and clean up in their own threads. Each
+target runs in a copy of the attempt thread's context, so its ``opsconductor.target`` span
+is a child of the step's span (docs/telemetry.md).
 """
 
 from __future__ import annotations
 
+import contextvars
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -195,7 +198,9 @@ class Fleet:
             while waiting and len(running) < threads and not self._stopping():
                 row = waiting.pop(0)
                 self._start(row)
-                running.add(pool.submit(self._run_one, row))
+                # A pool thread starts with an empty context: each target runs in a copy of
+                # this thread's, so its span is a child of the step span (one trace).
+                running.add(pool.submit(contextvars.copy_context().run, self._run_one, row))
             if self._stopping() and not running:
                 return
             ended, running_left = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)

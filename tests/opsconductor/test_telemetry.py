@@ -162,6 +162,88 @@ def test_one_trace_from_the_callers_traceparent_to_the_step_and_the_webhook(tmp_
     assert Execution.objects.get(execution_id=execution_id).trace_id == CALLER_TRACE
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_fleet_steps_target_spans_are_children_of_its_step_span(tmp_path: Path) -> None:
+    """Each target of a fleet step runs in a pool thread of the fan-out: its span (and the
+    http call it makes) hangs under the step span, in the submit's trace, not in a new trace."""
+    from tests.factories import AssetFactory
+
+    seed = demo_seed(password="live-pw")
+    demo = Tenant.objects.get(slug="demo")
+    assets = [AssetFactory(tenant=demo, hostname=f"otel-{i}", tags=["otel"]) for i in range(3)]
+    with OtlpReceiver() as collector, LoopbackHttpServer() as target:
+        env = subprocess_env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+            HTTP_OUTBOUND_ALLOWLIST="127.0.0.1",
+            OUTBOUND_OPEN_NETWORKS="127.0.0.0/8",
+        )
+        body = {
+            "tenant": "demo",
+            "approval_level": 1,
+            "plan": {
+                "name": "traced fleet",
+                "environment": "staging",
+                "estimated_duration_seconds": 20,
+                "steps": [
+                    {
+                        "name": "ping each",
+                        "type": "http",
+                        "targets": [{"asset_id": a.pk} for a in assets],
+                        "strategy": {"concurrency": 3},
+                        "params": {"method": "GET", "url": target.url + "/ping"},
+                    }
+                ],
+            },
+        }
+        with worker_cluster(workers=1, **env), daphne_server(env, tmp_path / "daphne.log") as port:
+            base = f"http://127.0.0.1:{port}/api/v1"
+            answer = requests.post(
+                f"{base}/executions/",
+                json=body,
+                headers={"Authorization": f"Token {seed.users['operator']['token']}"},
+                timeout=60,
+            )
+            assert answer.status_code == 202, answer.text
+            execution_id, trace_id = answer.json()["execution_id"], answer.json()["trace_id"]
+            vote = requests.post(
+                f"{base}/executions/{execution_id}/approve/",
+                json={"comment": "ok"},
+                headers={"Authorization": f"Token {seed.users['approver1']['token']}"},
+                timeout=60,
+            )
+            assert vote.status_code == 200, vote.text
+            ended = ("completed", "failed", "timeout", "cancelled", "rejected")
+            _wait(
+                lambda: Execution.objects.get(execution_id=execution_id).status in ended,
+                120,
+                "the execution ends",
+            )
+            _wait(lambda: collector.named("opsconductor.finish"), 30, "the worker's spans are exported")
+
+    execution = Execution.objects.get(execution_id=execution_id)
+    from execution.models import StepTarget
+
+    errors = list(StepTarget.objects.filter(execution_id=execution_id).values_list("error", flat=True))
+    assert execution.status == "completed", errors
+    [submit] = collector.named("opsconductor.submit")
+    assert submit["trace_id"] == trace_id
+    [step] = collector.named("opsconductor.step")
+    assert step["trace_id"] == trace_id
+    spans = collector.named("opsconductor.target")
+    assert len(spans) == 3
+    assert {s["trace_id"] for s in spans} == {trace_id}
+    assert {s["parent"] for s in spans} == {step["span_id"]}
+    assert sorted(s["attributes"]["opsconductor.asset_id"].string_value for s in spans) == sorted(
+        str(a.pk) for a in assets
+    )
+    # Each target's request carried the trace on, from its own target span.
+    by_id = {s["span_id"]: s for s in collector.spans}
+    sent = [traceparent_parse(r["headers"].get("traceparent")) for r in target.requests]
+    assert len(sent) == 3 and all(s is not None and s[0] == trace_id for s in sent)
+    assert sorted(by_id[s[1]]["parent"] for s in sent if s) == sorted(s["span_id"] for s in spans)
+
+
 def test_without_an_endpoint_a_traceparent_is_kept_and_nothing_is_traced(
     tenant: Any, operator: Any, settings: Any
 ) -> None:
