@@ -1,5 +1,7 @@
 """Usernames follow Django's rules (letters, digits and @.+-_, at most 150 characters) at
-every door that creates an account: the members page and service, the admin, the demo."""
+every door that creates an account: the members page and service, the admin, the demo; and
+at the doors of ours (the members page and service, the demo, the OIDC backend) no name passes
+for another one."""
 
 from __future__ import annotations
 
@@ -22,6 +24,16 @@ BAD_NAMES = [
     pytest.param("<img src=x onerror=alert(1)>", id="markup"),
     pytest.param("two words", id="space"),
     pytest.param("a" * 151, id="151-characters"),
+]
+
+
+# Names Django's validator accepts that read as another (red team: "admin" with a Cyrillic a,
+# U+0430, approving as if "admin"). Each is refused by our one account-making function.
+LOOK_ALIKES = [
+    pytest.param("\u0430dmin", id="cyrillic-a-in-latin"),
+    pytest.param("\uff4f\uff50\uff45\uff52\uff41\uff54\uff4f\uff52", id="fullwidth"),
+    pytest.param("ops\u2010team", id="unicode-hyphen"),
+    pytest.param("Tenant-Admin", id="another-case-of-an-existing-name"),
 ]
 
 
@@ -104,3 +116,26 @@ def test_the_demo_seed_checks_its_user_names(monkeypatch: pytest.MonkeyPatch) ->
         demo.demo_seed(password="long-enough-demo-1")
     assert refused.value.field == "username"
     assert not get_user_model().objects.filter(username="bell\x07ringer").exists()
+
+
+@pytest.mark.parametrize("username", LOOK_ALIKES)
+def test_a_name_that_passes_for_another_is_refused_at_the_page_and_the_service(
+    tenant: Any, tenant_admin: Any, username: str
+) -> None:
+    UserFactory(username="tenant-admin")
+    users_before = get_user_model().objects.count()
+    response = _client(tenant_admin).post(
+        f"/tenants/{tenant.slug}/members/",
+        {"action": "add", "username": username, "role": "approver", "password": "long-enough-1"},
+    )
+    assert response.status_code == 400 and "Refused: username:" in response.content.decode()
+    with pytest.raises(UserRefused) as refused:
+        user_create(username=username, password="long-enough-1")
+    assert refused.value.field == "username"
+    assert get_user_model().objects.count() == users_before
+
+
+def test_names_of_one_script_are_accepted() -> None:
+    """Not ASCII only: a name in one script (accents included) is a name."""
+    for name in ("jos\u00e9", "\u0438\u0432\u0430\u043d", "ops.team-2"):
+        assert user_create(username=name, password="long-enough-1").username == name
