@@ -3,7 +3,9 @@
     .venv/bin/python bench/acceptance.py [--n-locks 200] [--n-rest 2000] [--n-queue 500] [--quick]
 
 Runs ``bench/locks.py`` (200 noop executions: no target, all modifying one asset, all
-reading it), ``bench/rest_submit.py`` (8 clients, one web process) and
+reading it; then the same with a 0 s ``sleep`` step, the step-by-step path of steps with
+effects, printed beside the goals but not judged: the goals name noop),
+``bench/rest_submit.py`` (8 clients, one web process) and
 ``bench/queue_throughput.py`` (ours against django-q2 in the same run), one after another
 on the same database, and prints their figures with the goals beside them:
 
@@ -61,11 +63,14 @@ def main() -> None:
     quick = ["--quick"] if args.quick else []
 
     locks = run("locks.py", *(quick or ["--n", str(args.n_locks)]))
+    stepwise = run("locks.py", "--step", "sleep", *(quick or ["--n", str(args.n_locks)]))
     rest = run("rest_submit.py", *(quick or ["--n", str(args.n_rest)]))
     queue = run("queue_throughput.py", *(quick or ["--n", str(args.n_queue)]))
 
     hot = figure(rf"hot asset \(modify\): .* ratio to no target {NUMBER}", locks)
     read = figure(rf"read asset \(read\): .* ratio to no target {NUMBER}", locks)
+    hot_sleep = figure(rf"hot asset \(modify\): .* ratio to no target {NUMBER}", stepwise)
+    read_sleep = figure(rf"read asset \(read\): .* ratio to no target {NUMBER}", stepwise)
     rate = figure(rf"process\(es\): {NUMBER} submissions/s", rest)
     cpu = figure(rf"CPU per request: submission {NUMBER} ms", rest)
     ceiling = figure(rf"one free core serves {NUMBER} submissions/s", rest)
@@ -75,6 +80,7 @@ def main() -> None:
     print("acceptance figures (one run):")
     print(f"  hot asset (modify) / no target: {hot} (goal >= 0.5: {verdict(hot, 0.5)})")
     print(f"  read asset (read) / no target: {read} (goal >= 0.9: {verdict(read, 0.9)})")
+    print(f"  the same with a 0 s sleep step (step by step, not judged): hot {hot_sleep}, read {read_sleep}")
     print(
         f"  REST submissions/s per web process: {rate} (goal >= 100: {verdict(rate, 100)}); "
         f"CPU per submission {cpu} ms, one free core's ceiling {ceiling}/s"

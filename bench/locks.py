@@ -1,6 +1,6 @@
 """Asset locks under contention through real worker processes, against no lock, in one run.
 
-    .venv/bin/python bench/locks.py [--n 200] [--workers 2] [--quick]
+    .venv/bin/python bench/locks.py [--n 200] [--workers 2] [--step noop|sleep] [--quick]
 
 One ``manage.py qcluster`` (``--workers`` processes) drains N one-step ``noop`` executions
 three times (each batch queued first, then released at once; the clock runs from release
@@ -13,6 +13,11 @@ to the last one finished):
 
 Prints executions/s of each and the ratios to (1) (goals: hot >= 0.5, read >= 0.9), and how
 often the executions parked in the line (``lock_wait`` events).
+
+``--step noop`` (the default) measures the inline path: a noop plan on an asset is recorded,
+its locks taken and given, in the one statement after the claim (docs/engine.md "Locks").
+``--step sleep`` (a 0 s sleep, a runner with an effect) measures the step-by-step path every
+real step takes: claim, take, start, finish, and the park in the line when the asset is busy.
 
 Uses DATABASE_URL or the embedded PostgreSQL (migrated first); the rows it creates are
 deleted at the end. Exits non-zero when an execution does not complete.
@@ -31,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsconductor.settings")
 
 
-def make_executions(n: int, *, asset_pk: int | None, action_class: str) -> list[int]:
+def make_executions(n: int, *, asset_pk: int | None, action_class: str, step_type: str = "noop") -> list[int]:
     from django.contrib.auth import get_user_model
 
     from execution.enums import ExecutionStatus, Role
@@ -41,7 +46,9 @@ def make_executions(n: int, *, asset_pk: int | None, action_class: str) -> list[
     tenant, _ = Tenant.objects.get_or_create(slug="bench-locks", defaults={"name": "bench-locks"})
     actor, _ = get_user_model().objects.get_or_create(username="bench-locks")
     Membership.objects.get_or_create(tenant=tenant, user=actor, defaults={"role": Role.OPERATOR})
-    step: dict[str, object] = {"name": "noop", "type": "noop", "action_class": action_class}
+    step: dict[str, object] = {"name": step_type, "type": step_type, "action_class": action_class}
+    if step_type == "sleep":
+        step["params"] = {"seconds": 0}
     if asset_pk is not None:
         step["target"] = {"asset_id": asset_pk}
     plan = {"name": "bench locks", "environment": "dev", "steps": [step]}
@@ -64,8 +71,8 @@ def make_executions(n: int, *, asset_pk: int | None, action_class: str) -> list[
         ExecutionStep(
             execution=e,
             step_index=0,
-            step_name="noop",
-            step_type="noop",
+            step_name=step_type,
+            step_type=step_type,
             action_class=action_class,
             target_asset_id=str(asset_pk) if asset_pk is not None else "",
         )
@@ -116,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--step", choices=["noop", "sleep"], default="noop", help="the one step's type")
     parser.add_argument("--quick", action="store_true", help="50 executions a run (for CI)")
     args = parser.parse_args()
     n = 50 if args.quick else args.n
@@ -130,9 +138,9 @@ def main() -> None:
     call_command("migrate", interactive=False, verbosity=0)
     asset = bench_asset()
     runs = {
-        "no target": make_executions(n, asset_pk=None, action_class="modify"),
-        "hot asset (modify)": make_executions(n, asset_pk=asset, action_class="modify"),
-        "read asset (read)": make_executions(n, asset_pk=asset, action_class="read"),
+        "no target": make_executions(n, asset_pk=None, action_class="modify", step_type=args.step),
+        "hot asset (modify)": make_executions(n, asset_pk=asset, action_class="modify", step_type=args.step),
+        "read asset (read)": make_executions(n, asset_pk=asset, action_class="read", step_type=args.step),
     }
     rates: dict[str, float] = {}
     since = time.time()
@@ -148,7 +156,7 @@ def main() -> None:
     base = rates["no target"]
     for name, rate in rates.items():
         print(
-            f"{name}: {n} noop executions on {args.workers} workers: {rate:.1f} executions/s, "
+            f"{name}: {n} {args.step} executions on {args.workers} workers: {rate:.1f} executions/s, "
             f"ratio to no target {rate / base:.2f}; lock waits {counted[name]}"
         )
     print(

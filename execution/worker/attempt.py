@@ -36,7 +36,13 @@ from execution.secrets.references import find_references
 from execution.services.progress import step_output_forget
 from execution.services.transition import transition
 from execution.worker import claim, store
-from execution.worker.before_start import fail_before_start, locks_take_or_park, not_started, rbac_denied
+from execution.worker.before_start import (
+    fail_before_start,
+    lock_busy_outcome,
+    locks_take_or_park,
+    not_started,
+    rbac_denied,
+)
 from execution.worker.locks import LockRequest, lock_requests, locks_give, locks_take, owner_tag
 from execution.worker.outcome import attempt_finish
 from execution.worker.steps import (
@@ -158,16 +164,17 @@ def attempt_run(*, ctx: claim.AttemptContext, worker_id: str) -> str:
         )
     pending = [s for s in ctx.steps if s.status != S.COMPLETED]
     held = _first_locks(ctx, pending)
+    targeted = any(s.target_asset_id for s in ctx.steps)
+    inline_ok = not held or lock_scope(ctx) == LockScope.EXECUTION  # every lock of the plan up front
+    if pending and inline_ok and all(_inline(ctx, s) for s in pending):
+        inline = _run_inline(execution, ctx, pending, worker_id, held)
+        if inline is not None:
+            return inline
     if held:
         ended = locks_take_or_park(execution, ctx, worker_id, held)
         if ended:
             return ended
     assets = [r.asset_id for r in held]
-    targeted = any(s.target_asset_id for s in ctx.steps)
-    if pending and not targeted and all(_inline(ctx, s) for s in pending):
-        inline = _run_inline(execution, ctx, pending, worker_id)
-        if inline is not None:
-            return inline
     first = pending[0] if pending else None
     retry = retry_count_for(first) if first else 0
     events = [
@@ -218,12 +225,18 @@ def _inline(ctx: claim.AttemptContext, step: claim.StepRow) -> bool:
 
 
 def _run_inline(
-    execution: Execution, ctx: claim.AttemptContext, pending: list[claim.StepRow], worker_id: str
+    execution: Execution,
+    ctx: claim.AttemptContext,
+    pending: list[claim.StepRow],
+    worker_id: str,
+    held: list[LockRequest],
 ) -> str | None:
     """Steps that touch nothing outside this process (``Runner.inline``: noop) run before the
     execution is marked running; one statement then records the start, the steps and the
-    outcome with the same rows and events as the step-by-step path (docs/engine.md). None
-    when a step did not complete: the step-by-step path runs them again (they have no effect)."""
+    outcome with the same rows and events as the step-by-step path (docs/engine.md), and
+    takes and gives the plan's asset locks (``held``) in the same statement, or parks the
+    attempt when they are busy. None when a step did not complete: the step-by-step path
+    runs them again (they have no effect)."""
     state = _attempt_state(ctx, execution, Watched(ctx=ctx, timeout_at=None, has_locks=False), [])
     events: list[dict[str, Any]] = [
         {
@@ -244,9 +257,28 @@ def _run_inline(
         done.append({**record, "retry_count": retry})
         state.previous_outputs[step.step_index] = record["output"]
         state.previous_statuses[step.step_index] = S.COMPLETED
+    if not held:
+        events.append({"type": S.COMPLETED, "from": S.RUNNING, "to": S.COMPLETED, "details": {}})
+        if store.run_inline(ctx=ctx, expected=ctx.status, done=done, events=events):
+            return S.COMPLETED
+        return not_started(execution, ctx, [])
+    assets = [r.asset_id for r in held]
+    acquired = {
+        "type": "lock_acquired",
+        "details": {
+            "assets": assets,  # lock order, as a take lists them
+            "modes": {r.asset_id: str(r.mode) for r in held},
+            "owner_tag": owner_tag(ctx.execution_id, worker_id),
+        },
+    }
+    released = {"type": "lock_released", "details": {"assets": sorted(assets), "reason": "attempt ended"}}
+    events = [acquired, *events, released]
     events.append({"type": S.COMPLETED, "from": S.RUNNING, "to": S.COMPLETED, "details": {}})
-    if store.run_inline(ctx=ctx, expected=ctx.status, done=done, events=events):
+    result = store.run_inline_locked(ctx=ctx, expected=ctx.status, requests=held, done=done, events=events)
+    if result.recorded:
         return S.COMPLETED
+    if result.busy is not None:
+        return lock_busy_outcome(execution, ctx, result.busy)
     return not_started(execution, ctx, [])
 
 

@@ -92,6 +92,12 @@ def locks_take_or_park(
     )
     if busy is None:
         return None
+    return lock_busy_outcome(execution, ctx, busy)
+
+
+def lock_busy_outcome(execution: Execution, ctx: claim.AttemptContext, busy: LockBusy) -> str:
+    """A take found the locks busy: parked ('lock_wait'), the lease gone, an immediate run
+    that gives up, or a wait past the limit that fails the execution."""
     if busy.lease_lost:
         return "lease_lost"
     if busy.parked or ctx.item_id is None:

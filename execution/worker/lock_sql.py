@@ -68,8 +68,11 @@ ME = """me AS (
 # ``lock_acquired`` is stamped with the clock once the rows are locked (not the statement's
 # start, which may precede the previous holder's commit): spans read from the events are
 # the real holds.
-TAKE_SQL = f"""
-WITH lease AS (
+#
+# The verdict, under the rows' locks (``ok``: take; ``park``: go in line; neither: busy
+# without a lease, past the wait limit, a row missing or the lease lost).
+TAKE_JUDGE = f"""
+lease AS (
     SELECT q.id FROM execution_queue q
     WHERE q.id = %(item)s AND q.lease_token = %(token)s AND q.status = 'processing'
     FOR UPDATE
@@ -116,30 +119,11 @@ ok AS (
            AND (%(item)s::bigint IS NULL OR EXISTS (SELECT 1 FROM lease)) AS ok,
            EXISTS (SELECT 1 FROM blocked) AND EXISTS (SELECT 1 FROM lease)
            AND (SELECT since FROM me) >= now() - make_interval(secs => %(wait_limit)s) AS park
-),
-taken AS (
-    UPDATE execution_locks l
-    SET mode = CASE WHEN NOT v.live THEN v.want
-                    WHEN v.holders = ARRAY[%(execution)s::uuid]
-                         THEN CASE WHEN v.want = 'exclusive' OR l.mode = 'exclusive'
-                                   THEN 'exclusive' ELSE 'shared' END
-                    ELSE l.mode END,
-        holders = CASE WHEN NOT v.live THEN ARRAY[%(execution)s::uuid]
-                       WHEN %(execution)s::uuid = ANY(l.holders) THEN l.holders
-                       ELSE l.holders || %(execution)s::uuid END,
-        execution_id = CASE WHEN v.live THEN l.execution_id ELSE %(execution)s::uuid END,
-        owner_tag = CASE WHEN v.live THEN l.owner_tag ELSE %(owner)s END,
-        acquired_at = CASE WHEN v.live THEN l.acquired_at ELSE now() END,
-        expires_at = now() + make_interval(secs => %(ttl)s), last_heartbeat_at = now(),
-        is_active = true, version = l.version + 1, updated_at = now()
-    FROM verdict v, ok WHERE ok.ok AND l.id = v.id
-    RETURNING l.asset_id, l.mode
-),
-unwait AS (
-    DELETE FROM execution_lock_waiters w USING ok
-    WHERE ok.ok AND w.execution_id = %(execution)s::uuid
-    RETURNING w.tenant_id, w.asset_id
-),
+)"""  # noqa: S608 - composed of constant fragments; every value is a parameter
+
+# The park: the execution in the busy asset's line (leaving any other), its item handed back
+# not claimable, the row's version bumped (a release already running sees it and wakes again).
+TAKE_PARK = """
 bump AS (
     UPDATE execution_locks l SET version = l.version + 1
     FROM blocked b, ok WHERE ok.park AND l.id = b.id
@@ -167,7 +151,51 @@ parked AS (
         available_at = 'infinity', attempt_count = greatest(q.attempt_count - 1, 0), updated_at = now()
     FROM lease, why, ok WHERE ok.park AND q.id = lease.id
     RETURNING q.id
+)"""
+
+# The ``lock_wait`` event's details (from ``blocked`` and ``why``).
+WAIT_DETAILS = """(SELECT jsonb_build_object(
+                         'asset_id', b.asset_id, 'mode', b.want,
+                         'holder_execution_id',
+                         CASE WHEN b.live THEN coalesce(b.execution_id::text, 'unknown') ELSE 'unknown' END,
+                         'holder_mode', b.mode,
+                         'holders', CASE WHEN b.live THEN cardinality(b.holders) ELSE 0 END,
+                         'ahead_execution_id', b.ahead, 'reason', why.reason) FROM blocked b, why)"""
+
+# What the caller reads of the verdict (locks.py ``take_row``), then its own columns.
+TAKE_OUT = """ok.ok, (SELECT json_agg(asset_id) FROM missing), b.asset_id, b.want, b.mode,
+       CASE WHEN b.live THEN cardinality(b.holders) ELSE 0 END,
+       CASE WHEN b.live THEN b.execution_id END, b.owner_tag, b.ahead, me.since, (SELECT reason FROM why),
+       ok.park AND EXISTS (SELECT 1 FROM parked),
+       (SELECT json_agg(json_build_object('tenant_id', tenant_id, 'asset_id', asset_id)) FROM moved),
+       %(item)s::bigint IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lease)"""
+
+TAKE_SQL = f"""
+WITH {TAKE_JUDGE},
+taken AS (
+    UPDATE execution_locks l
+    SET mode = CASE WHEN NOT v.live THEN v.want
+                    WHEN v.holders = ARRAY[%(execution)s::uuid]
+                         THEN CASE WHEN v.want = 'exclusive' OR l.mode = 'exclusive'
+                                   THEN 'exclusive' ELSE 'shared' END
+                    ELSE l.mode END,
+        holders = CASE WHEN NOT v.live THEN ARRAY[%(execution)s::uuid]
+                       WHEN %(execution)s::uuid = ANY(l.holders) THEN l.holders
+                       ELSE l.holders || %(execution)s::uuid END,
+        execution_id = CASE WHEN v.live THEN l.execution_id ELSE %(execution)s::uuid END,
+        owner_tag = CASE WHEN v.live THEN l.owner_tag ELSE %(owner)s END,
+        acquired_at = CASE WHEN v.live THEN l.acquired_at ELSE now() END,
+        expires_at = now() + make_interval(secs => %(ttl)s), last_heartbeat_at = now(),
+        is_active = true, version = l.version + 1, updated_at = now()
+    FROM verdict v, ok WHERE ok.ok AND l.id = v.id
+    RETURNING l.asset_id, l.mode
 ),
+unwait AS (
+    DELETE FROM execution_lock_waiters w USING ok
+    WHERE ok.ok AND w.execution_id = %(execution)s::uuid
+    RETURNING w.tenant_id, w.asset_id
+),
+{TAKE_PARK},
 x AS (
     SELECT e.execution_id, e.tenant_id, e.trace_id FROM executions e, ok
     WHERE (ok.ok OR ok.park) AND e.execution_id = %(execution)s::uuid
@@ -183,13 +211,7 @@ ev AS (
                                     FROM taken t),
                          'modes', (SELECT jsonb_object_agg(t.asset_id, t.mode) FROM taken t),
                          'owner_tag', %(owner)s::text)
-                ELSE (SELECT jsonb_build_object(
-                         'asset_id', b.asset_id, 'mode', b.want,
-                         'holder_execution_id',
-                         CASE WHEN b.live THEN coalesce(b.execution_id::text, 'unknown') ELSE 'unknown' END,
-                         'holder_mode', b.mode,
-                         'holders', CASE WHEN b.live THEN cardinality(b.holders) ELSE 0 END,
-                         'ahead_execution_id', b.ahead, 'reason', why.reason) FROM blocked b, why) END,
+                ELSE {WAIT_DETAILS} END,
            '', clock_timestamp(), x.trace_id
     FROM x, ok
     RETURNING id, execution_id, tenant_id, event_type, from_status, to_status, details, step_index,
@@ -200,17 +222,12 @@ note AS (
         'execution_id', execution_id, 'tenant_id', tenant_id, 'event_id', max(id))::text)
     FROM ev WHERE %(notify)s GROUP BY execution_id, tenant_id
 )
-SELECT ok.ok, (SELECT json_agg(asset_id) FROM missing), b.asset_id, b.want, b.mode,
-       CASE WHEN b.live THEN cardinality(b.holders) ELSE 0 END,
-       CASE WHEN b.live THEN b.execution_id END, b.owner_tag, b.ahead, me.since, (SELECT reason FROM why),
-       ok.park AND EXISTS (SELECT 1 FROM parked),
-       (SELECT json_agg(json_build_object('tenant_id', tenant_id, 'asset_id', asset_id)) FROM moved),
+SELECT {TAKE_OUT},
        (SELECT count(*) FROM unwait) + (SELECT count(*) FROM bump) + (SELECT count(*) FROM line),
        (SELECT count(*) FROM note),
        (SELECT json_agg(json_build_object('id', id, 'execution_id', execution_id, 'tenant_id', tenant_id,
             'event_type', event_type, 'from_status', from_status, 'to_status', to_status,
-            'details', details, 'step_index', step_index, 'error_message', error_message)) FROM ev),
-       %(item)s::bigint IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lease)
+            'details', details, 'step_index', step_index, 'error_message', error_message)) FROM ev)
 FROM ok CROSS JOIN me LEFT JOIN blocked b ON true
 """  # noqa: S608 - composed of constant fragments; every value is a parameter
 
@@ -234,7 +251,8 @@ wake_line AS (
            row_number() OVER (PARTITION BY w.tenant_id, w.asset_id ORDER BY w.priority, w.since, w.id) AS n
     FROM execution_lock_waiters w
     JOIN {state} st ON st.tenant_id = w.tenant_id AND st.asset_id = w.asset_id
-    WHERE EXISTS (SELECT 1 FROM execution_queue wq
+    WHERE w.execution_id IS DISTINCT FROM {leaving}
+      AND EXISTS (SELECT 1 FROM execution_queue wq
                   WHERE wq.execution_id = w.execution_id AND wq.status IN ('pending', 'processing'))
 ),
 wake_go AS (
@@ -262,8 +280,10 @@ wake_note AS (
 )"""
 
 
-def wake_ctes(state: str) -> str:
-    return WAKE_CTES.format(state=state, wake_channel=WAKE_CHANNEL)
+def wake_ctes(state: str, leaving: str = "NULL::uuid") -> str:
+    """``leaving``: an execution whose waiter rows this same statement deletes (its snapshot
+    still shows them), left out of the lines."""
+    return WAKE_CTES.format(state=state, wake_channel=WAKE_CHANNEL, leaving=leaving)
 
 
 # The release of ``%(execution)s``'s hold on ``%(assets)s`` (when ``{cond}``): the execution

@@ -115,29 +115,51 @@ def locks_take(
     if not requests:
         return None
     params: dict[str, Any] = {
-        "requests": json.dumps([{"asset_id": r.asset_id, "mode": str(r.mode)} for r in requests]),
-        "tenant": tenant_id,
-        "execution": str(execution_id),
+        **take_params(tenant_id=tenant_id, execution_id=execution_id, requests=requests, priority=priority),
         "owner": owner,
-        "priority": priority,
         "ttl": settings.LEASE_SECONDS,
         "item": lease[0] if lease else None,
         "token": str(lease[1]) if lease else None,
-        "wait_limit": settings.LOCK_WAIT_LIMIT_SECONDS,
         "channel": PG_CHANNEL,
         "notify": not settings.REDIS_URL,
     }
+    row = take_with_rows(TAKE, params)
+    events_published(row[16])
+    return take_verdict(row)
+
+
+def take_params(
+    *, tenant_id: int, execution_id: uuid.UUID | str, requests: list[LockRequest], priority: int
+) -> dict[str, Any]:
+    """The parameters of the verdict (``lock_sql.TAKE_JUDGE``) besides the lease."""
+    return {
+        "requests": json.dumps([{"asset_id": r.asset_id, "mode": str(r.mode)} for r in requests]),
+        "tenant": tenant_id,
+        "execution": str(execution_id),
+        "priority": priority,
+        "wait_limit": settings.LOCK_WAIT_LIMIT_SECONDS,
+    }
+
+
+def take_with_rows(statement: Prepared, params: dict[str, Any]) -> tuple[Any, ...]:
+    """Run a statement built on ``TAKE_JUDGE``; when lock rows are missing (assets never
+    locked before: it wrote nothing) create them and run it once more."""
     row: tuple[Any, ...] = ()
     for _ in range(2):
-        fetched = TAKE.fetchone(params)
+        fetched = statement.fetchone(params)
         assert fetched is not None  # the statement always returns its one row
         row = fetched
         if row[0] or not row[1]:
             break
         with connection.cursor() as cur:  # first use of these assets: their rows, then again
-            cur.execute(lock_sql.CREATE_ROWS_SQL, {"tenant": tenant_id, "assets": list(row[1])})
+            cur.execute(lock_sql.CREATE_ROWS_SQL, {"tenant": params["tenant"], "assets": list(row[1])})
+    return row
+
+
+def take_verdict(row: tuple[Any, ...]) -> LockBusy | None:
+    """The verdict columns of a take (``lock_sql.TAKE_OUT``): None when taken, else the
+    conflict; lines the execution left (it parked in another) are woken."""
     (ok, _, asset, want, holder_mode, holders, holder, tag, ahead, since, reason, parked, moved) = row[:13]
-    events_published(row[15])
     if moved:  # it left other lines: they may go now
         locks_wake(lines=[(m["tenant_id"], m["asset_id"]) for m in moved])
     if ok:
@@ -153,7 +175,7 @@ def locks_take(
         waiting_since=since,
         reason=reason or "",
         parked=bool(parked),
-        lease_lost=bool(row[16]),
+        lease_lost=bool(row[13]),
     )
 
 

@@ -15,7 +15,14 @@ from execution.enums import ExecutionStatus as S
 from execution.state_machine import status_set_sql
 from execution.worker import lock_sql
 from execution.worker.claim import AttemptContext
-from execution.worker.locks import locks_wake
+from execution.worker.locks import (
+    LockBusy,
+    LockRequest,
+    locks_wake,
+    take_params,
+    take_verdict,
+    take_with_rows,
+)
 from execution.worker.sql import (
     EDGES,
     EVENTS,
@@ -155,6 +162,132 @@ def run_inline(
         return False
     events_published(row[2])
     return True
+
+
+# --- inline run with asset locks -----------------------------------------------------------
+
+# The inline run of a plan that locks assets (its steps all inline: noop) in one statement:
+# the locks are judged under their rows' locks as a take judges them (lock_sql.TAKE_JUDGE);
+# when they may be taken, the whole attempt is recorded as INLINE_SQL records it, with
+# ``lock_acquired`` and ``lock_released`` among its events, and the lock rows are left as they
+# were: the steps ran before this statement and touched nothing, so the hold begins and ends
+# inside it (the rows stay locked until its commit, so no conflicting holder can come between).
+# The execution leaves any line it stood in and those lines wake (the readers behind a writer
+# that was waiting, say), with ``ops_lock`` notified as a release does. When the locks are busy
+# the statement parks the attempt exactly as a take does (lock_sql.TAKE_PARK, ``lock_wait``)
+# and records nothing else. A waiter that judged from a snapshot older than this commit may
+# park behind the line place this statement gave up: the ``ops_lock`` notification (the
+# clusters wake the line again) and the sweep wake it.
+INLINE_LOCKED_SQL = f"""
+WITH {lock_sql.TAKE_JUDGE},
+{lock_sql.TAKE_PARK},
+x AS (
+    UPDATE executions e
+    SET {status_set_sql("'completed'", previous="'running'", via_running=True)},
+        timeout_at = now() + make_interval(secs => %(execution_timeout)s)
+    FROM ok
+    WHERE ok.ok AND e.id = %(pk)s AND e.status = %(expected)s::execution_status
+      AND e.cancel_requested_at IS NULL AND {LEASE_OK}
+    RETURNING e.execution_id, e.tenant_id, e.trace_id
+),
+done AS (
+    UPDATE execution_steps s
+    SET status = (d->>'status')::execution_status, started_at = now(), completed_at = now(),
+        duration_ms = (d->>'duration_ms')::int, exit_code = (d->>'exit_code')::int,
+        output_data = d->'output', logs = d->>'logs', error_message = d->>'error',
+        retry_count = (d->>'retry_count')::int, updated_at = now()
+    FROM x CROSS JOIN jsonb_array_elements(%(done)s::jsonb) AS d
+    WHERE s.execution_id = x.execution_id AND s.step_index = (d->>'index')::int
+    RETURNING s.step_index
+),
+item AS (
+    UPDATE execution_queue q
+    SET status = 'completed', lease_token = NULL, lease_expires_at = NULL, completed_at = now(),
+        attempt_started_at = NULL, last_error = '', updated_at = now()
+    FROM x WHERE q.id = %(item)s
+    RETURNING q.id
+),
+unwait AS (
+    DELETE FROM execution_lock_waiters w USING x
+    WHERE w.execution_id = %(execution)s::uuid
+    RETURNING w.tenant_id, w.asset_id
+),
+left_lines AS (
+    SELECT DISTINCT u.tenant_id, u.asset_id, coalesce({lock_sql.HELD}, false) AS held,
+           coalesce(l.mode, 'exclusive') AS mode
+    FROM unwait u LEFT JOIN execution_locks l ON l.tenant_id = u.tenant_id AND l.asset_id = u.asset_id
+),
+{lock_sql.wake_ctes("left_lines", leaving="%(execution)s::uuid")},
+left_note AS (
+    SELECT pg_notify('{lock_sql.LOCK_CHANNEL}',
+                     json_build_object('tenant_id', tenant_id, 'asset_id', asset_id)::text)
+    FROM left_lines
+),
+ev AS (
+    INSERT INTO execution_events (event_id, execution_id, tenant_id, event_type, from_status,
+                                  to_status, actor_id, actor_type, details, error_message,
+                                  created_at, trace_id, step_index)
+    SELECT gen_random_uuid(), a.execution_id, a.tenant_id, a.e->>'type',
+           (a.e->>'from')::execution_status, (a.e->>'to')::execution_status, NULL, 'worker',
+           coalesce(a.e->'details', '{{}}'::jsonb), coalesce(a.e->>'error', ''), clock_timestamp(),
+           a.trace_id, (a.e->>'step')::int
+    FROM (
+        SELECT x.execution_id, x.tenant_id, x.trace_id, v.e, v.n
+        FROM x CROSS JOIN jsonb_array_elements(%(events)s::jsonb) WITH ORDINALITY AS v(e, n)
+        UNION ALL
+        SELECT e.execution_id, e.tenant_id, e.trace_id,
+               jsonb_build_object('type', 'lock_wait', 'details', {lock_sql.WAIT_DETAILS}), 1
+        FROM executions e, ok WHERE ok.park AND e.execution_id = %(execution)s::uuid
+    ) a
+    ORDER BY a.n
+    RETURNING id, execution_id, tenant_id, event_type, from_status, to_status, details, step_index,
+              error_message
+),
+note AS (
+    SELECT pg_notify(%(channel)s, json_build_object(
+        'execution_id', execution_id, 'tenant_id', tenant_id, 'event_id', max(id))::text)
+    FROM ev WHERE %(notify)s GROUP BY execution_id, tenant_id
+)
+SELECT {lock_sql.TAKE_OUT},
+       EXISTS (SELECT 1 FROM x), (SELECT count(*) FROM done),
+       (SELECT count(*) FROM wake_note) + (SELECT count(*) FROM left_note), {EVENTS_OUT}
+FROM ok CROSS JOIN me LEFT JOIN blocked b ON true
+"""  # noqa: S608 - composed of constant fragments; every value is a parameter
+INLINE_LOCKED = Prepared("ops_inline_locked", INLINE_LOCKED_SQL)
+
+
+@dataclass(frozen=True)
+class InlineLocked:
+    recorded: bool  # the attempt is recorded, completed
+    busy: LockBusy | None  # the locks were busy: parked, or not (see LockBusy)
+
+
+def run_inline_locked(
+    *,
+    ctx: AttemptContext,
+    expected: str,
+    requests: list[LockRequest],
+    done: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+) -> InlineLocked:
+    """Record an attempt whose steps all ran inline and that locks ``requests``, taking and
+    giving the locks in the same statement; or park it when they are busy. Neither
+    (``recorded`` False, no ``busy``): the CAS lost (a cancel, the lease), nothing written."""
+    assert (expected, S.RUNNING) in EDGES and (S.RUNNING, S.COMPLETED) in EDGES
+    params = _attempt_params(
+        ctx,
+        events,
+        expected=expected,
+        execution_timeout=ctx.execution_timeout_seconds,
+        done=json.dumps(done, default=str),
+        **take_params(
+            tenant_id=ctx.tenant_id, execution_id=ctx.execution_id, requests=requests, priority=ctx.priority
+        ),
+    )
+    row = take_with_rows(INLINE_LOCKED, params)
+    events_published(row[18])
+    busy = take_verdict(row)
+    return InlineLocked(recorded=bool(row[14]), busy=busy)
 
 
 # --- step boundary ------------------------------------------------------------------------

@@ -1,0 +1,170 @@
+"""Asset locks of a plan whose steps run inline (noop): taken and given in the statement that
+records the attempt (execution/worker/store.py ``INLINE_LOCKED_SQL``), or the attempt parked
+by it. Deterministic statement counts, never timings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from execution.enums import ExecutionStatus, LockMode, QueueStatus
+from execution.models import Execution, ExecutionEvent, ExecutionLock, ExecutionLockWaiter, QueueItem
+from execution.services.cancel import execution_cancel
+from execution.worker import claim, store
+from execution.worker.attempt import attempt_run
+from execution.worker.locks import LockRequest, locks_give, locks_take
+from tests.execution.engine.helpers import enqueue, make_execution
+from tests.factories import AssetFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SHARED, EXCLUSIVE = LockMode.SHARED, LockMode.EXCLUSIVE
+
+
+def _noop_on(tenant: Any, operator: Any, asset: Any, action_class: str) -> Execution:
+    execution = make_execution(
+        tenant=tenant,
+        actor=operator,
+        steps=[{"type": "noop", "target": {"asset_id": asset.pk}, "action_class": action_class}],
+        action_class=action_class,
+    )
+    enqueue(execution)
+    return execution
+
+
+def _holder(tenant: Any, operator: Any, asset: Any, mode: str) -> Execution:
+    execution = make_execution(tenant=tenant, actor=operator, steps=[{"type": "noop"}])
+    assert (
+        locks_take(
+            tenant_id=tenant.pk,
+            execution_id=execution.execution_id,
+            owner="execution:holder:worker:elsewhere",
+            requests=[LockRequest(str(asset.pk), mode)],
+        )
+        is None
+    )
+    return execution
+
+
+def _worker_path(execution: Execution) -> tuple[str, int]:
+    with CaptureQueriesContext(connection) as queries:
+        ctx = claim.claim_with_context(worker_id="budget")
+        assert ctx is not None and ctx.pk == execution.pk
+        outcome = attempt_run(ctx=ctx, worker_id="budget")
+    return outcome, len(queries)
+
+
+def _types(execution: Execution) -> list[str]:
+    return list(
+        ExecutionEvent.objects.filter(execution=execution).order_by("id").values_list("event_type", flat=True)
+    )
+
+
+def _parked(execution: Execution) -> bool:
+    item = QueueItem.objects.get(execution=execution)
+    return item.status == QueueStatus.PENDING and item.available_at > timezone.now() + timezone.timedelta(
+        days=1
+    )
+
+
+@pytest.mark.parametrize("action_class", ["modify", "read"])
+def test_a_noop_on_an_asset_costs_the_2_round_trips_of_a_noop_without_one(
+    tenant: Any, operator: Any, action_class: str
+) -> None:
+    """Claim, then one statement: the lock taken and given around the recorded attempt (it
+    was claim, take, start, finish: 4)."""
+    asset = AssetFactory(tenant=tenant)
+    first = _noop_on(tenant, operator, asset, action_class)
+    assert _worker_path(first)[0] == ExecutionStatus.COMPLETED  # creates the lock row
+    execution = _noop_on(tenant, operator, asset, action_class)
+    outcome, round_trips = _worker_path(execution)
+    assert outcome == ExecutionStatus.COMPLETED
+    assert round_trips <= 2, round_trips
+    assert _types(execution)[2:] == [
+        "lock_acquired",
+        "started",
+        "step_started",
+        "step_completed",
+        "lock_released",
+        "completed",
+    ]
+    acquired = ExecutionEvent.objects.get(execution=execution, event_type="lock_acquired")
+    mode = SHARED if action_class == "read" else EXCLUSIVE
+    assert acquired.details["assets"] == [str(asset.pk)] and acquired.details["modes"] == {
+        str(asset.pk): mode
+    }
+    row = ExecutionLock.objects.get(tenant=tenant, asset_id=str(asset.pk))
+    assert not row.is_active and row.holders == [], "held only inside the statement"
+    assert QueueItem.objects.get(execution=execution).status == QueueStatus.COMPLETED
+    execution.refresh_from_db()
+    assert (
+        execution.status == ExecutionStatus.COMPLETED and execution.previous_status == ExecutionStatus.RUNNING
+    )
+
+
+def test_a_reader_goes_inline_beside_a_reader_that_holds_the_asset(tenant: Any, operator: Any) -> None:
+    asset = AssetFactory(tenant=tenant)
+    holder = _holder(tenant, operator, asset, SHARED)
+    reader = _noop_on(tenant, operator, asset, "read")
+    outcome, round_trips = _worker_path(reader)
+    assert outcome == ExecutionStatus.COMPLETED and round_trips <= 2, round_trips
+    row = ExecutionLock.objects.get(tenant=tenant, asset_id=str(asset.pk))
+    assert row.is_active and row.holders == [holder.execution_id], "the holder keeps it, alone"
+
+
+def test_a_busy_asset_parks_the_inline_attempt_in_the_same_statement(tenant: Any, operator: Any) -> None:
+    asset = AssetFactory(tenant=tenant)
+    holder = _holder(tenant, operator, asset, SHARED)
+    writer = _noop_on(tenant, operator, asset, "modify")
+    outcome, round_trips = _worker_path(writer)
+    assert outcome == "lock_wait" and round_trips <= 2, round_trips
+    assert _parked(writer) and QueueItem.objects.get(execution=writer).attempt_count == 0
+    assert _types(writer)[2:] == ["lock_wait"], "nothing of the run is recorded"
+    wait = ExecutionEvent.objects.get(execution=writer, event_type="lock_wait")
+    assert wait.details["holder_execution_id"] == str(holder.execution_id)
+    assert Execution.objects.get(pk=writer.pk).status == ExecutionStatus.QUEUED
+
+    locks_give(execution=holder, assets=[str(asset.pk)])
+    assert not _parked(writer), "the release woke it"
+    assert _worker_path(writer)[0] == ExecutionStatus.COMPLETED
+    assert not ExecutionLockWaiter.objects.filter(execution=writer).exists()
+
+
+def test_a_waiting_writer_that_runs_inline_leaves_its_line_and_wakes_the_readers_behind_it(
+    tenant: Any, operator: Any
+) -> None:
+    asset = AssetFactory(tenant=tenant)
+    holder = _holder(tenant, operator, asset, EXCLUSIVE)
+    writer = _noop_on(tenant, operator, asset, "modify")
+    readers = [_noop_on(tenant, operator, asset, "read") for _ in range(2)]
+    for execution in (writer, *readers):
+        assert _worker_path(execution)[0] == "lock_wait"
+    locks_give(execution=holder, assets=[str(asset.pk)])
+    assert [_parked(e) for e in (writer, *readers)] == [False, True, True], "a writer first in line"
+    assert _worker_path(writer)[0] == ExecutionStatus.COMPLETED
+    assert [_parked(e) for e in readers] == [False, False], "its statement woke the readers"
+    for reader in readers:
+        assert _worker_path(reader)[0] == ExecutionStatus.COMPLETED
+
+
+def test_the_inline_locked_statement_loses_to_a_cancel_and_writes_nothing(tenant: Any, operator: Any) -> None:
+    asset = AssetFactory(tenant=tenant)
+    execution = _noop_on(tenant, operator, asset, "modify")
+    ctx = claim.claim_with_context(worker_id="w")
+    assert ctx is not None
+    execution_cancel(execution=execution)
+    before = _types(execution)
+    result = store.run_inline_locked(
+        ctx=ctx,
+        expected="queued",
+        requests=[LockRequest(str(asset.pk), EXCLUSIVE)],
+        done=[{"index": 0, "status": "completed"}],
+        events=[{"type": "lock_acquired", "details": {}}],
+    )
+    assert not result.recorded and result.busy is None
+    assert _types(execution) == before
+    assert not ExecutionLock.objects.filter(asset_id=str(asset.pk), is_active=True).exists()
