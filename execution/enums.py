@@ -23,10 +23,13 @@ class ExecutionStatus(models.TextChoices):
 
 
 class TargetStatus(models.TextChoices):
-    """One target of a fleet step (docs/fleet.md): pending until it starts; skipped when the
-    step stopped (failure budget spent, cancel) before it started."""
+    """One target of a fleet step (docs/fleet.md): pending until it starts; waiting while its
+    asset's lock is held by another execution (``step`` scope: put aside, started when the
+    lock is released); skipped when the step stopped (failure budget spent, cancel) before
+    it started."""
 
     PENDING = "pending"
+    WAITING = "waiting"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"

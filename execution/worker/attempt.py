@@ -47,6 +47,7 @@ from execution.worker.locks import LockRequest, lock_requests, locks_give, locks
 from execution.worker.outcome import attempt_finish
 from execution.worker.steps import (
     AttemptState,
+    lock_scope,
     plan_step,
     retry_count_for,
     step_event,
@@ -77,10 +78,6 @@ def _attempt_state(
     )
 
 
-def lock_scope(ctx: claim.AttemptContext) -> str:
-    return str((ctx.plan_snapshot or {}).get("lock_scope") or LockScope.EXECUTION)
-
-
 def _first_locks(ctx: claim.AttemptContext, pending: list[claim.StepRow]) -> list[LockRequest]:
     """What the attempt locks before it starts (docs/contract.md#asset-locks): ``execution``
     scope, every target of the plan; ``step`` scope, the targets of the first step to run."""
@@ -90,10 +87,14 @@ def _first_locks(ctx: claim.AttemptContext, pending: list[claim.StepRow]) -> lis
 
 
 def step_lock_targets(ctx: claim.AttemptContext, step: claim.StepRow) -> list[tuple[str, str]]:
-    """(asset id, action class) of what ``step`` locks: its target, or each of a fleet
-    step's targets (docs/fleet.md: taken together when the step starts)."""
+    """(asset id, action class) of what is locked for ``step`` before it starts: its target;
+    a fleet step's targets in ``execution`` scope (with the plan's, up front), none in
+    ``step`` scope: there each target takes its own lock as it starts (docs/fleet.md "Locks",
+    execution/worker/fanout.py)."""
     targets = plan_step(ctx, step.step_index).get("targets")
     if isinstance(targets, list):
+        if lock_scope(ctx) == LockScope.STEP:
+            return []
         return [(str(t.get("asset_id") or ""), step.action_class) for t in targets]
     return [(step.target_asset_id, step.action_class)]
 

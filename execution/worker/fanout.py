@@ -13,6 +13,14 @@ cancel (the watcher sets the attempt's interrupt, polled 4 times a second) reach
 running target's runner at once; the runners stop and clean up in their own threads. Each
 target runs in a copy of the attempt thread's context, so its ``opsconductor.target`` span
 is a child of the step's span (docs/telemetry.md).
+
+Locks in ``step`` scope (docs/fleet.md "Locks"): each target takes its own asset's lock as it
+starts (in the transaction that marks it running) and gives it back as it ends (in the one
+that records its end), so a target holds at most one lock and never waits holding one. A
+target whose asset another execution holds is put aside (``waiting``, the holder named on its
+row and in a ``target_waiting`` event) without taking a pool slot; a release notified on
+``ops_lock`` (a :class:`~execution.worker.locks.LockListener`) makes it try again. In
+``execution`` scope the attempt locked every target before its first step: nothing here.
 """
 
 from __future__ import annotations
@@ -24,21 +32,41 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from execution.enums import ActorType, ExecutionStatus, TargetStatus
+from execution.enums import ActorType, ExecutionStatus, LockScope, TargetStatus
 from execution.masking import mask_capped
 from execution.models import StepTarget
 from execution.plans.strategy import Strategy
 from execution.runners.base import StepResult
 from execution.services.events import events_write
+from execution.worker.locks import (
+    LockBusy,
+    LockListener,
+    LockRequest,
+    lock_mode,
+    locks_give,
+    locks_take,
+    owner_tag,
+)
+from execution.worker.steps import lock_scope
+from execution.worker.watch import worker_id
 from opsconductor import telemetry
 
 S = ExecutionStatus
 POLL_SECONDS = 0.1
 FAILED_NAMED = 20  # failed hostnames named in the step's error
+
+
+@dataclass
+class _Aside:
+    """A target put aside: its asset's lock is held by another execution."""
+
+    row: StepTarget
+    since: float  # time.monotonic() when it was first put aside
+    reason: str  # who holds the lock (the row's error while it waits)
 
 
 @dataclass
@@ -73,6 +101,13 @@ class Fleet:
         self.started: set[int] = set()
         self.events: list[dict[str, Any]] = []
         self.secrets: tuple[str, ...] = ()
+        # ``step`` scope: each target locks its own asset as it starts (see the module's doc).
+        self.locking = lock_scope(state.ctx) == LockScope.STEP
+        self.mode = lock_mode(step.action_class)
+        self.aside: dict[str, _Aside] = {}  # asset id -> the target waiting for its lock
+        self.released: set[str] = set()  # assets put aside whose release was notified
+        self.listener: LockListener | None = None
+        self.next_look = 0.0  # the backstop: every OPS_LOCK_SWEEP_SECONDS all aside try again
 
     # -- the pool thread -------------------------------------------------------------------
     def _run_one(self, row: StepTarget) -> _Done:
@@ -100,10 +135,115 @@ class Fleet:
     def _start(self, row: StepTarget) -> None:
         now = timezone.now()
         StepTarget.objects.filter(pk=row.pk).update(
-            status=TargetStatus.RUNNING, attempts=F("attempts") + 1, started_at=now, completed_at=None
+            status=TargetStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            completed_at=None,
+            error="",
         )
         row.status, row.started_at = TargetStatus.RUNNING, now
         self.started.add(row.pk)
+
+    def _take(self, row: StepTarget) -> bool:
+        """Start ``row`` (True), taking its asset's lock first in ``step`` scope; a busy lock
+        puts it aside (False). Lock and running mark commit together: the lock rows never
+        show a target that is not running, nor a running target without its lock."""
+        if not self.locking:
+            self._start(row)
+            return True
+        ctx = self.state.ctx
+        with transaction.atomic():
+            busy = locks_take(
+                tenant_id=ctx.tenant_id,
+                execution_id=ctx.execution_id,
+                owner=owner_tag(ctx.execution_id, worker_id()),
+                requests=[LockRequest(row.asset_id, self.mode)],
+                priority=ctx.priority,
+            )
+            if busy is None:
+                self._start(row)
+                self.aside.pop(row.asset_id, None)
+                return True
+            self._put_aside(row, busy)
+        return False
+
+    def _put_aside(self, row: StepTarget, busy: LockBusy) -> None:
+        """``waiting``, naming the holder (row and ``target_waiting`` event; again when the
+        holder changed). The first time, the listener opens and every target aside tries
+        again: a release between the take and the LISTEN is not missed."""
+        known = self.aside.get(row.asset_id)
+        self.aside[row.asset_id] = _Aside(row, known.since if known else time.monotonic(), busy.reason)
+        if known is None or known.reason != busy.reason:
+            StepTarget.objects.filter(pk=row.pk).update(status=TargetStatus.WAITING, error=busy.reason)
+            row.status = TargetStatus.WAITING
+            self.events.append(
+                {
+                    "event_type": "target_waiting",
+                    "actor_type": ActorType.WORKER,
+                    "step_index": row.step_index,
+                    "details": {
+                        "target_index": row.target_index,
+                        "asset_id": row.asset_id,
+                        "hostname": row.hostname,
+                        "batch": row.batch,
+                        "mode": str(self.mode),
+                        "holder_execution_id": busy.holder_execution_id,
+                        "ahead_execution_id": busy.ahead_execution_id,
+                    },
+                    "error_message": busy.reason,
+                }
+            )
+        if self.listener is None:
+            self.listener = LockListener()
+            self.released.update(self.aside)
+
+    def _give(self, done: list[_Done]) -> None:
+        """The ended targets' locks back (``step`` scope), their rows and events, together."""
+        with transaction.atomic():
+            if self.locking:
+                locks_give(
+                    execution=self.state.execution,
+                    assets=[d.row.asset_id for d in done],
+                    reason="target ended",
+                )
+            for one in done:
+                self._finish(one)
+            self._flush_events()
+
+    def _wait_too_long(self) -> None:
+        """A target aside longer than ``OPS_LOCK_WAIT_LIMIT_SECONDS`` fails, naming the holder
+        (it counts against ``max_failures``)."""
+        limit = float(settings.LOCK_WAIT_LIMIT_SECONDS)
+        for asset, aside in list(self.aside.items()):
+            waited = time.monotonic() - aside.since
+            if waited <= limit:
+                continue
+            del self.aside[asset]
+            row = aside.row
+            error = f"still waiting after {waited:.0f}s: {aside.reason}"
+            StepTarget.objects.filter(pk=row.pk).update(
+                status=TargetStatus.FAILED, completed_at=timezone.now(), error=error
+            )
+            row.status = TargetStatus.FAILED
+            self.failed.append(row)
+            self.started.add(row.pk)  # dealt with in this attempt: not skipped
+            self.events.append(
+                {
+                    "event_type": "target_failed",
+                    "actor_type": ActorType.WORKER,
+                    "step_index": row.step_index,
+                    "details": {
+                        "target_index": row.target_index,
+                        "asset_id": row.asset_id,
+                        "hostname": row.hostname,
+                        "status": TargetStatus.FAILED,
+                        "exit_code": None,
+                        "batch": row.batch,
+                        "duration_ms": 0,
+                    },
+                    "error_message": error,
+                }
+            )
 
     def _finish(self, done: _Done) -> None:
         result, row = done.result, done.row
@@ -189,28 +329,65 @@ class Fleet:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             self._flush_events()
+            if self.locking:
+                # Whatever this execution still holds of the step's assets (an error above, or
+                # a target that ended in an attempt whose worker died before it gave it back).
+                locks_give(
+                    execution=self.state.execution,
+                    assets=[r.asset_id for r in self.rows],
+                    reason="step ended",
+                )
+            if self.listener is not None:
+                self.listener.close()
         return self._result()
 
     def _run_batch(self, pool: ThreadPoolExecutor, todo: list[StepTarget], threads: int) -> None:
         waiting = list(todo)
         running: set[Future[_Done]] = set()
-        while waiting or running:
+        while waiting or running or self.aside:
+            # A slot goes first to a target aside whose lock was released, then to the next.
+            for asset in [a for a in self.aside if a in self.released]:
+                if len(running) >= threads or self._stopping():
+                    break
+                self.released.discard(asset)
+                row = self.aside[asset].row
+                if self._take(row):
+                    running.add(self._submit(pool, row))
             while waiting and len(running) < threads and not self._stopping():
                 row = waiting.pop(0)
-                self._start(row)
-                # A pool thread starts with an empty context: each target runs in a copy of
-                # this thread's, so its span is a child of the step span (one trace).
-                running.add(pool.submit(contextvars.copy_context().run, self._run_one, row))
+                if self._take(row):
+                    running.add(self._submit(pool, row))
             if self._stopping() and not running:
-                return
-            ended, running_left = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            running = set(running_left)
-            for future in ended:
-                self._finish(future.result())
+                return  # targets aside were never started: skipped
+            if running:
+                ended, running_left = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                running = set(running_left)
+            else:  # only targets aside: wait for a release (or the stop) here
+                ended = set()
             if ended:
-                self._flush_events()
+                self._give([future.result() for future in ended])
+            if self.aside:
+                self._note_releases(0.0 if running or ended else POLL_SECONDS)
+            self._flush_events()
             if self._stopping():
                 waiting = []
+
+    def _submit(self, pool: ThreadPoolExecutor, row: StepTarget) -> Future[_Done]:
+        # A pool thread starts with an empty context: each target runs in a copy of this
+        # thread's, so its span is a child of the step span (one trace).
+        return pool.submit(contextvars.copy_context().run, self._run_one, row)
+
+    def _note_releases(self, timeout: float) -> None:
+        """The assets aside whose release was notified (waiting up to ``timeout``); all of them
+        every ``OPS_LOCK_SWEEP_SECONDS`` (the backstop of a lost notification); and those aside
+        for too long fail."""
+        assert self.listener is not None  # opened by the first target put aside
+        tenant = self.state.ctx.tenant_id
+        self.released.update(a for t, a in self.listener.released(timeout) if t == tenant and a in self.aside)
+        if time.monotonic() >= self.next_look:
+            self.next_look = time.monotonic() + float(settings.LOCK_SWEEP_SECONDS)
+            self.released.update(self.aside)
+        self._wait_too_long()
 
     def _result(self) -> StepResult:
         never = [r for r in self.rows if r.status != TargetStatus.COMPLETED and r.pk not in self.started]

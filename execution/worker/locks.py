@@ -8,10 +8,9 @@ queue item is handed back, not claimable, the attempt not counted) in the line o
 busy asset until a release wakes it. Lines are served first come within priority, and a
 waiting writer blocks the readers behind it.
 
-What a fan-out (one step over many targets) needs is here too: :func:`locks_take` and
-:func:`locks_give` work on any list of (asset, mode) from any thread (each thread has its
-own connection), and :func:`wait_for_release` blocks a thread until a release of one of its
-assets is notified.
+What a fan-out (one step over many targets, each taking its own lock as it starts) needs is
+here too: :func:`locks_take` without a lease never parks (it returns the conflict), and a
+:class:`LockListener` tells a thread which assets were released.
 """
 
 from __future__ import annotations
@@ -20,9 +19,8 @@ import contextlib
 import json
 import logging
 import select
-import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -265,7 +263,7 @@ def locks_sweep() -> dict[str, int]:
     return {"stale": stale, "overdue": overdue, "woken": woken}
 
 
-# --- waiting in a thread (a fan-out's target) ----------------------------------------------
+# --- waiting in a thread (a fan-out's targets) ---------------------------------------------
 
 
 def parse_note(payload: str) -> Line | None:
@@ -276,74 +274,28 @@ def parse_note(payload: str) -> Line | None:
         return None
 
 
-def wait_for_release(
-    *, lines: list[Line], until: float, stop: Callable[[], bool] = lambda: False, listen: Any = None
-) -> bool:
-    """Block until a release of one of ``lines`` is notified on ``ops_lock`` (True), or
-    ``until`` (``time.monotonic()``) passes or ``stop()`` holds (False). ``listen``: an open
-    psycopg2 connection in autocommit that LISTENs already (else one is opened and closed)."""
-    own = listen is None
-    if own:
+class LockListener:
+    """A connection of its own that LISTENs on ``ops_lock``: the releases a thread waits for
+    (a fan-out's targets put aside, execution/worker/fanout.py). Open it before the take that
+    decides to wait is repeated, or a release between the two is missed."""
+
+    def __init__(self) -> None:
         params = dict(connections["default"].get_connection_params())
         params.pop("cursor_factory", None)
-        listen = psycopg2.connect(**params)
-        listen.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-        listen.cursor().execute(f"LISTEN {LOCK_CHANNEL}")
-    wanted = set(lines)
-    try:
-        while not stop():
-            left = until - time.monotonic()
-            if left <= 0:
-                return False
-            if select.select([listen], [], [], min(left, 0.25))[0]:
-                listen.poll()
-                notes = [parse_note(n.payload) for n in listen.notifies]
-                listen.notifies.clear()
-                if wanted & set(notes):
-                    return True
-        return False
-    finally:
-        if own:
-            with contextlib.suppress(Exception):
-                listen.close()
+        self.conn = psycopg2.connect(**params)
+        self.conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+        self.conn.cursor().execute(f"LISTEN {LOCK_CHANNEL}")
 
+    def released(self, timeout: float) -> set[Line]:
+        """The lines whose release was notified, waiting up to ``timeout`` seconds for the
+        first (0: only what arrived already)."""
+        if not self.conn.notifies and not select.select([self.conn], [], [], max(0.0, timeout))[0]:
+            return set()
+        self.conn.poll()
+        lines = {parse_note(n.payload) for n in self.conn.notifies}
+        self.conn.notifies.clear()
+        return {line for line in lines if line is not None}
 
-def lock_acquire_waiting(
-    *,
-    tenant_id: int,
-    execution_id: uuid.UUID | str,
-    owner: str,
-    requests: list[LockRequest],
-    priority: int = 5,
-    until: float,
-    stop: Callable[[], bool] = lambda: False,
-) -> LockBusy | None:
-    """Take ``requests`` from a thread that may wait without parking (a fan-out target):
-    take, and while busy wait for a release of the busy asset (woken by its notification;
-    a look every few seconds is the backstop). None when taken, else the last conflict once
-    ``until`` passed or ``stop()`` held."""
-    params = dict(connections["default"].get_connection_params())
-    params.pop("cursor_factory", None)
-    listen = psycopg2.connect(**params)
-    listen.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-    try:
-        listen.cursor().execute(f"LISTEN {LOCK_CHANNEL}")
-        while True:
-            busy = locks_take(
-                tenant_id=tenant_id,
-                execution_id=execution_id,
-                owner=owner,
-                requests=requests,
-                priority=priority,
-            )
-            if busy is None or stop() or time.monotonic() >= until:
-                return busy
-            wait_for_release(
-                lines=[(tenant_id, busy.asset_id)],
-                until=min(until, time.monotonic() + settings.LOCK_SWEEP_SECONDS),
-                stop=stop,
-                listen=listen,
-            )
-    finally:
+    def close(self) -> None:
         with contextlib.suppress(Exception):
-            listen.close()
+            self.conn.close()

@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from execution.enums import ExecutionStatus
+from execution.enums import ExecutionStatus, LockScope
 from execution.masking import mask_capped, mask_data
 from execution.models import Execution
 from execution.runners.base import ResolvedTarget, StepContext, StepResult
@@ -54,6 +54,11 @@ class AttemptState:
 class StepOutcome:
     result: StepResult
     duration_ms: int
+
+
+def lock_scope(ctx: AttemptContext) -> str:
+    """The plan's lock scope (docs/contract.md#asset-locks): ``execution`` unless it says ``step``."""
+    return str((ctx.plan_snapshot or {}).get("lock_scope") or LockScope.EXECUTION)
 
 
 def plan_step(ctx: AttemptContext, index: int) -> dict[str, Any]:

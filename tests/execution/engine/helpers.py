@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import IO, Any
 
 from execution.enums import STEP_MAX_RETRIES_DEFAULT, ActionClass, ExecutionStatus
@@ -152,3 +154,25 @@ def event_types(execution: Execution) -> list[str]:
     return list(
         ExecutionEvent.objects.filter(execution=execution).order_by("id").values_list("event_type", flat=True)
     )
+
+
+Span = tuple[datetime, datetime, str, str]  # acquired, released, execution, mode
+
+
+def lock_spans(executions: list[Execution]) -> dict[str, list[Span]]:
+    """asset -> (acquired, released, execution, mode) of every hold, from the lock events."""
+    spans: dict[str, list[Span]] = defaultdict(list)
+    opened: dict[tuple[str, str], tuple[datetime, str]] = {}
+    events = ExecutionEvent.objects.filter(
+        execution__in=executions, event_type__in=["lock_acquired", "lock_released"]
+    ).order_by("id")
+    for event in events:
+        for asset in event.details["assets"]:
+            key = (str(event.execution_id), asset)
+            if event.event_type == "lock_acquired":
+                opened[key] = (event.created_at, event.details["modes"][asset])
+            else:
+                began, mode = opened.pop(key)
+                spans[asset].append((began, event.created_at, str(event.execution_id), mode))
+    assert not opened, f"locks never released: {opened}"
+    return spans

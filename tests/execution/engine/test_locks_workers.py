@@ -4,44 +4,28 @@ exclude, a release wakes the next in line, no deadlock whatever order plans lock
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
-from datetime import datetime
 from typing import Any
 
 import pytest
 
 from execution.enums import FINISHED_STATUSES
 from execution.models import Execution, ExecutionEvent, QueueItem
-from tests.execution.engine.helpers import enqueue, make_execution, wait_until, worker_cluster
+from tests.execution.engine.helpers import (
+    Span,
+    enqueue,
+    lock_spans,
+    make_execution,
+    wait_until,
+    worker_cluster,
+)
 from tests.factories import AssetFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-Span = tuple[datetime, datetime, str, str]  # acquired, released, execution, mode
 
 
 def _done(executions: list[Execution]) -> bool:
     pks = [e.pk for e in executions]
     return not Execution.objects.filter(pk__in=pks).exclude(status__in=FINISHED_STATUSES).exists()
-
-
-def _spans(executions: list[Execution]) -> dict[str, list[Span]]:
-    """asset -> (acquired, released, execution, mode) of every hold, from the lock events."""
-    spans: dict[str, list[Span]] = defaultdict(list)
-    opened: dict[tuple[str, str], tuple[datetime, str]] = {}
-    events = ExecutionEvent.objects.filter(
-        execution__in=executions, event_type__in=["lock_acquired", "lock_released"]
-    ).order_by("id")
-    for event in events:
-        for asset in event.details["assets"]:
-            key = (str(event.execution_id), asset)
-            if event.event_type == "lock_acquired":
-                opened[key] = (event.created_at, event.details["modes"][asset])
-            else:
-                began, mode = opened.pop(key)
-                spans[asset].append((began, event.created_at, str(event.execution_id), mode))
-    assert not opened, f"locks never released: {opened}"
-    return spans
 
 
 def _overlap(a: Span, b: Span) -> bool:
@@ -68,7 +52,7 @@ def test_readers_share_and_writers_exclude(tenant: Any, operator: Any) -> None:
         Execution.objects.filter(pk__in=[e.pk for e in executions]).values_list("status", flat=True)
     )
     assert statuses == {"completed"}, statuses
-    spans = _spans(executions)[str(asset.pk)]
+    spans = lock_spans(executions)[str(asset.pk)]
     assert len(spans) == 6
     readers = [s for s in spans if s[3] == "shared"]
     writers = [s for s in spans if s[3] == "exclusive"]
@@ -145,7 +129,7 @@ def test_opposite_lock_orders_never_deadlock_in_100_rounds(tenant: Any, operator
     assert set(
         QueueItem.objects.filter(execution__in=executions).values_list("attempt_count", flat=True)
     ) == {1}
-    for asset, spans in _spans(executions).items():
+    for asset, spans in lock_spans(executions).items():
         spans.sort()
         for first, second in itertools.pairwise(spans):
             assert first[1] <= second[0], f"asset {asset}: {first[2]} and {second[2]} overlap"
