@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -22,6 +22,7 @@ from execution.enums import FINISHED_STATUSES, ExecutionStatus
 from execution.errors import DomainError
 from execution.models import Execution, ExecutionStep
 from execution.pages.access import page_allows, page_require
+from execution.pages.fleet import fleet_grids, fleet_statuses
 from execution.pages.history import (
     cancel_reason,
     execution_history,
@@ -100,6 +101,10 @@ def execution_detail_page(request: HttpRequest, execution_id: uuid.UUID) -> Http
     execution = visible_execution(request, execution_id)
     events = execution_history(execution=execution)
     steps = _step_rows(execution)
+    fleet = fleet_grids(execution, {s["step"].step_index: s["status"] for s in steps})
+    totals = {grid["index"]: grid["total"] for grid in fleet}
+    for item in steps:
+        item["targets"] = totals.get(item["step"].step_index)
     approval, votes = _approval(execution)
     parent = None
     if execution.parent_execution_id:
@@ -110,6 +115,7 @@ def execution_detail_page(request: HttpRequest, execution_id: uuid.UUID) -> Http
         "execution": execution,
         "plan_name": (execution.plan_snapshot or {}).get("name", ""),
         "steps": steps,
+        "fleet": fleet,
         "bar": progress_bar(execution, steps),
         "history": history_messages(events),
         "after": events[-1].pk if events else 0,
@@ -133,6 +139,18 @@ def execution_detail_page(request: HttpRequest, execution_id: uuid.UUID) -> Http
         ),
     }
     return render(request, "executions/detail.html", context)
+
+
+@login_required
+def execution_fleet_statuses(request: HttpRequest, execution_id: uuid.UUID, step_index: int) -> JsonResponse:
+    """``{"statuses": [...]}``: a fleet step's target statuses by target index, for the page's
+    grid while the step runs (a target's start has no event). The page's read right, as the
+    page itself; 404 for a step that is no fleet step."""
+    execution = visible_execution(request, execution_id)
+    statuses = fleet_statuses(execution, step_index)
+    if statuses is None:
+        raise Http404("No such fleet step")
+    return JsonResponse({"statuses": statuses})
 
 
 @login_required

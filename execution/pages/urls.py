@@ -15,6 +15,11 @@ urlpatterns: list[Any] = [
     path("executions/rows/", executions.executions_rows_fragment, name="executions_rows"),
     path("executions/<uuid:execution_id>/", detail.execution_detail_page, name="execution_page"),
     path(
+        "executions/<uuid:execution_id>/steps/<int:step_index>/statuses/",
+        detail.execution_fleet_statuses,
+        name="execution_fleet_statuses",
+    ),
+    path(
         "executions/<uuid:execution_id>/cancel/", detail.execution_cancel_page, name="execution_cancel_page"
     ),
     path(

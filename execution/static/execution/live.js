@@ -81,13 +81,15 @@
     if (ev.to_status) parts.push("· " + (ev.from_status ? ev.from_status + " → " : "→ ") + ev.to_status);
     var d = ev.data || {};
     if (d.actor) parts.push("· by " + d.actor);
+    if (ev.type === "target_completed" || ev.type === "target_failed") parts.push("· " + d.hostname + " " + d.status);
     if (ev.type === "approval_vote") parts.push("· " + d.decision + (d.comment ? ": " + d.comment : ""));
     if (d.reason) parts.push("· " + d.reason);
     if (d.error_message && d.error_message !== d.reason) parts.push("· " + d.error_message);
     return parts.join(" ");
   }
 
-  function executionDetailPage(root) {
+  // ``listeners``: further handlers of every event, stored then live (the fleet grids).
+  function executionDetailPage(root, listeners) {
     var id = root.getAttribute("data-execution-id");
     var after = Number(root.getAttribute("data-after")) || 0;
     var statusEl = document.getElementById("execution-status");
@@ -250,6 +252,7 @@
       if (ev.type === "lock_wait") lockWait(ev.data || {});
       else if (ev.type === "lock_acquired" || ev.type === "started") lockWait(null);
       if (log && ev.type !== "step_output") log.appendChild(el("li", { "data-event-id": String(ev.id) }, eventLine(ev)));
+      (listeners || []).forEach(function (listener) { listener(ev); });
       renderBar();
     }
 
