@@ -7,10 +7,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from execution.enums import FINISHED_STATUSES, ActorType, ExecutionStatus
+from execution.enums import FINISHED_STATUSES, ActorType, ExecutionStatus, TargetStatus
 from execution.errors import IllegalTransition
 from execution.masking import mask_text, secrets_forget, secrets_of
-from execution.models import Execution
+from execution.models import Execution, StepTarget
 from execution.services.events import event_record
 from execution.state_machine import EVENT_FOR_STATUS, is_legal, status_columns
 
@@ -85,6 +85,12 @@ def transition(
             # or cancelled, they will never run (docs/contract.md#truth, one view of steps).
             waiting = ExecutionStatus.QUEUED if to not in FINISHED_STATUSES else ExecutionStatus.CANCELLED
             waiting_steps = locked.steps.filter(status=ExecutionStatus.PENDING_APPROVAL)
+            if waiting == ExecutionStatus.CANCELLED:
+                # A fleet step that will never run never starts its targets (docs/fleet.md):
+                # skipped, not pending forever (a rejected or expired gate, a cancel).
+                StepTarget.objects.filter(step__in=waiting_steps, status=TargetStatus.PENDING).update(
+                    status=TargetStatus.SKIPPED
+                )
             waiting_steps.update(status=waiting, updated_at=now)
         if current == ExecutionStatus.RUNNING and to != ExecutionStatus.RUNNING:
             # The attempt is over: its resolved values leave this process's memory once the
