@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from execution.enums import ActionClass
+from execution.runners.kept import KeptConnections
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,9 @@ class StepContext:
     credential: dict[str, str] = field(default_factory=dict)
     # What the step holds until it ends or cleanup() releases it.
     held: Held = field(default_factory=Held)
+    # The attempt's connections kept for its next steps (execution/runners/kept.py); None:
+    # the runner closes what it opens (a context built outside an attempt).
+    connections: KeptConnections | None = None
 
 
 @dataclass

@@ -207,6 +207,7 @@ def attempt_run(*, ctx: claim.AttemptContext, worker_id: str) -> str:
     try:
         return _run(state, pending, retry)
     finally:
+        state.connections.close_all()  # SSH connections kept between its steps
         watcher.release()
         step_output_forget(execution=execution)
         # The attempt is over: its resolved values leave this process's memory

@@ -20,6 +20,7 @@ from execution.enums import ExecutionStatus, LockScope
 from execution.masking import mask_capped, mask_data
 from execution.models import Execution
 from execution.runners.base import ResolvedTarget, StepContext, StepResult
+from execution.runners.kept import KeptConnections
 from execution.runners.registry import get_runner
 from execution.services.progress import step_output_emitter, step_output_flush
 from execution.services.runner_output import exception_text, step_result_mask
@@ -48,6 +49,9 @@ class AttemptState:
     held: list[LockRequest] = field(default_factory=list)
     assets: list[str] = field(default_factory=list)
     locks_released: bool = False
+    # Connections kept for the attempt's next step on the same target (SSH): closed by
+    # attempt_run when the attempt ends.
+    connections: KeptConnections = field(default_factory=KeptConnections)
 
 
 @dataclass
@@ -250,6 +254,7 @@ def _invoke(
                 else _no_output
             ),
             credential=credential,
+            connections=state.connections,
         )
     except Exception as exc:  # unknown asset, unresolvable secret, bad step type
         failed = StepResult(status=ExecutionStatus.FAILED, error_message=f"step setup failed: {exc}")

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.support.processes import free_port, wait_for_port
@@ -55,7 +56,8 @@ def keygen(path: Path, passphrase: str = "") -> str:
 
 
 class LoopbackSshd:
-    def __init__(self) -> None:
+    def __init__(self, log_level: str = "ERROR") -> None:
+        """``log_level`` INFO logs each login (``logins()``)."""
         self.binary = ensure_sshd()
         self.dir = Path(tempfile.mkdtemp(prefix="opsc-sshd-"))
         self.port = free_port()
@@ -82,7 +84,7 @@ class LoopbackSshd:
                     "PubkeyAuthentication yes",
                     "PermitRootLogin prohibit-password",
                     "Subsystem sftp internal-sftp",
-                    "LogLevel ERROR",
+                    f"LogLevel {log_level}",
                     "",
                 ]
             )
@@ -97,6 +99,23 @@ class LoopbackSshd:
             fh.write("".join(f"ListenAddress {a}\n" for a in addresses))
             fh.write("MaxStartups 200\nMaxSessions 50\n")
         return self
+
+    def logins(self) -> int:
+        """Connections that logged in so far (needs log_level INFO): each is a TCP connection
+        with its key exchange and authentication."""
+        return self._log().count("Accepted publickey for ")
+
+    def open_connections(self) -> int:
+        """Connections open now: sshd forks one process per connection."""
+        assert self.proc is not None
+        try:
+            return len(psutil.Process(self.proc.pid).children())
+        except psutil.NoSuchProcess:
+            return 0
+
+    def _log(self) -> str:
+        path = self.dir / "sshd.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def add_authorized_key(self, public_key_line: str) -> None:
         with self.authorized.open("a") as fh:
@@ -135,13 +154,13 @@ class LoopbackFleet:
 
     PER_SERVER = 15
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, log_level: str = "ERROR") -> None:
         addresses = [f"127.0.{(i + 2) // 256}.{(i + 2) % 256}" for i in range(count)]
         self.servers: list[LoopbackSshd] = []
         self.endpoints: list[tuple[str, LoopbackSshd]] = []
         for start in range(0, count, self.PER_SERVER):
             chunk = addresses[start : start + self.PER_SERVER]
-            server = LoopbackSshd().listen_also(chunk)
+            server = LoopbackSshd(log_level).listen_also(chunk)
             self.servers.append(server)
             self.endpoints.extend((address, server) for address in chunk)
 

@@ -15,6 +15,10 @@ closes the channel and sends ``kill -TERM -- -<pgid>`` then ``kill -KILL`` over 
 channel (over a new connection when the step's one is gone), so no remote process survives
 (a plain channel close would leave ``sleep 60`` running without a tty). A connection lost
 mid-command (no exit status) fails the step and kills the group the same way.
+
+Reuse: within an attempt (``ctx.connections``) a step that ends by itself leaves its
+connection for the next step on the same target, login and credential; a step that is
+cancelled, times out or loses its connection closes it (docs/fleet.md "Connections").
 """
 
 from __future__ import annotations
@@ -35,9 +39,10 @@ import paramiko  # type: ignore[import-untyped]
 from django.conf import settings
 
 from execution.enums import ExecutionStatus
-from execution.outbound import tcp_connect
+from execution.outbound import Checked, tcp_connect
 from execution.outbound.guard import OutboundUnresolved
 from execution.runners.base import StepContext, StepResult, TargetUnreachable
+from execution.runners.kept import credential_digest
 from execution.runners.support import step_check_host
 
 logger = logging.getLogger(__name__)
@@ -74,21 +79,36 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
-def ssh_connect(ctx: StepContext, *, timeout: float | None = None) -> paramiko.SSHClient:
-    """An authenticated SSHClient to ctx.target (host key policy as in the module docstring),
-    over a TCP connection to the address the outbound guard checked (OutboundRefused when it
-    refuses; TargetUnreachable when the name does not resolve or the TCP connection fails:
-    nothing was sent either way)."""
+def _connect_timeout(ctx: StepContext) -> float:
+    return min(max(ctx.timeout_seconds, 1.0), 15.0)
+
+
+def _check(ctx: StepContext) -> Checked:
+    """The outbound guard's answer for ctx.target, asked before every step, a reused
+    connection's too: OutboundRefused when it refuses, TargetUnreachable when the name does
+    not resolve (nothing was sent either way)."""
     target = ctx.target
     if target is None:
         raise ValueError("an ssh step needs a target asset")
-    host = target.address or target.hostname
-    port = target.port or 22
-    timeout = timeout or min(max(ctx.timeout_seconds, 1.0), 15.0)
+    host, port = target.address or target.hostname, target.port or 22
     try:
-        checked = step_check_host(ctx, host, port, scheme="ssh", listed=True)
+        return step_check_host(ctx, host, port, scheme="ssh", listed=True)
     except OutboundUnresolved as exc:
         raise TargetUnreachable(str(exc)) from None
+
+
+def ssh_connect(
+    ctx: StepContext, *, timeout: float | None = None, checked: Checked | None = None
+) -> paramiko.SSHClient:
+    """An authenticated SSHClient to ctx.target (host key policy as in the module docstring),
+    over a TCP connection to the address the outbound guard checked (``checked``, else asked
+    here, see _check); TargetUnreachable when the TCP connection fails (nothing was sent)."""
+    checked = checked or _check(ctx)
+    target = ctx.target
+    assert target is not None  # _check refused a step without one
+    host = target.address or target.hostname
+    port = target.port or 22
+    timeout = timeout or _connect_timeout(ctx)
     client = paramiko.SSHClient()
     host_id = host if port == 22 else f"[{host}]:{port}"
     pinned = (target.metadata or {}).get("host_key")
@@ -225,21 +245,25 @@ def run_command(ctx: StepContext) -> StepResult:
     if params.get("cwd"):
         command = f"cd {shlex.quote(str(params['cwd']))} && {command}"
     pid_file = f"/tmp/opsconductor-{uuid.uuid4().hex}.pid"  # noqa: S108 - remote path, random name
+    kept = ctx.connections
     try:
-        client = ssh_connect(ctx)
+        checked = _check(ctx)
+        key = _kept_key(ctx, checked)
+        client, channel = _session(ctx, checked, kept.take(key) if kept is not None else None)
     except TargetUnreachable as exc:
         return StepResult(
             status=ExecutionStatus.FAILED, error_message=f"target unreachable: {exc}", unreachable=True
         )
     except Exception as exc:
         return StepResult(status=ExecutionStatus.FAILED, error_message=f"ssh connect failed: {exc}")
-    group = _RemoteGroup(ctx, client, pid_file)
-    # Held until the command ends; on a cancel or a timeout cleanup() kills the group.
+    group = _RemoteGroup(ctx, client, pid_file, channel)
+    # Held until the command ends; on a cancel or a timeout cleanup() kills the group and
+    # closes the connection (it is not kept).
     held = f"remote process group ({pid_file})"
     ctx.held.hold(held, group.release)
     try:
         result = _follow(ctx, group, command, env)
-    except Exception as exc:
+    except Exception as exc:  # the connection failed: killed over a new one, closed, not kept
         try:
             ctx.held.release(held)
         except Exception as left:
@@ -253,8 +277,55 @@ def run_command(ctx: StepContext) -> StepResult:
         raise
     if result.status not in (ExecutionStatus.CANCELLED, ExecutionStatus.TIMEOUT):
         ctx.held.let_go(held)
-        client.close()
+        channel.close()
+        if kept is not None:  # the attempt's next step on this target reuses it
+            kept.give_back(key, client, client.close)
+        else:
+            client.close()
     return result
+
+
+def _kept_key(ctx: StepContext, checked: Checked) -> tuple[str, ...]:
+    """What a kept connection must match to be reused: the tenant, the checked address and
+    port, the login, the pinned host key and the credential (execution/runners/kept.py)."""
+    target = ctx.target
+    assert target is not None
+    credential = ctx.credential or {}
+    return (
+        "ssh",
+        ctx.tenant_slug,
+        target.address or target.hostname,
+        checked.ip,
+        str(checked.port),
+        target.username or credential.get("username") or "",
+        str((target.metadata or {}).get("host_key") or ""),
+        credential_digest(credential),
+    )
+
+
+def _session(
+    ctx: StepContext, checked: Checked, kept: paramiko.SSHClient | None
+) -> tuple[paramiko.SSHClient, paramiko.Channel]:
+    """A session channel over the kept connection while it still answers, else over a new
+    connection (nothing has run on the target yet either way)."""
+    if kept is not None:
+        try:
+            return kept, _open_session(ctx, kept)
+        except Exception:  # closed by the server or the network since the last step
+            kept.close()
+    client = ssh_connect(ctx, checked=checked)
+    try:
+        return client, _open_session(ctx, client)
+    except BaseException:
+        client.close()
+        raise
+
+
+def _open_session(ctx: StepContext, client: paramiko.SSHClient) -> paramiko.Channel:
+    transport = client.get_transport()
+    if transport is None or not transport.is_active():
+        raise paramiko.SSHException("the connection is closed")
+    return transport.open_session(timeout=_connect_timeout(ctx))
 
 
 def _follow(ctx: StepContext, group: _RemoteGroup, command: str, env: dict[str, Any]) -> StepResult:
@@ -265,8 +336,8 @@ def _follow(ctx: StepContext, group: _RemoteGroup, command: str, env: dict[str, 
     out: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
     truncated = False
     ended: str | None = None
-    channel = group.client.get_transport().open_session()  # type: ignore[union-attr]
-    group.channel = channel
+    channel = group.channel
+    assert channel is not None  # opened by run_command
     channel.exec_command(_wrapped(command, group.pid_file))
     for name, value in env.items():
         encoded = base64.b64encode(str(value).encode()).decode()
