@@ -167,9 +167,22 @@ def cmd_cancel(client: OpsClient, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_logs(client: OpsClient, args: argparse.Namespace, out: TextIO) -> int:
+    """The stored output events; without ``--step`` each step's output under a header line
+    naming it (the output of several steps is otherwise one undivided text)."""
+    steps = {s.get("index"): s for s in client.execution(args.execution_id).get("steps") or []}
+    if args.step is not None and args.step not in steps:
+        raise UsageProblem(
+            f"--step {args.step}: execution {args.execution_id} has "
+            + (f"steps 0 to {len(steps) - 1}" if steps else "no steps")
+        )
+    shown: Any = None
     for event in client.events(args.execution_id, types=["step_output"]):
-        if args.step is not None and event.get("step_index") != args.step:
+        index = event.get("step_index")
+        if args.step is not None and index != args.step:
             continue
+        if args.step is None and index != shown:
+            out.write(f"== step {index} ({(steps.get(index) or {}).get('name', '?')}) ==\n")
+            shown = index
         text = str((event.get("details") or {}).get("text", ""))
         out.write(text if text.endswith("\n") or not text else text + "\n")
     return EXIT_OK

@@ -67,13 +67,40 @@ def test_logs_pages_through_output_events_of_one_step() -> None:
     def responder(
         method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
+        if path == "/api/v1/executions/e-1/":
+            return json_answer(200, EXECUTION)
         after = parse_qs(urlsplit(path).query).get("after", [None])[0]
         return json_answer(200, pages[after])
 
     with LoopbackHttpServer(responder) as server:
         code, out = run(server.url, "logs", "e-1", "--step", "1")
     assert (code, out) == (0, "one\ntwo\n")
-    assert "types=step_output" in server.requests[0]["path"]
+    assert any("types=step_output" in r["path"] for r in server.requests)
+
+
+def test_logs_name_each_steps_output_and_refuse_a_step_the_execution_has_not(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    events = [
+        {"id": 5, "step_index": 0, "details": {"text": "zero\n"}},
+        {"id": 6, "step_index": 1, "details": {"text": "one\n"}},
+        {"id": 7, "step_index": 1, "details": {"text": "two\n", "stream": "stderr"}},
+    ]
+
+    def responder(
+        method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        if path == "/api/v1/executions/e-1/":
+            return json_answer(200, EXECUTION)
+        after = parse_qs(urlsplit(path).query).get("after", [None])[0]
+        return json_answer(200, {"results": [] if after else events, "last_id": 7})
+
+    with LoopbackHttpServer(responder) as server:
+        code, out = run(server.url, "logs", "e-1")
+        assert (code, out) == (0, "== step 0 (check) ==\nzero\n== step 1 (restart) ==\none\ntwo\n")
+        # A step the execution does not have is a usage error, not an empty answer.
+        assert run(server.url, "logs", "e-1", "--step", "7") == (2, "")
+    assert capsys.readouterr().err == "opsctl: --step 7: execution e-1 has steps 0 to 1\n"
 
 
 def test_votes_and_cancel_say_what_happened_and_a_conflict_is_exit_1(
