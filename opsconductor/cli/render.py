@@ -25,6 +25,16 @@ def _time(value: str | None) -> str:
     return value.split("T", 1)[1][:8]
 
 
+def _target(data: dict[str, Any]) -> str:
+    """Which target of a fleet step ended and how: ``web-1 failed exit 3 (40 ms)``."""
+    text = f"{data.get('hostname') or data.get('asset_id')} {data.get('status')}"
+    if data.get("exit_code") is not None:
+        text += f" exit {data['exit_code']}"
+    if data.get("duration_ms") is not None:
+        text += f" ({data['duration_ms']} ms)"
+    return text
+
+
 def event_line(message: dict[str, Any]) -> str:
     """One line of a live or stored event (a socket message or a REST event)."""
     kind = str(message.get("type", ""))
@@ -39,6 +49,12 @@ def event_line(message: dict[str, Any]) -> str:
         text = str(data.get("text", "")).rstrip("\n")
         stream = str(data.get("stream") or "stdout")
         return "\n".join(f"{' '.join(parts)} {stream}| {line}" for line in text.splitlines() or [""])
+    if kind in ("target_completed", "target_failed"):
+        parts.append(_target(data))
+    elif kind == "fleet_batch_started":
+        hosts = data.get("targets") or []
+        parts.append(f"batch {data.get('batch')}: {len(hosts)} targets ({', '.join(map(str, hosts[:10]))}")
+        parts[-1] += f" and {len(hosts) - 10} more)" if len(hosts) > 10 else ")"
     error = message.get("error_message") or data.get("error_message")
     if error:
         parts.append(f"error: {' '.join(str(error).split())}")

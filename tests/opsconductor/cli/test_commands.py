@@ -210,6 +210,35 @@ def test_event_lines() -> None:
     )
 
 
+def test_event_lines_of_a_fleet_step_name_the_batch_and_each_target() -> None:
+    """A followed fleet step says which host ended how (three bare 'target_completed' lines
+    told nothing) and which hosts a batch starts."""
+    batch = {"batch": 0, "targets": [f"web-{i}" for i in range(12)]}
+    assert event_line(
+        {"id": 3, "type": "fleet_batch_started", "step_index": 0, "created_at": "x", "data": batch}
+    ) == (
+        "x #3 fleet_batch_started [step 0] batch 0: 12 targets "
+        "(web-0, web-1, web-2, web-3, web-4, web-5, web-6, web-7, web-8, web-9 and 2 more)"
+    )
+    failed = {
+        "target_index": 1,
+        "asset_id": "7",
+        "hostname": "web-1",
+        "status": "failed",
+        "exit_code": 3,
+        "batch": 0,
+        "duration_ms": 40,
+        "error_message": "command exited with 3",
+    }
+    assert event_line(
+        {"id": 4, "type": "target_failed", "step_index": 0, "created_at": "x", "data": failed}
+    ) == ("x #4 target_failed [step 0] web-1 failed exit 3 (40 ms) error: command exited with 3")
+    done = {**failed, "hostname": "web-2", "status": "completed", "exit_code": 0, "error_message": ""}
+    assert event_line(
+        {"id": 5, "type": "target_completed", "step_index": 0, "created_at": "x", "data": done}
+    ) == ("x #5 target_completed [step 0] web-2 completed exit 0 (40 ms)")
+
+
 @pytest.fixture
 def socket_server() -> Iterator[tuple[str, list[str]]]:
     """Drops the first connection after one event; the second replays after ?after= and ends."""
