@@ -12,7 +12,7 @@ from execution.enums import FINISHED_STATUSES, ActorType, ApprovalState, Executi
 from execution.errors import AlreadyFinished
 from execution.models import Execution, QueueItem
 from execution.services.events import event_record
-from execution.services.transition import transition
+from execution.services.transition import steps_never_run, transition
 from execution.worker.locks import locks_unwait
 
 CANCEL_REASON_MAX = 500
@@ -51,7 +51,7 @@ def execution_cancel(*, execution: Execution, actor: Any = None, reason: str = "
             QueueItem.objects.filter(execution=row, status=QueueStatus.PENDING).update(
                 status=QueueStatus.COMPLETED, completed_at=now, last_error="cancelled"
             )
-            row.steps.exclude(status=ExecutionStatus.COMPLETED).update(status=ExecutionStatus.CANCELLED)
+            steps_never_run(row.steps.exclude(status=ExecutionStatus.COMPLETED))
             _close_approval(row, actor, now)
             # A parked execution leaves its asset's line: the next in line may go.
             locks_unwait(execution_id=row.execution_id)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from execution.enums import FINISHED_STATUSES, ActorType, ExecutionStatus, TargetStatus
 from execution.errors import IllegalTransition
 from execution.masking import mask_text, secrets_forget, secrets_of
-from execution.models import Execution, StepTarget
+from execution.models import Execution, ExecutionStep, StepTarget
 from execution.services.events import event_record
 from execution.state_machine import EVENT_FOR_STATUS, is_legal, status_columns
 
@@ -86,12 +87,9 @@ def transition(
             waiting = ExecutionStatus.QUEUED if to not in FINISHED_STATUSES else ExecutionStatus.CANCELLED
             waiting_steps = locked.steps.filter(status=ExecutionStatus.PENDING_APPROVAL)
             if waiting == ExecutionStatus.CANCELLED:
-                # A fleet step that will never run never starts its targets (docs/fleet.md):
-                # skipped, not pending forever (a rejected or expired gate, a cancel).
-                StepTarget.objects.filter(step__in=waiting_steps, status=TargetStatus.PENDING).update(
-                    status=TargetStatus.SKIPPED
-                )
-            waiting_steps.update(status=waiting, updated_at=now)
+                steps_never_run(waiting_steps)
+            else:
+                waiting_steps.update(status=waiting, updated_at=now)
         if current == ExecutionStatus.RUNNING and to != ExecutionStatus.RUNNING:
             # The attempt is over: its resolved values leave this process's memory once the
             # writes that might still carry them (dead letter, queue error) are committed.
@@ -117,5 +115,13 @@ def execution_fail_unstarted(
             fields={"error_message": reason[:4000]},
         )
         # Its steps will not run either (docs/contract.md#cancellation: steps not run end cancelled).
-        failed.steps.filter(status=ExecutionStatus.QUEUED).update(status=ExecutionStatus.CANCELLED)
+        steps_never_run(failed.steps.filter(status=ExecutionStatus.QUEUED))
     return failed
+
+
+def steps_never_run(steps: QuerySet[ExecutionStep]) -> None:
+    """``steps`` will never run (a rejected, expired or cancelled approval or gate, a cancel
+    or failure before the start): they end ``cancelled``, and the targets of a fleet step
+    among them that never started end ``skipped`` (docs/fleet.md), not pending forever."""
+    StepTarget.objects.filter(step__in=steps, status=TargetStatus.PENDING).update(status=TargetStatus.SKIPPED)
+    steps.update(status=ExecutionStatus.CANCELLED, updated_at=timezone.now())
