@@ -1,9 +1,10 @@
 """The execution page's grid of a fleet step's targets (docs/fleet.md "The execution page").
 
-One cell per target, failed first, then running, then the rest in target order; a count per
-status. The page renders every cell once; its script (``execution/static/execution/fleet.js``)
-then changes cells in place from the socket's ``target_*`` events and from ``fleet_statuses``
-(a target's start has no event: the script asks for the statuses while the step runs).
+One cell per target, failed first, then running, then waiting, then the rest in target
+order; a count per status. The page renders every cell once; its script
+(``execution/static/execution/fleet.js``) then changes cells in place from the socket's
+``target_*`` events and from ``fleet_statuses`` (a target's start has no event: the script
+asks for the statuses while the step runs).
 """
 
 from __future__ import annotations
@@ -17,13 +18,19 @@ from execution.models import Execution, StepTarget
 # Where a status sorts in the grid; every other status after these (REST_RANK), by target
 # index. The page hands this table to the script, which sorts live changes by it (one
 # definition; the script's rest rank is the table's length too).
-GRID_RANK: dict[str, int] = {TargetStatus.FAILED: 0, TargetStatus.TIMEOUT: 1, TargetStatus.RUNNING: 2}
+GRID_RANK: dict[str, int] = {
+    TargetStatus.FAILED: 0,
+    TargetStatus.TIMEOUT: 1,
+    TargetStatus.RUNNING: 2,
+    TargetStatus.WAITING: 3,  # put aside for a busy lock: the holder is on its record
+}
 REST_RANK = len(GRID_RANK)
 # The counts (and the filter's buttons) in this order.
 COUNT_ORDER = (
     TargetStatus.FAILED,
     TargetStatus.TIMEOUT,
     TargetStatus.RUNNING,
+    TargetStatus.WAITING,
     TargetStatus.PENDING,
     TargetStatus.COMPLETED,
     TargetStatus.CANCELLED,

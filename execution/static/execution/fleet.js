@@ -2,9 +2,10 @@
  *
  * The page renders every target of a fleet step as one cell (templates/executions/_fleet_grid.html);
  * this script changes cells in place and never rebuilds the grid. A target_completed or
- * target_failed event sets its target's status in memory at once; a timer paints what
- * changed (the cells' status and CSS order: failed first, then running, then the rest, and
- * the counts) at most once a second, whatever the rate of events.
+ * target_failed (or target_waiting) event sets its target's status in memory at once; a
+ * timer paints what changed (the cells' status and CSS order: failed first, then running,
+ * then waiting, then the rest, and the counts) at most once a second, whatever the rate of
+ * events.
  *
  * A target's start has no event, and targets skipped when a step stops are written without
  * one: the grid asks the page's statuses URL (every status by target index) after news of its
@@ -124,6 +125,7 @@
           facts.textContent = parts.join(" · ");
           error.hidden = !t.error;
           error.textContent = t.error || "";
+          error.className = t.status === "waiting" ? "note-box" : "error-box";  // the lock's holder
           output.textContent = t.output || (t.status === "pending" || t.status === "running" ? "(no output yet)" : "(no output)");
         })
         .catch(function (e) { if (asked === shown) facts.textContent = "could not load it: " + e.message; });
@@ -152,6 +154,7 @@
       event: function (ev) {
         var d = ev.data || {};
         if (ev.type === "target_completed" || ev.type === "target_failed") set(d.target_index, d.status);
+        if (ev.type === "target_waiting") set(d.target_index, "waiting");
         if (ev.type === "step_started") running = true;
         if (STEP_ENDS.indexOf(ev.type) >= 0) running = false;
         wanted = true;

@@ -82,6 +82,7 @@
     var d = ev.data || {};
     if (d.actor) parts.push("· by " + d.actor);
     if (ev.type === "target_completed" || ev.type === "target_failed") parts.push("· " + d.hostname + " " + d.status);
+    if (ev.type === "target_waiting") parts.push("· " + d.hostname + " waiting");
     if (ev.type === "approval_vote") parts.push("· " + d.decision + (d.comment ? ": " + d.comment : ""));
     if (d.reason) parts.push("· " + d.reason);
     if (d.error_message && d.error_message !== d.reason) parts.push("· " + d.error_message);

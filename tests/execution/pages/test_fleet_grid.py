@@ -1,5 +1,5 @@
 """The execution page's grid of a fleet step's targets (docs/fleet.md "The execution page"):
-one cell per target in the order drawn (failed, running, the rest), a count per status, the
+one cell per target in the order drawn (failed, running, waiting, the rest), a count per status, the
 statuses URL the page's script asks while the step runs (the page's read right), and a page
 whose queries do not grow with the targets.
 
@@ -69,6 +69,7 @@ def test_the_grid_draws_every_target_failed_first_then_running_with_a_count_per_
     _set(execution, TargetStatus.FAILED, 7, 2)
     _set(execution, TargetStatus.RUNNING, 5, 9)
     _set(execution, TargetStatus.TIMEOUT, 11)
+    _set(execution, TargetStatus.WAITING, 8)
     body = _client(operator).get(f"/executions/{execution.execution_id}/").content.decode()
     cells = _cells(body)
     assert [(i, s) for i, s, _ in cells] == [
@@ -77,12 +78,12 @@ def test_the_grid_draws_every_target_failed_first_then_running_with_a_count_per_
         (11, "timeout"),
         (5, "running"),
         (9, "running"),
+        (8, "waiting"),
         (0, "completed"),
         (1, "completed"),
         (3, "completed"),
         (4, "pending"),
         (6, "pending"),
-        (8, "pending"),
         (10, "pending"),
     ]
     assert cells[0][2] == "web-002"
@@ -93,7 +94,7 @@ def test_the_grid_draws_every_target_failed_first_then_running_with_a_count_per_
         in body
     )
     assert (
-        'data-index="4" data-status="pending" data-host="web-004" title="web-004 · pending" style="order:40"'
+        'data-index="4" data-status="pending" data-host="web-004" title="web-004 · pending" style="order:52"'
         in body
     )
     counts = dict(re.findall(r'<span data-count="(\w+)">(\d+)</span>', body))
@@ -102,7 +103,8 @@ def test_the_grid_draws_every_target_failed_first_then_running_with_a_count_per_
         "failed": "2",
         "timeout": "1",
         "running": "2",
-        "pending": "4",
+        "waiting": "1",
+        "pending": "3",
         "completed": "3",
         "cancelled": "0",
         "skipped": "0",
