@@ -110,9 +110,15 @@ def test_step_output_is_batched_capped_and_masked(monkeypatch: Any) -> None:
     monkeypatch.setattr(progress_module, "STEP_OUTPUT_EVENTS_PER_SECOND", 4)
     execution = ExecutionFactory(status=ExecutionStatus.RUNNING)
     started = time.monotonic()
+    # 2000 lines of 60 characters: more than the step's 64 KB, so some is dropped however fast
+    # or slow this machine records them (shorter lines got truncated only when more than a
+    # chunk's worth came within a quarter second, which a loaded machine did not do).
     for i in range(2000):
         step_output_record(
-            execution=execution, step_index=0, stream="stdout", text=f"line {i} password=s3cr3t\n"
+            execution=execution,
+            step_index=0,
+            stream="stdout",
+            text=f"line {i:04d} password=s3cr3t {'x' * 33}\n",
         )
     step_output_flush(execution=execution)
     elapsed = time.monotonic() - started
