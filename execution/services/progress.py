@@ -215,7 +215,9 @@ def step_expected_ms(*, step_type: str, step_name: str, cached_only: bool = Fals
 def progress_for(
     *, execution: Execution, steps: list[ExecutionStep] | None = None, cached_history: bool = False
 ) -> dict[str, Any]:
-    """Percent, steps done/total and ETA (seconds, or None without any history) of an execution.
+    """Percent, steps done/total and ETA of an execution: seconds, 0 once it finished, None
+    while it has no ETA to give (a remaining step without any history, the estimate already
+    past).
 
     ``steps``: its step rows when the caller has them; ``cached_history``: the ETA from this
     process's history cache only (a fresh submission's answer costs no query; None when the
@@ -261,9 +263,12 @@ def progress_for(
         if step["status"] == ExecutionStatus.RUNNING and step["started_at"] is not None:
             expected -= (now - step["started_at"]).total_seconds() * 1000
         eta_ms += max(expected, 0.0)
+    # An unfinished execution never shows ETA 0: the estimate is already past (overdue), or
+    # nothing is left to estimate; either way there is no ETA to give.
+    eta = round(eta_ms / 1000)
     return {
         "percent": percent,
         "steps_done": done,
         "steps_total": total,
-        "eta_seconds": round(eta_ms / 1000),
+        "eta_seconds": eta if eta > 0 else None,
     }

@@ -146,7 +146,8 @@
         text = p.percent + "% · " + p.steps_done + "/" + p.steps_total + " steps";
         if (etaDeadline !== null) {
           var left = (etaDeadline - Date.now()) / 1000;
-          text += left > 0 ? " · ETA " + duration(left) : " · ETA any moment";
+          // Never "ETA 0:00": under a second left, the estimate is past.
+          text += left >= 1 ? " · ETA " + duration(left) : " · overdue";
         }
         bar.removeAttribute("data-outcome");
       }

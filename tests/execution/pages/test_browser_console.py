@@ -57,6 +57,35 @@ def test_the_eta_counts_down(browser: Any, live_server: Any, tenant: Any, viewer
     )
 
 
+def test_a_countdown_that_runs_out_says_overdue_not_eta_0(
+    browser: Any, live_server: Any, tenant: Any, viewer: Any
+) -> None:
+    plan = {"name": "quick one", "environment": "dev", "estimated_duration_seconds": 6, "steps": []}
+    execution = ExecutionFactory(tenant=tenant, status=ExecutionStatus.RUNNING, plan_snapshot=plan)
+    ExecutionStepFactory(
+        execution=execution,
+        step_index=0,
+        step_type="a-type-with-no-history",
+        status=ExecutionStatus.RUNNING,
+        started_at=timezone.now(),
+    )
+    from execution.services.events import event_record
+
+    event_record(execution=execution, event_type="started", to_status=ExecutionStatus.RUNNING)
+    page = _browse(browser, live_server, viewer)
+    page.goto(f"{live_server.url}/executions/{execution.execution_id}/")
+    page.wait_for_selector("#progress-text:has-text('ETA')")
+    # Sampled every animation frame until the estimate runs out: never "ETA 0:00".
+    seen = page.evaluate(
+        """() => new Promise(done => { const texts = new Set(); const t0 = performance.now();
+        (function look() { const t = document.getElementById('progress-text').textContent; texts.add(t);
+          if (t.includes('overdue') || performance.now() - t0 > 15000) done([...texts]);
+          else requestAnimationFrame(look); })(); })"""
+    )
+    assert any("overdue" in t for t in seen), seen
+    assert not any("ETA 0:00" in t for t in seen), seen
+
+
 def test_the_dead_letter_table_is_readable_on_a_phone(
     browser: Any, live_server: Any, tenant: Any, operator: Any
 ) -> None:

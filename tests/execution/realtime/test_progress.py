@@ -94,6 +94,22 @@ def test_progress_without_history_has_no_eta_and_running_step_counts_down() -> N
 
 
 @pytest.mark.django_db
+def test_a_running_step_past_its_estimate_has_no_eta_never_0() -> None:
+    plan = {"name": "late", "environment": "dev", "estimated_duration_seconds": 2, "steps": []}
+    execution = ExecutionFactory(status=ExecutionStatus.RUNNING, plan_snapshot=plan)
+    ExecutionStepFactory(
+        execution=execution,
+        step_index=0,
+        step_name="late step",
+        step_type="a-type-with-no-history",
+        status="running",
+        started_at=timezone.now() - timezone.timedelta(seconds=30),
+    )
+    progress_module._history.clear()
+    assert progress_for(execution=execution)["eta_seconds"] is None
+
+
+@pytest.mark.django_db
 def test_finished_execution_is_complete() -> None:
     execution = ExecutionFactory(status=ExecutionStatus.COMPLETED)
     ExecutionStepFactory(execution=execution, step_index=0, status="completed", duration_ms=5)

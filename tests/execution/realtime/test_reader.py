@@ -101,7 +101,7 @@ def test_tenant_stream_and_message_shape() -> None:
         "created_at",
     }
     assert "abc.def" not in json.dumps(message) and "k-123" not in json.dumps(message)
-    assert message["progress"] == {"percent": 0, "steps_done": 0, "steps_total": 0, "eta_seconds": 0}
+    assert message["progress"] == {"percent": 0, "steps_done": 0, "steps_total": 0, "eta_seconds": None}
 
 
 def test_committed_event_is_notified_as_a_pointer(settings: Any) -> None:
