@@ -102,6 +102,12 @@ class DatabaseCollector(Collector):
             "Worker clusters with a fresh heartbeat (each cluster runs several worker processes).",
             value=scalars["workers_alive"],
         )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_cluster_stall_recoveries",
+            "Times a cluster found its task queue left locked by a killed worker and moved to a new "
+            "queue (summed over the clusters' heartbeat rows).",
+            value=scalars["stall_recoveries"],
+        )
 
         compliance = figures.sla_compliance(window=COMPLIANCE_WINDOW)
         ratio = GaugeMetricFamily(

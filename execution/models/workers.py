@@ -20,6 +20,10 @@ class WorkerHeartbeat(models.Model):
     # The execution the worker runs now, if any (a uuid string; no FK, it is advisory).
     current_execution_id = models.UUIDField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    # A cluster's row: how often its sentinel found the task queue's reader lock left held by
+    # a killed worker and moved the cluster to a new queue (execution/worker/sentinel.py).
+    stall_recoveries = models.IntegerField(default=0, db_default=0)  # raw INSERTs (beats.py) leave it out
+    last_stall_recovery_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "worker_heartbeats"

@@ -273,12 +273,11 @@ class _Listener:
 
 def cluster_run() -> None:
     """``manage.py qcluster``: django-q2's cluster, wake-ups, heartbeat, reaper, SIGTERM."""
-    from django_q.cluster import Cluster
-
     from execution.runbooks.schedules import schedules_fire_due
     from execution.services.limits import limits_waits_record
     from execution.services.reaper import reap_expired
     from execution.tasks import wake_workers
+    from execution.worker.sentinel import Cluster
     from monitoring.notifications.tasks import deliveries_wake
 
     # Operators (and tests) can ask a stuck cluster where it is: kill -USR1 <pid>.

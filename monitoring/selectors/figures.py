@@ -144,7 +144,7 @@ def dlq_size_by_sla_class(tenant_ids: Sequence[int] | None = None) -> dict[str, 
 
 
 def scalar_counts(tenant_ids: Sequence[int] | None = None) -> dict[str, int]:
-    """Active locks, pending approvals, live workers."""
+    """Active locks, pending approvals, live workers, stalls the clusters recovered from."""
     lock_where, lock_params = tenant_filter("tenant_id", tenant_ids)
     appr_where, appr_params = tenant_filter("e.tenant_id", tenant_ids)
     # The one definition of a live cluster (execution/selectors.py), as a subquery.
@@ -153,10 +153,16 @@ def scalar_counts(tenant_ids: Sequence[int] | None = None) -> dict[str, int]:
         f"SELECT (SELECT count(*) FROM execution_locks WHERE is_active{lock_where}), "
         "(SELECT count(*) FROM approvals a JOIN executions e ON e.execution_id = a.execution_id "
         f"WHERE a.state = 'pending'{appr_where}), "
-        f"(SELECT count(*) FROM ({alive_sql}) alive)",
+        f"(SELECT count(*) FROM ({alive_sql}) alive), "
+        "(SELECT coalesce(sum(stall_recoveries), 0) FROM worker_heartbeats)",
         [*lock_params, *appr_params, *alive_params],
     )[0]
-    return {"active_locks": int(row[0]), "approvals_pending": int(row[1]), "workers_alive": int(row[2])}
+    return {
+        "active_locks": int(row[0]),
+        "approvals_pending": int(row[1]),
+        "workers_alive": int(row[2]),
+        "stall_recoveries": int(row[3]),
+    }
 
 
 def sla_compliance_of(rows: Sequence[rollups.Row]) -> dict[str, dict[str, float | int | None]]:
