@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from approvals.errors import VoteConflict, VoteForbidden, VoteInvalid
 from approvals.models import AnyApproval, Approval, ApprovalVote, GateApproval
+from approvals.run_window import window_payload
 from approvals.selectors import open_approval
 from approvals.services import approval_vote
 from execution import policy
@@ -78,7 +79,7 @@ def approval_payload(approval: AnyApproval) -> dict[str, Any]:
         "approvals": sum(1 for v in votes if v.decision == ApprovalVote.Decision.APPROVE),
         "expires_at": approval.expires_at.isoformat(),
         "responded_at": approval.responded_at.isoformat() if approval.responded_at else None,
-        "run_window": _run_window(approval),
+        "run_window": window_payload(approval),
         "approver": approval.approver.get_username() if approval.approver else None,
         "votes": [
             {
@@ -90,11 +91,6 @@ def approval_payload(approval: AnyApproval) -> dict[str, Any]:
             for v in votes
         ],
     }
-
-
-def _run_window(approval: AnyApproval) -> dict[str, str] | None:
-    start, end = getattr(approval, "run_after", None), getattr(approval, "run_before", None)
-    return {"start": start.isoformat(), "end": end.isoformat()} if start and end else None
 
 
 _refusal = inline_serializer(

@@ -4,10 +4,18 @@ datetime-local fields read as UTC (docs/approvals.md#run-windows)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
 from approvals.errors import VoteInvalid
+
+
+def window_payload(approval: Any) -> dict[str, str] | None:
+    """``{"start", "end"}`` of the window an approval was given for (None: none), as the
+    approvals API and an execution's ``approval`` show it."""
+    start, end = getattr(approval, "run_after", None), getattr(approval, "run_before", None)
+    return {"start": start.isoformat(), "end": end.isoformat()} if start and end else None
 
 
 def form_window(start: str, end: str) -> tuple[datetime, datetime] | None:

@@ -95,6 +95,7 @@ def fleet_fields(execution: Execution) -> dict[int, dict[str, Any]]:
 
 def approval_summary(execution: Execution) -> dict[str, Any] | None:
     from approvals.models import Approval
+    from approvals.run_window import window_payload
 
     approval = Approval.objects.filter(execution=execution).first()
     if approval is None:
@@ -104,6 +105,7 @@ def approval_summary(execution: Execution) -> dict[str, Any] | None:
         "state": approval.state,
         "approval_level": approval.approval_level,
         "expires_at": _iso(approval.expires_at),
+        "run_window": window_payload(approval),
         "votes": [
             {
                 "voter": v.voter_name,

@@ -88,6 +88,10 @@ class ApprovalSummaryOut(serializers.Serializer):
     state = serializers.ChoiceField(choices=ApprovalState.choices)
     approval_level = serializers.IntegerField()
     expires_at = serializers.DateTimeField()
+    run_window = serializers.DictField(
+        allow_null=True,
+        help_text="{start, end}: approved for this run window, the execution waits queued until its start",
+    )
     votes = VoteSummaryOut(many=True)
 
 

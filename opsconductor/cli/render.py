@@ -81,6 +81,15 @@ def execution_table(execution: dict[str, Any], out: TextIO) -> None:
         ("completed", execution.get("completed_at")),
         ("trace id", execution.get("trace_id")),
     ]
+    approval = execution.get("approval")
+    if isinstance(approval, dict):
+        votes = approval.get("votes") or []
+        approves = sum(1 for v in votes if v.get("decision") == "approve")
+        text = f"{approval.get('state')}, {approves}/{approval.get('approval_level')} approvals"
+        window = approval.get("run_window")
+        if isinstance(window, dict):
+            text += f", run window {window.get('start')} to {window.get('end')}"
+        fields.append(("approval", text))
     if execution.get("error_message"):
         fields.append(("error", " ".join(str(execution["error_message"]).split())))
     table([(k, v) for k, v in fields], ("field", "value"), out)

@@ -116,3 +116,6 @@ def test_rest_takes_a_window_and_names_a_missing_bound(tenant: Any, operator: An
     window = answer.json()["approval"]["run_window"]
     assert window == {"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}
     assert answer.json()["status"] == "queued"
+    # The execution's own body says it waits for a window (opsctl get prints it).
+    shown = client_for(approver).get(f"/api/v1/executions/{approval.execution.execution_id}/")
+    assert shown.json()["approval"]["run_window"] == window

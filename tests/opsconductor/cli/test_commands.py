@@ -40,6 +40,26 @@ def run(url: str, *args: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+def test_get_names_the_approval_and_its_run_window() -> None:
+    """A queued execution approved for tonight's window says so (the table showed 'queued' and
+    nothing of why it did not start)."""
+    window = {"start": "2026-12-03T18:00:00+00:00", "end": "2026-12-03T19:00:00+00:00"}
+    votes = [{"voter": "ann", "decision": "approve", "comment": "tonight", "created_at": "x"}]
+    waiting = {
+        **EXECUTION,
+        "status": "queued",
+        "error_message": "",
+        "approval": {"state": "approved", "approval_level": 1, "run_window": window, "votes": votes},
+    }
+    with LoopbackHttpServer(lambda *a: json_answer(200, waiting)) as server:
+        code, table = run(server.url, "get", "e-1")
+    assert code == 0
+    assert (
+        "approval        approved, 1/1 approvals, run window 2026-12-03T18:00:00+00:00 "
+        "to 2026-12-03T19:00:00+00:00"
+    ) in table
+
+
 def test_get_as_table_and_json() -> None:
     with LoopbackHttpServer(lambda *a: json_answer(200, EXECUTION)) as server:
         code, table = run(server.url, "get", "e-1")
