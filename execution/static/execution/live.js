@@ -76,7 +76,8 @@
   }
 
   function eventLine(ev) {
-    var parts = ["#" + ev.id, clock(ev.created_at), ev.type];
+    // The list numbers its lines (1., 2., ...): the event's id stays in data-event-id only.
+    var parts = [clock(ev.created_at), ev.type];
     if (ev.step_index !== null && ev.step_index !== undefined) parts.push("(step " + ev.step_index + ")");
     if (ev.to_status) parts.push("· " + (ev.from_status ? ev.from_status + " → " : "→ ") + ev.to_status);
     var d = ev.data || {};

@@ -86,6 +86,24 @@ def test_a_countdown_that_runs_out_says_overdue_not_eta_0(
     assert not any("ETA 0:00" in t for t in seen), seen
 
 
+def test_the_event_list_numbers_each_event_once(
+    browser: Any, live_server: Any, tenant: Any, viewer: Any
+) -> None:
+    from execution.services.events import event_record
+
+    execution = ExecutionFactory(tenant=tenant, status=ExecutionStatus.RUNNING)
+    ids = [
+        event_record(execution=execution, event_type=kind, to_status=ExecutionStatus.RUNNING).pk
+        for kind in ("started", "heartbeat_note")
+    ]
+    page = _browse(browser, live_server, viewer)
+    page.goto(f"{live_server.url}/executions/{execution.execution_id}/")
+    page.wait_for_selector(f'#event-log li[data-event-id="{ids[-1]}"]')
+    assert page.evaluate("getComputedStyle(document.getElementById('event-log')).listStyleType") == "decimal"
+    texts = page.locator("#event-log li").all_inner_texts()
+    assert texts and not any(t.startswith("#") or f"#{i}" in t for t in texts for i in ids), texts
+
+
 def test_the_dead_letter_table_is_readable_on_a_phone(
     browser: Any, live_server: Any, tenant: Any, operator: Any
 ) -> None:
