@@ -10,12 +10,14 @@ decides what the logged-in user sees and may do.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from approvals.models import AnyApproval, ApprovalLinkUse
 from opsconductor.listening import public_url
@@ -64,3 +66,12 @@ def approval_link_use(*, approval_id: uuid.UUID, nonce: str, user: Any) -> None:
             ApprovalLinkUse.objects.create(nonce=nonce[:32], approval_id=approval_id, used_by=user)
     except IntegrityError:
         raise LinkRefused(410, "this link has been used already: a link opens once") from None
+
+
+def approval_links_forget() -> int:
+    """Delete the spent nonces older than ``APPROVAL_LINK_MAX_AGE_SECONDS`` (the hourly
+    schedule): a link is spent after it was signed, so its signature refuses it by then
+    anyway. Returns how many."""
+    cutoff = timezone.now() - timedelta(seconds=settings.APPROVAL_LINK_MAX_AGE_SECONDS)
+    deleted, _ = ApprovalLinkUse.objects.filter(used_at__lt=cutoff).delete()
+    return deleted

@@ -302,7 +302,7 @@ class ApprovalLinkUse(models.Model):
     used_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    used_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(auto_now_add=True, db_index=True)  # the hourly forget
 
     class Meta:
         db_table = "approval_link_uses"

@@ -19,6 +19,9 @@ SCHEDULES: list[PeriodicJob] = [
     # Also run every REAPER_INTERVAL_SECONDS by each cluster process (execution qcluster).
     PeriodicJob("execution: reap expired leases and locks", "execution.tasks.reap", 1),
     PeriodicJob("approvals: expire overdue approvals", "approvals.tasks.expire_approvals", 1),
+    PeriodicJob(
+        "approvals: forget spent approval links past their age", "approvals.tasks.forget_spent_links", 60
+    ),
     PeriodicJob("monitoring: detect SLA violations", "monitoring.tasks.sla_sweep", 1),
     PeriodicJob("monitoring: fold rollups", "monitoring.tasks.fold_rollups", 1),
     PeriodicJob("execution: seal the audit chain and ship it", "execution.tasks.audit_seal_and_ship", 1),

@@ -7,20 +7,24 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
 from django.core import mail, signing
 from django.test import Client
+from django.utils import timezone
 
 from approvals.models import ApprovalLinkUse
 from approvals.services import approval_request
+from approvals.tasks import forget_spent_links
 from execution.enums import Role
 from execution.models import ExecutionEvent
 from monitoring.notifications.deliver import deliveries_send_due
 from monitoring.notifications.dispatch import notifications_dispatch
 from monitoring.notifications.models import Channel, Kind, NotificationDelivery
+from opsconductor.schedules import SCHEDULES
 from tests.approvals.conftest import ensure_policies, plan_for
 from tests.approvals.test_gate_doors import waiting_gate
 from tests.factories import ExecutionFactory, TenantFactory
@@ -136,3 +140,15 @@ def test_a_webhook_and_a_gates_mail_carry_a_link_to_the_gate(tenant: Any) -> Non
     assert path.startswith("/approvals/link/") and f"<{body['url']}|open>" in body["text"]
     opened = _client(people["approver1"]).get(path)
     assert opened["Location"] == f"/approvals/{gate.approval_id}/"
+
+
+def test_spent_nonces_are_forgotten_once_their_links_are_past_their_age(tenant: Any, settings: Any) -> None:
+    assert "approvals.tasks.forget_spent_links" in {job.func for job in SCHEDULES}
+    people = personas(tenant)
+    _, path = _mailed_link(tenant, people)
+    assert _client(people["approver1"]).get(path).status_code == 302
+    settings.APPROVAL_LINK_MAX_AGE_SECONDS = 3600
+    assert forget_spent_links() == 0  # spent just now: kept (the link is still young)
+    ApprovalLinkUse.objects.update(used_at=timezone.now() - timedelta(seconds=3601))
+    assert forget_spent_links() == 1
+    assert not ApprovalLinkUse.objects.exists()
