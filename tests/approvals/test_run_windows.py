@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from approvals.errors import VoteInvalid
@@ -119,3 +120,26 @@ def test_rest_takes_a_window_and_names_a_missing_bound(tenant: Any, operator: An
     # The execution's own body says it waits for a window (opsctl get prints it).
     shown = client_for(approver).get(f"/api/v1/executions/{approval.execution.execution_id}/")
     assert shown.json()["approval"]["run_window"] == window
+
+
+@pytest.mark.django_db
+def test_the_approval_page_takes_a_window_and_asks_again_for_half_a_one(
+    tenant: Any, operator: Any, approver: Any
+) -> None:
+    approval = _waiting(tenant, operator)
+    client = Client()
+    client.force_login(approver)
+    url = f"/approvals/{approval.approval_id}/"
+    start = (timezone.now() + timedelta(hours=1)).replace(second=0, microsecond=0)
+    fmt = "%Y-%m-%dT%H:%M"  # the datetime-local fields, read as UTC
+    half = client.post(url, {"decision": "approve", "window_start": start.strftime(fmt)})
+    assert half.status_code == 400 and "window_end: give the window" in half.content.decode()
+    assert not approval.votes.exists()
+    window = {"window_start": start.strftime(fmt), "window_end": (start + timedelta(hours=2)).strftime(fmt)}
+    assert client.post(url, {"decision": "approve", **window}).status_code == 302
+    approval.refresh_from_db()
+    assert (approval.state, approval.run_after, approval.run_before) == (
+        "approved",
+        start,
+        start + timedelta(hours=2),
+    )
