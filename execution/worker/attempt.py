@@ -54,6 +54,7 @@ from execution.worker.steps import (
     step_invoke,
     step_record,
     step_started_event,
+    step_targets_of,
 )
 from execution.worker.watch import Watched, watcher, worker_id
 
@@ -91,12 +92,9 @@ def step_lock_targets(ctx: claim.AttemptContext, step: claim.StepRow) -> list[tu
     a fleet step's targets in ``execution`` scope (with the plan's, up front), none in
     ``step`` scope: there each target takes its own lock as it starts (docs/fleet.md "Locks",
     execution/worker/fanout.py)."""
-    targets = plan_step(ctx, step.step_index).get("targets")
-    if isinstance(targets, list):
-        if lock_scope(ctx) == LockScope.STEP:
-            return []
-        return [(str(t.get("asset_id") or ""), step.action_class) for t in targets]
-    return [(step.target_asset_id, step.action_class)]
+    if isinstance(plan_step(ctx, step.step_index).get("targets"), list) and lock_scope(ctx) == LockScope.STEP:
+        return []
+    return [(str(t.get("asset_id") or ""), step.action_class) for t in step_targets_of(ctx, step)]
 
 
 def _stand_in(ctx: claim.AttemptContext) -> Execution:

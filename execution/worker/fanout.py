@@ -5,9 +5,9 @@ by ``FLEET_PROCESS_THREADS`` per worker process), the batches (a batch ends befo
 begins, ``pause_seconds`` between them) and the failure budget: once more targets than
 ``max_failures`` have failed no new target starts and the step fails.
 
-Each target runs the step's runner through the same path as any step (``step_target_invoke``:
+Each target runs the step's runner through the same path as any step (``target_invoke``:
 secrets just in time, timeout, masking, cleanup on cancel) in a pool thread; this thread
-writes each start and end to the target's row as it happens (autocommit), so a worker that
+writes each start and end to the target's row as it happens (committed at once), so a worker that
 dies leaves its completed targets recorded and the resumed step never runs them again. A
 cancel (the watcher sets the attempt's interrupt, polled 4 times a second) reaches every
 running target's runner at once; the runners stop and clean up in their own threads. Each
@@ -51,7 +51,7 @@ from execution.worker.locks import (
     locks_take,
     owner_tag,
 )
-from execution.worker.steps import lock_scope
+from execution.worker.steps import lock_scope, target_invoke
 from execution.worker.watch import worker_id
 from opsconductor import telemetry
 
@@ -111,18 +111,17 @@ class Fleet:
 
     # -- the pool thread -------------------------------------------------------------------
     def _run_one(self, row: StepTarget) -> _Done:
-        from execution.worker.steps import step_target_invoke
-
         began = time.monotonic()
         try:
             with telemetry.span(
                 "opsconductor.target", step_index=row.step_index, asset_id=row.asset_id, hostname=row.hostname
             ):
-                result, resolved = step_target_invoke(
+                result, resolved = target_invoke(
                     state=self.state,
                     step=self.step,
                     planned=self.planned,
-                    reference={"asset_id": row.asset_id},
+                    reference={"asset_id": row.asset_id, "hostname": row.hostname},
+                    stream=False,
                 )
             values = resolved.values if resolved is not None else ()
             if resolved is not None:

@@ -19,7 +19,8 @@ from django.utils import timezone
 from execution.enums import ExecutionStatus, LockScope
 from execution.masking import mask_capped, mask_data
 from execution.models import Execution
-from execution.runners.base import ResolvedTarget, StepContext, StepResult
+from execution.plans.targets import step_targets
+from execution.runners.base import StepContext, StepResult
 from execution.runners.kept import KeptConnections
 from execution.runners.registry import get_runner
 from execution.services.progress import step_output_emitter, step_output_flush
@@ -70,16 +71,19 @@ def plan_step(ctx: AttemptContext, index: int) -> dict[str, Any]:
     return steps[index] if 0 <= index < len(steps) and isinstance(steps[index], dict) else {}
 
 
-def _target(state: AttemptState, step: StepRow, planned: dict[str, Any]) -> ResolvedTarget | None:
-    from execution.services.assets import asset_resolve
-
-    target = planned.get("target")
-    if not target:
-        if step.target_asset_id:
-            target = {"asset_id": step.target_asset_id}
-        elif step.target_hostname:
-            target = {"hostname": step.target_hostname}
-    return asset_resolve(tenant=state.execution.tenant, target=target) if target else None
+def step_targets_of(ctx: AttemptContext, step: StepRow) -> list[dict[str, Any]]:
+    """What ``step`` runs on, as one list: a single target is a fleet of one (docs/fleet.md
+    "A single target"). A fleet step's targets as the submission resolved them; a single
+    ``target`` as a list of one naming the asset the submission resolved (the step row's:
+    the asset its lock and its approval name, not the plan's hostname looked up again); a
+    step without a target: []. What the attempt locks and what the step runs on."""
+    planned = plan_step(ctx, step.step_index)
+    if isinstance(planned.get("targets"), list) or not step.target_asset_id:
+        listed = step_targets(planned)
+        if listed or not step.target_hostname:
+            return listed
+        return [{"hostname": step.target_hostname}]
+    return [{"asset_id": step.target_asset_id, "hostname": step.target_hostname}]
 
 
 def step_timeout(state: AttemptState, planned: dict[str, Any]) -> float:
@@ -106,14 +110,19 @@ def step_invoke(*, state: AttemptState, step: StepRow) -> StepOutcome:
     started = time.monotonic()
     with telemetry.span("opsconductor.step", step_index=step.step_index, step_type=step.step_type) as span:
         if isinstance(planned.get("targets"), list):
-            # A fleet step (docs/fleet.md): its targets through the fan-out, each by _invoke.
+            # A fleet step (docs/fleet.md): its targets through the fan-out, each by target_invoke.
             from execution.worker.fanout import fleet_step_run
 
             result, values = fleet_step_run(state=state, step=step, planned=planned)
             state.secrets = state.secrets + values
             resolved = None
         else:
-            result, resolved = _invoke(state, step, planned)
+            # A single target (or none): the same target_invoke, its output streamed live and
+            # recorded as the step's (docs/fleet.md "A single target").
+            one = step_targets_of(state.ctx, step)[:1]
+            result, resolved = target_invoke(
+                state=state, step=step, planned=planned, reference=one[0] if one else None, stream=True
+            )
         if span is not None:
             span.set_attribute("opsconductor.step_status", str(result.status))
     duration_ms = int((time.monotonic() - started) * 1000)
@@ -191,20 +200,20 @@ def _no_output(stream: str, text: str) -> None:
     """A fleet target's output is kept on its record, not streamed."""
 
 
-def step_target_invoke(
-    *, state: AttemptState, step: StepRow, planned: dict[str, Any], reference: dict[str, Any]
+def target_invoke(
+    *,
+    state: AttemptState,
+    step: StepRow,
+    planned: dict[str, Any],
+    reference: dict[str, Any] | None,
+    stream: bool,
 ) -> tuple[StepResult, Any]:
-    """One target of a fleet step (execution/worker/fanout.py, in a pool thread): the path of
-    every step, with the target named and its output kept on its own record (no live
-    step_output events: a fleet's grid is its live view). Returns (masked result, secrets)."""
-    return _invoke(state, step, planned, reference=reference)
-
-
-def _invoke(
-    state: AttemptState, step: StepRow, planned: dict[str, Any], *, reference: dict[str, Any] | None = None
-) -> tuple[StepResult, Any]:
-    """Resolve target and secrets, run (or dry-run) the runner, clean up on cancel/timeout.
-    ``reference``: the one target of a fleet step to run."""
+    """Run ``step`` on one target (``reference``, from :func:`step_targets_of`; None for a
+    step without one): resolve the target and secrets just in time, run (or dry-run) the
+    runner with its timeout, clean up on cancel/timeout, mask. The one path of every step's
+    target: a single target's (``stream``: live ``step_output`` events) and each of a fleet's
+    (execution/worker/fanout.py, in a pool thread: its output kept on its own record, the
+    fleet's grid is its live view). Returns (masked result, the secrets it resolved)."""
     from execution.secrets import secrets_resolve_for_step
     from execution.services.assets import asset_resolve
 
@@ -212,12 +221,11 @@ def _invoke(
     resolved = None
     try:
         runner = get_runner(step.step_type)
-        if not runner.uses_target:
-            target = None
-        elif reference is not None:
-            target = asset_resolve(tenant=state.execution.tenant, target=reference)
-        else:
-            target = _target(state, step, planned)
+        target = (
+            asset_resolve(tenant=state.execution.tenant, target=reference)
+            if runner.uses_target and reference is not None
+            else None
+        )
         params = dict(planned.get("params") or {})
         credential: dict[str, str] = {}
         secrets = state.secrets
@@ -250,7 +258,7 @@ def _invoke(
             previous_statuses=state.previous_statuses,
             emit_output=(
                 step_output_emitter(execution=state.execution, step_index=step.step_index, secrets=secrets)
-                if reference is None
+                if stream
                 else _no_output
             ),
             credential=credential,
