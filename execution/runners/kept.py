@@ -1,6 +1,6 @@
 """Connections kept across the steps of one attempt (docs/fleet.md "Connections").
 
-The next step on the same target reuses the connection the step before it opened (SPEC §23):
+The next step on the same target reuses the connection the step before it opened (docs/fleet.md):
 at 100 targets and two steps that is 100 key exchanges and logins instead of 200. A
 connection is either *in use* by one step (taken: that step owns it, and closes it on a
 failure, a cancel or a timeout as it would a connection of its own) or *idle* here between
