@@ -5,6 +5,7 @@ fleet step on 200 ``local`` assets: each target takes a ticket from a shared fil
 8th ticket fails with exit 3, so 25 targets fail (which ones is up to the pool's timing: the
 test reads them from the table). The page is opened before the worker starts and never
 reloaded; then the failed filter, a click on a cell, and the page at 390 px in light and dark.
+A second test: a target waiting for a lock another execution holds.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from typing import Any
 import pytest
 
 from execution.enums import ExecutionStatus, Role, TargetStatus
-from execution.models import Execution, StepTarget
+from execution.models import Execution, ExecutionEvent, StepTarget
+from execution.services.cancel import execution_cancel
 from execution.services.submit import execution_submit
 from tests.approvals.conftest import member
-from tests.execution.engine.helpers import worker_cluster
+from tests.execution.engine.helpers import enqueue, make_execution, wait_until, worker_cluster
+from tests.execution.engine.test_fleet_locks import NO_BACKSTOP, fleet_execution
 from tests.execution.pages.test_browser_settles import open_live
 from tests.execution.realtime.live import daphne_server, delivery_env
-from tests.factories import LocalAssetFactory
+from tests.factories import AssetFactory, LocalAssetFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 TARGETS, EVERY = 200, 8
@@ -177,3 +180,55 @@ def test_the_grid_follows_200_targets_live_filters_the_failed_and_shows_a_target
             assert phone.evaluate("document.documentElement.scrollWidth") <= WIDTH, scheme
         finally:
             context.close()
+
+
+def test_a_target_waiting_for_a_busy_lock_shows_its_holder_and_starts_on_the_release(
+    server: str, page: Any, tenant: Any, tmp_path: Path
+) -> None:
+    """``step`` lock scope (docs/fleet.md "Locks"): another execution holds the third target's
+    asset, so that target is put aside (``waiting``, a ``target_waiting`` event) while the
+    others complete; its panel names the holder and follows it to completed after the release."""
+    operator = member(tenant, "olga-operator", Role.OPERATOR)
+    assets = [AssetFactory(tenant=tenant, hostname=f"db-{i}") for i in range(5)]
+    holder = make_execution(
+        tenant=tenant,
+        actor=operator,
+        sla_class="long",
+        steps=[{"type": "sleep", "params": {"seconds": 600}, "target": {"asset_id": assets[2].pk}}],
+    )
+    fleet = fleet_execution(tenant=tenant, actor=operator, assets=assets, seconds=0.3, concurrency=5)
+    open_live(page, server, operator, f"/executions/{fleet.execution_id}/")
+    with worker_cluster(workers=2, log=(tmp_path / "q.log").open("wb"), **NO_BACKSTOP):
+        enqueue(holder)
+        wait_until(
+            lambda: ExecutionEvent.objects.filter(execution=holder, event_type="lock_acquired").exists(),
+            60,
+            what="the holder to take the lock",
+        )
+        enqueue(fleet)
+        page.locator('#fleet-0 .cell[data-index="2"][data-status="waiting"]').wait_for(timeout=60_000)
+        page.wait_for_function(
+            "document.querySelector('#fleet-0 [data-count=\"completed\"]').textContent === '4'",
+            timeout=60_000,
+        )
+        assert _count(page, "waiting") == 1
+        assert page.locator('#fleet-0 button[data-filter="waiting"]').is_visible()
+        page.click('#fleet-0 .cell[data-index="2"]')
+        note = page.locator('#fleet-0 [data-role="error"]')
+        note.wait_for(timeout=10_000)
+        assert str(holder.execution_id) in note.inner_text()
+        assert note.get_attribute("class") == "note-box"
+        # Waiting is drawn after running and before the rest: first here (nothing failed or runs).
+        first = page.eval_on_selector_all(
+            "#fleet-0 .cell",
+            "cs => cs.map(c => [Number(getComputedStyle(c).order), Number(c.dataset.index)]).sort((a, b) => a[0] - b[0])[0][1]",
+        )
+        assert first == 2
+        execution_cancel(execution=Execution.objects.get(pk=holder.pk), actor=operator)
+        page.locator("#execution-status", has_text="completed").wait_for(timeout=60_000)
+        # The open panel follows its target to the end.
+        page.locator('#fleet-0 [data-role="target"] [data-role="status"]', has_text="completed").wait_for(
+            timeout=30_000
+        )
+    assert _grid(page) == _statuses(fleet) == dict.fromkeys(range(5), "completed")
+    assert not page.locator('#fleet-0 [data-role="error"]').is_visible()
