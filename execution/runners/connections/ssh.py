@@ -372,7 +372,9 @@ def _follow(ctx: StepContext, group: _RemoteGroup, command: str, env: dict[str, 
             ended = ExecutionStatus.TIMEOUT
             break
         if not got:
-            ctx.cancel_event.wait(0.05)
+            # Woken by the exit status at once (a short command's end was noticed up to 50 ms
+            # late when this waited on the cancel flag); a cancel is seen within 50 ms.
+            channel.status_event.wait(0.05)
     output: dict[str, Any] = {
         "stdout": out["stdout"].decode(errors="replace"),
         "stderr": out["stderr"].decode(errors="replace"),

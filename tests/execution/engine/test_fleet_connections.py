@@ -1,4 +1,5 @@
-"""SSH connections kept across the steps of an execution (docs/fleet.md "Connections").
+"""SSH connections kept across the steps of an execution (docs/fleet.md "Connections"), and the
+database connection each pool thread keeps for its targets.
 
 Counted at a real sshd on loopback (LogLevel INFO logs each login; sshd forks one process per
 open connection), not from our own records.
@@ -6,11 +7,13 @@ open connection), not from our own records.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db.backends.signals import connection_created
 
 from execution.enums import ExecutionStatus, TargetStatus
 from execution.models import StepTarget
@@ -66,3 +69,40 @@ def test_a_two_step_plan_on_three_targets_opens_three_connections_and_closes_the
     assert server.logins() == 3  # one login per target, not one per target and step
     # The attempt's end closed them (sshd's process of each connection exits).
     wait_until(lambda: server.open_connections() == 0, timeout=15, what="the connections closed")
+
+
+def test_a_pool_thread_keeps_one_database_connection_for_its_targets(
+    tenant: Any, operator: Any, tmp_path: Path
+) -> None:
+    """Six targets through two pool threads open at most two database connections (one per
+    target before), and the step's end closes them."""
+    opened: list[tuple[str, Any]] = []
+
+    def count(sender: Any, connection: Any, **kwargs: Any) -> None:
+        if threading.current_thread().name.startswith("fleet"):
+            opened.append((threading.current_thread().name, connection))
+
+    fleet = LoopbackFleet(6).start()
+    try:
+        fleet_assets(tenant, fleet, 6)
+        step = {
+            "name": "six",
+            "type": "command",
+            "targets": {"tags": ["web"]},
+            "params": {"command": "true"},
+            "strategy": {"concurrency": 2},
+            "max_retries": 0,
+        }
+        plan = {"name": "six targets", "environment": "dev", "steps": [step]}
+        execution = execution_submit(tenant="acme", actor=operator, plan=plan).execution
+        connection_created.connect(count)
+        try:
+            drain(budget_seconds=5)
+        finally:
+            connection_created.disconnect(count)
+    finally:
+        fleet.stop()
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.COMPLETED, execution.error_message
+    assert 1 <= len(opened) <= 2, opened
+    assert all(wrapper.connection is None for _, wrapper in opened)  # closed when the step ended
