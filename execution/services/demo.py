@@ -28,6 +28,10 @@ DEMO_USERS: list[tuple[str, str, str]] = [
     ("admin", "demo", Role.ADMIN),
     ("outsider", "other", Role.ADMIN),
 ]
+# Each demo user's e-mail address: example.com is reserved (RFC 2606), so nothing sent to it
+# is ever delivered; notifications (an approval request to the approvers) can be shown with
+# a local SMTP sink (docs/notifications.md).
+DEMO_EMAIL_DOMAIN = "example.com"
 # Local-connection assets: their commands run on the worker host as LOCAL_RUNNER_USER.
 DEMO_ASSETS = ["local-1", "local-2", "local-3"]
 # The demo tenant's read-only command rules: the example plans declare these commands read.
@@ -154,6 +158,8 @@ def demo_seed(*, password: str | None = None, reset_passwords: bool = False) -> 
         username_check(username)  # the same rules as every other door that creates accounts
         user, created = user_model.objects.get_or_create(username=username)
         user.is_staff = role == Role.ADMIN
+        if not user.email:  # an address an admin gave the account since is kept
+            user.email = f"{username}@{DEMO_EMAIL_DOMAIN}"
         if created or set_existing or not user.has_usable_password():
             user.set_password(password)
         user.save()
@@ -161,6 +167,7 @@ def demo_seed(*, password: str | None = None, reset_passwords: bool = False) -> 
         seed.users[username] = {
             "tenant": tenant_slug,
             "role": str(role),
+            "email": user.email,
             "password": password,
             "token": _demo_token(user=user, tenant=tenants[tenant_slug], remembered=tokens),
         }

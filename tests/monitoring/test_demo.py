@@ -7,7 +7,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.test import RequestFactory
 
@@ -41,8 +41,11 @@ def test_demo_json_shape_and_idempotence() -> None:
     assert first["tenants"] == ["demo", "other"]
     assert {name: (u["tenant"], u["role"]) for name, u in first["users"].items()} == ROLES
     for user in first["users"].values():
-        assert set(user) == {"tenant", "role", "password", "token"}
+        assert set(user) == {"tenant", "role", "email", "password", "token"}
         assert user["password"] == "demo-pass-1"
+    assert {name: u["email"] for name, u in first["users"].items()} == {
+        name: f"{name}@example.com" for name in ROLES
+    }
     assert sorted(a["hostname"] for a in first["assets"]) == ["local-1", "local-2", "local-3"]
     assert all(set(a) == {"id", "hostname"} for a in first["assets"])
     # Same rows and the same working tokens (nothing new created): the keys are stored
@@ -110,7 +113,6 @@ def test_every_example_is_a_valid_submission_and_the_sla_drill_waits_in_the_queu
 
 
 def _password_is(username: str, password: str) -> bool:
-    from django.contrib.auth import get_user_model
 
     return bool(get_user_model().objects.get(username=username).check_password(password))
 
@@ -144,3 +146,27 @@ def test_reset_passwords_and_password_change_them(tmp_path: Any, monkeypatch: py
     demo_json("--password", "chosen-one-1")
     assert _password_is("admin", "chosen-one-1")
     assert demo_json()["users"]["admin"]["password"] == "chosen-one-1"
+
+
+def test_demo_approvers_have_addresses_an_approval_request_reaches() -> None:
+    """The demo's approvers are whom an approval request is mailed to (never delivered:
+    example.com); an address an admin changed survives a re-run."""
+    from approvals.services.request import approval_request
+    from monitoring.notifications.recipients import approval_voters
+    from tests.factories import ExecutionFactory
+
+    demo_json("--password", "demo-pass-1")
+    user_model = get_user_model()
+    user_model.objects.filter(username="approver3").update(email="approver3@corp.example")
+    demo_json("--password", "demo-pass-1")
+    assert user_model.objects.get(username="approver3").email == "approver3@corp.example"
+    execution = ExecutionFactory(
+        tenant=Tenant.objects.get(slug="demo"), actor=user_model.objects.get(username="operator")
+    )
+    approval_request(execution=execution, level=1)
+    assert [u.email for u in approval_voters(execution=execution)] == [
+        "admin@example.com",
+        "approver1@example.com",
+        "approver2@example.com",
+        "approver3@corp.example",
+    ]
