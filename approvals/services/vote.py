@@ -96,6 +96,9 @@ def approval_vote(
     comment = comment.strip()
     if decision == Decision.REJECT and not comment:
         raise VoteInvalid("comment", "a rejection needs a comment saying why")
+    # Masked once, here: the vote row, the approval's approver_comment, the event and the
+    # rejection reason hold the masked text, so no reader (API, pages, admin) shows a secret.
+    comment = mask_text(comment)
     if window is not None:
         _window_check(approval=approval, decision=decision, window=window)
     with transaction.atomic():
@@ -128,7 +131,7 @@ def approval_vote(
                 "approval_id": str(locked.approval_id),
                 "voter": voter.get_username(),
                 "decision": decision,
-                "comment": mask_text(comment),
+                "comment": comment,
                 "approvals": approvals,
                 "approval_level": locked.approval_level,
                 **({"step_index": locked.step_index} if isinstance(locked, GateApproval) else {}),
@@ -169,7 +172,7 @@ def approval_vote(
 def _apply_outcome(
     *, execution: Execution, outcome: str, voter: Any, comment: str, vote: Any, run_after: datetime | None
 ) -> None:
-    reason = f"{outcome} by {voter.get_username()}" + (f": {mask_text(comment)}" if comment else "")
+    reason = f"{outcome} by {voter.get_username()}" + (f": {comment}" if comment else "")
     to = ExecutionStatus.APPROVED if outcome == ApprovalState.APPROVED else ExecutionStatus.REJECTED
     fields = {"error_message": reason} if to == ExecutionStatus.REJECTED else None
     execution = transition(

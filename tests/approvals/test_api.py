@@ -138,3 +138,22 @@ def test_list_approvals_of_my_tenants_by_state(
     assert body["results"][0]["execution_id"] == str(pending.execution.execution_id)
     assert client.get("/api/v1/approvals/").json()["count"] == 2
     assert client.get("/api/v1/approvals/?state=bogus").status_code == 400
+
+
+def test_a_secret_in_a_vote_comment_is_stored_and_shown_masked(
+    tenant: Any, requester: Any, approver: Any, queue_calls: Any
+) -> None:
+    """The approvals API masked a vote's comment when it answered, but the row kept it, so the
+    execution's body (its approval's votes), its page and the admin showed it as typed."""
+    from approvals.models import ApprovalVote
+
+    approval = make_approval(tenant=tenant, actor=requester)
+    typed = "rotated it, password=Hunter2-Secret-Value"
+    answer = client_for(approver).post(url(approval.execution, "approve"), {"comment": typed}, format="json")
+    assert answer.status_code == 200, answer.content
+    shown = client_for(requester).get(f"/api/v1/executions/{approval.execution.execution_id}/")
+    comment = shown.json()["approval"]["votes"][0]["comment"]
+    assert "Hunter2-Secret-Value" not in comment and comment.startswith("rotated it, password=")
+    vote = ApprovalVote.objects.get(approval=approval)
+    approval.refresh_from_db()
+    assert "Hunter2-Secret-Value" not in vote.comment + approval.approver_comment
