@@ -102,7 +102,7 @@
     // The approval block (state, who decided, votes) as the server renders it, after each
     // vote, decision, expiry or cancellation.
     var approvalBlock = document.getElementById("approval-block") ? refetchOn(["approval-block"], isApprovalNews) : null;
-    var attempt = 0, attemptStarted = {}, attemptEnded = {}, etaDeadline = null, lastProgress = null;
+    var attempt = 0, attemptStarted = {}, attemptEnded = {}, etaDeadline = null, etaSeconds = null, lastProgress = null;
     var execStatus = statusEl.getAttribute("data-status");
 
     // Which lock the execution waits for and who holds it (a lock_wait event), until it
@@ -145,10 +145,13 @@
         var p = lastProgress || { percent: 0, steps_done: 0, steps_total: total };
         percent = p.percent;
         text = p.percent + "% · " + p.steps_done + "/" + p.steps_total + " steps";
-        if (etaDeadline !== null) {
+        if (execStatus === "running" && etaDeadline !== null) {
           var left = (etaDeadline - Date.now()) / 1000;
           // Never "ETA 0:00": under a second left, the estimate is past.
           text += left >= 1 ? " · ETA " + duration(left) : " · overdue";
+        } else if (execStatus !== "running" && etaSeconds !== null) {
+          // Waiting (for votes, a lock, a run window, a gate): the clock starts when it runs.
+          text += " · about " + duration(etaSeconds) + " once it runs";
         }
         bar.removeAttribute("data-outcome");
       }
@@ -249,7 +252,11 @@
         lastProgress = ev.progress;
         // Each estimate restarts the countdown; without one the running countdown goes on.
         if (typeof ev.progress.eta_seconds === "number" && ev.progress.eta_seconds > 0) {
-          etaDeadline = Date.now() + ev.progress.eta_seconds * 1000;
+          etaSeconds = ev.progress.eta_seconds;
+          etaDeadline = Date.now() + etaSeconds * 1000;
+        } else if (ev.to_status === "running" && ev.step_index == null && etaSeconds !== null) {
+          // It starts (or goes on after a wait) with the last estimate still to run.
+          etaDeadline = Date.now() + etaSeconds * 1000;
         }
       }
       if (ev.type === "lock_wait") lockWait(ev.data || {});

@@ -131,3 +131,30 @@ def test_pages_follow_the_systems_dark_mode(browser: Any, live_server: Any, view
         page.context.close()
     assert backgrounds["light"] == "rgb(246, 247, 249)"
     assert backgrounds["dark"] == "rgb(18, 22, 31)"
+
+
+def test_a_waiting_execution_shows_its_estimate_without_counting_it_down(
+    browser: Any, live_server: Any, tenant: Any, viewer: Any
+) -> None:
+    # Waiting for its approvers, nothing runs: the estimate holds still ("about 0:03 once it
+    # runs"), never an ETA that runs out into "overdue" before anyone voted.
+    plan = {"name": "waits for votes", "environment": "dev", "estimated_duration_seconds": 3, "steps": []}
+    execution = ExecutionFactory(tenant=tenant, status=ExecutionStatus.PENDING_APPROVAL, plan_snapshot=plan)
+    ExecutionStepFactory(
+        execution=execution,
+        step_index=0,
+        step_type="a-type-with-no-history",
+        status=ExecutionStatus.PENDING_APPROVAL,
+    )
+    from execution.services.events import event_record
+
+    event_record(execution=execution, event_type="created", to_status=ExecutionStatus.PENDING_APPROVAL)
+    page = _browse(browser, live_server, viewer)
+    page.goto(f"{live_server.url}/executions/{execution.execution_id}/")
+    page.wait_for_selector("#progress-text:has-text('once it runs')")
+    seen = page.evaluate(
+        """() => new Promise(done => { const texts = new Set(); const t0 = performance.now();
+        (function look() { texts.add(document.getElementById('progress-text').textContent);
+          if (performance.now() - t0 > 5000) done([...texts]); else requestAnimationFrame(look); })(); })"""
+    )
+    assert seen == ["0% · 0/1 steps · about 0:03 once it runs"], seen
