@@ -75,6 +75,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: refuses a locked-out login before the view runs.
     "axes.middleware.AxesMiddleware",
+    # Innermost and sync-only, so under ASGI every middleware above runs in the request's one
+    # worker thread instead of hopping to the event loop and back for each of its methods.
+    "opsconductor.sync_chain.SyncChainMiddleware",
 ]
 
 ROOT_URLCONF = "opsconductor.urls"
