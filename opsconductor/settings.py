@@ -326,6 +326,9 @@ SLA_QUEUE_WAIT_SECONDS = {
     "medium": env_int("SLA_QUEUE_WAIT_MEDIUM", 30, minimum=1),
     "long": env_int("SLA_QUEUE_WAIT_LONG", 120, minimum=1),
 }
+# How often ``serve``'s SLA watch (``manage.py sla_sweep --watch``) sweeps, besides the
+# clusters' every-minute schedule: it runs without any worker, so a queue nobody takes is seen.
+SLA_SWEEP_INTERVAL_SECONDS = env_float("SLA_SWEEP_INTERVAL_SECONDS", 60.0, minimum=1.0)
 
 # --- Secrets, outbound HTTP, external services (docs/secrets.md, docs/services.md) ------
 # Fernet key(s) for the db secret backend, comma-separated (first encrypts, all decrypt).

@@ -1,5 +1,5 @@
-"""``manage.py serve``: web (daphne) + worker cluster (qcluster) on one machine (docs/contract.md#monitoring,
-docs/contract.md#scale-out).
+"""``manage.py serve``: web (daphne) + worker cluster (qcluster) + the SLA watch (``sla_sweep
+--watch``) on one machine (docs/contract.md#monitoring, docs/contract.md#scale-out).
 
 Migrates, seeds the demo tenant, prints the URL and logins, and runs until Ctrl-C/SIGTERM;
 then stops the workers (they drain), the web server and, when it is in use, the embedded
@@ -50,6 +50,9 @@ class Command(BaseCommand):
                 ),
             )
         ]
+        # The SLA watch runs whether workers run or not: a queue nobody takes is an alert
+        # (monitoring/management/commands/sla_sweep.py).
+        children.append(Child("sla-watch", python_argv(manage, "sla_sweep", "--watch")))
         if not options["no_workers"]:
             children.append(Child("workers", python_argv(manage, "qcluster")))
         supervisor = Supervisor(children)
