@@ -23,11 +23,17 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEV_MODE = env_bool("OPS_DEV", True)
 TESTING = "pytest" in sys.modules or env_bool("OPS_TESTING", False)
-if TESTING and not os.environ.get("OPS_STATE_DIR"):
+if TESTING:
     # The test suite gets its own embedded cluster (stopped when the run ends), so a test run
     # never touches the data of a `manage.py serve` on the same checkout. Subprocesses
-    # started by tests inherit the variable.
-    os.environ["OPS_STATE_DIR"] = str(BASE_DIR / ".state" / "test")
+    # started by tests inherit the variable. A pytest-xdist worker (named in
+    # PYTEST_XDIST_WORKER; it inherits the controller's variable) gets a cluster of its own
+    # below it: its own connections, its own demo files, stopped by the worker at its end.
+    _state_dir = Path(os.environ.get("OPS_STATE_DIR") or BASE_DIR / ".state" / "test")
+    _xdist_worker = env_str("PYTEST_XDIST_WORKER")
+    if _xdist_worker and _state_dir.name != _xdist_worker:
+        _state_dir = _state_dir / _xdist_worker
+    os.environ["OPS_STATE_DIR"] = str(_state_dir)
 
 _secret = env_str("SECRET_KEY")
 if _secret is None:

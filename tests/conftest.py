@@ -18,12 +18,11 @@ from tests.support.browser import browser, page  # noqa: F401 - pytest fixtures
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Stop this process's Redis; the controller also stops the embedded cluster (.state/test)."""
+    """Stop this process's Redis and its embedded cluster (.state/test, an xdist worker's
+    .state/test/<worker>: opsconductor/settings.py)."""
     from tests.support.redis import stop_suite_redis
 
     stop_suite_redis()
-    if hasattr(session.config, "workerinput"):
-        return  # an xdist worker: the controller stops it once everyone is done
     from django.conf import settings
 
     if getattr(settings, "EMBEDDED_DATABASE", False):
