@@ -25,6 +25,7 @@ row and in a ``target_waiting`` event) without taking a pool slot; a release not
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import time
@@ -199,8 +200,9 @@ class Fleet:
             self.released.update(self.aside)
 
     def _give(self, done: list[_Done]) -> None:
-        """The ended targets' locks back (``step`` scope), their rows and events, together."""
-        with transaction.atomic():
+        """The ended targets' locks back (``step`` scope), their rows and events, together
+        (in ``execution`` scope no transaction: each statement commits alone, as before)."""
+        with transaction.atomic() if self.locking else contextlib.nullcontext():
             if self.locking:
                 locks_give(
                     execution=self.state.execution,

@@ -188,7 +188,9 @@ def locks_give(*, execution: Execution, assets: list[str], reason: str = "") -> 
         "execution": str(execution.execution_id),
         "assets": assets,
     }
-    with transaction.atomic():
+    # Inside a caller's transaction (a fan-out's target end) no savepoint: its statements are
+    # this one's, and a failure rolls the caller's back with it.
+    with transaction.atomic(savepoint=False):
         with connection.cursor() as cur:
             cur.execute(lock_sql.RELEASE_SQL, params)
             raced, _notes, _woken, released = cur.fetchone()
