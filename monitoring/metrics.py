@@ -95,7 +95,9 @@ class DatabaseCollector(Collector):
             f"{PREFIX}_active_locks", "Asset locks currently held.", value=scalars["active_locks"]
         )
         yield GaugeMetricFamily(
-            f"{PREFIX}_approvals_pending", "Approvals waiting for votes.", value=scalars["approvals_pending"]
+            f"{PREFIX}_approvals_pending",
+            "Approvals waiting for votes, before a run and at gate steps.",
+            value=scalars["approvals_pending"],
         )
         yield GaugeMetricFamily(
             f"{PREFIX}_workers_alive",

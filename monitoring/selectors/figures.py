@@ -144,7 +144,8 @@ def dlq_size_by_sla_class(tenant_ids: Sequence[int] | None = None) -> dict[str, 
 
 
 def scalar_counts(tenant_ids: Sequence[int] | None = None) -> dict[str, int]:
-    """Active locks, pending approvals, live workers, stalls the clusters recovered from."""
+    """Active locks, pending approvals (before a run and at a gate step), live worker clusters,
+    stalls the clusters recovered from."""
     lock_where, lock_params = tenant_filter("tenant_id", tenant_ids)
     appr_where, appr_params = tenant_filter("e.tenant_id", tenant_ids)
     # The one definition of a live cluster (execution/selectors.py), as a subquery.
@@ -152,10 +153,12 @@ def scalar_counts(tenant_ids: Sequence[int] | None = None) -> dict[str, int]:
     row = fetch_all(
         f"SELECT (SELECT count(*) FROM execution_locks WHERE is_active{lock_where}), "
         "(SELECT count(*) FROM approvals a JOIN executions e ON e.execution_id = a.execution_id "
+        f"WHERE a.state = 'pending'{appr_where}) "
+        "+ (SELECT count(*) FROM gate_approvals a JOIN executions e ON e.execution_id = a.execution_id "
         f"WHERE a.state = 'pending'{appr_where}), "
         f"(SELECT count(*) FROM ({alive_sql}) alive), "
         "(SELECT coalesce(sum(stall_recoveries), 0) FROM worker_heartbeats)",
-        [*lock_params, *appr_params, *alive_params],
+        [*lock_params, *appr_params, *appr_params, *alive_params],
     )[0]
     return {
         "active_locks": int(row[0]),

@@ -16,7 +16,13 @@ from execution.models import AuditLog
 from execution.services.transition import transition
 from monitoring.charts import histogram_chart
 from monitoring.models import SlaAlert
-from tests.factories import ExecutionFactory, QueueItemFactory
+from tests.factories import (
+    ApprovalFactory,
+    ExecutionFactory,
+    GateApprovalFactory,
+    QueueItemFactory,
+    WorkerHeartbeatFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +44,21 @@ def test_the_histogram_has_axes_and_counts() -> None:
     assert svg.count('class="axis"') >= 2 + 3  # two axes and the count ticks
     assert '<text class="count"' in svg and ">5</text>" in svg and ">2</text>" in svg  # counts per bucket
     assert "executions" in svg and "9 in all" in svg and "+inf" in svg
+
+
+def test_the_cards_count_gate_approvals_and_name_worker_clusters(operator: Any, tenant: Any) -> None:
+    # A plan parked at a gate step waits for votes like one waiting to start: both are pending
+    # approvals, on the page and in /metrics. The live count is of clusters (each runs several
+    # worker processes, listed in the workers table), and the card says so.
+    ApprovalFactory(execution=ExecutionFactory(tenant=tenant))
+    GateApprovalFactory(execution=ExecutionFactory(tenant=tenant, status=ExecutionStatus.PENDING_APPROVAL))
+    GateApprovalFactory(execution=ExecutionFactory(tenant=tenant), state="approved")
+    WorkerHeartbeatFactory()
+    body = _client(operator).get("/monitoring/").content.decode()
+    assert '<div class="n">2</div>pending approvals' in body
+    assert '<div class="n">1</div>worker clusters alive' in body
+    metrics = _client(operator).get("/metrics").content.decode()
+    assert "opsconductor_approvals_pending 2.0" in metrics
 
 
 @pytest.mark.parametrize("path", ["transition", "worker"])
