@@ -135,6 +135,7 @@ def check_host(
     scheme: str = "tcp",
     listed: bool = False,
     operator: bool = False,
+    rules: OutboundRules | None = None,
 ) -> Checked:
     """Check one host and port; raise OutboundRefused (or OutboundUnresolved) or answer
     where to connect.
@@ -142,7 +143,9 @@ def check_host(
     ``listed``: the host is the tenant's own asset (its inventory lists it), so the host
     patterns are not asked; the addresses are. ``operator``: the operator configured the
     destination (a service URL, a sink): listed and special addresses allowed, the
-    product's own ports still refused unless opened with the port.
+    product's own ports still refused unless opened with the port. ``rules``: the tenant's
+    rules in ``environment`` already read (a fleet step reads them once for its targets);
+    None: read here.
     """
     problem = host_problem(host)
     if problem:
@@ -150,7 +153,8 @@ def check_host(
     if port_problem(port):
         raise OutboundRefused(f"{scheme} port {port!r} {port_problem(port)}")
     name = _host_name(host)
-    rules = outbound_rules(tenant=None if operator else tenant, environment=environment)
+    if rules is None or operator:
+        rules = outbound_rules(tenant=None if operator else tenant, environment=environment)
     if not (listed or operator or rules.lists(name)):
         raise OutboundRefused(_unlisted(scheme, name, tenant=tenant, environment=environment))
     addresses = _resolve(name, port)

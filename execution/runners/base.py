@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from execution.enums import ActionClass
+from execution.outbound.rules import OutboundRules
 from execution.runners.kept import KeptConnections
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,11 @@ class StepContext:
     # The attempt's connections kept for its next steps (execution/runners/kept.py); None:
     # the runner closes what it opens (a context built outside an attempt).
     connections: KeptConnections | None = None
+    # The execution's environment and its tenant's outbound rules in it, read once for a fleet
+    # step's targets (execution/worker/step_shared.py); None: read when a runner asks (the
+    # guard still decides for each address either way).
+    environment: str | None = None
+    outbound_rules: OutboundRules | None = None
 
 
 @dataclass

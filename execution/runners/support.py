@@ -36,6 +36,8 @@ def _execution_row(ctx: StepContext) -> dict[str, Any] | None:
 
 
 def step_environment(ctx: StepContext) -> str:
+    if ctx.environment is not None:
+        return ctx.environment
     row = _execution_row(ctx)
     return str(row["environment"]) if row else ""
 
@@ -60,5 +62,11 @@ def step_check_host(ctx: StepContext, host: str, port: int, *, scheme: str, list
     """The guard's check of a host and port a step connects to; ``listed`` for the step's
     own target asset (the tenant's inventory lists it)."""
     return check_host(
-        host, port, tenant=ctx.tenant_slug, environment=step_environment(ctx), scheme=scheme, listed=listed
+        host,
+        port,
+        tenant=ctx.tenant_slug,
+        environment=step_environment(ctx),
+        scheme=scheme,
+        listed=listed,
+        rules=ctx.outbound_rules,
     )

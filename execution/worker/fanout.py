@@ -53,6 +53,7 @@ from execution.worker.locks import (
     locks_take,
     owner_tag,
 )
+from execution.worker.step_shared import StepShared
 from execution.worker.steps import lock_scope, target_invoke
 from execution.worker.watch import worker_id
 from opsconductor import telemetry
@@ -110,6 +111,13 @@ class Fleet:
         self.released: set[str] = set()  # assets put aside whose release was notified
         self.listener: LockListener | None = None
         self.next_look = 0.0  # the backstop: every OPS_LOCK_SWEEP_SECONDS all aside try again
+        # Assets, outbound rules and credentials looked up once for the step's targets.
+        self.shared = StepShared(
+            tenant=state.execution.tenant,
+            tenant_slug=state.ctx.tenant_slug,
+            environment=state.ctx.environment,
+            asset_ids=[r.asset_id for r in self.rows if r.status != TargetStatus.COMPLETED],
+        )
 
     # -- the pool thread -------------------------------------------------------------------
     def _run_one(self, row: StepTarget) -> _Done:
@@ -127,10 +135,9 @@ class Fleet:
                 planned=self.planned,
                 reference={"asset_id": row.asset_id, "hostname": row.hostname},
                 stream=False,
+                shared=self.shared,
             )
-        values = resolved.values if resolved is not None else ()
-        if resolved is not None:
-            resolved.drop()
+        values = resolved.values if resolved is not None else ()  # dropped with self.shared
         return _Done(row, result, values, int((time.monotonic() - began) * 1000))
 
     # -- this thread -----------------------------------------------------------------------
@@ -250,7 +257,7 @@ class Fleet:
 
     def _finish(self, done: _Done) -> None:
         result, row = done.result, done.row
-        self.secrets = self.secrets + done.values
+        self.secrets = tuple(dict.fromkeys(self.secrets + done.values))
         values = self.state.secrets + self.secrets
         statuses: dict[str, TargetStatus] = {
             S.COMPLETED: TargetStatus.COMPLETED,
@@ -343,6 +350,7 @@ class Fleet:
                 )
             if self.listener is not None:
                 self.listener.close()
+            self.shared.drop()
         return self._result()
 
     def _run_batch(self, pool: ThreadPoolExecutor, todo: list[StepTarget], threads: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -29,6 +29,9 @@ from execution.worker.claim import AttemptContext, StepRow
 from execution.worker.locks import LockRequest
 from execution.worker.watch import Watched
 from opsconductor import telemetry
+
+if TYPE_CHECKING:
+    from execution.worker.step_shared import StepShared
 
 logger = logging.getLogger(__name__)
 
@@ -207,13 +210,16 @@ def target_invoke(
     planned: dict[str, Any],
     reference: dict[str, Any] | None,
     stream: bool,
+    shared: StepShared | None = None,
 ) -> tuple[StepResult, Any]:
     """Run ``step`` on one target (``reference``, from :func:`step_targets_of`; None for a
     step without one): resolve the target and secrets just in time, run (or dry-run) the
     runner with its timeout, clean up on cancel/timeout, mask. The one path of every step's
     target: a single target's (``stream``: live ``step_output`` events) and each of a fleet's
     (execution/worker/fanout.py, in a pool thread: its output kept on its own record, the
-    fleet's grid is its live view). Returns (masked result, the secrets it resolved)."""
+    fleet's grid is its live view). ``shared``: a fleet step's lookups made once for its
+    targets (execution/worker/step_shared.py; its credentials are dropped by the fleet, not
+    the caller). Returns (masked result, the secrets it resolved)."""
     from execution.secrets import secrets_resolve_for_step
     from execution.services.assets import asset_resolve
 
@@ -221,22 +227,28 @@ def target_invoke(
     resolved = None
     try:
         runner = get_runner(step.step_type)
-        target = (
-            asset_resolve(tenant=state.execution.tenant, target=reference)
-            if runner.uses_target and reference is not None
-            else None
-        )
+        target = None
+        if runner.uses_target and reference is not None:
+            target = (
+                shared.asset(reference)
+                if shared is not None
+                else asset_resolve(tenant=state.execution.tenant, target=reference)
+            )
         params = dict(planned.get("params") or {})
         credential: dict[str, str] = {}
         secrets = state.secrets
         if not state.dry_run:
-            resolved = secrets_resolve_for_step(
-                tenant_slug=ctx.tenant_slug,
-                params=params,
-                target=target,
-                execution=state.execution,
-                step_index=step.step_index,
-            )
+
+            def resolve() -> Any:
+                return secrets_resolve_for_step(
+                    tenant_slug=ctx.tenant_slug,
+                    params=params,
+                    target=target,
+                    execution=state.execution,
+                    step_index=step.step_index,
+                )
+
+            resolved = shared.secrets(target, resolve) if shared is not None else resolve()
             params, credential, secrets = (
                 resolved.params,
                 resolved.credential,
@@ -263,6 +275,8 @@ def target_invoke(
             ),
             credential=credential,
             connections=state.connections,
+            environment=shared.environment if shared is not None else None,
+            outbound_rules=shared.rules if shared is not None else None,
         )
     except Exception as exc:  # unknown asset, unresolvable secret, bad step type
         failed = StepResult(status=ExecutionStatus.FAILED, error_message=f"step setup failed: {exc}")
