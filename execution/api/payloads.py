@@ -10,7 +10,7 @@ from execution.enums import TargetStatus
 from execution.masking import mask_data
 from execution.models import DeadLetter, Execution, ExecutionEvent, ExecutionStep, StepTarget
 
-UNFINISHED = (TargetStatus.PENDING, TargetStatus.RUNNING)
+UNFINISHED = (TargetStatus.PENDING, TargetStatus.WAITING, TargetStatus.RUNNING)
 # A fleet step's targets listed inline in the execution's body; the rest through its targets URL.
 TARGETS_INLINE = 100
 

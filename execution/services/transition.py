@@ -122,6 +122,13 @@ def execution_fail_unstarted(
 def steps_never_run(steps: QuerySet[ExecutionStep]) -> None:
     """``steps`` will never run (a rejected, expired or cancelled approval or gate, a cancel
     or failure before the start): they end ``cancelled``, and the targets of a fleet step
-    among them that never started end ``skipped`` (docs/fleet.md), not pending forever."""
-    StepTarget.objects.filter(step__in=steps, status=TargetStatus.PENDING).update(status=TargetStatus.SKIPPED)
+    among them that never started (or waited for a lock) end ``skipped`` (docs/fleet.md), not
+    pending forever; a target left ``running`` by a worker that died (the execution waits in
+    the queue, nobody runs it) ends ``cancelled``."""
+    targets = StepTarget.objects.filter(step__in=steps)
+    unstarted = (TargetStatus.PENDING, TargetStatus.WAITING)
+    targets.filter(status__in=unstarted).update(status=TargetStatus.SKIPPED)
+    targets.filter(status=TargetStatus.RUNNING).update(
+        status=TargetStatus.CANCELLED, completed_at=timezone.now(), error="its worker stopped"
+    )
     steps.update(status=ExecutionStatus.CANCELLED, updated_at=timezone.now())

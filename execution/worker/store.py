@@ -377,6 +377,12 @@ rest AS (
       AND s.step_index <> coalesce((%(done)s::jsonb->>'index')::int, -1)
     RETURNING s.id
 ),
+rest_targets AS (
+    -- a fleet step that will not run now leaves no target pending (docs/fleet.md)
+    UPDATE execution_step_targets t SET status = 'skipped'
+    FROM rest WHERE t.step_id = rest.id AND t.status IN ('pending', 'waiting')
+    RETURNING t.id
+),
 item AS (
     UPDATE execution_queue q
     SET status = %(queue_status)s, lease_token = NULL, lease_expires_at = NULL,
