@@ -40,6 +40,14 @@ class SubscriptionForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        tenant, name = data.get("tenant"), data.get("name")
+        if tenant is not None and name:
+            # The database refuses it too (notif_sub_tenant_name_unique); said here on the field.
+            taken = NotificationSubscription.objects.filter(tenant=tenant, name=name).exclude(
+                pk=self.instance.pk
+            )
+            if taken.exists():
+                self.add_error("name", f"{tenant.slug} already has a subscription named {name!r}.")
         channel = data.get("channel")
         destination = (data.get("destination") or "").strip()
         kinds = data.get("kinds") or []

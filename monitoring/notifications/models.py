@@ -60,6 +60,8 @@ class NotificationSubscription(models.Model):
             models.CheckConstraint(
                 condition=models.Q(channel__in=[c.value for c in Channel]), name="notif_sub_channel_valid"
             ),
+            # One name, one subscription in a tenant's list (the page, the admin, deliveries).
+            models.UniqueConstraint(fields=["tenant", "name"], name="notif_sub_tenant_name_unique"),
         ]
         indexes = [
             # Dispatch: WHERE tenant_id = ? AND is_active AND kinds @> ARRAY[kind].

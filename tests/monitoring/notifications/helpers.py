@@ -38,7 +38,8 @@ def subscribe(
 ) -> NotificationSubscription:
     subscription = NotificationSubscription(
         tenant=tenant,
-        name=name or f"{channel} {'+'.join(kinds)}",
+        # Unique in the tenant (notif_sub_tenant_name_unique) unless the test names it.
+        name=name or f"{channel} {'+'.join(kinds)} {environment or 'any'} {destination}"[:100],
         kinds=kinds,
         channel=channel,
         destination=destination,

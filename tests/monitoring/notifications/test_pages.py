@@ -176,3 +176,49 @@ def test_the_admin_warns_about_a_webhook_off_the_allow_list_too(tenant: Any) -> 
     assert answer.status_code == 200
     assert NotificationSubscription.objects.filter(name="ops channel").exists()
     assert "can never be delivered" in answer.content.decode()
+
+
+def test_a_second_subscription_of_the_same_name_is_refused_on_its_name_field(tenant: Any) -> None:
+    client = _client(person(tenant, "ann-admin", Role.ADMIN))
+    form = {
+        "tenant": tenant.pk,
+        "name": "on-call",
+        "kinds": [Kind.FAILED],
+        "channel": Channel.EMAIL,
+        "destination": "oncall@example.test",
+        "is_active": "on",
+    }
+    assert client.post("/notifications/", form, follow=True).status_code == 200
+    answer = client.post("/notifications/", {**form, "destination": "other@example.test"})
+    assert answer.status_code == 400
+    errors = answer.context["form"].errors
+    assert list(errors) == ["name"] and "already has a subscription named 'on-call'" in errors["name"][0]
+    assert NotificationSubscription.objects.filter(name="on-call").count() == 1
+    # Another tenant may use the name; editing a subscription keeps its own name.
+    other = TenantFactory()
+    subscribe(
+        tenant=other, kinds=[Kind.FAILED], channel=Channel.EMAIL, destination="x@example.test", name="on-call"
+    )
+    mine = NotificationSubscription.objects.get(tenant=tenant, name="on-call")
+    edited = client.post(
+        f"/notifications/{mine.pk}/", {**form, "destination": "new@example.test"}, follow=True
+    )
+    assert edited.status_code == 200
+    mine.refresh_from_db()
+    assert mine.destination == "new@example.test"
+
+
+def test_the_database_refuses_a_duplicate_subscription_name_in_a_tenant(tenant: Any) -> None:
+    from django.db import IntegrityError, transaction
+
+    subscribe(
+        tenant=tenant, kinds=[Kind.FAILED], channel=Channel.EMAIL, destination="a@example.test", name="dup"
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        NotificationSubscription.objects.create(
+            tenant=tenant,
+            name="dup",
+            kinds=[Kind.FAILED],
+            channel=Channel.EMAIL,
+            destination="b@example.test",
+        )
