@@ -1,15 +1,17 @@
 """Signed approval links (docs/notifications.md#approval-links): what a notification links to.
 
 A link carries a token signed with the site's key (``TimestampSigner``, salt ``SALT``): the
-approval's id and a fresh nonce. Opening it (approvals/views/links.py, behind login) checks
-the signature, its age against ``APPROVAL_LINK_MAX_AGE_SECONDS`` and that its nonce was never
-used, then leads to the approval page. The link grants no right: the page's own policy check
-decides what the logged-in user sees and may do.
+approval's id, a fresh nonce and, for a link mailed to one person, that user's id. Opening it
+(approvals/views/links.py, behind login) checks the signature, its age against
+``APPROVAL_LINK_MAX_AGE_SECONDS``, that a person's link is opened by that person and that its
+nonce was never used, then leads to the approval page. The link grants no right: the page's
+own policy check decides what the logged-in user sees and may do.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -34,17 +36,26 @@ class LinkRefused(Exception):
         self.reason = reason
 
 
-def approval_link(approval: AnyApproval) -> str:
-    """The absolute URL of a new single-use link to ``approval``'s page."""
-    token = signing.TimestampSigner(salt=SALT).sign_object(
-        {"a": str(approval.approval_id), "n": uuid.uuid4().hex}
-    )
+@dataclass(frozen=True)
+class LinkToken:
+    approval_id: uuid.UUID
+    nonce: str
+    user_id: int | None  # the one user it opens for; None: whoever may read the approval
+
+
+def approval_link(approval: AnyApproval, *, user: Any = None) -> str:
+    """The absolute URL of a new single-use link to ``approval``'s page; with ``user``, a link
+    only that user opens (an e-mail to one approver), else one for a shared channel."""
+    payload: dict[str, Any] = {"a": str(approval.approval_id), "n": uuid.uuid4().hex}
+    if user is not None:
+        payload["u"] = user.pk
+    token = signing.TimestampSigner(salt=SALT).sign_object(payload)
     return public_url() + reverse("approvals:link", args=[token])
 
 
-def approval_link_read(token: str) -> tuple[uuid.UUID, str]:
-    """The approval id and nonce of a link's token; ``LinkRefused`` when it is not ours, was
-    altered or is older than ``APPROVAL_LINK_MAX_AGE_SECONDS``. Uses nothing."""
+def approval_link_read(token: str) -> LinkToken:
+    """What a link's token holds; ``LinkRefused`` when it is not ours, was altered or is older
+    than ``APPROVAL_LINK_MAX_AGE_SECONDS``. Uses nothing."""
     try:
         payload: Any = signing.TimestampSigner(salt=SALT).unsign_object(
             token, max_age=settings.APPROVAL_LINK_MAX_AGE_SECONDS
@@ -54,8 +65,14 @@ def approval_link_read(token: str) -> tuple[uuid.UUID, str]:
     except signing.BadSignature:
         raise LinkRefused(400, "this link is not valid (altered or incomplete)") from None
     try:
-        return uuid.UUID(payload["a"]), str(payload["n"])
-    except (TypeError, KeyError, ValueError):  # signed by us, so never seen; refused all the same
+        user_id = payload.get("u")
+        return LinkToken(
+            approval_id=uuid.UUID(payload["a"]),
+            nonce=str(payload["n"]),
+            user_id=None if user_id is None else int(user_id),
+        )
+    # Signed by us, so never seen; refused all the same.
+    except (TypeError, KeyError, ValueError, AttributeError):
         raise LinkRefused(400, "this link is not valid (altered or incomplete)") from None
 
 

@@ -1,4 +1,5 @@
-"""``notifications_dispatch``: one delivery row per matching subscription of an event."""
+"""``notifications_dispatch``: one delivery row per matching subscription of an event (one per
+approver for an approval request's e-mail)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from execution.models import ExecutionEvent
 from monitoring.notifications.kinds import notification_kind
 from monitoring.notifications.models import Channel, Kind, NotificationDelivery, NotificationSubscription
 from monitoring.notifications.recipients import approval_voters
-from monitoring.notifications.render import content_email, content_webhook
+from monitoring.notifications.render import Content, content_email, content_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ def subscriptions_matching(
 def notifications_dispatch(*, event_id: int) -> list[NotificationDelivery]:
     """Record (masked, ready to send) the deliveries of one committed event; return the new ones.
 
-    Idempotent: the unique (subscription, event) pair means a repeated task records nothing twice.
+    Idempotent: the unique (subscription, event[, recipient]) means a repeated task records
+    nothing twice.
     """
     event = (
         ExecutionEvent.objects.select_related("execution__tenant", "execution__actor")
@@ -54,33 +56,50 @@ def notifications_dispatch(*, event_id: int) -> list[NotificationDelivery]:
     created: list[NotificationDelivery] = []
     now = timezone.now()
     for subscription in subscriptions:
-        if subscription.channel == Channel.EMAIL:
-            content = content_email(event=event, execution=execution, kind=kind, approvers=approvers)
-            if kind == Kind.APPROVAL_REQUESTED:
-                # Exactly the users who may vote, whatever addresses the subscription lists.
-                destination = ",".join(user.email for user in voters)
-            else:
-                destination = subscription.destination
-        else:
+        # (content, destination, recipient) of each message of this subscription.
+        messages: list[tuple[Content, str, int | None]]
+        if subscription.channel == Channel.WEBHOOK:
+            # A shared channel: one message, one link (docs/notifications.md#approval-links).
             content = content_webhook(event=event, execution=execution, kind=kind, approvers=approvers)
-            destination = subscription.destination
-        try:
-            with transaction.atomic():
-                delivery = NotificationDelivery.objects.create(
-                    subscription=subscription,
-                    tenant_id=execution.tenant_id,
-                    event_id=event.pk,
-                    execution_id=execution.execution_id,
-                    kind=kind,
-                    channel=subscription.channel,
-                    destination=destination,
-                    subject=content.subject,
-                    body=content.body,
-                    html_body=content.html_body,
-                    max_attempts=settings.NOTIFY_MAX_ATTEMPTS,
-                    next_attempt_at=now,
+            messages = [(content, subscription.destination, None)]
+        elif kind == Kind.APPROVAL_REQUESTED and voters:
+            # Exactly the users who may vote, whatever addresses the subscription lists: one
+            # message each, with a link only its recipient opens.
+            messages = [
+                (
+                    content_email(
+                        event=event, execution=execution, kind=kind, approvers=approvers, recipient=voter
+                    ),
+                    voter.email,
+                    voter.pk,
                 )
-        except IntegrityError:  # recorded by an earlier run of the same task
-            continue
-        created.append(delivery)
+                for voter in voters
+            ]
+        else:
+            # Nobody may vote (an approval request with no voter to mail): one message without
+            # a recipient, recorded as failed when sent ("no recipient").
+            content = content_email(event=event, execution=execution, kind=kind, approvers=approvers)
+            destination = "" if kind == Kind.APPROVAL_REQUESTED else subscription.destination
+            messages = [(content, destination, None)]
+        for content, destination, recipient_id in messages:
+            try:
+                with transaction.atomic():
+                    delivery = NotificationDelivery.objects.create(
+                        subscription=subscription,
+                        tenant_id=execution.tenant_id,
+                        event_id=event.pk,
+                        execution_id=execution.execution_id,
+                        recipient_id=recipient_id,
+                        kind=kind,
+                        channel=subscription.channel,
+                        destination=destination,
+                        subject=content.subject,
+                        body=content.body,
+                        html_body=content.html_body,
+                        max_attempts=settings.NOTIFY_MAX_ATTEMPTS,
+                        next_attempt_at=now,
+                    )
+            except IntegrityError:  # recorded by an earlier run of the same task
+                continue
+            created.append(delivery)
     return created

@@ -75,6 +75,10 @@ class NotificationSubscription(models.Model):
 class NotificationDelivery(models.Model):
     """One message of one event to one subscription: the unique pair is the exactly-once guard.
 
+    An ``approval_requested`` e-mail is one message per approver instead (each carries a link
+    only its recipient opens): ``recipient_id`` names the user, and the unique triple
+    (subscription, event, recipient) is the guard of those.
+
     A notice of a membership change (kind ``role_granted``) has no subscription, event or
     execution: it reports the audit row ``audit_id`` to the tenant's admins."""
 
@@ -93,6 +97,9 @@ class NotificationDelivery(models.Model):
     event_id = models.BigIntegerField(null=True, blank=True)
     execution_id = models.UUIDField(null=True, blank=True, db_index=True)
     audit_id = models.BigIntegerField(null=True, blank=True)
+    # The one user a message is for (an approval request's e-mail to one approver); null for a
+    # message to a subscription's destination. A plain column like the others.
+    recipient_id = models.BigIntegerField(null=True, blank=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     channel = models.CharField(max_length=16, choices=Channel.choices)
     destination = models.TextField(blank=True, default="")
@@ -118,7 +125,16 @@ class NotificationDelivery(models.Model):
         verbose_name_plural = "notification deliveries"  # not Django's "deliverys"
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["subscription", "event_id"], name="notif_delivery_once"),
+            models.UniqueConstraint(
+                fields=["subscription", "event_id"],
+                condition=models.Q(recipient_id__isnull=True),
+                name="notif_delivery_once",
+            ),
+            models.UniqueConstraint(
+                fields=["subscription", "event_id", "recipient_id"],
+                condition=models.Q(recipient_id__isnull=False),
+                name="notif_delivery_once_per_recipient",
+            ),
             # An event's delivery to a subscription, or a membership notice of an audit row.
             models.CheckConstraint(
                 condition=models.Q(

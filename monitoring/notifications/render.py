@@ -69,13 +69,16 @@ class Content:
     html_body: str = ""
 
 
-def _facts(*, event: ExecutionEvent, execution: Execution, kind: str, approvers: list[str]) -> dict[str, Any]:
+def _facts(
+    *, event: ExecutionEvent, execution: Execution, kind: str, approvers: list[str], recipient: Any = None
+) -> dict[str, Any]:
     plan = execution.plan_snapshot if isinstance(execution.plan_snapshot, dict) else {}
     # The approval to vote on (a waiting gate's, else the pre-run one), linked by a signed,
-    # single-use, expiring link (approvals/links.py) that opens its page behind login.
+    # single-use, expiring link (approvals/links.py) that opens its page behind login; a
+    # message to one ``recipient`` carries a link only they open.
     approval = open_approval(execution) if kind == Kind.APPROVAL_REQUESTED else None
     execution_url = public_url() + reverse("execution_page", args=[execution.execution_id])
-    url = approval_link(approval) if approval else execution_url
+    url = approval_link(approval, user=recipient) if approval else execution_url
     details = event.details if isinstance(event.details, dict) else {}
     reason = details.get("reason") or details.get("message") or event.error_message or execution.error_message
     facts: dict[str, Any] = {
@@ -113,8 +116,11 @@ def _text_line(facts: dict[str, Any]) -> str:
     return f"{line} <{facts['url']}|open>"
 
 
-def content_email(*, event: ExecutionEvent, execution: Execution, kind: str, approvers: list[str]) -> Content:
-    facts = _facts(event=event, execution=execution, kind=kind, approvers=approvers)
+def content_email(
+    *, event: ExecutionEvent, execution: Execution, kind: str, approvers: list[str], recipient: Any = None
+) -> Content:
+    """The e-mail; ``recipient`` (a user) when it goes to that one person (an approval request)."""
+    facts = _facts(event=event, execution=execution, kind=kind, approvers=approvers, recipient=recipient)
     plan_name = header_line(facts["plan_name"], PLAN_NAME_IN_SUBJECT)
     subject = f"[OpsConductor] {facts['tenant']}/{facts['environment']}: {facts['headline']}: {plan_name}"
     text = render_to_string("notifications/email/message.txt", facts)

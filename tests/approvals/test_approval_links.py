@@ -34,9 +34,9 @@ pytestmark = pytest.mark.django_db
 LINK = re.compile(r"https?://[^\s\"<>|]+/approvals/link/[^\s\"<>|]+/")
 
 
-def _mailed_link(tenant: Any, people: dict[str, Any]) -> tuple[Any, str]:
-    """A pending approval and the link its approval_requested mail carries (the real path:
-    dispatch, masked delivery row, sent message)."""
+def _mailed_links(tenant: Any, people: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    """A pending approval and the link each approver's approval_requested mail carries, by
+    address (the real path: dispatch, masked delivery rows, sent messages)."""
     ensure_policies()
     subscribe(
         tenant=tenant, kinds=[Kind.APPROVAL_REQUESTED], channel=Channel.EMAIL, destination="x@example.test"
@@ -47,11 +47,20 @@ def _mailed_link(tenant: Any, people: dict[str, Any]) -> tuple[Any, str]:
     approval = approval_request(execution=execution, level=1)
     event = ExecutionEvent.objects.filter(execution=execution, event_type="approval_requested").latest("id")
     notifications_dispatch(event_id=event.pk)
-    assert deliveries_send_due(budget_seconds=10) == 1
-    [message] = mail.outbox
-    links = set(LINK.findall(message.body)) | set(LINK.findall(message.alternatives[0][0]))  # type: ignore[attr-defined]
-    assert len(links) == 1, message.body
-    return approval, urlsplit(links.pop()).path
+    assert deliveries_send_due(budget_seconds=10) == len(mail.outbox)
+    paths: dict[str, str] = {}
+    for message in mail.outbox:
+        [address] = message.to
+        links = set(LINK.findall(message.body)) | set(LINK.findall(message.alternatives[0][0]))  # type: ignore[attr-defined]
+        assert len(links) == 1, message.body
+        paths[address] = urlsplit(links.pop()).path
+    return approval, paths
+
+
+def _mailed_link(tenant: Any, people: dict[str, Any]) -> tuple[Any, str]:
+    """A pending approval and the link mailed to approver1."""
+    approval, paths = _mailed_links(tenant, people)
+    return approval, paths[people["approver1"].email]
 
 
 def _client(user: Any) -> Client:
@@ -73,10 +82,54 @@ def test_a_link_opens_the_approval_page_behind_login_once(tenant: Any) -> None:
     assert opened.status_code == 200 and 'id="vote-form"' in opened.content.decode()
     used = ApprovalLinkUse.objects.get()
     assert (used.approval_id, used.used_by) == (approval.approval_id, people["approver1"])
-    again = _client(people["approver2"]).get(path)
+    again = _client(people["approver1"]).get(path)
     assert again.status_code == 410
     assert "used already" in again.content.decode()
-    assert _client(people["approver1"]).get(path).status_code == 410
+    assert _client(people["approver2"]).get(path).status_code == 404  # not their link
+
+
+def test_each_approver_is_mailed_a_link_of_their_own_and_both_open(tenant: Any) -> None:
+    # One message to all approvers carried one single-use link: the first approver who
+    # opened it spent it, and the others got a 410.
+    people = personas(tenant)
+    approval, paths = _mailed_links(tenant, people)
+    ada, bob = people["approver1"], people["approver2"]
+    assert sorted(paths) == sorted([ada.email, bob.email])
+    assert len(mail.outbox) == 2  # one message per recipient
+    deliveries = NotificationDelivery.objects.filter(kind=Kind.APPROVAL_REQUESTED)
+    assert sorted(deliveries.values_list("recipient_id", "destination")) == sorted(
+        [(ada.pk, ada.email), (bob.pk, bob.email)]
+    )
+    assert paths[ada.email] != paths[bob.email]
+    for user in (ada, bob):
+        opened = _client(user).get(paths[user.email])
+        assert opened.status_code == 302, user
+        assert opened["Location"] == f"/approvals/{approval.approval_id}/"
+    assert sorted(ApprovalLinkUse.objects.values_list("used_by", flat=True)) == sorted([ada.pk, bob.pk])
+    for user in (ada, bob):  # each link is single-use for its person
+        assert _client(user).get(paths[user.email]).status_code == 410
+
+
+def test_a_link_opened_by_another_approver_is_a_404_and_stays_usable_by_its_own(tenant: Any) -> None:
+    people = personas(tenant)
+    approval, paths = _mailed_links(tenant, people)
+    ada, bob = people["approver1"], people["approver2"]
+    refused = _client(bob).get(paths[ada.email])  # bob may vote, but the link is ada's
+    assert refused.status_code == 404
+    assert not ApprovalLinkUse.objects.exists()
+    opened = _client(ada).get(paths[ada.email])
+    assert opened["Location"] == f"/approvals/{approval.approval_id}/"
+    assert _client(ada).get(paths[ada.email]).status_code == 410
+
+
+def test_a_repeated_dispatch_mails_each_approver_once(tenant: Any) -> None:
+    people = personas(tenant)
+    _mailed_links(tenant, people)
+    event = ExecutionEvent.objects.filter(event_type="approval_requested").latest("id")
+    assert notifications_dispatch(event_id=event.pk) == []
+    assert NotificationDelivery.objects.count() == 2
+    assert deliveries_send_due(budget_seconds=10) == 0
+    assert len(mail.outbox) == 2
 
 
 def test_a_tampered_link_is_a_400_page(tenant: Any) -> None:

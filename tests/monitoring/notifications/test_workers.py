@@ -80,21 +80,25 @@ def test_each_event_reaches_each_subscription_once_signed_masked_and_only_to_vot
                 ],
             )
             enqueue(failing)
-            # approval mail + failed mail; webhook: approval_requested, failed (a failed step
-            # is no dead letter: docs/contract.md#truth).
-            _wait_delivered(4, 180)
+            # approval mail to each of the two approvers + failed mail; webhook:
+            # approval_requested, failed (a failed step is no dead letter: docs/contract.md#truth).
+            _wait_delivered(5, 180)
             time.sleep(3)  # anything sent twice would arrive now
     assert Execution.objects.get(pk=failing.pk).status == "failed"
     assert set(NotificationDelivery.objects.values_list("status", flat=True)) == {"delivered"}
 
     mails = smtpd.snapshot()
-    assert len(mails) == 2
-    by_kind = {("approval" if "approval requested" in m.message["Subject"] else "failed"): m for m in mails}
-    assert sorted(by_kind["approval"].rcpt_tos) == ["ada-approver@example.test", "bob-approver@example.test"]
-    assert by_kind["failed"].rcpt_tos == ["oncall@example.test"]
-    approval_link = f"/approvals/{waiting.approval.approval_id}/"
-    assert approval_link in by_kind["approval"].part("text/plain")
-    assert approval_link in by_kind["approval"].part("text/html")
+    assert len(mails) == 3
+    approval_mails = [m for m in mails if "approval requested" in m.message["Subject"]]
+    [failed_mail] = [m for m in mails if m not in approval_mails]
+    assert sorted(address for m in approval_mails for address in m.rcpt_tos) == [
+        "ada-approver@example.test",
+        "bob-approver@example.test",
+    ]
+    assert failed_mail.rcpt_tos == ["oncall@example.test"]
+    by_kind = {"approval": approval_mails[0], "failed": failed_mail}
+    assert "/approvals/link/" in by_kind["approval"].part("text/plain")
+    assert "/approvals/link/" in by_kind["approval"].part("text/html")
     assert f"/executions/{failing.execution_id}/" in by_kind["failed"].part("text/plain")
 
     hooks = receiver.requests
