@@ -141,24 +141,26 @@ class Fleet:
         return _Done(row, result, values, int((time.monotonic() - began) * 1000))
 
     # -- this thread -----------------------------------------------------------------------
-    def _start(self, row: StepTarget) -> None:
+    def _start(self, rows: list[StepTarget]) -> None:
+        """Mark ``rows`` running: one UPDATE for the targets started together in a poll."""
         now = timezone.now()
-        StepTarget.objects.filter(pk=row.pk).update(
+        StepTarget.objects.filter(pk__in=[row.pk for row in rows]).update(
             status=TargetStatus.RUNNING,
             attempts=F("attempts") + 1,
             started_at=now,
             completed_at=None,
             error="",
         )
-        row.status, row.started_at = TargetStatus.RUNNING, now
-        self.started.add(row.pk)
+        for row in rows:
+            row.status, row.started_at = TargetStatus.RUNNING, now
+            self.started.add(row.pk)
 
     def _take(self, row: StepTarget) -> bool:
         """Start ``row`` (True), taking its asset's lock first in ``step`` scope; a busy lock
         puts it aside (False). Lock and running mark commit together: the lock rows never
         show a target that is not running, nor a running target without its lock."""
         if not self.locking:
-            self._start(row)
+            self._start([row])
             return True
         ctx = self.state.ctx
         with transaction.atomic():
@@ -170,7 +172,7 @@ class Fleet:
                 priority=ctx.priority,
             )
             if busy is None:
-                self._start(row)
+                self._start([row])
                 self.aside.pop(row.asset_id, None)
                 return True
             self._put_aside(row, busy)
@@ -365,10 +367,18 @@ class Fleet:
                 row = self.aside[asset].row
                 if self._take(row):
                     running.add(self._submit(pool, row))
-            while waiting and len(running) < threads and not self._stopping():
+            # Without step-scope locks the targets that start together get one start UPDATE
+            # (committed before any of them runs: a resumed step never runs a completed one).
+            fresh: list[StepTarget] = []
+            while waiting and len(running) + len(fresh) < threads and not self._stopping():
                 row = waiting.pop(0)
-                if self._take(row):
+                if not self.locking:
+                    fresh.append(row)
+                elif self._take(row):
                     running.add(self._submit(pool, row))
+            if fresh:
+                self._start(fresh)
+                running.update(self._submit(pool, row) for row in fresh)
             if self._stopping() and not running:
                 return  # targets aside were never started: skipped
             if running:

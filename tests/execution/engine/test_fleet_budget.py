@@ -41,7 +41,9 @@ def six_sshd() -> Iterator[LoopbackFleet]:
         fleet.stop()
 
 
-def _run(tenant: Any, operator: Any, fleet: LoopbackFleet, n: int) -> dict[str, list[str]]:
+def _run(
+    tenant: Any, operator: Any, fleet: LoopbackFleet, n: int, concurrency: int = 2
+) -> dict[str, list[str]]:
     """Run one fleet step on ``n`` targets; the statements by thread kind (pool or worker)."""
     fleet_assets(tenant, fleet, n)
     step = {
@@ -49,7 +51,7 @@ def _run(tenant: Any, operator: Any, fleet: LoopbackFleet, n: int) -> dict[str, 
         "type": "command",
         "targets": {"tags": ["web"]},
         "params": {"command": "true"},
-        "strategy": {"concurrency": 2},
+        "strategy": {"concurrency": concurrency},
         "max_retries": 0,
     }
     plan = {"name": f"{n} targets", "environment": "dev", "steps": [step]}
@@ -106,3 +108,17 @@ def test_a_fleet_steps_statements_grow_per_target_only_by_its_start_and_end_rows
         grown,
     )
     assert _target_rows(six["worker"]) - _target_rows(two["worker"]) <= 2 * 4
+
+
+def test_the_targets_started_in_one_poll_get_one_start_update(
+    tenant: Any, operator: Any, six_sshd: LoopbackFleet
+) -> None:
+    """Six targets, six at once: they start in the fan-out's first poll, marked running by one
+    UPDATE (one per target before)."""
+    seen = _run(tenant, operator, six_sshd, 6, concurrency=6)
+    starts = [
+        sql
+        for sql in seen["worker"]
+        if sql.startswith('UPDATE "execution_step_targets"') and '"started_at"' in sql
+    ]
+    assert len(starts) == 1, starts
