@@ -102,7 +102,8 @@
     // The approval block (state, who decided, votes) as the server renders it, after each
     // vote, decision, expiry or cancellation.
     var approvalBlock = document.getElementById("approval-block") ? refetchOn(["approval-block"], isApprovalNews) : null;
-    var attempt = 0, attemptStarted = {}, attemptEnded = {}, etaDeadline = null, etaSeconds = null, lastProgress = null;
+    // stepRuns["<step>:<attempt>"] = {start, end, outcome}: when the step itself ran in that attempt.
+    var attempt = 0, attemptStarted = {}, attemptEnded = {}, stepRuns = {}, etaDeadline = null, etaSeconds = null, lastProgress = null;
     var execStatus = statusEl.getAttribute("data-status");
 
     // Which lock the execution waits for and who holds it (a lock_wait event), until it
@@ -179,14 +180,20 @@
       return box;
     }
 
-    // "Attempt 2 · 04:38:48 → 04:38:49 (0.3 s) · failed": when it ran and how it ended.
+    // "Attempt 2 · 04:38:48 → 04:38:49 (0.3 s) · failed · retried": when the step ran in that
+    // attempt and how it ended (the attempt's own end added when it was retried or handed back),
+    // never another step's outcome: a step that completed before another failed reads completed.
     function summarize(n) {
       root.querySelectorAll('[data-attempt="' + n + '"] > summary').forEach(function (summary) {
-        var text = "Attempt " + n, start = attemptStarted[n], end = attemptEnded[n];
+        var index = summary.closest("tr").getAttribute("data-output-for");
+        var run = stepRuns[index + ":" + n] || {}, ended = attemptEnded[n];
+        var text = "Attempt " + n, start = run.start || attemptStarted[n];
+        var end = run.end ? { at: run.end, outcome: run.outcome } : (run.start ? null : ended);
         if (start) text += " · " + clock(start);
         if (start && end) {
           var seconds = (Date.parse(end.at) - Date.parse(start)) / 1000;
           text += " → " + clock(end.at) + " (" + seconds.toFixed(1) + " s) · " + end.outcome;
+          if (run.end && ended && ended.outcome === "retried") text += " · retried";
         }
         summary.textContent = text;
       });
@@ -239,6 +246,13 @@
         }
         if (live && approvalBlock && isApprovalNews(ev)) approvalBlock(ev);
       } else {
+        var key = ev.step_index + ":" + Math.max(attempt, 1);
+        if (ev.type === "step_started") stepRuns[key] = { start: ev.created_at };
+        else if (STEP_STATUS[ev.type] && stepRuns[key] && !stepRuns[key].end) {
+          stepRuns[key].end = ev.created_at;
+          stepRuns[key].outcome = ev.to_status || STEP_STATUS[ev.type];
+          summarize(Math.max(attempt, 1));
+        }
         var row = stepRow(ev.step_index);
         if (row) {
           var status = ev.type.indexOf("step_") === 0 ? ev.to_status || STEP_STATUS[ev.type] : null;

@@ -5,6 +5,7 @@ and the pages follow the system's dark mode."""
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.test import Client
@@ -158,3 +159,46 @@ def test_a_waiting_execution_shows_its_estimate_without_counting_it_down(
           if (performance.now() - t0 > 5000) done([...texts]); else requestAnimationFrame(look); })(); })"""
     )
     assert seen == ["0% · 0/1 steps · about 0:03 once it runs"], seen
+
+
+def test_each_steps_attempt_summary_tells_that_steps_own_run(
+    browser: Any, live_server: Any, tenant: Any, viewer: Any
+) -> None:
+    # Step 0 completed in 2 s, then step 1 failed 3 s later and the execution with it: step 0's
+    # output box reads its own run ("(2.0 s) · completed"), not the attempt's 5 s and "failed".
+    from datetime import timedelta
+
+    from execution.services.events import event_record
+
+    plan = {"name": "two steps", "environment": "dev", "steps": []}
+    execution = ExecutionFactory(tenant=tenant, status=ExecutionStatus.FAILED, plan_snapshot=plan)
+    for index, status in ((0, ExecutionStatus.COMPLETED), (1, ExecutionStatus.FAILED)):
+        ExecutionStepFactory(execution=execution, step_index=index, step_type="command", status=status)
+    t0 = timezone.now() - timedelta(minutes=1)
+    for second, event_type, step, to_status, details in [  # the last one ends the attempt
+        (0, "started", None, ExecutionStatus.RUNNING, None),
+        (0, "step_started", 0, ExecutionStatus.RUNNING, None),
+        (1, "step_output", 0, None, {"stream": "stdout", "text": "fine"}),
+        (2, "step_completed", 0, ExecutionStatus.COMPLETED, None),
+        (2, "step_started", 1, ExecutionStatus.RUNNING, None),
+        (3, "step_output", 1, None, {"stream": "stderr", "text": "oops"}),
+        (5, "step_failed", 1, ExecutionStatus.FAILED, None),
+        (5, "failed", None, ExecutionStatus.FAILED, None),
+    ]:
+        from_status = ExecutionStatus.RUNNING if event_type == "failed" else None
+        # Recorded at the given second (the table is append-only: the time is set as it is written).
+        with mock.patch("django.utils.timezone.now", return_value=t0 + timedelta(seconds=second)):
+            event_record(
+                execution=execution,
+                event_type=event_type,
+                step_index=step,
+                from_status=from_status,
+                to_status=to_status,
+                details=details,
+            )
+    page = _browse(browser, live_server, viewer)
+    page.goto(f"{live_server.url}/executions/{execution.execution_id}/")
+    first = page.inner_text('tr[data-output-for="0"] [data-attempt="1"] > summary')
+    second = page.inner_text('tr[data-output-for="1"] [data-attempt="1"] > summary')
+    assert first.startswith("Attempt 1 · ") and first.endswith("(2.0 s) · completed"), first
+    assert second.startswith("Attempt 1 · ") and second.endswith("(3.0 s) · failed"), second
