@@ -187,10 +187,30 @@ def temporary_password_user(password: str) -> Iterator[str]:
     """
     if os.geteuid() != 0 or shutil.which("useradd") is None:
         pytest.skip("a password login on the loopback sshd needs root (to create a temporary user)")
+    with _temporary_sh_user() as name:
+        subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True, capture_output=True)
+        yield name
+
+
+@contextlib.contextmanager
+def temporary_sh_user() -> Iterator[str]:
+    """A throw-away local user whose login shell is /bin/sh (dash on Debian, as many service
+    accounts have), logging in with the servers' authorized key (root only), removed
+    afterwards. sshd runs every command line through the login shell: this is how a target
+    with a POSIX shell that is not bash is reached."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("a login with /bin/sh on the loopback sshd needs root (to create a temporary user)")
+    with _temporary_sh_user() as name:
+        # No password, and not locked ('!'): sshd without PAM refuses a locked account's keys.
+        subprocess.run(["usermod", "-p", "*", name], check=True, capture_output=True)
+        yield name
+
+
+@contextlib.contextmanager
+def _temporary_sh_user() -> Iterator[str]:
     name = f"opsc{uuid.uuid4().hex[:10]}"
     subprocess.run(["useradd", "-M", "-d", "/tmp", "-s", "/bin/sh", name], check=True, capture_output=True)
     try:
-        subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True, capture_output=True)
         yield name
     finally:
         # userdel refuses while a session of the user is still closing: retry for a while.

@@ -11,7 +11,7 @@ a different key later is refused (``BadHostKeyException``).
 Cancel and timeout: the command runs as the leader of a new session on the remote host
 (``setsid``) and writes its pid (= its process group id) to a pid file. run() holds that
 group on ``ctx.held``; on a cancel or a timeout it stops reading and the step's cleanup()
-closes the channel and sends ``kill -TERM -- -<pgid>`` then ``kill -KILL`` over a new
+closes the channel and sends ``kill -TERM -<pgid>`` then ``kill -KILL`` over a new
 channel (over a new connection when the step's one is gone), so no remote process survives
 (a plain channel close would leave ``sleep 60`` running without a tty). A connection lost
 mid-command (no exit status) fails the step and kills the group the same way.
@@ -164,8 +164,11 @@ def _wrapped(command: str, pid_file: str) -> str:
     # A background list reads /dev/null unless told otherwise: the session's stdin is fd 3.
     # The command's group is $c: a background job of this (non-interactive) shell is no group
     # leader, so setsid makes it one without forking. Builtins only: nothing to fork at a stop.
+    # The group as `kill -TERM -$c`, never `kill -TERM -- -$c`: the login shell runs this line,
+    # and dash (/bin/sh on Debian, many service accounts' shell) refuses `--` ("Illegal
+    # number"), so the group lived on after a cancel.
     watchdog = (
-        'exec 3<&0; (while read -r l <&3; do [ "$l" = stop ] && { kill -TERM -- -$c; break; }; done) '
+        'exec 3<&0; (while read -r l <&3; do [ "$l" = stop ] && { kill -TERM -$c; break; }; done) '
         "2>/dev/null & "
     )
     return (
@@ -177,8 +180,8 @@ def _wrapped(command: str, pid_file: str) -> str:
 def _kill_remote(client: paramiko.SSHClient, pid_file: str) -> None:
     pf = shlex.quote(pid_file)
     script = (
-        f"if [ -s {pf} ]; then g=$(cat {pf}); kill -TERM -- -$g 2>/dev/null; sleep 1; "
-        f"kill -KILL -- -$g 2>/dev/null; rm -f {pf}; fi; true"
+        f"if [ -s {pf} ]; then g=$(cat {pf}); kill -TERM -$g 2>/dev/null; sleep 1; "
+        f"kill -KILL -$g 2>/dev/null; rm -f {pf}; fi; true"  # no `--`: see _wrapped
     )
     _, stdout, _ = client.exec_command(script, timeout=10)
     stdout.channel.recv_exit_status()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 from execution.runners.connections import ssh
 from execution.runners.registry import get_runner
 from tests.execution.runners.conftest import make_ctx, ssh_target
-from tests.support.sshd import LoopbackSshd, wait_until
+from tests.support.sshd import LoopbackSshd, temporary_sh_user, wait_until
 
 # sshd listens on loopback, opened the operator's way (the guard reads the tenant's rules).
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_opened")]
@@ -86,13 +88,14 @@ def _remote_sleepers(marker: str) -> list[str]:
     ]
 
 
-def _sleeper_ctx(sshd: LoopbackSshd, marker: str, timeout: float = 120, **extra: Any) -> Any:
+def _sleeper_ctx(sshd: LoopbackSshd, marker: str, timeout: float = 120, login: str = "", **extra: Any) -> Any:
     # A unique duration marks this step's processes in ps: a background child and the
     # foreground sleep (the "sleep 60" of the acceptance, plus a grandchild).
+    target = ssh_target(sshd)
     return make_ctx(
         "command",
         {"command": f"sleep {marker} & sleep {marker}"},
-        target=ssh_target(sshd),
+        target=dataclasses.replace(target, username=login) if login else target,
         credential={"private_key": sshd.client_private_key},
         timeout=timeout,
         **extra,
@@ -139,6 +142,50 @@ def test_cancel_during_sleep_leaves_no_remote_process(sshd: LoopbackSshd) -> Non
     assert len(_remote_sleepers(marker)) >= 2 and len(ctx.held.names()) == 1
     get_runner("command").cleanup(ctx, "cancelled")
     assert not ctx.held.names()
+    assert wait_until(lambda: not _remote_sleepers(marker), timeout=15), _remote_sleepers(marker)
+
+
+@pytest.fixture
+def sh_login(sshd: LoopbackSshd) -> Iterator[str]:
+    """An account whose login shell is /bin/sh: dash here (sshd runs the wrapper through it)."""
+    if not os.path.realpath("/bin/sh").endswith("dash"):
+        pytest.skip("/bin/sh is not dash here")
+    sshd.dir.chmod(0o711)  # sshd reads the authorized keys as the account
+    sshd.authorized.chmod(0o644)
+    with temporary_sh_user() as name:
+        yield name
+
+
+def test_a_cancel_stops_the_remote_group_of_a_login_whose_shell_is_dash(
+    sshd: LoopbackSshd, sh_login: str
+) -> None:
+    # dash's kill refuses `kill -TERM -- -<group>` ("Illegal number"): the watchdog's stop and
+    # the TERM/KILL backstop both failed, so a cancelled command ran on to its end.
+    marker = _marker()
+    ctx = _sleeper_ctx(sshd, marker, login=sh_login)
+    worker, results = _run_in_thread(ctx)
+    assert wait_until(lambda: len(_remote_sleepers(marker)) >= 2, timeout=30), "remote command never started"
+    ctx.cancel_event.set()
+    worker.join(timeout=30)
+    assert results and results[0].status == "cancelled"
+    get_runner("command").cleanup(ctx, "cancelled")  # the watchdog's stop, the backstop behind it
+    assert not ctx.held.names()
+    assert wait_until(lambda: not _remote_sleepers(marker), timeout=15), _remote_sleepers(marker)
+
+
+def test_the_kill_backstop_stops_the_remote_group_of_a_login_whose_shell_is_dash(
+    sshd: LoopbackSshd, sh_login: str
+) -> None:
+    marker = _marker()
+    ctx = _sleeper_ctx(sshd, marker, login=sh_login)
+    worker, results = _run_in_thread(ctx)
+    assert wait_until(lambda: len(_remote_sleepers(marker)) >= 2, timeout=30), "remote command never started"
+    ctx.cancel_event.set()
+    worker.join(timeout=30)
+    assert results and results[0].status == "cancelled"
+    _kill_ssh_session_of(marker)  # no watchdog left: cleanup kills over a new connection
+    assert len(_remote_sleepers(marker)) >= 2
+    get_runner("command").cleanup(ctx, "cancelled")
     assert wait_until(lambda: not _remote_sleepers(marker), timeout=15), _remote_sleepers(marker)
 
 
