@@ -3,7 +3,9 @@ directly.
 
 Two kinds of violation:
 
-- ``execution_timeout``: an execution past its ``timeout_at`` that has not finished;
+- ``execution_timeout``: a running execution past its ``timeout_at`` (the deadline of its
+  current attempt; every start sets it anew, so one parked at a gate step, queued again or
+  waiting for a lock keeps its last attempt's deadline, which nothing enforces: no alert);
 - ``queue_wait``: a queue item still ``pending`` longer than its SLA class allows
   (``settings.SLA_QUEUE_WAIT_SECONDS``), counted from when it became claimable.
 
@@ -28,13 +30,6 @@ from execution.models import Execution, QueueItem
 from execution.services.events import event_record
 from monitoring.models import SlaAlert
 
-# Statuses in which an execution still owes a result (timeout_at applies to them).
-UNFINISHED = [
-    ExecutionStatus.PENDING_APPROVAL,
-    ExecutionStatus.APPROVED,
-    ExecutionStatus.QUEUED,
-    ExecutionStatus.RUNNING,
-]
 SWEEP_BATCH = 500
 
 
@@ -92,14 +87,14 @@ def _alert_once(
 
 
 def sla_timeouts_detect(*, now: datetime) -> tuple[list[SlaAlert], int]:
-    """Alert on executions past ``timeout_at`` that are still unfinished."""
+    """Alert on running executions past ``timeout_at`` (their attempt's deadline)."""
     alerted = SlaAlert.objects.filter(
         execution_id=OuterRef("execution_id"),
         kind=SlaAlert.Kind.EXECUTION_TIMEOUT,
         deadline_at=OuterRef("timeout_at"),
     )
     overdue = list(
-        Execution.objects.filter(status__in=UNFINISHED, timeout_at__lt=now)
+        Execution.objects.filter(status=ExecutionStatus.RUNNING, timeout_at__lt=now)
         .exclude(Exists(alerted))
         .order_by("timeout_at")[:SWEEP_BATCH]
     )

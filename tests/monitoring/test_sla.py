@@ -55,6 +55,19 @@ def test_finished_or_not_yet_due_executions_do_not_alert() -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("status", [ExecutionStatus.PENDING_APPROVAL, ExecutionStatus.QUEUED])
+def test_a_parked_execution_past_its_last_attempts_deadline_does_not_alert(status: str) -> None:
+    # Parked at a gate step (pending_approval) or queued again, it keeps the timeout_at its
+    # last start set; nothing enforces it (the next start sets a new one), so it is no timeout.
+    now = timezone.now()
+    ExecutionFactory(
+        status=status, started_at=now - timedelta(minutes=5), timeout_at=now - timedelta(minutes=4)
+    )
+    assert sla_violations_detect().alerts == []
+    assert not SlaAlert.objects.exists()
+
+
+@pytest.mark.django_db
 def test_queue_item_waiting_longer_than_its_sla_class_alerts_once(settings: Any) -> None:
     settings.SLA_QUEUE_WAIT_SECONDS = {"fast": 10, "medium": 30, "long": 120}
     old = timezone.now() - timedelta(seconds=20)
