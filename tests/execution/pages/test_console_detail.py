@@ -118,6 +118,25 @@ def test_a_rejected_executions_steps_are_not_queued(
     assert "ada-approver" in votes and "reject" in votes and "not on a Friday" in votes
 
 
+def test_the_approval_line_says_when_it_expires_only_while_it_waits(tenant: Any, viewer: Any) -> None:
+    from datetime import UTC, datetime
+
+    expires = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    decided = datetime(2030, 1, 2, 2, 59, 0, tzinfo=UTC)
+    lines = {}
+    for state, responded in (("pending", None), ("approved", decided), ("expired", None)):
+        execution = ExecutionFactory(tenant=tenant)
+        ApprovalFactory(execution=execution, state=state, expires_at=expires, responded_at=responded)
+        body = _client(viewer).get(f"/executions/{execution.execution_id}/").content.decode()
+        block = re.search(r'<div id="approval-block">.*?</p>', body, re.S)
+        assert block
+        lines[state] = " ".join(re.sub(r"<[^>]+>", "", block.group(0)).split())
+    assert lines["pending"].endswith("pending · expires 2030-01-02 03:04:05 UTC"), lines
+    # Decided, an expiry time reads like a deadline still to meet: the decision's time instead.
+    assert lines["approved"].endswith("approved · decided 2030-01-02 02:59:00 UTC"), lines
+    assert lines["expired"].endswith("expired · expired 2030-01-02 03:04:05 UTC"), lines
+
+
 def test_the_cancel_reason_is_shown(tenant: Any, viewer: Any, operator: Any) -> None:
     execution = ExecutionFactory(tenant=tenant, actor=operator)
     transition(execution, ExecutionStatus.CANCELLED, actor=operator, reason="wrong window")
