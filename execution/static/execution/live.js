@@ -84,6 +84,11 @@
     if (d.actor) parts.push("· by " + d.actor);
     if (ev.type === "target_completed" || ev.type === "target_failed") parts.push("· " + d.hostname + " " + d.status);
     if (ev.type === "target_waiting") parts.push("· " + d.hostname + " waiting");
+    if (ev.type === "fleet_batch_started" && d.targets) {
+      // As opsctl --follow prints it: the batch, how many targets, the first ten hosts.
+      parts.push("· batch " + d.batch + ": " + d.targets.length + " targets (" + d.targets.slice(0, 10).join(", ") +
+        (d.targets.length > 10 ? " and " + (d.targets.length - 10) + " more)" : ")"));
+    }
     if (ev.type === "approval_vote") parts.push("· " + d.decision + (d.comment ? ": " + d.comment : ""));
     if (d.reason) parts.push("· " + d.reason);
     if (d.error_message && d.error_message !== d.reason) parts.push("· " + d.error_message);

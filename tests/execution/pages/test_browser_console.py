@@ -105,6 +105,31 @@ def test_the_event_list_numbers_each_event_once(
     assert texts and not any(t.startswith("#") or f"#{i}" in t for t in texts for i in ids), texts
 
 
+def test_a_fleet_batch_event_names_its_batch_and_hosts(
+    browser: Any, live_server: Any, tenant: Any, viewer: Any
+) -> None:
+    # The line said only "fleet_batch_started (step 0)": which batch, and on which hosts, was
+    # in opsctl --follow and the event's data, not on the page.
+    from execution.services.events import event_record
+
+    execution = ExecutionFactory(tenant=tenant, status=ExecutionStatus.RUNNING)
+    hosts = [f"web-{i:02d}" for i in range(11, 23)]
+    event = event_record(
+        execution=execution,
+        event_type="fleet_batch_started",
+        step_index=0,
+        details={"batch": 1, "targets": hosts},
+    )
+    page = _browse(browser, live_server, viewer)
+    page.goto(f"{live_server.url}/executions/{execution.execution_id}/")
+    line = page.locator(f'#event-log li[data-event-id="{event.pk}"]')
+    line.wait_for()
+    assert line.inner_text().endswith(
+        "fleet_batch_started (step 0) · batch 1: 12 targets (web-11, web-12, web-13, web-14, web-15, "
+        "web-16, web-17, web-18, web-19, web-20 and 2 more)"
+    ), line.inner_text()
+
+
 def test_the_dead_letter_table_is_readable_on_a_phone(
     browser: Any, live_server: Any, tenant: Any, operator: Any
 ) -> None:
