@@ -9,7 +9,8 @@ line ``ssh-keyscan`` prints); otherwise *accept-new* in a tenant-scoped known_ho
 a different key later is refused (``BadHostKeyException``).
 
 Cancel and timeout: the command runs as the leader of a new session on the remote host
-(``setsid``) and writes its pid (= its process group id) to a pid file. run() holds that
+(``setsid``) and first prints its pid (= its process group id) as the first line of stdout
+(read off before the output is kept; no pid file to write and remove). run() holds that
 group on ``ctx.held``; on a cancel or a timeout it stops reading and the step's cleanup()
 closes the channel and sends ``kill -TERM -<pgid>`` then ``kill -KILL`` over a new
 channel (over a new connection when the step's one is gone), so no remote process survives
@@ -30,7 +31,6 @@ import re
 import shlex
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,16 +151,16 @@ def ssh_connect(
     return client
 
 
-def _wrapped(command: str, pid_file: str) -> str:
-    """The remote command line: env from stdin, the command as a session leader with a pid
-    file, and a watchdog on stdin: a ``stop`` line TERMs the group at once, through the
+def _wrapped(command: str) -> str:
+    """The remote command line: env from stdin, the command as a session leader that prints
+    its pid (its group id) as stdout's first line before it runs the command, and a watchdog
+    on stdin: a ``stop`` line TERMs the group at once, through the
     session's own shell (a new channel needs sshd to start a session first, seconds on a
     loaded host; cleanup() still kills over one, as the backstop)."""
     read_env = (
         'while read -r n v; do [ "$n" = "--" ] && break; export "$n=$(printf %s "$v" | base64 -d)"; done; '
     )
-    inner = 'echo $$ > "$1"; exec sh -c "$2"'
-    pf = shlex.quote(pid_file)
+    inner = 'echo $$; exec sh -c "$1"'
     # A background list reads /dev/null unless told otherwise: the session's stdin is fd 3.
     # The command's group is $c: a background job of this (non-interactive) shell is no group
     # leader, so setsid makes it one without forking. Builtins only: nothing to fork at a stop.
@@ -172,29 +172,29 @@ def _wrapped(command: str, pid_file: str) -> str:
         "2>/dev/null & "
     )
     return (
-        f"{read_env}setsid sh -c {shlex.quote(inner)} opsc {pf} {shlex.quote(command)} </dev/null & c=$!; "
-        f"{watchdog}w=$!; wait $c; rc=$?; kill $w 2>/dev/null; rm -f {pf}; exit $rc"
+        f"{read_env}setsid sh -c {shlex.quote(inner)} opsc {shlex.quote(command)} </dev/null & c=$!; "
+        f"{watchdog}w=$!; wait $c; rc=$?; kill $w 2>/dev/null; exit $rc"
     )
 
 
-def _kill_remote(client: paramiko.SSHClient, pid_file: str) -> None:
-    pf = shlex.quote(pid_file)
-    script = (
-        f"if [ -s {pf} ]; then g=$(cat {pf}); kill -TERM -$g 2>/dev/null; sleep 1; "
-        f"kill -KILL -$g 2>/dev/null; rm -f {pf}; fi; true"  # no `--`: see _wrapped
-    )
+def _kill_remote(client: paramiko.SSHClient, pgid: int | None) -> None:
+    if pgid is None:  # the group never printed its id: it never ran the command
+        return
+    # No `--`: see _wrapped.
+    script = f"kill -TERM -{pgid} 2>/dev/null; sleep 1; kill -KILL -{pgid} 2>/dev/null; true"
     _, stdout, _ = client.exec_command(script, timeout=10)
     stdout.channel.recv_exit_status()
 
 
 @dataclass
 class _RemoteGroup:
-    """The remote process group a step holds: its connection, channel and pid file."""
+    """The remote process group a step holds: its connection, channel and group id (from
+    stdout's first line; None until it arrived)."""
 
     ctx: StepContext
     client: paramiko.SSHClient
-    pid_file: str
     channel: paramiko.Channel | None = None
+    pgid: int | None = None
 
     def release(self) -> None:
         """Kill the group, then close. First through the session's watchdog (a ``stop`` line:
@@ -225,14 +225,14 @@ class _RemoteGroup:
             if self.channel is not None:
                 self.channel.close()
             try:
-                _kill_remote(self.client, self.pid_file)
+                _kill_remote(self.client, self.pgid)
             except Exception:  # the step's connection is gone: a new one
                 with ssh_connect(self.ctx) as fresh:
-                    _kill_remote(fresh, self.pid_file)
+                    _kill_remote(fresh, self.pgid)
         except Exception:
             if raise_errors:
                 raise
-            logger.exception("ssh kill backstop of %s failed", self.pid_file)
+            logger.exception("ssh kill backstop of remote group %s failed", self.pgid)
         finally:
             self.client.close()
 
@@ -247,7 +247,6 @@ def run_command(ctx: StepContext) -> StepResult:
         return StepResult(status=ExecutionStatus.FAILED, error_message=f"invalid env variable names: {bad}")
     if params.get("cwd"):
         command = f"cd {shlex.quote(str(params['cwd']))} && {command}"
-    pid_file = f"/tmp/opsconductor-{uuid.uuid4().hex}.pid"  # noqa: S108 - remote path, random name
     kept = ctx.connections
     try:
         checked = _check(ctx)
@@ -259,10 +258,10 @@ def run_command(ctx: StepContext) -> StepResult:
         )
     except Exception as exc:
         return StepResult(status=ExecutionStatus.FAILED, error_message=f"ssh connect failed: {exc}")
-    group = _RemoteGroup(ctx, client, pid_file, channel)
+    group = _RemoteGroup(ctx, client, channel)
     # Held until the command ends; on a cancel or a timeout cleanup() kills the group and
     # closes the connection (it is not kept).
-    held = f"remote process group ({pid_file})"
+    held = "remote process group"
     ctx.held.hold(held, group.release)
     try:
         result = _follow(ctx, group, command, env)
@@ -341,7 +340,8 @@ def _follow(ctx: StepContext, group: _RemoteGroup, command: str, env: dict[str, 
     ended: str | None = None
     channel = group.channel
     assert channel is not None  # opened by run_command
-    channel.exec_command(_wrapped(command, group.pid_file))
+    channel.exec_command(_wrapped(command))
+    lead: bytearray | None = bytearray()  # stdout until the group id's line ended; then None
     for name, value in env.items():
         encoded = base64.b64encode(str(value).encode()).decode()
         channel.sendall(f"{name} {encoded}\n".encode())
@@ -354,6 +354,14 @@ def _follow(ctx: StepContext, group: _RemoteGroup, command: str, env: dict[str, 
         ):
             if ready():
                 chunk = recv(32768)
+                if chunk and stream == "stdout" and lead is not None:
+                    lead += chunk
+                    line, newline, chunk = bytes(lead).partition(b"\n")
+                    if not newline:
+                        got = True
+                        continue
+                    lead = None
+                    group.pgid = int(line) if line.strip().isdigit() else None
                 if chunk:
                     got = True
                     room = cap - len(out[stream])

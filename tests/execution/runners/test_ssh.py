@@ -46,6 +46,24 @@ def test_command_runs_and_streams_output(sshd: LoopbackSshd) -> None:
     assert ("stdout", "hello from ssh\n") in chunks
 
 
+def test_the_wrapper_writes_no_file_on_the_target_and_keeps_its_group_id_off_the_output(
+    sshd: LoopbackSshd,
+) -> None:
+    """The command's group id comes back as stdout's first line, read off before the output
+    (a pid file in /tmp was written and removed around every command before)."""
+    ctx = make_ctx(
+        "command",
+        {"command": "ls /tmp | grep -c '^opsconductor-.*[.]pid$'; cut -d' ' -f1,5 /proc/$$/stat"},
+        target=ssh_target(sshd),
+        credential={"private_key": sshd.client_private_key},
+    )
+    result = ssh.run_command(ctx)
+    count, ids = result.output["stdout"].splitlines()
+    assert count == "0"
+    pid, group = ids.split()
+    assert pid == group  # the command is still its own group's leader (what a cancel kills)
+
+
 def test_host_key_is_recorded_then_enforced(sshd: LoopbackSshd, known_hosts_dir: Path) -> None:
     ctx = make_ctx(
         "command",
