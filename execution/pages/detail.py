@@ -56,8 +56,12 @@ def _step_rows(execution: Execution) -> list[dict[str, Any]]:
     ):
         status = step.status
         # A step that never started in a finished execution (rejected, cancelled before it,
-        # or after an earlier failure) did not run: say so instead of "queued".
-        shown = "not_run" if finished and status == ExecutionStatus.QUEUED else status
+        # or after an earlier failure) did not run: say so instead of "queued" or the
+        # "cancelled" its row holds (docs/contract.md#cancellation), as the live page does.
+        never_started = status == ExecutionStatus.QUEUED or (
+            status == ExecutionStatus.CANCELLED and step.started_at is None
+        )
+        shown = "not_run" if finished and never_started else status
         duration = f"{step.duration_ms / 1000:.2f} s" if step.duration_ms is not None else ""
         rows.append({"step": step, "status": shown, "duration": duration})
     return rows

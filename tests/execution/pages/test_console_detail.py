@@ -212,6 +212,26 @@ def test_detail_queries_are_bounded(tenant: Any, operator: Any) -> None:
     assert len(ctx.captured_queries) < 16, [q["sql"][:100] for q in ctx.captured_queries]
 
 
+def test_a_step_that_never_started_reads_not_run_and_a_stopped_one_cancelled(
+    tenant: Any, viewer: Any
+) -> None:
+    """Steps that will not run end ``cancelled`` in their rows; the page said "cancelled" for
+    a step after a failure that never started (the live page said "not run")."""
+    from django.utils import timezone
+
+    execution = ExecutionFactory(tenant=tenant, status=ExecutionStatus.FAILED)
+    ExecutionStepFactory(
+        execution=execution, step_index=0, status=ExecutionStatus.FAILED, started_at=timezone.now()
+    )
+    ExecutionStepFactory(execution=execution, step_index=1, status=ExecutionStatus.CANCELLED)
+    ExecutionStepFactory(
+        execution=execution, step_index=2, status=ExecutionStatus.CANCELLED, started_at=timezone.now()
+    )
+    body = _client(viewer).get(f"/executions/{execution.execution_id}/").content.decode()
+    shown = re.findall(r'data-role="step-status" data-status="([a-z_]+)"', body)
+    assert shown == ["failed", "not_run", "cancelled"]
+
+
 def test_a_failed_run_is_an_empty_red_bar_not_a_full_blue_one(tenant: Any, viewer: Any) -> None:
     execution = ExecutionFactory(tenant=tenant, status=ExecutionStatus.FAILED)
     ExecutionStepFactory(execution=execution, step_index=0, status=ExecutionStatus.FAILED)
