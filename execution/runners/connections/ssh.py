@@ -167,9 +167,12 @@ def _wrapped(command: str) -> str:
     # The group as `kill -TERM -$c`, never `kill -TERM -- -$c`: the login shell runs this line,
     # and dash (/bin/sh on Debian, many service accounts' shell) refuses `--` ("Illegal
     # number"), so the group lived on after a cancel.
+    # The watchdog TERMs the group on a ``stop`` line and also when stdin ends while the
+    # command runs: the connection is gone (its worker was killed, the network dropped), and
+    # nobody would stop the command any more: a resumed step running the target again would
+    # run beside it. At a normal end the shell kills the watchdog first.
     watchdog = (
-        'exec 3<&0; (while read -r l <&3; do [ "$l" = stop ] && { kill -TERM -$c; break; }; done) '
-        "2>/dev/null & "
+        'exec 3<&0; (while read -r l <&3; do [ "$l" = stop ] && break; done; kill -TERM -$c) 2>/dev/null & '
     )
     return (
         f"{read_env}setsid sh -c {shlex.quote(inner)} opsc {shlex.quote(command)} </dev/null & c=$!; "

@@ -106,13 +106,22 @@ def _remote_sleepers(marker: str) -> list[str]:
     ]
 
 
-def _sleeper_ctx(sshd: LoopbackSshd, marker: str, timeout: float = 120, login: str = "", **extra: Any) -> Any:
+def _sleeper_ctx(
+    sshd: LoopbackSshd,
+    marker: str,
+    timeout: float = 120,
+    login: str = "",
+    ignore_term: bool = False,
+    **extra: Any,
+) -> Any:
     # A unique duration marks this step's processes in ps: a background child and the
-    # foreground sleep (the "sleep 60" of the acceptance, plus a grandchild).
+    # foreground sleep (the "sleep 60" of the acceptance, plus a grandchild). ``ignore_term``:
+    # both ignore TERM (inherited), so only the backstop's KILL ends them.
     target = ssh_target(sshd)
+    trap = "trap '' TERM; " if ignore_term else ""
     return make_ctx(
         "command",
-        {"command": f"sleep {marker} & sleep {marker}"},
+        {"command": f"{trap}sleep {marker} & sleep {marker}"},
         target=dataclasses.replace(target, username=login) if login else target,
         credential={"private_key": sshd.client_private_key},
         timeout=timeout,
@@ -195,13 +204,13 @@ def test_the_kill_backstop_stops_the_remote_group_of_a_login_whose_shell_is_dash
     sshd: LoopbackSshd, sh_login: str
 ) -> None:
     marker = _marker()
-    ctx = _sleeper_ctx(sshd, marker, login=sh_login)
+    ctx = _sleeper_ctx(sshd, marker, login=sh_login, ignore_term=True)
     worker, results = _run_in_thread(ctx)
     assert wait_until(lambda: len(_remote_sleepers(marker)) >= 2, timeout=30), "remote command never started"
     ctx.cancel_event.set()
     worker.join(timeout=30)
     assert results and results[0].status == "cancelled"
-    _kill_ssh_session_of(marker)  # no watchdog left: cleanup kills over a new connection
+    _kill_ssh_session_of(marker)  # the watchdog's TERM is ignored: cleanup kills over a new connection
     assert len(_remote_sleepers(marker)) >= 2
     get_runner("command").cleanup(ctx, "cancelled")
     assert wait_until(lambda: not _remote_sleepers(marker), timeout=15), _remote_sleepers(marker)
@@ -229,7 +238,7 @@ def test_cleanup_reaches_the_remote_group_over_a_new_connection_when_the_steps_o
     sshd: LoopbackSshd,
 ) -> None:
     marker = _marker()
-    ctx = _sleeper_ctx(sshd, marker)
+    ctx = _sleeper_ctx(sshd, marker, ignore_term=True)  # the watchdog's TERM at the drop does nothing
     worker, results = _run_in_thread(ctx)
     assert wait_until(lambda: len(_remote_sleepers(marker)) >= 2, timeout=30), "remote command never started"
     ctx.cancel_event.set()
@@ -253,6 +262,49 @@ def test_a_connection_lost_mid_command_fails_the_step_and_kills_the_remote_group
     assert results[0].error_message == "ssh command failed: the connection closed before the command ended"
     assert not ctx.held.names()
     assert wait_until(lambda: not _remote_sleepers(marker), timeout=15), _remote_sleepers(marker)
+
+
+CLIENT = """
+import sys, time, paramiko
+host, port, user, key_path, line = sys.argv[1:6]
+client = paramiko.SSHClient()
+client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+client.connect(host, int(port), username=user, key_filename=key_path, allow_agent=False, look_for_keys=False)
+channel = client.get_transport().open_session()
+channel.exec_command(line)
+channel.sendall(b"-- end\\n")
+print("sent", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_worker_killed_mid_command_leaves_no_remote_process(sshd: LoopbackSshd, tmp_path: Path) -> None:
+    """The worker holding the connection dies (kill -9): nobody sends a stop or a kill any
+    more, and a resumed step would run the target again beside the old command. The
+    watchdog TERMs the group when the session's stdin ends (fleet operator's trial: the 10
+    targets running at the kill ran twice at once)."""
+    import sys
+
+    marker = _marker()
+    key = tmp_path / "client_key"
+    key.write_text(sshd.client_private_key)
+    key.chmod(0o600)
+    line = ssh._wrapped(f"sleep {marker} & sleep {marker}")
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT, "127.0.0.1", str(sshd.port), sshd.username, str(key), line],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: len(_remote_sleepers(marker)) >= 2, timeout=30), (
+            "remote command never started"
+        )
+        client.kill()  # SIGKILL: no cleanup of any kind from the client
+        client.wait(timeout=10)
+        assert wait_until(lambda: not _remote_sleepers(marker), timeout=10), _remote_sleepers(marker)
+    finally:
+        client.kill()
+        client.wait(timeout=10)
 
 
 def test_key_with_passphrase(sshd: LoopbackSshd, tmp_path: Path) -> None:
