@@ -8,6 +8,7 @@ web process's own handler (a real ASGI call, no server)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from typing import Any
 
 import pytest
@@ -60,7 +61,10 @@ def _get(path: str) -> tuple[int, int]:
     SyncToAsync.__call__ = counted(SyncToAsync)  # type: ignore[method-assign]
     AsyncToSync.__call__ = counted(AsyncToSync)  # type: ignore[method-assign]
     try:
-        status = asyncio.run(request())
+        # In a thread of its own: in a whole-suite run this thread may already run an event
+        # loop (the session's browser), where asyncio.run() refuses to start.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            status = pool.submit(asyncio.run, request()).result(timeout=120)
     finally:
         SyncToAsync.__call__, AsyncToSync.__call__ = calls[SyncToAsync], calls[AsyncToSync]  # type: ignore[method-assign]
     return status, hops
