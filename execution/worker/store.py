@@ -103,22 +103,9 @@ def start(
 
 # --- inline run ---------------------------------------------------------------------------
 
-# Steps that touch nothing outside the worker (``Runner.inline``: noop) ran before this
-# statement; it records the whole attempt: queued (or approved) -> running -> completed as
-# the two edges of EDGES (previous_status running, both events), the steps with their
-# results, the queue item closed. Unless a cancel came first or the lease is gone: then
-# nothing is written and the caller takes the not-started path.
-INLINE_SQL = f"""
-WITH {LEASE},
-x AS (
-    UPDATE executions e
-    SET {status_set_sql("'completed'", previous="'running'", via_running=True)},
-        timeout_at = now() + make_interval(secs => %(execution_timeout)s)
-    WHERE e.id = %(pk)s AND e.status = %(expected)s::execution_status
-      AND e.cancel_requested_at IS NULL AND {LEASE_OK}
-    RETURNING e.execution_id, e.tenant_id, e.trace_id
-),
-done AS (
+# The steps an inline plan recorded and its queue item closed: the same in both inline
+# statements (with and without asset locks).
+INLINE_DONE_AND_ITEM = """done AS (
     UPDATE execution_steps s
     SET status = (d->>'status')::execution_status, started_at = now(), completed_at = now(),
         duration_ms = (d->>'duration_ms')::int, exit_code = (d->>'exit_code')::int,
@@ -135,7 +122,24 @@ item AS (
     FROM x WHERE q.id = %(item)s
     RETURNING q.id
 ),
-{EVENTS.format(anchor="x", when="true")}
+"""
+
+# Steps that touch nothing outside the worker (``Runner.inline``: noop) ran before this
+# statement; it records the whole attempt: queued (or approved) -> running -> completed as
+# the two edges of EDGES (previous_status running, both events), the steps with their
+# results, the queue item closed. Unless a cancel came first or the lease is gone: then
+# nothing is written and the caller takes the not-started path.
+INLINE_SQL = f"""
+WITH {LEASE},
+x AS (
+    UPDATE executions e
+    SET {status_set_sql("'completed'", previous="'running'", via_running=True)},
+        timeout_at = now() + make_interval(secs => %(execution_timeout)s)
+    WHERE e.id = %(pk)s AND e.status = %(expected)s::execution_status
+      AND e.cancel_requested_at IS NULL AND {LEASE_OK}
+    RETURNING e.execution_id, e.tenant_id, e.trace_id
+),
+{INLINE_DONE_AND_ITEM}{EVENTS.format(anchor="x", when="true")}
 SELECT (SELECT count(*) FROM done), {EVENTS_OUT} FROM x
 """  # noqa: S608 - composed of constant fragments; every value is a parameter
 INLINE = Prepared("ops_inline", INLINE_SQL)
@@ -190,24 +194,7 @@ x AS (
       AND e.cancel_requested_at IS NULL AND {LEASE_OK}
     RETURNING e.execution_id, e.tenant_id, e.trace_id
 ),
-done AS (
-    UPDATE execution_steps s
-    SET status = (d->>'status')::execution_status, started_at = now(), completed_at = now(),
-        duration_ms = (d->>'duration_ms')::int, exit_code = (d->>'exit_code')::int,
-        output_data = d->'output', logs = d->>'logs', error_message = d->>'error',
-        retry_count = (d->>'retry_count')::int, updated_at = now()
-    FROM x CROSS JOIN jsonb_array_elements(%(done)s::jsonb) AS d
-    WHERE s.execution_id = x.execution_id AND s.step_index = (d->>'index')::int
-    RETURNING s.step_index
-),
-item AS (
-    UPDATE execution_queue q
-    SET status = 'completed', lease_token = NULL, lease_expires_at = NULL, completed_at = now(),
-        attempt_started_at = NULL, last_error = '', updated_at = now()
-    FROM x WHERE q.id = %(item)s
-    RETURNING q.id
-),
-unwait AS (
+{INLINE_DONE_AND_ITEM}unwait AS (
     DELETE FROM execution_lock_waiters w USING x
     WHERE w.execution_id = %(execution)s::uuid
     RETURNING w.tenant_id, w.asset_id
