@@ -130,7 +130,14 @@ def leaves(pid: int) -> list[Any]:
         tree = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    return [p for p in tree if p.is_running() and not p.children()]
+    found = []
+    for p in tree:
+        # A process may end between the listing and this look (a cluster starting or
+        # replacing a worker): it is no candidate, and the killer goes on.
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
+            if p.is_running() and not p.children():
+                found.append(p)
+    return found
 
 
 class Killer(threading.Thread):
