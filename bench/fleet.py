@@ -294,7 +294,7 @@ def main() -> None:
         command, pssh = figures.get("ansible -m command"), figures.get("parallel-ssh")
         if command is not None and pssh is not None:
             print(
-                f"goals: >= 10x ansible -m command (got {command / ours:.1f}x), "
+                f"goals: >= 10x ansible -m command (got {command / ours:.2f}x), "
                 f">= 0.8x parallel-ssh's rate (got {pssh / ours:.2f}x)"
             )
     if failed:
