@@ -24,7 +24,13 @@ def _settings_in_a_fresh_process(state: Path) -> tuple[str, str]:
         for k, v in os.environ.items()
         if k not in {"SECRET_KEY", "DEBUG", "OPS_DEV", "PYTEST_CURRENT_TEST"}
     }
-    env.update(OPS_STATE_DIR=str(state), DJANGO_SETTINGS_MODULE="opsconductor.settings")
+    # A DATABASE_URL nobody connects to: the probe reads settings only, and without one the
+    # settings would start an embedded PostgreSQL in ``state`` that outlives the test.
+    env.update(
+        OPS_STATE_DIR=str(state),
+        DJANGO_SETTINGS_MODULE="opsconductor.settings",
+        DATABASE_URL="postgres://probe@127.0.0.1:9/unused",
+    )
     out = subprocess.run(
         [sys.executable, "-c", f"import django; django.setup(); {PROBE}"],
         cwd=ROOT,
