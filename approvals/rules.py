@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from approvals.models import ChangeFreeze
 from execution.errors import Conflict
-from execution.models import Tenant
 
 
 class ChangeFrozen(Conflict):
@@ -36,26 +35,32 @@ def freezes_active(*, tenant_ids: list[int], now: datetime | None = None) -> lis
     )
 
 
-def freeze_for(*, tenant: Tenant, environment: str, now: datetime | None = None) -> ChangeFreeze | None:
-    """The freeze that decides a submission now: a refusing one first, else the one that
-    raises the level the most."""
-    now = now or timezone.now()
-    freezes = list(
-        ChangeFreeze.objects.filter(
-            tenant=tenant, environment=environment, starts_at__lte=now, ends_at__gt=now
-        ).order_by("-approval_level", "id")
-    )
-    refusing = [f for f in freezes if f.effect == ChangeFreeze.Effect.REFUSE]
-    chosen = refusing or freezes
-    return chosen[0] if chosen else None
+# The freeze that decides a submission now: a refusing one first, else the one that raises the
+# level the most (the oldest of equals). A LATERAL subquery of the submission's identity read
+# (execution/services/submit_read.py), which names the tenant ``t`` and passes
+# %(environment)s and %(now)s. Index freezes_tenant_env_end: tenant_id = ? AND environment = ?
+# AND ends_at > now.
+FREEZE_COLUMNS = (
+    "id",
+    "tenant_id",
+    "environment",
+    "starts_at",
+    "ends_at",
+    "effect",
+    "approval_level",
+    "reason",
+    "created_at",
+)
+FREEZE_DECIDING_SQL = f"""SELECT {", ".join(FREEZE_COLUMNS)}
+    FROM {ChangeFreeze._meta.db_table}
+    WHERE tenant_id = t.id AND environment = %(environment)s AND starts_at <= %(now)s AND ends_at > %(now)s
+    ORDER BY effect = 'refuse' DESC, approval_level DESC, id
+    LIMIT 1"""  # noqa: S608 - column and table names only
 
 
-def freeze_apply(*, tenant: Tenant, environment: str, level: int) -> tuple[int, ChangeFreeze | None]:
-    """The approval level a submission needs under the freeze in force, and that freeze
-    (None: no freeze). Raises :class:`ChangeFrozen` when the freeze refuses."""
-    freeze = freeze_for(tenant=tenant, environment=environment)
-    if freeze is None:
-        return level, None
+def freeze_apply(*, freeze: ChangeFreeze, level: int) -> int:
+    """The approval level a submission needs under ``freeze`` (the one
+    :data:`FREEZE_DECIDING_SQL` chose). Raises :class:`ChangeFrozen` when the freeze refuses."""
     if freeze.effect == ChangeFreeze.Effect.REFUSE:
         raise ChangeFrozen(freeze)
-    return max(level, freeze.approval_level), freeze
+    return max(level, freeze.approval_level)

@@ -12,7 +12,6 @@ from execution.policy.rules import (
     decide,
     every_tenant,
     membership_known,
-    membership_read,
     tenant_ids_where,
 )
 from execution.policy.targets import targets_of
@@ -28,7 +27,6 @@ __all__ = [
     "every_tenant",
     "four_eyes_barred",
     "membership_known",
-    "membership_read",
     "on_behalf_refusal",
     "rbac_audit",
     "rbac_violation_record",

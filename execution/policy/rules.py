@@ -362,25 +362,20 @@ def _member_of(user: Any, tenant: Tenant | int) -> tuple[_Member | None, bool]:
 MemberRead = tuple[_Member | None, bool]
 
 
-def membership_known(*, tenant: Tenant | int, role: str | None, active: bool) -> MemberRead:
-    """A membership another statement already read (the worker's claim reads the actor's role
-    and whether the account is active with the execution), in the form :func:`decide` takes.
+def membership_known(
+    *,
+    tenant: Tenant | int,
+    role: str | None,
+    active: bool,
+    can_submit_on_behalf: bool = False,
+    role_since: datetime | None = None,
+) -> MemberRead:
+    """A membership another statement already read, in the form :func:`decide` takes: the
+    worker's claim (the actor's role and whether the account is active, with the execution),
+    the submission's identity read (the whole membership, with the tenant and the freeze).
     ``role`` None: no membership in the tenant."""
-    return (_Member(tenant, role, False) if role is not None else None), active
-
-
-def membership_read(user: Any, *, tenant_slug: str) -> tuple[Tenant | None, MemberRead]:
-    """The tenant and ``user``'s membership in it, in one query: the submit path decides
-    twice (membership first, then the plan) and passes this to :func:`decide` both times."""
-    found = (
-        Membership.objects.select_related("tenant", "user")
-        .filter(user_id=user.pk, tenant__slug=tenant_slug)
-        .first()
-    )
-    if found is None:
-        return Tenant.objects.filter(slug=tenant_slug).first(), (None, True)
-    member = _Member(found.tenant, found.role, found.can_submit_on_behalf, found.role_since)
-    return found.tenant, (member, bool(found.user.is_active))
+    member = _Member(tenant, role, can_submit_on_behalf, role_since) if role is not None else None
+    return member, active
 
 
 def decide(
@@ -403,7 +398,7 @@ def decide(
     step) is only iterated when a grant has to decide, so a lazy resolution costs nothing
     when the role already allows the work. ``on_behalf`` (SUBMIT): may ``user`` submit for
     another member (the service account's flag), not whether the plan is allowed.
-    ``membership``: what :func:`membership_read` returned for this user and tenant.
+    ``membership``: what :func:`membership_known` made of this user's membership in the tenant.
     ``door``: where the request came in; only ``"admin"`` changes an answer (:func:`every_tenant`).
     ``subject`` (MANAGE_MEMBERS, TOKEN_ISSUE, TOKEN_REVOKE): the account acted upon.
     """

@@ -28,11 +28,13 @@ from execution.models.policies import POLICY_FIELDS
 from execution.plans import SubmissionInput, plan_hash, submission_validate
 from execution.plans.hashing import plan_normalize
 from execution.plans.targets import Resolved, plan_targets_resolve, step_targets_create
-from execution.policy import Right, RightDenied, Target, decide, membership_read, rbac_audit, require
+from execution.policy import Right, RightDenied, Target, decide, rbac_audit, require
+from execution.policy.rules import MemberRead
 from execution.services.classify import Classification, plan_classify
 from execution.services.idempotency import idempotency_claim, idempotency_key_compute
 from execution.services.immediate import execution_await
 from execution.services.submit_insert import StepRow, execution_insert
+from execution.services.submit_read import submission_read
 from opsconductor.telemetry import submit_span, traceparent_parse
 
 
@@ -76,15 +78,15 @@ def _policy_targets(classes: list[str], resolved: list[list[Resolved]]) -> list[
     return out
 
 
-def _actor_for(*, submitter: Any, tenant: Tenant | None, inp: SubmissionInput) -> Any:
-    if not inp.on_behalf_of or inp.on_behalf_of == submitter.get_username():
-        return submitter
+def _actor_for(*, submitter: Any, tenant: Tenant | None, membership: MemberRead, inp: SubmissionInput) -> Any:
+    """The account ``submitter`` submits for (``on_behalf_of``): refused unless the
+    submitter's ``membership`` may submit on behalf of others and that account is a member."""
     details = {"tenant": inp.tenant, "on_behalf_of": inp.on_behalf_of}
     if tenant is None:
         raise _deny(
             tenant=None, actor=submitter, reason=f"not a member of tenant {inp.tenant!r}", details=details
         )
-    _require_submit(submitter, tenant=tenant, on_behalf=True, details=details)
+    _require_submit(submitter, tenant=tenant, membership=membership, on_behalf=True, details=details)
     actor = get_user_model().objects.filter(username=inp.on_behalf_of, memberships__tenant=tenant).first()
     if actor is None:
         raise _deny(
@@ -194,14 +196,16 @@ def _submit(
 ) -> SubmitOutcome:
     # Membership before asset lookups: a 400 on an unknown asset must not reveal another
     # tenant's inventory. Unknown and foreign tenants get the same answer.
-    # The submitter's own membership (with its tenant) is read once and serves both checks.
-    membership = None
+    # The tenant, the submitter's membership and the freeze in force are read at once; the
+    # membership serves both checks (and the on-behalf one), the freeze applies after them.
+    read = submission_read(submitter=submitter, tenant_slug=inp.tenant, environment=inp.plan["environment"])
+    tenant = read.tenant
+    membership: MemberRead | None = read.membership
     if not inp.on_behalf_of or inp.on_behalf_of == submitter.get_username():
-        tenant, membership = membership_read(submitter, tenant_slug=inp.tenant)
         actor = submitter
     else:
-        tenant = Tenant.objects.filter(slug=inp.tenant).first()
-        actor = _actor_for(submitter=submitter, tenant=tenant, inp=inp)
+        actor = _actor_for(submitter=submitter, tenant=tenant, membership=read.membership, inp=inp)
+        membership = None  # the actor's own is read by decide()
     if tenant is None or not decide(actor, Right.SUBMIT, tenant=tenant, membership=membership):
         raise _deny(
             tenant=tenant,
@@ -230,10 +234,9 @@ def _submit(
     )
     # A freeze of the environment refuses (ChangeFrozen) or raises the level
     # (docs/approvals.md#freezes).
-    level, freeze = freeze_apply(
-        tenant=tenant, environment=inp.plan["environment"], level=classification.approval_level
-    )
+    freeze = read.freeze
     if freeze is not None:
+        level = freeze_apply(freeze=freeze, level=classification.approval_level)
         classification = replace(classification, approval_level=level, freeze_id=freeze.pk)
     key = idempotency_key_compute(
         tenant=tenant, actor=actor, plan=inp.plan, dry_run=inp.dry_run, header=idempotency_header

@@ -96,3 +96,36 @@ def test_a_raising_freeze_never_lowers_a_higher_level(tenant: Any, operator: Any
     freeze(tenant, effect="raise", approval_level=1)
     answer = client_for(operator).post(URL, noop_body(environment="staging", level=3), format="json")
     assert answer.status_code == 202 and answer.json()["approval_level"] == 3
+
+
+def test_the_refusing_freeze_decides_first_else_the_one_raising_the_level_most(
+    tenant: Any, operator: Any
+) -> None:
+    freeze(tenant, effect="raise", approval_level=2)
+    highest = freeze(tenant, effect="raise", approval_level=3, reason="release week")
+    freeze(tenant, effect="raise", approval_level=3, reason="a later one of the same level")
+    freeze(tenant, environment="dev", effect="refuse", approval_level=1)  # another environment
+    client = client_for(operator)
+    raised = client.post(URL, noop_body(environment="staging", name="raised"), format="json")
+    assert raised.status_code == 202, raised.content
+    assert raised.json()["approval_level"] == 3
+    assert raised.json()["change_freeze"] == highest.summary()
+    # A refusing freeze of the lowest level, created last, still decides.
+    refusing = freeze(tenant, effect="refuse", approval_level=1, reason="incident")
+    refused = client.post(URL, noop_body(environment="staging", name="refused"), format="json")
+    assert refused.status_code == 409, refused.content
+    assert refused.json()["change_freeze"]["freeze_id"] == refusing.pk
+
+
+@pytest.mark.parametrize("who", ["outsider", "viewer"])
+def test_a_frozen_environment_answers_a_refused_submitter_as_before_the_freeze(
+    request: pytest.FixtureRequest, tenant: Any, who: str
+) -> None:
+    # The freeze is read with the membership but applies after both rights checks: the
+    # answer tells a non-member (or a role that may not submit) nothing of the freeze.
+    user = request.getfixturevalue(who)
+    before = client_for(user).post(URL, noop_body(environment="staging"), format="json")
+    freeze(tenant)
+    after = client_for(user).post(URL, noop_body(environment="staging"), format="json")
+    assert before.status_code == after.status_code == 403, after.content
+    assert before.json() == after.json()
