@@ -166,6 +166,8 @@ class Killer(threading.Thread):
 
 
 def start_clusters(count: int, env: dict[str, str], log_dir: str) -> list[subprocess.Popen[bytes]]:
+    if log_dir:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, str(ROOT / "manage.py"), "qcluster"]
     procs = []
     for i in range(count):
