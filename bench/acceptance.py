@@ -14,9 +14,8 @@ on the same database, and prints their figures with the goals beside them:
 - REST submissions/s per web process: goal >= 100 (with the web process's CPU per
   submission: one core over it is the process's ceiling on a machine without other load)
 - ours / django-q2: goal >= 2.0 against one django-q2 task per execution, and the raw no-op
-  ratio beside it. 2,000 executions, as the figures this goal was set from (docs/engine.md
-  "Measured": 2.3-3.8 at the start of the round); a batch of 500 lasts under two seconds and
-  half of it is the cluster's start and the end's poll, the same for both sides
+  ratio beside it; 2,000 executions, as in the runs this goal was set from (docs/engine.md
+  "Measured": ``queue_throughput.py --n 2000``, 2.3-3.8 at the start of the round)
 
 Each script prints its own baseline in the same run; this one only collects. ``--quick``
 passes ``--quick`` to each (short forms). Exits non-zero when a script fails (never because
