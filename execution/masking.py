@@ -21,6 +21,7 @@ crash and its steps run again after the lease expired.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -29,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from execution.masking_patterns import ANY_PATTERN, EXTRA_PATTERNS, PATTERN_TABLE, PATTERNS
+from execution.masking_patterns import EXTRA_PATTERNS, PATTERN_TABLE, PATTERNS, any_pattern_in
 
 __all__ = [
     "EXTRA_PATTERNS",
@@ -70,6 +71,7 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _NUL = "\x00"
 
 
+@functools.lru_cache(maxsize=4096)  # a few dozen key names come back in every body
 def sensitive_key(key: str) -> bool:
     """Whether values under this dict key are always masked."""
     return SENSITIVE_KEYS.search(_CAMEL_BOUNDARY.sub(r"\1_\2", key).lower()) is not None
@@ -142,7 +144,7 @@ def _mask(text: str, values: list[str], extras: list[Any]) -> str:
         text = text.replace(_NUL, "\ufffd")
     for value in values:
         text = text.replace(value, MASK)
-    if ANY_PATTERN.search(text):
+    if any_pattern_in(text):
         for pattern in PATTERNS:
             text = _substitute(pattern, text)
     for extra in extras:

@@ -244,3 +244,44 @@ def test_the_one_search_prefilter_finds_every_pattern_alone(name: str) -> None:
     if PATTERN_TABLE[name].pattern.startswith("(?i)"):
         swapped = text.swapcase()
         assert bool(ANY_PATTERN.search(swapped)) == bool(PATTERN_TABLE[name].search(swapped))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_match_of_a_pattern_holds_one_of_its_fragments(name: str) -> None:
+    """any_pattern_in skips ANY_PATTERN's search for ASCII text holding none of the patterns'
+    fragments: each pattern's matches (in either case where it ignores case) must hold one."""
+    from execution.masking_patterns import PATTERN_FRAGMENTS, any_pattern_in
+
+    assert set(PATTERN_FRAGMENTS) == set(PATTERN_TABLE)
+    text = CASES[name][0]
+    variants = [text, f"prefix {text} suffix"]
+    if PATTERN_TABLE[name].pattern.startswith("(?i)"):
+        variants += [text.swapcase(), text.upper(), text.lower()]
+    for variant in variants:
+        matches = [m.group(0).lower() for m in PATTERN_TABLE[name].finditer(variant)]
+        assert all(any(f in m for f in PATTERN_FRAGMENTS[name]) for m in matches), (variant, matches)
+        assert any_pattern_in(variant) == _one_search(variant), variant
+
+
+def _one_search(text: str) -> bool:
+    from execution.masking_patterns import ANY_PATTERN
+
+    return ANY_PATTERN.search(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "queued",
+        "2026-12-03T18:04:56.123456+00:00",
+        "/api/v1/executions/0b7c1f5e-3e0a-4b8e-9b1a-2f3c4d5e6f70/events/",
+        "a passing test, a bypass, a compass",  # fragments without a credential
+        "token=abc",
+        "pa\u017f\u017fword=hunter2",  # U+017F folds to "s" under (?i): not ASCII, searched
+        "x-api-\u212aey: k-5566778899",  # the Kelvin sign folds to "k"
+    ],
+)
+def test_the_fragment_check_answers_as_the_one_search(text: str) -> None:
+    from execution.masking_patterns import any_pattern_in
+
+    assert any_pattern_in(text) == _one_search(text), text
