@@ -21,6 +21,21 @@ def plan_hash(plan: Any) -> str:
     return hashlib.sha256(canonical_json(plan).encode()).hexdigest()
 
 
+# The plan as jsonb, a select-list expression of a caller's statement (the submission's
+# identity read) whose parameter ``%(plan)s`` is :func:`plan_normal_param`; the column's
+# value goes through :func:`plan_normal_value`.
+PLAN_NORMAL_SQL = "%(plan)s::jsonb"
+
+
+def plan_normal_param(plan: Any) -> str:
+    return json.dumps(plan)
+
+
+def plan_normal_value(column: str) -> Any:
+    # Django's PostgreSQL backend turns psycopg2's jsonb decoding off: the text comes back.
+    return json.loads(column)
+
+
 def plan_normalize(plan: Any) -> Any:
     """``plan`` as PostgreSQL's jsonb will give it back (e.g. ``1e2`` becomes ``100``).
 
@@ -30,6 +45,5 @@ def plan_normalize(plan: Any) -> Any:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT %s::jsonb", [json.dumps(plan)])
-        # Django's PostgreSQL backend turns psycopg2's jsonb decoding off: the text comes back.
-        return json.loads(cursor.fetchone()[0])
+        cursor.execute(f"SELECT {PLAN_NORMAL_SQL}", {"plan": plan_normal_param(plan)})
+        return plan_normal_value(cursor.fetchone()[0])

@@ -26,7 +26,6 @@ from execution.masking import mask_data
 from execution.models import Execution, ExecutionStep, StoredPolicy, Tenant, TimeoutPolicy
 from execution.models.policies import POLICY_FIELDS
 from execution.plans import SubmissionInput, plan_hash, submission_validate
-from execution.plans.hashing import plan_normalize
 from execution.plans.targets import Resolved, plan_targets_resolve, step_targets_create
 from execution.policy import Right, RightDenied, Target, decide, rbac_audit, require
 from execution.policy.rules import MemberRead
@@ -123,7 +122,6 @@ def execution_submit_body(
     launch this plan was rendered by (slug, version, params), recorded with the execution."""
     with submit_span(traceparent=traceparent) as stored:
         inp = submission_validate(body)
-        inp.plan = plan_normalize(inp.plan)
         inp.trace_parent = stored
         inp.runbook = runbook
         parsed = traceparent_parse(stored)
@@ -196,10 +194,13 @@ def _submit(
 ) -> SubmitOutcome:
     # Membership before asset lookups: a 400 on an unknown asset must not reveal another
     # tenant's inventory. Unknown and foreign tenants get the same answer.
-    # The tenant, the submitter's membership and the freeze in force are read at once; the
-    # membership serves both checks (and the on-behalf one), the freeze applies after them.
-    read = submission_read(submitter=submitter, tenant_slug=inp.tenant, environment=inp.plan["environment"])
+    # The tenant, the submitter's membership, the freeze in force and the plan as stored are
+    # read at once; the membership serves both checks (and the on-behalf one), the freeze
+    # applies after them.
+    read = submission_read(submitter=submitter, tenant_slug=inp.tenant, plan=inp.plan)
     tenant = read.tenant
+    if tenant is not None:
+        inp.plan = read.plan
     membership: MemberRead | None = read.membership
     if not inp.on_behalf_of or inp.on_behalf_of == submitter.get_username():
         actor = submitter

@@ -1,6 +1,6 @@
 """The submission's identity read: the tenant named by the request, the submitter's membership
-in it (and whether the account is active) and the change freeze in force for the plan's
-environment, in ONE statement.
+in it (and whether the account is active), the change freeze in force for the plan's
+environment and the plan as jsonb gives it back (``plan_normalize``), in ONE statement.
 
 Three ORM queries did this before; building them cost far more Python than PostgreSQL spent
 running them (docs/engine.md#submission-cost). The decisions stay where they are: the policy
@@ -21,6 +21,7 @@ from django.utils import timezone
 from approvals.models import ChangeFreeze
 from approvals.rules import FREEZE_COLUMNS, FREEZE_DECIDING_SQL
 from execution.models import Membership, Tenant
+from execution.plans.hashing import PLAN_NORMAL_SQL, plan_normal_param, plan_normal_value
 from execution.policy import membership_known
 from execution.policy.rules import MemberRead
 
@@ -30,7 +31,8 @@ _TENANT_COLUMNS = ("id", "slug", "name", "created_at")
 # for a non-member, the freeze's when none is in force.
 _SQL = f"""SELECT {", ".join(f"t.{c}" for c in _TENANT_COLUMNS)},
        m.role, m.can_submit_on_behalf, m.role_since, u.is_active,
-       {", ".join(f"f.{c}" for c in FREEZE_COLUMNS)}
+       {", ".join(f"f.{c}" for c in FREEZE_COLUMNS)},
+       {PLAN_NORMAL_SQL}
 FROM {Tenant._meta.db_table} t
 LEFT JOIN {Membership._meta.db_table} m ON m.tenant_id = t.id AND m.user_id = %(user)s
 LEFT JOIN {get_user_model()._meta.db_table} u ON u.id = m.user_id
@@ -48,15 +50,23 @@ class SubmissionRead:
     membership: MemberRead
     # The freeze in force that decides the submission, or None.
     freeze: ChangeFreeze | None
+    # The plan as stored (the hash and the idempotency key are taken over it); None with no tenant.
+    plan: Any = None
 
 
-def submission_read(*, submitter: Any, tenant_slug: str, environment: str) -> SubmissionRead:
-    """The tenant ``tenant_slug``, ``submitter``'s membership in it and the freeze of
-    ``environment`` in force now, in one round trip."""
+def submission_read(*, submitter: Any, tenant_slug: str, plan: Any) -> SubmissionRead:
+    """The tenant ``tenant_slug``, ``submitter``'s membership in it, the freeze of the
+    (validated) ``plan``'s environment in force now and the plan normalised, in one round trip."""
     with connection.cursor() as cursor:
         cursor.execute(
             _SQL,
-            {"user": submitter.pk, "slug": tenant_slug, "environment": environment, "now": timezone.now()},
+            {
+                "user": submitter.pk,
+                "slug": tenant_slug,
+                "environment": plan["environment"],
+                "now": timezone.now(),
+                "plan": plan_normal_param(plan),
+            },
         )
         row = cursor.fetchone()
     if row is None:
@@ -73,6 +83,8 @@ def submission_read(*, submitter: Any, tenant_slug: str, environment: str) -> Su
     )
     freeze = None
     if row[_FREEZE_AT] is not None:
-        freeze = ChangeFreeze.from_db(connection.alias, FREEZE_COLUMNS, row[_FREEZE_AT:])
+        freeze = ChangeFreeze.from_db(connection.alias, FREEZE_COLUMNS, row[_FREEZE_AT:-1])
         freeze.tenant = tenant
-    return SubmissionRead(tenant=tenant, membership=membership, freeze=freeze)
+    return SubmissionRead(
+        tenant=tenant, membership=membership, freeze=freeze, plan=plan_normal_value(row[-1])
+    )
