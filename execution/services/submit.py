@@ -185,10 +185,6 @@ def _read_only_patterns(tenant: Tenant, plan: dict[str, Any]) -> list[str]:
     return list(tenant.read_only_command_rules.values_list("pattern", flat=True))
 
 
-def _default_retries(action_class: str) -> int:
-    return STEP_MAX_RETRIES_DEFAULT[ActionClass(action_class)]
-
-
 def _submit(
     *, submitter: Any, inp: SubmissionInput, idempotency_header: str | None, wait: bool
 ) -> SubmitOutcome:

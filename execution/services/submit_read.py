@@ -2,11 +2,11 @@
 in it (and whether the account is active), the change freeze in force for the plan's
 environment and the plan as jsonb gives it back (``plan_normalize``), in ONE statement.
 
-Three ORM queries did this before; building them cost far more Python than PostgreSQL spent
-running them (docs/engine.md#submission-cost). The decisions stay where they are: the policy
-decides on the membership through ``decide()`` (``membership_known`` builds its form), the
-freeze's choice and effect are approvals/rules.py's (``FREEZE_DECIDING_SQL``,
-``freeze_apply``).
+Three round trips did this before, two of them ORM queries whose building cost far more
+Python than PostgreSQL spent running them (docs/engine.md#submission-cost). The decisions
+stay where they are: the policy decides on the membership through ``decide()``
+(``membership_known`` builds its form), the freeze's choice and effect are
+approvals/rules.py's (``FREEZE_DECIDING_SQL``, ``freeze_apply``).
 """
 
 from __future__ import annotations
