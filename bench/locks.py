@@ -1,6 +1,6 @@
 """Asset locks under contention through real worker processes, against no lock, in one run.
 
-    .venv/bin/python bench/locks.py [--n 200] [--rounds 3] [--workers 2] [--step noop|sleep] [--quick]
+    .venv/bin/python bench/locks.py [--n 200] [--rounds 9] [--workers 2] [--step noop|sleep] [--quick]
 
 One ``manage.py qcluster`` (``--workers`` processes) drains N one-step ``noop`` executions
 three ways (each batch queued first, then released at once; the clock runs from release to
@@ -12,7 +12,7 @@ a second, so polling for its end would add up to a tenth of it):
    others park in the asset's line and each release wakes the next;
 3. read asset: every step *reads* the same asset, so they hold it side by side (shared).
 
-The three ways take turns, ``--rounds`` times (default 3), so that neither the cluster's
+The three ways take turns, ``--rounds`` times (default 9), so that neither the cluster's
 warm-up nor a burst of other load on the machine falls on one of them only; each round's
 rates are printed, and the figures are the medians over the rounds. Prints executions/s of
 each and the ratios to (1) (goals: hot >= 0.5, read >= 0.9), and how often the executions
@@ -130,7 +130,7 @@ def waits(pks: list[int]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3, help="turns of the three ways; medians reported")
+    parser.add_argument("--rounds", type=int, default=9, help="turns of the three ways; medians reported")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--step", choices=["noop", "sleep"], default="noop", help="the one step's type")
     parser.add_argument("--quick", action="store_true", help="50 executions a run (for CI)")

@@ -71,7 +71,10 @@ ME = """me AS (
 #
 # The verdict, under the rows' locks (``ok``: take; ``park``: go in line; neither: busy
 # without a lease, past the wait limit, a row missing or the lease lost).
-TAKE_JUDGE = f"""
+# ``{rows_lock}``: ``UPDATE`` for a statement that may change the rows (a take, a park); the
+# inline run of readers only (store.INLINE_SHARED_SQL) judges under ``SHARE``: readers do not
+# wait for each other, and a take, which locks the rows ``FOR UPDATE``, waits for them.
+_TAKE_JUDGE = f"""
 lease AS (
     SELECT q.id FROM execution_queue q
     WHERE q.id = %(item)s AND q.lease_token = %(token)s AND q.status = 'processing'
@@ -86,7 +89,7 @@ cur AS (
     FROM execution_locks l
     WHERE l.tenant_id = %(tenant)s AND l.asset_id IN (SELECT asset_id FROM req)
     ORDER BY l.id
-    FOR UPDATE
+    FOR {{rows_lock}}
 ),
 verdict AS (
     SELECT c.id, c.asset_id, r.mode AS want, c.mode, c.live, c.holders, c.execution_id, c.owner_tag,
@@ -120,6 +123,8 @@ ok AS (
            EXISTS (SELECT 1 FROM blocked) AND EXISTS (SELECT 1 FROM lease)
            AND (SELECT since FROM me) >= now() - make_interval(secs => %(wait_limit)s) AS park
 )"""  # noqa: S608 - composed of constant fragments; every value is a parameter
+TAKE_JUDGE = _TAKE_JUDGE.replace("{rows_lock}", "UPDATE")
+TAKE_JUDGE_SHARE = _TAKE_JUDGE.replace("{rows_lock}", "SHARE")
 
 # The park: the execution in the busy asset's line (leaving any other), its item handed back
 # not claimable, the row's version bumped (a release already running sees it and wakes again).
@@ -152,6 +157,14 @@ parked AS (
     FROM lease, why, ok WHERE ok.park AND q.id = lease.id
     RETURNING q.id
 )"""
+
+# In place of TAKE_PARK where a statement never parks (it changes no lock row): the same
+# names, empty. Its caller parks through a take when the locks were busy.
+NO_PARK = """
+bump AS (SELECT NULL::bigint AS id WHERE false),
+moved AS (SELECT NULL::bigint AS tenant_id, NULL::text AS asset_id WHERE false),
+line AS (SELECT NULL::bigint AS id WHERE false),
+parked AS (SELECT NULL::bigint AS id WHERE false)"""
 
 # The ``lock_wait`` event's details (from ``blocked`` and ``why``).
 WAIT_DETAILS = """(SELECT jsonb_build_object(

@@ -87,6 +87,7 @@ PARAM_TYPES: dict[str, str] = {
     "wait_limit": "float8",
 }
 _PARAM = re.compile(r"%\((\w+)\)s")
+SESSION_SETTINGS = "SET jit = off; SET plan_cache_mode = force_generic_plan; "
 
 
 class Prepared:
@@ -116,13 +117,17 @@ class Prepared:
             # PREPARE and EXECUTE in one round trip. The first statement of a session also
             # turns JIT off for it: a JIT-compiled claim cost 60 ms instead of 0.4 (its cost
             # estimate, from a never-analysed concurrency_limits, crossed jit_above_cost at a
-            # million executions). A PREPARE outlives the failure of the EXECUTE sent with it
-            # (and the JIT setting does not): after a failed first use the session's statements
-            # are dropped and prepared anew, or every later use would fail with "prepared
-            # statement already exists".
-            lead = "" if session.names else "SET jit = off; "
+            # million executions). And it keeps one generic plan per statement: left to choose
+            # (plan_cache_mode auto), PostgreSQL planned the inline run with asset locks anew
+            # at every execution (its generic plan's estimate was the higher), 2.4-3.7 ms of
+            # planning against ~2 ms of work; these statements are written for their generic
+            # plans (docs/engine.md). A PREPARE outlives the failure of the EXECUTE sent with it
+            # (the settings do not): after a failed first use the session's statements are
+            # dropped and prepared anew, or every later use would fail with "prepared statement
+            # already exists".
+            lead = "" if session.names else SESSION_SETTINGS
             if session.unsure:
-                lead = "DEALLOCATE ALL; SET jit = off; "
+                lead = f"DEALLOCATE ALL; {SESSION_SETTINGS}"
                 session.names.clear()
             try:
                 cur.execute(f"{lead}{self.prepare}; {self.execute}", values)

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from execution.enums import ExecutionStatus as S
+from execution.enums import LockMode
 from execution.state_machine import status_set_sql
 from execution.worker import lock_sql
 from execution.worker.claim import AttemptContext
@@ -182,9 +183,9 @@ def run_inline(
 # and records nothing else. A waiter that judged from a snapshot older than this commit may
 # park behind the line place this statement gave up: the ``ops_lock`` notification (the
 # clusters wake the line again) and the sweep wake it.
-INLINE_LOCKED_SQL = f"""
-WITH {lock_sql.TAKE_JUDGE},
-{lock_sql.TAKE_PARK},
+_INLINE_LOCKED = f"""
+WITH {{judge}},
+{{park_ctes}},
 x AS (
     UPDATE executions e
     SET {status_set_sql("'completed'", previous="'running'", via_running=True)},
@@ -224,7 +225,7 @@ ev AS (
         UNION ALL
         SELECT e.execution_id, e.tenant_id, e.trace_id,
                jsonb_build_object('type', 'lock_wait', 'details', {lock_sql.WAIT_DETAILS}), 1
-        FROM executions e, ok WHERE ok.park AND e.execution_id = %(execution)s::uuid
+        FROM executions e, ok WHERE {{park}} AND e.execution_id = %(execution)s::uuid
     ) a
     ORDER BY a.n
     RETURNING id, execution_id, tenant_id, event_type, from_status, to_status, details, step_index,
@@ -240,7 +241,26 @@ SELECT {lock_sql.TAKE_OUT},
        (SELECT count(*) FROM wake_note) + (SELECT count(*) FROM left_note), {EVENTS_OUT}
 FROM ok CROSS JOIN me LEFT JOIN blocked b ON true
 """  # noqa: S608 - composed of constant fragments; every value is a parameter
+
+
+def _inline_locked_sql(*, judge: str, park_ctes: str, park: str) -> str:
+    return _INLINE_LOCKED.replace("{judge}", judge).replace("{park_ctes}", park_ctes).replace("{park}", park)
+
+
+INLINE_LOCKED_SQL = _inline_locked_sql(
+    judge=lock_sql.TAKE_JUDGE, park_ctes=lock_sql.TAKE_PARK, park="ok.park"
+)
 INLINE_LOCKED = Prepared("ops_inline_locked", INLINE_LOCKED_SQL)
+
+# The inline run of a plan whose every lock is ``shared`` (steps that only read): the same
+# statement judged under ``FOR SHARE`` (lock_sql.TAKE_JUDGE_SHARE), so readers of one asset
+# record their attempts side by side instead of one after the other behind the row's lock,
+# while a take (``FOR UPDATE``) still waits for them. It never parks (a park changes the row):
+# when the locks are busy it writes nothing and the caller runs INLINE_LOCKED, which parks.
+INLINE_SHARED_SQL = _inline_locked_sql(
+    judge=lock_sql.TAKE_JUDGE_SHARE, park_ctes=lock_sql.NO_PARK, park="false"
+)
+INLINE_SHARED = Prepared("ops_inline_shared", INLINE_SHARED_SQL)
 
 
 @dataclass(frozen=True)
@@ -258,7 +278,8 @@ def run_inline_locked(
     events: list[dict[str, Any]],
 ) -> InlineLocked:
     """Record an attempt whose steps all ran inline and that locks ``requests``, taking and
-    giving the locks in the same statement; or park it when they are busy. Neither
+    giving the locks in the same statement (readers only: INLINE_SHARED, then INLINE_LOCKED
+    when the locks were busy); or park it when they are busy. Neither
     (``recorded`` False, no ``busy``): the CAS lost (a cancel, the lease), nothing written."""
     assert (expected, S.RUNNING) in EDGES and (S.RUNNING, S.COMPLETED) in EDGES
     params = _attempt_params(
@@ -271,7 +292,12 @@ def run_inline_locked(
             tenant_id=ctx.tenant_id, execution_id=ctx.execution_id, requests=requests, priority=ctx.priority
         ),
     )
-    row = take_with_rows(INLINE_LOCKED, params)
+    shared = all(r.mode == LockMode.SHARED for r in requests)
+    row = take_with_rows(INLINE_SHARED if shared else INLINE_LOCKED, params)
+    if shared and not row[0] and not row[13]:
+        # Busy for a reader (a writer holds the asset or waits ahead): nothing was written;
+        # the statement that parks judges again.
+        row = take_with_rows(INLINE_LOCKED, params)
     events_published(row[18])
     busy = take_verdict(row)
     return InlineLocked(recorded=bool(row[14]), busy=busy)

@@ -4,8 +4,11 @@ by it. Deterministic statement counts, never timings."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
+import psycopg2
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -168,3 +171,110 @@ def test_the_inline_locked_statement_loses_to_a_cancel_and_writes_nothing(tenant
     assert not result.recorded and result.busy is None
     assert _types(execution) == before
     assert not ExecutionLock.objects.filter(asset_id=str(asset.pk), is_active=True).exists()
+
+
+def _share_row_in_flight(tenant: Any, asset: Any) -> Any:
+    """Another connection in the middle of a reader's inline statement: the asset's lock row
+    locked ``FOR SHARE``, its transaction open. Returns the connection (commit it to end)."""
+    params = dict(connection.get_connection_params())
+    params.pop("cursor_factory", None)
+    other = psycopg2.connect(**params)
+    with other.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM execution_locks WHERE tenant_id = %s AND asset_id = %s FOR SHARE",
+            [tenant.pk, str(asset.pk)],
+        )
+        assert cur.fetchone() is not None
+    return other
+
+
+def test_a_reader_records_its_run_while_another_readers_statement_holds_the_row(
+    tenant: Any, operator: Any
+) -> None:
+    """Readers of one asset do not queue behind each other's statement: the inline run of a
+    reader judges the row under FOR SHARE (it took FOR UPDATE, so two workers reading one
+    asset recorded their runs one after the other)."""
+    asset = AssetFactory(tenant=tenant)
+    assert _worker_path(_noop_on(tenant, operator, asset, "read"))[0] == ExecutionStatus.COMPLETED
+    other = _share_row_in_flight(tenant, asset)
+    try:
+        with connection.cursor() as cur:
+            cur.execute("SET lock_timeout = '3s'")  # the old statement waited here, then failed
+        reader = _noop_on(tenant, operator, asset, "read")
+        outcome, round_trips = _worker_path(reader)
+        assert outcome == ExecutionStatus.COMPLETED and round_trips <= 2, round_trips
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("SET lock_timeout = 0")
+        other.rollback()
+        other.close()
+
+
+def test_a_writer_waits_for_a_readers_statement_in_flight(tenant: Any, operator: Any) -> None:
+    """A writer's inline run still locks the row FOR UPDATE: it waits until the reader's
+    statement commits, so no writer's hold can begin inside a reader's."""
+    asset = AssetFactory(tenant=tenant)
+    assert _worker_path(_noop_on(tenant, operator, asset, "read"))[0] == ExecutionStatus.COMPLETED
+    other = _share_row_in_flight(tenant, asset)
+    writer = _noop_on(tenant, operator, asset, "modify")
+    outcomes: list[str] = []
+
+    def run() -> None:
+        try:
+            ctx = claim.claim_with_context(worker_id="writer")
+            assert ctx is not None
+            outcomes.append(attempt_run(ctx=ctx, worker_id="writer"))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    try:
+        thread.start()
+        with connection.cursor() as cur:  # the writer's backend waits on the reader's row lock
+            for _ in range(200):
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                    ["%execution_locks%"],
+                )
+                if cur.fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the writer never waited for the reader's row lock")
+        assert Execution.objects.get(pk=writer.pk).status == ExecutionStatus.QUEUED
+    finally:
+        other.commit()
+        other.close()
+        thread.join(30)
+    assert outcomes == [ExecutionStatus.COMPLETED]
+
+
+def test_a_reader_behind_a_writer_parks_through_the_take_that_parks(tenant: Any, operator: Any) -> None:
+    """The readers' statement never parks: busy, it writes nothing and the statement that
+    parks judges again (one round trip more, only when the asset is busy)."""
+    asset = AssetFactory(tenant=tenant)
+    holder = _holder(tenant, operator, asset, EXCLUSIVE)
+    reader = _noop_on(tenant, operator, asset, "read")
+    outcome, round_trips = _worker_path(reader)
+    assert outcome == "lock_wait" and round_trips <= 3, round_trips
+    assert _parked(reader) and QueueItem.objects.get(execution=reader).attempt_count == 0
+    assert _types(reader)[2:] == ["lock_wait"], "one lock_wait, nothing of the run"
+    wait = ExecutionEvent.objects.get(execution=reader, event_type="lock_wait")
+    assert wait.details["holder_execution_id"] == str(holder.execution_id)
+    locks_give(execution=holder, assets=[str(asset.pk)])
+    assert _worker_path(reader)[0] == ExecutionStatus.COMPLETED
+
+
+def test_the_workers_statements_keep_their_generic_plans(tenant: Any, operator: Any) -> None:
+    """Left to choose (plan_cache_mode auto), PostgreSQL planned the inline run with asset
+    locks anew at every execution, its planning costing more than its work; the worker's
+    session keeps one generic plan per prepared statement."""
+    asset = AssetFactory(tenant=tenant)
+    connection.close()  # a new session, as a worker's
+    for action_class in ["read", "modify"] * 8:
+        assert _worker_path(_noop_on(tenant, operator, asset, action_class))[0] == ExecutionStatus.COMPLETED
+    with connection.cursor() as cur:
+        cur.execute("SELECT name, generic_plans, custom_plans FROM pg_prepared_statements ORDER BY name")
+        plans = {name: (generic, custom) for name, generic, custom in cur.fetchall()}
+    assert {"ops_claim", "ops_inline_locked", "ops_inline_shared"} <= set(plans), plans
+    assert all(custom == 0 and generic > 0 for generic, custom in plans.values()), plans
