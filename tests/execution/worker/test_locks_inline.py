@@ -119,22 +119,33 @@ def test_a_reader_goes_inline_beside_a_reader_that_holds_the_asset(tenant: Any, 
     assert row.is_active and row.holders == [holder.execution_id], "the holder keeps it, alone"
 
 
-def test_a_busy_asset_parks_the_inline_attempt_in_the_same_statement(tenant: Any, operator: Any) -> None:
+@pytest.mark.parametrize(
+    ("holder_mode", "action_class", "round_trips_at_most"),
+    [
+        (SHARED, "modify", 2),  # a writer's statement parks itself
+        # The readers' statement never parks: busy, it writes nothing and the statement that
+        # parks judges again (one round trip more, only when the asset is busy).
+        (EXCLUSIVE, "read", 3),
+    ],
+)
+def test_a_busy_asset_parks_the_inline_attempt(
+    tenant: Any, operator: Any, holder_mode: str, action_class: str, round_trips_at_most: int
+) -> None:
     asset = AssetFactory(tenant=tenant)
-    holder = _holder(tenant, operator, asset, SHARED)
-    writer = _noop_on(tenant, operator, asset, "modify")
-    outcome, round_trips = _worker_path(writer)
-    assert outcome == "lock_wait" and round_trips <= 2, round_trips
-    assert _parked(writer) and QueueItem.objects.get(execution=writer).attempt_count == 0
-    assert _types(writer)[2:] == ["lock_wait"], "nothing of the run is recorded"
-    wait = ExecutionEvent.objects.get(execution=writer, event_type="lock_wait")
+    holder = _holder(tenant, operator, asset, holder_mode)
+    waiter = _noop_on(tenant, operator, asset, action_class)
+    outcome, round_trips = _worker_path(waiter)
+    assert outcome == "lock_wait" and round_trips <= round_trips_at_most, round_trips
+    assert _parked(waiter) and QueueItem.objects.get(execution=waiter).attempt_count == 0
+    assert _types(waiter)[2:] == ["lock_wait"], "one lock_wait, nothing of the run is recorded"
+    wait = ExecutionEvent.objects.get(execution=waiter, event_type="lock_wait")
     assert wait.details["holder_execution_id"] == str(holder.execution_id)
-    assert Execution.objects.get(pk=writer.pk).status == ExecutionStatus.QUEUED
+    assert Execution.objects.get(pk=waiter.pk).status == ExecutionStatus.QUEUED
 
     locks_give(execution=holder, assets=[str(asset.pk)])
-    assert not _parked(writer), "the release woke it"
-    assert _worker_path(writer)[0] == ExecutionStatus.COMPLETED
-    assert not ExecutionLockWaiter.objects.filter(execution=writer).exists()
+    assert not _parked(waiter), "the release woke it"
+    assert _worker_path(waiter)[0] == ExecutionStatus.COMPLETED
+    assert not ExecutionLockWaiter.objects.filter(execution=waiter).exists()
 
 
 def test_a_waiting_writer_that_runs_inline_leaves_its_line_and_wakes_the_readers_behind_it(
@@ -247,22 +258,6 @@ def test_a_writer_waits_for_a_readers_statement_in_flight(tenant: Any, operator:
         other.close()
         thread.join(30)
     assert outcomes == [ExecutionStatus.COMPLETED]
-
-
-def test_a_reader_behind_a_writer_parks_through_the_take_that_parks(tenant: Any, operator: Any) -> None:
-    """The readers' statement never parks: busy, it writes nothing and the statement that
-    parks judges again (one round trip more, only when the asset is busy)."""
-    asset = AssetFactory(tenant=tenant)
-    holder = _holder(tenant, operator, asset, EXCLUSIVE)
-    reader = _noop_on(tenant, operator, asset, "read")
-    outcome, round_trips = _worker_path(reader)
-    assert outcome == "lock_wait" and round_trips <= 3, round_trips
-    assert _parked(reader) and QueueItem.objects.get(execution=reader).attempt_count == 0
-    assert _types(reader)[2:] == ["lock_wait"], "one lock_wait, nothing of the run"
-    wait = ExecutionEvent.objects.get(execution=reader, event_type="lock_wait")
-    assert wait.details["holder_execution_id"] == str(holder.execution_id)
-    locks_give(execution=holder, assets=[str(asset.pk)])
-    assert _worker_path(reader)[0] == ExecutionStatus.COMPLETED
 
 
 def test_the_workers_statements_keep_their_generic_plans(tenant: Any, operator: Any) -> None:
