@@ -48,6 +48,7 @@ from execution.runners.support import step_check_host
 logger = logging.getLogger(__name__)
 # How long cleanup() waits for the watchdog to end the group before it kills over a new channel.
 STOP_WAIT_SECONDS = 1.5
+EOF_GRACE_SECONDS = 1.0  # after the exit status, the most its end of file is awaited (_follow)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 
@@ -345,6 +346,7 @@ def _follow(ctx: StepContext, group: _RemoteGroup, command: str, env: dict[str, 
     assert channel is not None  # opened by run_command
     channel.exec_command(_wrapped(command))
     lead: bytearray | None = bytearray()  # stdout until the group id's line ended; then None
+    eof_by = 0.0  # once the exit status came: until when its end of file is awaited
     for name, value in env.items():
         encoded = base64.b64encode(str(value).encode()).decode()
         channel.sendall(f"{name} {encoded}\n".encode())
@@ -372,13 +374,17 @@ def _follow(ctx: StepContext, group: _RemoteGroup, command: str, env: dict[str, 
                         out[stream] += chunk[:room]
                     truncated = truncated or len(chunk) > room
                     ctx.emit_output(stream, chunk.decode(errors="replace"))
-        if (
-            not got
-            and channel.exit_status_ready()
-            and not channel.recv_ready()
-            and not channel.recv_stderr_ready()
-        ):
-            break
+        quiet = not got and not channel.recv_ready() and not channel.recv_stderr_ready()
+        if quiet and channel.exit_status_ready():
+            # The exit status may come before the last output (RFC 4254 allows it; sshd sends
+            # it when the command is reaped, with output still to send): the output ends at
+            # the channel's end of file, awaited for EOF_GRACE_SECONDS at most (a command that
+            # left a background process holding stdout would keep it open).
+            eof_by = eof_by or time.monotonic() + EOF_GRACE_SECONDS
+            if channel.eof_received or channel.closed or time.monotonic() >= eof_by:
+                break
+            time.sleep(0.002)
+            continue
         if ctx.cancel_event.is_set():
             ended = ExecutionStatus.CANCELLED
             break

@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paramiko
 import pytest
 
 from execution.runners.connections import ssh
@@ -346,3 +349,77 @@ def test_invalid_env_names_are_refused_before_connecting() -> None:
     ctx = make_ctx("command", {"command": "true", "env": {"A B": "x"}})
     result = ssh.run_command(ctx)
     assert result.status == "failed" and "invalid env variable names" in result.error_message
+
+
+class _ExitStatusFirst(paramiko.ServerInterface):
+    """An SSH server (paramiko's, on loopback) that answers the wrapper's protocol and sends the
+    command's exit status before its last output, as RFC 4254 allows and sshd does when it
+    reaps the command with output still unsent (seen once in a loaded fresh-clone run)."""
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_auth_publickey(self, username: str, key: Any) -> int:
+        return paramiko.AUTH_SUCCESSFUL
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        return paramiko.OPEN_SUCCEEDED
+
+    def check_channel_exec_request(self, channel: Any, command: bytes) -> bool:
+        threading.Thread(target=self._run, args=(channel,), daemon=True).start()
+        return True
+
+    def _run(self, channel: Any) -> None:
+        stdin = channel.makefile("rb")
+        while stdin.readline().strip() not in (b"-- end", b""):
+            pass
+        channel.sendall(b"4242\n")  # the group id's line
+        channel.send_exit_status(0)
+        time.sleep(0.3)
+        channel.sendall(b"late output\n")
+        channel.shutdown_write()  # end of file
+        time.sleep(0.2)
+        channel.close()
+
+
+@pytest.fixture
+def exit_status_first() -> Iterator[int]:
+    host_key = paramiko.RSAKey.generate(2048)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    transports: list[paramiko.Transport] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            transport = paramiko.Transport(sock)
+            transport.add_server_key(host_key)
+            transport.start_server(server=_ExitStatusFirst())
+            transports.append(transport)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield int(listener.getsockname()[1])
+    listener.close()
+    for transport in transports:
+        transport.close()
+
+
+def test_the_output_is_read_to_its_end_of_file_when_the_exit_status_comes_first(
+    sshd: LoopbackSshd, exit_status_first: int
+) -> None:
+    """The runner stopped reading at the exit status, so a completed step could record an
+    empty stdout (a fresh-clone run: the canary's `echo` came back empty, exit 0)."""
+    target = dataclasses.replace(ssh_target(sshd), port=exit_status_first)
+    ctx = make_ctx(
+        "command",
+        {"command": "echo late output"},
+        target=target,
+        credential={"private_key": sshd.client_private_key},
+    )
+    result = ssh.run_command(ctx)
+    assert result.status == "completed", result.error_message
+    assert result.output["stdout"] == "late output\n"
