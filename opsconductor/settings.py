@@ -81,10 +81,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: refuses a locked-out login before the view runs.
     "axes.middleware.AxesMiddleware",
-    # Innermost and sync-only, so under ASGI every middleware above runs in the request's one
-    # worker thread instead of hopping to the event loop and back for each of its methods.
-    "opsconductor.sync_chain.SyncChainMiddleware",
 ]
+# Under daphne the chain is loaded synchronous and runs in one hop to the request's thread,
+# signals and view included (opsconductor/asgi_pool.py).
 
 ROOT_URLCONF = "opsconductor.urls"
 WSGI_APPLICATION = "opsconductor.wsgi.application"
