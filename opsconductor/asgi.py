@@ -7,11 +7,14 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsconductor.settings")
 django.setup(set_prefix=False)
 
+from opsconductor.daphne_requests import daphne_form_parsing_off  # noqa: E402
 from opsconductor.status_phrases import status_phrases_fill  # noqa: E402
 from opsconductor.telemetry import telemetry_setup  # noqa: E402
 
 # daphne's status lines: "422 Unprocessable Entity", not "422 Unknown Status".
 status_phrases_fill()
+# Twisted parses no POST body into form fields daphne never reads (Django parses them).
+daphne_form_parsing_off()
 
 # Before the handler loads the middleware: Django's instrumentation adds its own.
 telemetry_setup(role="web")
