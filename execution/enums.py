@@ -38,6 +38,10 @@ class TargetStatus(models.TextChoices):
     SKIPPED = "skipped"
 
 
+# A target in one of these has not ended yet (progress counts the others done).
+TARGETS_UNFINISHED = (TargetStatus.PENDING, TargetStatus.WAITING, TargetStatus.RUNNING)
+
+
 class ExecutionMode(models.TextChoices):
     IMMEDIATE = "immediate"
     BACKGROUND = "background"

@@ -6,11 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from execution.enums import TargetStatus
 from execution.masking import mask_data
 from execution.models import DeadLetter, Execution, ExecutionEvent, ExecutionStep, StepTarget
 
-UNFINISHED = (TargetStatus.PENDING, TargetStatus.WAITING, TargetStatus.RUNNING)
 # A fleet step's targets listed inline in the execution's body; the rest through its targets URL.
 TARGETS_INLINE = 100
 
@@ -176,12 +174,6 @@ def execution_payload(
         # Only a plan with an approval level has an approval row.
         body["approval"] = approval_summary(execution) if execution.approval_level else None
         progress = _progress(execution, rows, cached_history=steps is not None)
-        if progress is not None and fleet:
-            # A fleet plan's progress counts targets too (docs/fleet.md).
-            progress["targets_total"] = sum(f["targets_total"] for f in fleet.values())
-            progress["targets_done"] = sum(
-                n for f in fleet.values() for st, n in f["targets_by_status"].items() if st not in UNFINISHED
-            )
         if progress is not None:
             body["progress"] = progress
     return mask_data(body)  # type: ignore[no-any-return]

@@ -76,6 +76,8 @@ def progress_bar(execution: Execution, steps: list[dict[str, Any]]) -> dict[str,
     if execution.status not in FINISHED_STATUSES:
         progress = progress_for(execution=execution)
         text = f"{progress['percent']}% · {progress['steps_done']}/{progress['steps_total']} steps"
+        if "targets_total" in progress:
+            text += f" · {progress['targets_done']}/{progress['targets_total']} targets"
         return {"percent": progress["percent"], "outcome": "", "text": text}
     total = len(steps)
     completed = sum(1 for s in steps if s["status"] == ExecutionStatus.COMPLETED)

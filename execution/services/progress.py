@@ -10,7 +10,9 @@ a trailing chunk is not held forever); the engine calls ``step_output_flush`` be
 records the end of a step so that output never trails the step's ``step_completed``.
 
 ``progress_for`` computes percent, steps done/total and an ETA from the history of step
-durations (per step name and type where there is history, else per type).
+durations (per step name and type where there is history, else per type). A plan with fleet
+steps also counts targets: ``targets_done``/``targets_total``, and a running fleet step adds
+the share of its targets that ended to the percent (docs/fleet.md).
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import close_old_connections, transaction
+from django.db.models import Count
 from django.utils import timezone
 
-from execution.enums import FINISHED_STATUSES, ActorType, ExecutionStatus
+from execution.enums import FINISHED_STATUSES, TARGETS_UNFINISHED, ActorType, ExecutionStatus
 from execution.masking import mask_capped
-from execution.models import Execution, ExecutionStep
+from execution.models import Execution, ExecutionStep, StepTarget
 from execution.services.events import event_record
 
 STEP_OUTPUT_CHUNK_LIMIT = 4096  # characters per step_output event
@@ -241,10 +244,23 @@ def progress_for(
     steps_total = rows
     total = len(steps_total)
     done = sum(1 for s in steps_total if s["status"] in FINISHED_STATUSES)
+    fleet = _fleet_targets(execution)
+    counted: dict[str, Any] = {}
+    if fleet:
+        counted = {
+            "targets_done": sum(ended for ended, _ in fleet.values()),
+            "targets_total": sum(of for _, of in fleet.values()),
+        }
     if execution.status in FINISHED_STATUSES:
         percent = 100 if execution.status == ExecutionStatus.COMPLETED or total == 0 else done * 100 // total
-        return {"percent": percent, "steps_done": done, "steps_total": total, "eta_seconds": 0}
-    percent = done * 100 // total if total else 0
+        return {"percent": percent, "steps_done": done, "steps_total": total, "eta_seconds": 0, **counted}
+    # A fleet step that has not ended counts for the share of its targets that did.
+    share = sum(
+        ended / of
+        for index, (ended, of) in (fleet or {}).items()
+        if of and index < total and steps_total[index]["status"] not in FINISHED_STATUSES
+    )
+    percent = int((done + share) * 100 // total) if total else 0
     now = timezone.now()
     eta_ms = 0.0
     # Without any history of a step, its share of the plan's own estimate stands in.
@@ -259,7 +275,13 @@ def progress_for(
         if expected is None:
             expected = share_ms
         if expected is None:
-            return {"percent": percent, "steps_done": done, "steps_total": total, "eta_seconds": None}
+            return {
+                "percent": percent,
+                "steps_done": done,
+                "steps_total": total,
+                "eta_seconds": None,
+                **counted,
+            }
         if step["status"] == ExecutionStatus.RUNNING and step["started_at"] is not None:
             expected -= (now - step["started_at"]).total_seconds() * 1000
         eta_ms += max(expected, 0.0)
@@ -271,4 +293,26 @@ def progress_for(
         "steps_done": done,
         "steps_total": total,
         "eta_seconds": eta if eta > 0 else None,
+        **counted,
     }
+
+
+def _fleet_targets(execution: Execution) -> dict[int, tuple[int, int]]:
+    """Per fleet step index: (its targets that ended, its targets); one query, none for a plan
+    without fleet steps (the snapshot holds each fleet step's resolved targets)."""
+    steps = (execution.plan_snapshot or {}).get("steps") or []
+    totals = {
+        i: len(step["targets"])
+        for i, step in enumerate(steps)
+        if isinstance(step, dict) and isinstance(step.get("targets"), list)
+    }
+    if not totals:
+        return {}
+    ended = dict(
+        StepTarget.objects.filter(execution_id=execution.execution_id)
+        .exclude(status__in=TARGETS_UNFINISHED)
+        .values_list("step_index")
+        .annotate(n=Count("id"))
+        .values_list("step_index", "n")
+    )
+    return {i: (ended.get(i, 0), of) for i, of in totals.items()}

@@ -151,6 +151,7 @@
         var p = lastProgress || { percent: 0, steps_done: 0, steps_total: total };
         percent = p.percent;
         text = p.percent + "% · " + p.steps_done + "/" + p.steps_total + " steps";
+        if (typeof p.targets_total === "number") text += " · " + p.targets_done + "/" + p.targets_total + " targets";
         if (execStatus === "running" && etaDeadline !== null) {
           var left = (etaDeadline - Date.now()) / 1000;
           // Never "ETA 0:00": under a second left, the estimate is past.
