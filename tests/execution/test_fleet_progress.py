@@ -28,7 +28,12 @@ def _running_fleet(tenant: Any, operator: Any, ended: list[str]) -> Execution:
         "name": "rolling restart",
         "environment": "dev",
         "steps": [
-            {"name": "restart", "type": "command", "targets": {"tags": ["web"]}, "params": {"command": "true"}},
+            {
+                "name": "restart",
+                "type": "command",
+                "targets": {"tags": ["web"]},
+                "params": {"command": "true"},
+            },
             {"name": "done", "type": "noop"},
         ],
     }
@@ -43,7 +48,9 @@ def _running_fleet(tenant: Any, operator: Any, ended: list[str]) -> Execution:
 
 def test_a_running_fleet_steps_ended_targets_move_the_percent_everywhere(tenant: Any, operator: Any) -> None:
     execution = _running_fleet(
-        tenant, operator, [TargetStatus.COMPLETED, TargetStatus.FAILED, TargetStatus.SKIPPED, TargetStatus.RUNNING]
+        tenant,
+        operator,
+        [TargetStatus.COMPLETED, TargetStatus.FAILED, TargetStatus.SKIPPED, TargetStatus.RUNNING],
     )
     # Half the plan is its fleet step, three of whose four targets ended: 3/4 of 50 %.
     expected = {"percent": 37, "steps_done": 0, "steps_total": 2, "targets_done": 3, "targets_total": 4}
