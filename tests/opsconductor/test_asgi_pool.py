@@ -18,11 +18,33 @@ import pytest
 from asgiref.sync import AsyncToSync, SyncToAsync
 from asgiref.testing import ApplicationCommunicator
 from django.core.signals import request_finished, request_started
+from django.http import HttpRequest, HttpResponse
+from django.test import override_settings
+from django.urls import path
 
 from opsconductor.asgi_pool import PooledASGIHandler
 
 pytestmark = pytest.mark.django_db(transaction=True)
 STATIC = Path(__file__).resolve().parents[2] / "execution" / "static" / "execution" / "live.js"
+SCOPE: dict[str, Any] = {
+    "type": "http",
+    "asgi": {"version": "3.0"},
+    "http_version": "1.1",
+    "method": "GET",
+    "scheme": "http",
+    "query_string": b"",
+    "root_path": "",
+    "headers": [(b"host", b"localhost")],
+    "client": ("127.0.0.1", 50000),
+    "server": ("127.0.0.1", 8000),
+}
+
+
+def _in_a_thread(coroutine: Any) -> Any:
+    # In a thread of its own: in a whole-suite run this thread may already run an event
+    # loop (the session's browser), where asyncio.run() refuses to start.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=120)
 
 
 def _get(path: str) -> tuple[list[dict[str, Any]], int, list[tuple[str, str, int]]]:
@@ -50,22 +72,8 @@ def _get(path: str) -> tuple[list[dict[str, Any]], int, list[tuple[str, str, int
         seen.append(("request_finished", threading.current_thread().name, len(sent)))
 
     async def request() -> None:
-        app = PooledASGIHandler()
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [(b"host", b"localhost")],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-        }
-        talk = ApplicationCommunicator(app, scope)
+        scope = {**SCOPE, "path": path, "raw_path": path.encode()}
+        talk = ApplicationCommunicator(PooledASGIHandler(), scope)
         await talk.send_input({"type": "http.request", "body": b"", "more_body": False})
         while not sent or sent[-1].get("more_body", sent[-1]["type"] == "http.response.start"):
             sent.append(await talk.receive_output(30))
@@ -76,10 +84,7 @@ def _get(path: str) -> tuple[list[dict[str, Any]], int, list[tuple[str, str, int
     request_started.connect(started)
     request_finished.connect(finished)
     try:
-        # In a thread of its own: in a whole-suite run this thread may already run an event
-        # loop (the session's browser), where asyncio.run() refuses to start.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(asyncio.run, request()).result(timeout=120)
+        _in_a_thread(request())
     finally:
         SyncToAsync.__call__, AsyncToSync.__call__ = calls[SyncToAsync], calls[AsyncToSync]  # type: ignore[method-assign]
         request_started.disconnect(started)
@@ -105,3 +110,45 @@ def test_a_streaming_response_is_streamed_then_finished() -> None:
     # Written by the event loop as Django writes it, closed (request_finished) after that.
     assert [name for name, _, _ in seen] == ["request_started", "request_finished"], seen
     assert seen[1][2] == len(sent) and seen[1][1].startswith("web-"), seen
+
+
+entered, release = threading.Event(), threading.Event()
+closed: list[str] = []
+
+
+class _Tracked(HttpResponse):
+    def close(self) -> None:
+        closed.append(threading.current_thread().name)
+        super().close()
+
+
+def _slow(request: HttpRequest) -> HttpResponse:
+    entered.set()
+    release.wait(30)
+    return _Tracked("late")
+
+
+urlpatterns = [path("slow", _slow)]
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_a_client_that_leaves_during_the_view_gets_its_response_closed_in_the_thread() -> None:
+    """The view runs on (a thread cannot be interrupted); its response is closed there, so
+    request_finished and the request's own closers run once. Django's handler dropped the
+    response unclosed and sent request_finished from the event loop instead."""
+    entered.clear()
+    release.clear()
+    closed.clear()
+
+    async def request() -> None:
+        scope = {**SCOPE, "path": "/slow", "raw_path": b"/slow"}
+        talk = ApplicationCommunicator(PooledASGIHandler(), scope)
+        await talk.send_input({"type": "http.request", "body": b"", "more_body": False})
+        await asyncio.get_running_loop().run_in_executor(None, entered.wait, 30)
+        await talk.send_input({"type": "http.disconnect"})
+        await asyncio.sleep(0.2)  # the old handler's disconnect listener acts meanwhile
+        release.set()
+        await talk.wait(30)
+
+    _in_a_thread(request())
+    assert len(closed) == 1 and closed[0].startswith("web-"), closed
