@@ -9,8 +9,6 @@ socket options are read back from the kernel on a real connection to a real sshd
 from __future__ import annotations
 
 import socket
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,17 +19,11 @@ from tests.support.sshd import LoopbackSshd, wait_until
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("loopback_opened")]
 
 
-@pytest.fixture(autouse=True)
-def known_hosts_dir(tmp_path: Path, settings: Any) -> Path:
-    settings.SSH_KNOWN_HOSTS_DIR = str(tmp_path / "known_hosts")
-    return tmp_path / "known_hosts"
-
-
 def test_the_connection_sends_at_once_and_acknowledges_every_read_at_once(sshd: LoopbackSshd) -> None:
     ctx = make_ctx(
         "command",
         {"command": "echo one; echo two"},
-        target=ssh_target(sshd),
+        target=ssh_target(sshd, host_key=" ".join(sshd.host_public_key)),  # pinned: no known_hosts
         credential={"private_key": sshd.client_private_key},
     )
     client = ssh.ssh_connect(ctx)
