@@ -34,3 +34,12 @@ application = ProtocolTypeRouter(
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )
+
+from django.urls import get_resolver  # noqa: E402
+
+from execution.runners.registry import runners_by_name  # noqa: E402
+
+# Loaded now, not by the first requests after a start: the URLconf (every view and what it
+# imports) and the step types (a submission's plan is checked against them).
+get_resolver().url_patterns  # noqa: B018 - the property imports the URLconf
+runners_by_name()
