@@ -62,7 +62,10 @@ def event_line(message: dict[str, Any]) -> str:
         parts.append(f"reason: {' '.join(str(data['reason']).split())}")
     progress = message.get("progress")
     if isinstance(progress, dict) and progress.get("steps_total"):
-        parts.append(f"({progress.get('steps_done')}/{progress.get('steps_total')})")
+        counted = f"{progress.get('steps_done')}/{progress.get('steps_total')}"
+        if progress.get("targets_total"):  # a plan with fleet steps counts its targets too
+            counted += f", {progress.get('targets_done')}/{progress.get('targets_total')} targets"
+        parts.append(f"({counted})")
     return " ".join(parts)
 
 

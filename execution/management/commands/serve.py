@@ -9,12 +9,13 @@ PostgreSQL.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from execution.services.demo import demo_seed
 from opsconductor import embedded_pg
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-workers", action="store_true", help="web only")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        _port_free(options["host"], options["port"])
         call_command("migrate", interactive=False, verbosity=0)
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         children = [
@@ -95,3 +97,21 @@ class Command(BaseCommand):
                 f"    {name:<10} password={info['password']}  role={info['role']:<9} token={info['token']}"
             )
         self.stdout.write("  Ctrl-C stops everything.")
+
+
+def _port_free(host: str, port: int) -> None:
+    """Refuse to start when the web server's address is taken (another serve, say): daphne
+    would fail after the URL and logins were printed as if the product were up."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise CommandError(f"--host {host!r} does not resolve: {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise CommandError(
+                f"{host}:{port} is not free ({exc.strerror}): another serve? "
+                "Choose another with --port or OPS_PORT"
+            ) from None

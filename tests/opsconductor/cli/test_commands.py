@@ -228,6 +228,9 @@ def test_event_lines() -> None:
     assert event_line({"id": 9, "type": "cancel_requested", "data": {"reason": "ops"}}).endswith(
         "reason: ops"
     )
+    fleet = {"id": 10, "type": "target_completed", "created_at": "x", "data": {}}
+    fleet["progress"] = {"steps_done": 0, "steps_total": 1, "targets_done": 15, "targets_total": 40}
+    assert event_line(fleet).endswith("(0/1, 15/40 targets)")
 
 
 def test_event_lines_of_a_fleet_step_name_the_batch_and_each_target() -> None:
