@@ -90,6 +90,14 @@ def transition(
                 steps_never_run(waiting_steps)
             else:
                 waiting_steps.update(status=waiting, updated_at=now)
+        if current == ExecutionStatus.RUNNING and to == ExecutionStatus.QUEUED:
+            # Handed back for another attempt (a dead worker's lease, a shutdown): the fleet
+            # targets the attempt left running or waiting for a lock run again in the next
+            # one (a completed target never does): pending, not "running" with nobody running
+            # them (docs/fleet.md).
+            StepTarget.objects.filter(
+                execution_id=locked.execution_id, status__in=(TargetStatus.RUNNING, TargetStatus.WAITING)
+            ).update(status=TargetStatus.PENDING)
         if current == ExecutionStatus.RUNNING and to != ExecutionStatus.RUNNING:
             # The attempt is over: its resolved values leave this process's memory once the
             # writes that might still carry them (dead letter, queue error) are committed.

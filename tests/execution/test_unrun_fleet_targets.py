@@ -108,3 +108,37 @@ def test_a_failed_step_leaves_a_later_fleet_steps_targets_skipped(tenant: Any, o
     execution = drain_until_done(execution)
     assert execution.status == S.FAILED
     assert _state(execution) == ([S.FAILED, S.CANCELLED], [TargetStatus.SKIPPED] * 3)
+
+
+def test_a_dead_workers_running_and_waiting_targets_are_pending_once_it_is_handed_back(
+    tenant: Any, operator: Any
+) -> None:
+    """The reaper hands back an execution whose worker died mid-step: the targets that worker
+    left running (or waiting for a lock) run again in the next attempt, so they say pending;
+    they said running, with nobody running them, until the next attempt started (seen by an
+    operator's trial). The completed one stays completed: it never runs again."""
+    from django.utils import timezone
+
+    from execution.enums import QueueStatus
+    from execution.models import ExecutionEvent, QueueItem
+    from execution.services.reaper import reap_expired
+
+    execution = _queued_fleet(tenant, operator)
+    Execution.objects.filter(pk=execution.pk).update(status=S.RUNNING, started_at=timezone.now())
+    execution.steps.update(status=S.RUNNING)
+    rows = list(StepTarget.objects.filter(execution_id=execution.execution_id).order_by("target_index"))
+    for row, status in zip(
+        rows, (TargetStatus.COMPLETED, TargetStatus.RUNNING, TargetStatus.WAITING), strict=True
+    ):
+        StepTarget.objects.filter(pk=row.pk).update(status=status)
+    QueueItem.objects.filter(execution=execution).update(
+        status=QueueStatus.PROCESSING,
+        attempt_count=1,
+        lease_token="00000000-0000-0000-0000-000000000001",
+        lease_expires_at=timezone.now() - timezone.timedelta(seconds=1),
+        worker_id="host:1",
+    )
+    assert reap_expired()["returned"] == 1
+    assert Execution.objects.get(pk=execution.pk).status == S.QUEUED
+    assert ExecutionEvent.objects.filter(execution=execution, event_type="retry_scheduled").exists()
+    assert _state(execution)[1] == [TargetStatus.COMPLETED, TargetStatus.PENDING, TargetStatus.PENDING]
