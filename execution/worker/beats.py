@@ -12,14 +12,16 @@ from execution.worker.claim import AttemptContext
 
 # Push the lease forward (never past the attempt's visibility timeout) and the asset locks
 # the execution holds with it (locked in id order, as every lock statement does:
-# execution/worker/lock_sql.py); returns whether the lease is ours.
+# execution/worker/lock_sql.py); returns whether the lease is ours. An expired lease is not
+# renewed: its locks expired with it and may be another execution's by now (a worker that
+# stalled past it trips "lease_lost" at its next beat, and the reaper hands it back).
 HEARTBEAT_SQL = """
 WITH lease AS (
     UPDATE execution_queue
     SET lease_expires_at = LEAST(now() + make_interval(secs => %(ttl)s),
                                  attempt_started_at + make_interval(secs => visibility_timeout_seconds)),
         updated_at = now()
-    WHERE id = %(item)s AND lease_token = %(token)s AND status = 'processing'
+    WHERE id = %(item)s AND lease_token = %(token)s AND status = 'processing' AND lease_expires_at > now()
       AND attempt_started_at + make_interval(secs => visibility_timeout_seconds) > now()
     RETURNING id
 ), mine AS (

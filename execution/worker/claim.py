@@ -249,7 +249,10 @@ CLAIM_TRIES = 3
 
 
 # Give a claimed item back without running it (the execution is no longer queued, or it
-# waits for a busy asset): the attempt does not count when it never started.
+# waits for a busy asset): the attempt does not count when it never started. Only under a
+# live lease, as every write of the attempt (execution/worker/sql.py LEASE): a start refused
+# because the lease expired must not close the item of an execution that never ran; the
+# reaper returns it to the queue.
 HAND_BACK_SQL = """
 UPDATE execution_queue
 SET status = %(status)s, lease_token = NULL, lease_expires_at = NULL, attempt_started_at = NULL,
@@ -259,7 +262,7 @@ SET status = %(status)s, lease_token = NULL, lease_expires_at = NULL, attempt_st
     available_at = CASE WHEN %(status)s = 'pending'
                         THEN now() + make_interval(secs => %(delay)s) ELSE available_at END,
     attempt_count = CASE WHEN %(give_back)s THEN greatest(attempt_count - 1, 0) ELSE attempt_count END
-WHERE id = %(item)s AND lease_token = %(token)s AND status = 'processing'
+WHERE id = %(item)s AND lease_token = %(token)s AND status = 'processing' AND lease_expires_at > now()
 """
 
 

@@ -78,6 +78,7 @@ _TAKE_JUDGE = f"""
 lease AS (
     SELECT q.id FROM execution_queue q
     WHERE q.id = %(item)s AND q.lease_token = %(token)s AND q.status = 'processing'
+      AND q.lease_expires_at > now()
     FOR UPDATE
 ),
 req AS (

@@ -160,11 +160,15 @@ def _session_here() -> _Session:
 
 
 # The lease, still ours: locked so a reaper taking the item waits for us (or we see its
-# change and write nothing). Immediate runs have no item (%(item)s IS NULL).
+# change and write nothing), and not expired: once it is, the attempt's asset locks have
+# expired with it (the heartbeat pushes both) and another execution may hold them, so a
+# worker that stalled past it (a paused VM, a stopped process) records nothing more; the
+# reaper hands the execution back. Immediate runs have no item (%(item)s IS NULL).
 LEASE = """
 lease AS (
     SELECT q.id FROM execution_queue q
     WHERE q.id = %(item)s AND q.lease_token = %(token)s AND q.status = 'processing'
+      AND q.lease_expires_at > now()
     FOR UPDATE
 )"""
 LEASE_OK = "(%(item)s::bigint IS NULL OR EXISTS (SELECT 1 FROM lease))"

@@ -65,7 +65,7 @@ class Watched:
         self.interrupt = threading.Event()
         self.reason: str | None = None  # "cancelled", "timeout", "lease_lost" or "shutdown"
         self.began = time.monotonic()
-        self.next_heartbeat = self.began + max(1.0, settings.LEASE_SECONDS / 3)
+        self.next_heartbeat = self.began + max(POLL_SECONDS, settings.LEASE_SECONDS / 3)
 
     def trip(self, reason: str) -> None:
         if self.reason is None:
@@ -128,7 +128,7 @@ class Watcher:
         if beats.cancel_requested(pk=watched.ctx.pk):
             watched.trip("cancelled")
         if time.monotonic() >= watched.next_heartbeat:
-            watched.next_heartbeat = time.monotonic() + max(1.0, settings.LEASE_SECONDS / 3)
+            watched.next_heartbeat = time.monotonic() + max(POLL_SECONDS, settings.LEASE_SECONDS / 3)
             if not beats.lease_heartbeat(ctx=watched.ctx, has_locks=watched.has_locks):
                 logger.warning("lease lost for execution %s", watched.ctx.execution_id)
                 watched.trip("lease_lost")

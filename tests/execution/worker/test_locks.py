@@ -240,7 +240,11 @@ def test_a_park_that_commits_while_the_release_runs_is_still_woken(tenant, opera
     waiter = _waiter(tenant, operator, asset)
     item = QueueItem.objects.get(execution=waiter)
     token = "6f0b7c1e-0000-4000-8000-000000000001"
-    QueueItem.objects.filter(pk=item.pk).update(status="processing", lease_token=token)
+    QueueItem.objects.filter(pk=item.pk).update(
+        status="processing",
+        lease_token=token,
+        lease_expires_at=timezone.now() + timezone.timedelta(seconds=30),
+    )
     other = psycopg2.connect(
         **{k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"}
     )
