@@ -8,6 +8,7 @@ leak another tenant's inventory before the membership check).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,25 @@ MAX_TAGS = 32
 MAX_TAG = 64
 MAX_TRACE_ID = 128
 MAX_METADATA_BYTES = 16 * 1024
+# The fields of a submission's body and of its plan: anything else is refused by name (a typo
+# such as "aproval_level" was ignored, and the plan ran without the approval it asked for).
+SUBMISSION_KEYS = frozenset(
+    {
+        "tenant",
+        "plan",
+        "approval_level",
+        "sla_class",
+        "priority",
+        "dry_run",
+        "tags",
+        "metadata",
+        "trace_id",
+        "parent_execution_id",
+        "on_behalf_of",
+    }
+)
+PLAN_KEYS = frozenset({"name", "environment", "estimated_duration_seconds", "lock_scope", "steps"})
+TARGET_KEYS = frozenset({"asset_id", "hostname"})
 STEP_KEYS = {
     "name",
     "type",
@@ -95,9 +115,7 @@ def _target(problems: list[Problem], path: str, value: Any) -> dict[str, Any] | 
     if not isinstance(value, dict):
         problems.append(Problem(path, "must be an object with asset_id or hostname"))
         return None
-    unknown = set(value) - {"asset_id", "hostname"}
-    if unknown:
-        problems.append(Problem(path, f"unknown field(s): {', '.join(sorted(map(str, unknown)))}"))
+    _unknown(problems, path, value, TARGET_KEYS)
     if ("asset_id" in value) == ("hostname" in value):
         problems.append(Problem(path, "exactly one of asset_id or hostname is required"))
         return None
@@ -149,9 +167,7 @@ def _step(problems: list[Problem], path: str, step: Any) -> dict[str, Any]:
     if not isinstance(step, dict):
         problems.append(Problem(path, "must be an object"))
         return {}
-    unknown = set(step) - STEP_KEYS
-    if unknown:
-        problems.append(Problem(path, f"unknown field(s): {', '.join(sorted(map(str, unknown)))}"))
+    _unknown(problems, path, step, STEP_KEYS)
     out: dict[str, Any] = {"name": _string(problems, f"{path}.name", step.get("name"), max_len=MAX_NAME)}
     type_name = step.get("type")
     canonical, runner = (None, None)
@@ -230,6 +246,7 @@ def _plan(problems: list[Problem], plan: Any) -> dict[str, Any]:
     if size > MAX_PLAN_BYTES:
         problems.append(Problem("plan", f"plan is {size} bytes; the limit is {MAX_PLAN_BYTES}"))
         return {}
+    _unknown(problems, "plan", plan, PLAN_KEYS)
     out: dict[str, Any] = {"name": _string(problems, "plan.name", plan.get("name"), max_len=MAX_NAME)}
     environment = plan.get("environment")
     if environment not in Environment.values:
@@ -257,6 +274,13 @@ def _plan(problems: list[Problem], plan: Any) -> dict[str, Any]:
     return out
 
 
+def _unknown(problems: list[Problem], path: str, value: dict[str, Any], known: Collection[str]) -> None:
+    """One problem per field of ``value`` not in ``known``, at its own path (``path`` "" for
+    the body's top level)."""
+    for key in sorted(set(map(str, value)).difference(known)):
+        problems.append(Problem(f"{path}.{key}" if path else key, "unknown field"))
+
+
 def _nul_paths(value: Any, path: str) -> list[Problem]:
     """PostgreSQL's jsonb and text refuse NUL characters: name where they are."""
     if isinstance(value, str):
@@ -282,6 +306,7 @@ def submission_validate(data: Any) -> SubmissionInput:
     nul = _nul_paths(data, "")
     if nul:
         raise PlanInvalid(nul)
+    _unknown(problems, "", data, SUBMISSION_KEYS)
     tenant = _string(problems, "tenant", data.get("tenant"), max_len=64)
     plan = _plan(problems, data.get("plan"))
     result = SubmissionInput(tenant=tenant, plan=plan)

@@ -109,6 +109,15 @@ def test_policy_minimum_raises_the_approval_level(deployer: Any) -> None:
         (lambda b: b["plan"]["steps"][0]["params"].update(command="x" * 300_000), "plan"),
         (lambda b: b["plan"]["steps"][0].update(name="n" * 201), "plan.steps[0].name"),
         (lambda b: b["plan"]["steps"][0]["params"].pop("command"), "plan.steps[0].params.command"),
+        # Unknown fields by name, at every level (a typo was ignored: "aproval_level" ran the
+        # plan without the approval it asked for; an operator's trial).
+        (lambda b: b.update(aproval_level=2), "aproval_level"),
+        (lambda b: b["plan"].update(lockscope="step"), "plan.lockscope"),
+        (lambda b: b["plan"]["steps"][0].update(acton_class="read"), "plan.steps[0].acton_class"),
+        (
+            lambda b: b["plan"]["steps"][0].update(target={"hostname": "web-1", "port": 22}),
+            "plan.steps[0].target.port",
+        ),
     ],
 )
 def test_invalid_plans_answer_400_with_the_field_path_and_store_nothing(
