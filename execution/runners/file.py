@@ -97,7 +97,7 @@ class FileRunner(Runner):
         return problems
 
     def run(self, ctx: StepContext) -> StepResult:
-        from execution.runners.connections.ssh import ssh_connect
+        from execution.runners.connections.ssh_login import ssh_connect
 
         params = ctx.params
         direction = params.get("direction", "upload")

@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from execution.runners.connections import ssh
+from execution.runners.connections import ssh_login
 from tests.execution.runners.conftest import make_ctx, ssh_target
 from tests.support.sshd import LoopbackSshd, wait_until
 
@@ -26,7 +26,7 @@ def test_the_connection_sends_at_once_and_acknowledges_every_read_at_once(sshd: 
         target=ssh_target(sshd, host_key=" ".join(sshd.host_public_key)),  # pinned: no known_hosts
         credential={"private_key": sshd.client_private_key},
     )
-    client = ssh.ssh_connect(ctx)
+    client = ssh_login.ssh_connect(ctx)
     try:
         _, stdout, _ = client.exec_command("echo one; echo two")
         assert stdout.read() == b"one\ntwo\n"
